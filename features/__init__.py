@@ -1,0 +1,162 @@
+"""Point-in-time features and labels (DESIGN §4, §5).
+
+One definition (:mod:`churnclv.features._sql`) computes the feature vector of
+every customer as of each cutoff from rows with ``ts < cutoff`` only; training
+stacks many cutoffs in one pass, scoring and the service use one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pandas as pd
+
+from churnclv._errors import InputError
+from churnclv.features._sql import DEFAULT_EVENT_TYPES, WINDOWS, feature_sql, label_sql
+
+__all__ = [
+    "DEFAULT_EVENT_TYPES",
+    "ENGINES",
+    "NON_FEATURE_COLUMNS",
+    "WINDOWS",
+    "build_features",
+    "build_labels",
+    "monthly_cutoffs",
+]
+
+ENGINES = ("duckdb",)
+NON_FEATURE_COLUMNS = ("customer_id", "as_of")
+_EMPTY_EVENTS = pd.DataFrame(
+    {
+        "customer_id": pd.Series(dtype="str"),
+        "ts": pd.Series(dtype="datetime64[us]"),
+        "event_type": pd.Series(dtype="str"),
+    }
+)
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _cutoff_frame(cutoffs: Sequence[pd.Timestamp | str] | pd.Timestamp | str) -> pd.DataFrame:
+    if isinstance(cutoffs, str | pd.Timestamp):
+        cutoffs = [cutoffs]
+    values = pd.to_datetime(pd.Series(list(cutoffs))).astype("datetime64[us]")
+    if values.empty:
+        raise ValueError("at least one cutoff is required")
+    return pd.DataFrame({"cutoff": values.drop_duplicates().sort_values().to_numpy()})
+
+
+def build_features(
+    transactions: pd.DataFrame,
+    events: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+    *,
+    as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
+    event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+    engine: str = "duckdb",
+) -> pd.DataFrame:
+    """Compute the feature frame of every customer as of one or more cutoffs.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame
+        ``customer_id``, ``ts``, ``amount`` (negative = return).
+    events : pandas.DataFrame, optional
+        ``customer_id``, ``ts``, ``event_type``.
+    customers : pandas.DataFrame, optional
+        ``customer_id``, optional ``signup_ts`` and static attributes.
+    as_of : timestamp or sequence of timestamps
+        The cutoff(s). Only rows with ``ts < as_of`` are used.
+    event_types : sequence of str
+        Event types with their own columns.
+    engine : {"duckdb"}
+        The engine that runs the definition.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per customer with a purchase before the cutoff, per cutoff;
+        ``customer_id``, ``as_of`` and the feature columns.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
+    cut = _cutoff_frame(as_of)
+    con = _connect()
+    try:
+        con.register("transactions", transactions[["customer_id", "ts", "amount"]])
+        con.register("cutoffs", cut)
+        static: list[str] = []
+        with_signup = False
+        if customers is not None:
+            con.register("customers", customers)
+            with_signup = "signup_ts" in customers.columns
+            static = [c for c in customers.columns if c not in ("customer_id", "signup_ts")]
+        ev = events if events is not None else None
+        if ev is not None:
+            con.register("events", ev[["customer_id", "ts", "event_type"]])
+        sql = feature_sql(
+            with_events=ev is not None,
+            event_types=event_types,
+            static_columns=static,
+            with_signup=with_signup,
+        )
+        out = con.execute(sql).df()
+    finally:
+        con.close()
+    out["as_of"] = out["as_of"].astype("datetime64[us]")
+    for col in static:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].astype("category")
+    return out
+
+
+def build_labels(
+    transactions: pd.DataFrame,
+    keys: pd.DataFrame,
+    *,
+    churn_horizon_days: float = 90,
+    value_horizon_days: float = 365,
+) -> pd.DataFrame:
+    """Labels for the (customer_id, as_of) rows of ``keys``.
+
+    ``churned`` is True when the customer makes no purchase in
+    ``(as_of, as_of + churn_horizon_days]``; ``future_value`` is the net sum of
+    amount in ``(as_of, as_of + value_horizon_days]``. Rows at or before
+    ``as_of`` are never read.
+    """
+    if churn_horizon_days <= 0 or value_horizon_days <= 0:
+        raise InputError("horizons must be positive numbers of days")
+    con = _connect()
+    try:
+        con.register("transactions", transactions[["customer_id", "ts", "amount"]])
+        con.register("keys", keys[["customer_id", "as_of"]])
+        out = con.execute(label_sql(churn_horizon_days, value_horizon_days)).df()
+    finally:
+        con.close()
+    out["as_of"] = out["as_of"].astype("datetime64[us]")
+    out["churned"] = out["churned"].astype(bool)
+    return out
+
+
+def monthly_cutoffs(
+    first_ts: pd.Timestamp, last_label_end: pd.Timestamp, horizon_days: float, *, max_cutoffs: int = 12,
+    min_history_days: float = 60,
+) -> list[pd.Timestamp]:
+    """Cutoffs 30 days apart whose label window ends at or before ``last_label_end``.
+
+    The latest cutoff is ``last_label_end - horizon``; earlier ones step back 30
+    days while at least ``min_history_days`` of history precede them.
+    """
+    latest = (pd.Timestamp(last_label_end) - pd.Timedelta(days=horizon_days)).floor("D")
+    earliest = pd.Timestamp(first_ts) + pd.Timedelta(days=min_history_days)
+    out: list[pd.Timestamp] = []
+    c = latest
+    while c >= earliest and len(out) < max_cutoffs:
+        out.append(c)
+        c = c - pd.Timedelta(days=30)
+    return sorted(out)

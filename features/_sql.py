@@ -1,0 +1,252 @@
+"""The one SQL definition of the feature vector and the labels.
+
+Every query runs against three relations, ``transactions(customer_id, ts,
+amount)``, ``events(customer_id, ts, event_type)``, ``customers(customer_id,
+...)``, and a ``cutoffs(cutoff)`` relation: one row for scoring, many for a
+training stack (an inequality join, then GROUP BY customer and cutoff). Time
+arithmetic is done on epoch seconds so the same text is portable across
+engines (timestamp ``delta`` semantics differ between DuckDB and Spark).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["DEFAULT_EVENT_TYPES", "WINDOWS", "feature_sql", "label_sql"]
+
+WINDOWS: tuple[int, ...] = (7, 30, 90, 365)
+DEFAULT_EVENT_TYPES: tuple[str, ...] = (
+    "login",
+    "session",
+    "page_view",
+    "email_open",
+    "support_ticket",
+    "complaint",
+)
+_DAY = 86400.0
+
+
+def _tx_aggregates() -> str:
+    win = []
+    for w in WINDOWS:
+        since = f"t.es >= c.ce - {w * _DAY}"
+        win += [
+            f"count(*) FILTER (WHERE t.amount > 0 AND {since}) AS tx_count_{w}d",
+            f"coalesce(sum(t.amount) FILTER (WHERE {since}), 0.0) AS spend_{w}d",
+            f"count(DISTINCT t.day) FILTER (WHERE t.amount > 0 AND {since}) AS active_days_{w}d",
+        ]
+    prior = f"t.es >= c.ce - {180 * _DAY} AND t.es < c.ce - {90 * _DAY}"
+    return ",\n        ".join(
+        [
+            "t.customer_id",
+            "c.cutoff",
+            "c.ce",
+            "min(t.es) FILTER (WHERE t.amount > 0) AS first_es",
+            "max(t.es) FILTER (WHERE t.amount > 0) AS last_es",
+            "count(DISTINCT t.day) FILTER (WHERE t.amount > 0) AS n_days",
+            "count(*) FILTER (WHERE t.amount > 0) AS n_purchases",
+            "sum(t.amount) AS monetary_total",
+            "count(*) FILTER (WHERE t.amount < 0) AS returns_count",
+            "coalesce(-sum(t.amount) FILTER (WHERE t.amount < 0), 0.0) AS returns_total",
+            *win,
+            f"coalesce(sum(t.amount) FILTER (WHERE {prior}), 0.0) AS spend_prior_90d",
+        ]
+    )
+
+
+def _event_aggregates(event_types: Sequence[str]) -> str:
+    parts = ["e.customer_id", "c.cutoff"]
+    for et in event_types:
+        lit = "'" + et.replace("'", "''") + "'"
+        for w in (30, 90):
+            parts.append(
+                f"count(*) FILTER (WHERE e.event_type = {lit} AND e.es >= c.ce - {w * _DAY})"
+                f" AS ev_{et}_{w}d"
+            )
+        parts.append(
+            f"(c.ce - max(e.es) FILTER (WHERE e.event_type = {lit})) / {_DAY}"
+            f" AS days_since_{et}"
+        )
+    parts += [
+        f"count(*) FILTER (WHERE e.es >= c.ce - {30 * _DAY}) AS events_30d",
+        f"count(*) FILTER (WHERE e.es >= c.ce - {90 * _DAY}) AS events_90d",
+        f"count(*) FILTER (WHERE e.es >= c.ce - {180 * _DAY} AND e.es < c.ce - {90 * _DAY})"
+        " AS events_prior_90d",
+        f"count(DISTINCT e.day) FILTER (WHERE e.es >= c.ce - {30 * _DAY})"
+        " AS event_active_days_30d",
+        f"count(DISTINCT e.day) FILTER (WHERE e.es >= c.ce - {90 * _DAY})"
+        " AS event_active_days_90d",
+        f"(c.ce - max(e.es)) / {_DAY} AS days_since_event",
+    ]
+    return ",\n        ".join(parts)
+
+
+def feature_sql(
+    *,
+    with_events: bool,
+    event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+    static_columns: Sequence[str] = (),
+    with_signup: bool = False,
+) -> str:
+    """SQL computing one feature row per customer and cutoff.
+
+    Only rows with ``ts < cutoff`` are read. A customer with no purchase
+    (amount > 0) before the cutoff has no row.
+
+    Parameters
+    ----------
+    with_events : bool
+        Whether an ``events`` relation exists.
+    event_types : sequence of str
+        Event types that get their own columns (others still count in totals).
+    static_columns : sequence of str
+        Columns of ``customers`` passed through as static attributes.
+    with_signup : bool
+        Whether ``customers`` has ``signup_ts`` (gives ``days_since_signup``).
+    """
+    for et in event_types:
+        if not et.replace("_", "").isalnum():
+            raise ValueError(f"event type {et!r} cannot be a column name")
+    ev_cte = ""
+    ev_cols = ""
+    ev_join = ""
+    if with_events:
+        ev_cte = f""",
+ev AS (
+    SELECT customer_id, epoch(ts) AS es, event_type,
+           CAST(floor(epoch(ts) / {_DAY}) AS BIGINT) AS day
+    FROM events
+),
+eagg AS (
+    SELECT
+        {_event_aggregates(event_types)}
+    FROM ev e JOIN cut c ON e.es < c.ce
+    GROUP BY e.customer_id, c.cutoff, c.ce
+)"""
+        cols = []
+        for et in event_types:
+            cols += [
+                f"coalesce(g.ev_{et}_30d, 0) AS ev_{et}_30d",
+                f"coalesce(g.ev_{et}_90d, 0) AS ev_{et}_90d",
+                f"g.days_since_{et}",
+            ]
+        cols += [
+            "coalesce(g.events_30d, 0) AS events_30d",
+            "coalesce(g.events_90d, 0) AS events_90d",
+            "CASE WHEN coalesce(g.events_90d, 0) + coalesce(g.events_prior_90d, 0) = 0 THEN 0.0"
+            " ELSE (coalesce(g.events_90d, 0) - coalesce(g.events_prior_90d, 0))"
+            " / CAST(coalesce(g.events_90d, 0) + coalesce(g.events_prior_90d, 0) AS DOUBLE)"
+            " END AS events_trend_90d",
+            "coalesce(g.event_active_days_30d, 0) AS event_active_days_30d",
+            "coalesce(g.event_active_days_90d, 0) AS event_active_days_90d",
+            "g.days_since_event",
+        ]
+        ev_cols = ",\n    " + ",\n    ".join(cols)
+        ev_join = "LEFT JOIN eagg g ON g.customer_id = a.customer_id AND g.cutoff = a.cutoff"
+    static_sel = ""
+    static_join = ""
+    if static_columns or with_signup:
+        sel = [f's."{col}"' for col in static_columns]
+        if with_signup:
+            sel.append(
+                f"CASE WHEN epoch(s.signup_ts) < a.ce THEN (a.ce - epoch(s.signup_ts)) / {_DAY}"
+                " END AS days_since_signup"
+            )
+        static_sel = ",\n    " + ",\n    ".join(sel)
+        static_join = "LEFT JOIN customers s ON s.customer_id = a.customer_id"
+    win_cols = []
+    for w in WINDOWS:
+        win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"a.active_days_{w}d"]
+    return f"""
+WITH cut AS (SELECT cutoff, epoch(cutoff) AS ce FROM cutoffs),
+tx AS (
+    SELECT customer_id, epoch(ts) AS es, amount,
+           CAST(floor(epoch(ts) / {_DAY}) AS BIGINT) AS day
+    FROM transactions
+),
+pday AS (
+    SELECT customer_id, day, first_es,
+           (day - lag(day) OVER (PARTITION BY customer_id ORDER BY day)) AS gap
+    FROM (SELECT customer_id, day, min(es) AS first_es FROM tx WHERE amount > 0
+          GROUP BY customer_id, day)
+),
+gaps AS (
+    SELECT p.customer_id, c.cutoff,
+           sum(p.gap) AS gap_sum, sum(p.gap * p.gap) AS gap_sq, count(p.gap) AS gap_n
+    FROM pday p JOIN cut c ON p.first_es < c.ce
+    GROUP BY p.customer_id, c.cutoff
+),
+agg AS (
+    SELECT
+        {_tx_aggregates()}
+    FROM tx t JOIN cut c ON t.es < c.ce
+    GROUP BY t.customer_id, c.cutoff, c.ce
+    HAVING count(*) FILTER (WHERE t.amount > 0) > 0
+){ev_cte},
+base AS (
+SELECT
+    a.customer_id,
+    a.cutoff AS as_of,
+    a.ce,
+    (a.ce - a.last_es) / {_DAY} AS recency_days,
+    (a.ce - a.first_es) / {_DAY} AS tenure_days,
+    a.n_days - 1 AS frequency,
+    a.n_purchases,
+    a.monetary_total,
+    a.monetary_total / a.n_days AS monetary_mean,
+    a.returns_count,
+    a.returns_total,
+    {", ".join(win_cols)},
+    a.spend_prior_90d,
+    CASE WHEN abs(a.spend_90d) + abs(a.spend_prior_90d) = 0 THEN 0.0
+         ELSE (a.spend_90d - a.spend_prior_90d) / (abs(a.spend_90d) + abs(a.spend_prior_90d))
+    END AS spend_trend_90d,
+    CASE WHEN gp.gap_n > 0 THEN gp.gap_sum / gp.gap_n END AS gap_mean_days,
+    CASE WHEN gp.gap_n > 1
+         THEN sqrt(greatest((gp.gap_sq - gp.gap_sum * gp.gap_sum / gp.gap_n) / (gp.gap_n - 1), 0.0))
+    END AS gap_std_days{ev_cols}{static_sel}
+FROM agg a
+LEFT JOIN gaps gp ON gp.customer_id = a.customer_id AND gp.cutoff = a.cutoff
+{ev_join}
+{static_join}
+)
+SELECT
+    b.* EXCLUDE (ce),
+    CASE WHEN b.gap_mean_days > 0 THEN b.recency_days / b.gap_mean_days END AS overdue_ratio,
+    CAST(ceil(5 * cume_dist() OVER (PARTITION BY b.as_of ORDER BY b.recency_days DESC))
+         AS INTEGER) AS r_score,
+    CAST(ceil(5 * cume_dist() OVER (PARTITION BY b.as_of ORDER BY b.frequency))
+         AS INTEGER) AS f_score,
+    CAST(ceil(5 * cume_dist() OVER (PARTITION BY b.as_of ORDER BY b.monetary_total))
+         AS INTEGER) AS m_score
+FROM base b
+ORDER BY b.as_of, b.customer_id
+"""
+
+
+def label_sql(churn_horizon_days: float, value_horizon_days: float) -> str:
+    """SQL computing labels per (customer, cutoff) from rows in (cutoff, cutoff + horizon].
+
+    Expects a ``keys(customer_id, as_of)`` relation: the feature rows to label.
+    ``churned`` = no purchase (amount > 0) in the churn window; ``future_value``
+    = net sum of amount in the value window.
+    """
+    ch = float(churn_horizon_days) * _DAY
+    vh = float(value_horizon_days) * _DAY
+    longest = max(ch, vh)
+    return f"""
+WITH k AS (SELECT customer_id, as_of, epoch(as_of) AS ce FROM keys),
+t AS (SELECT customer_id, epoch(ts) AS es, amount FROM transactions),
+hit AS (
+    SELECT k.customer_id, k.as_of,
+           count(*) FILTER (WHERE t.amount > 0 AND t.es <= k.ce + {ch}) AS purchases_churn_window,
+           coalesce(sum(t.amount) FILTER (WHERE t.es <= k.ce + {vh}), 0.0) AS future_value
+    FROM k JOIN t ON t.customer_id = k.customer_id AND t.es > k.ce AND t.es <= k.ce + {longest}
+    GROUP BY k.customer_id, k.as_of
+)
+SELECT k.customer_id, k.as_of,
+       coalesce(h.purchases_churn_window, 0) = 0 AS churned,
+       coalesce(h.future_value, 0.0) AS future_value
+FROM k LEFT JOIN hit h ON h.customer_id = k.customer_id AND h.as_of = k.as_of
+ORDER BY k.as_of, k.customer_id
+"""

@@ -1,0 +1,350 @@
+"""The input data contract (DESIGN §3): read, map, validate and report.
+
+Tables are read through DuckDB (CSV, Parquet or anything DuckDB reads), their
+columns mapped to the canonical names by a :class:`ColumnMap`, and validated at
+the boundary. Every problem a user can cause becomes an :class:`InputError`
+whose one-line message names the file, the column and a sample of offending
+values. Outputs are written with :func:`atomic_write_parquet`, so a failed run
+never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from churnclv._errors import InputError
+
+__all__ = [
+    "ColumnMap",
+    "InputTables",
+    "LoadReport",
+    "atomic_write_parquet",
+    "load_customers",
+    "load_events",
+    "load_inputs",
+    "load_transactions",
+]
+
+_SAMPLE = 5
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Names of the source columns that map onto the canonical ones.
+
+    Parameters
+    ----------
+    customer_col, ts_col, amount_col, event_type_col : str
+        Source column names for ``customer_id``, ``ts``, ``amount`` and
+        ``event_type``.
+    quantity_col, price_col : str or None
+        When both are given, ``amount = quantity * price`` (e.g. invoice lines
+        such as UCI Online Retail); ``amount_col`` is then ignored.
+    """
+
+    customer_col: str = "customer_id"
+    ts_col: str = "ts"
+    amount_col: str = "amount"
+    event_type_col: str = "event_type"
+    quantity_col: str | None = None
+    price_col: str | None = None
+
+
+@dataclass
+class LoadReport:
+    """What loading found and did: counts the CLI prints, never silently."""
+
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, note: str) -> None:
+        """Record one human-readable finding."""
+        self.notes.append(note)
+
+
+@dataclass(frozen=True)
+class InputTables:
+    """The canonical tables of one run.
+
+    ``transactions`` has customer_id (str), ts (datetime64), amount (float64);
+    ``events`` customer_id, ts, event_type (str); ``customers`` customer_id and
+    static attributes (``signup_ts`` optional).
+    """
+
+    transactions: pd.DataFrame
+    events: pd.DataFrame | None = None
+    customers: pd.DataFrame | None = None
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _reader(path: Path) -> str:
+    suffix = path.suffix.lower()
+    lit = "'" + str(path).replace("'", "''") + "'"
+    if suffix in {".csv", ".tsv", ".txt"}:
+        return f"read_csv({lit}, header=true, all_varchar=true)"
+    if suffix in {".parquet", ".pq"}:
+        return f"read_parquet({lit})"
+    return lit
+
+
+def _open(path: str | os.PathLike[str], what: str) -> tuple[duckdb.DuckDBPyConnection, Path]:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{what} file not found: {p}")
+    if p.is_dir():
+        raise InputError(f"{what} path is a directory, expected a file: {p}")
+    if p.stat().st_size == 0:
+        raise InputError(f"{what} file is empty: {p}")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM {_reader(p)}")
+        n = con.execute("SELECT count(*) FROM src").fetchone()
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"{what} file {p} cannot be read: {first}") from None
+    if n is None or n[0] == 0:
+        raise InputError(f"{what} file is empty (no data rows): {p}")
+    return con, p
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute("DESCRIBE src").fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def _require(cols: dict[str, str], needed: dict[str, str], p: Path, what: str) -> None:
+    for role, name in needed.items():
+        if name not in cols:
+            avail = ", ".join(list(cols)[:20])
+            raise InputError(
+                f"{what} file {p}: missing required column {name!r} (for {role}); "
+                f"columns found: {avail}"
+            )
+
+
+def _sample(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    return [repr(r[0]) for r in con.execute(sql + f" LIMIT {_SAMPLE}").fetchall()]
+
+
+def _id_expr(col: str, ctype: str) -> str:
+    if ctype in {"DOUBLE", "FLOAT", "REAL"} or ctype.startswith("DECIMAL"):
+        # 17850.0 -> '17850' (float ids from spreadsheets); non-integral stay as they are
+        return (
+            f"CASE WHEN {col} = floor({col}) THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({col} AS VARCHAR) END"
+        )
+    return f"CAST({col} AS VARCHAR)"
+
+
+def _check_ts(con: duckdb.DuckDBPyConnection, col: str, p: Path, what: str, name: str) -> str:
+    bad = _sample(
+        con,
+        f"SELECT {col} FROM src WHERE {col} IS NULL OR TRY_CAST({col} AS TIMESTAMP) IS NULL",
+    )
+    if bad:
+        raise InputError(
+            f"{what} file {p}: column {name!r} has unparseable or missing timestamps, "
+            f"e.g. {', '.join(bad)}"
+        )
+    return f"CAST({col} AS TIMESTAMP)"
+
+
+def _check_number(
+    con: duckdb.DuckDBPyConnection, col: str, p: Path, what: str, name: str
+) -> str:
+    num = f"TRY_CAST({col} AS DOUBLE)"
+    bad = _sample(
+        con,
+        f"SELECT {col} FROM src WHERE {col} IS NULL OR {num} IS NULL "
+        f"OR isnan({num}) OR isinf({num})",
+    )
+    if bad:
+        raise InputError(
+            f"{what} file {p}: column {name!r} has non-numeric or missing values, "
+            f"e.g. {', '.join(bad)}"
+        )
+    return f"CAST({col} AS DOUBLE)"
+
+
+def _finish(
+    con: duckdb.DuckDBPyConnection,
+    select: str,
+    where: str,
+    p: Path,
+    what: str,
+    report: LoadReport,
+) -> pd.DataFrame:
+    total = con.execute("SELECT count(*) FROM src").fetchone()[0]  # type: ignore[index]
+    con.execute(f"CREATE TEMP TABLE mapped AS SELECT {select} FROM src WHERE {where}")
+    kept = con.execute("SELECT count(*) FROM mapped").fetchone()[0]  # type: ignore[index]
+    if total - kept:
+        report.add(f"{what} {p.name}: {total - kept:,} rows without a customer id skipped")
+    distinct = con.execute("SELECT count(*) FROM (SELECT DISTINCT * FROM mapped)").fetchone()[0]  # type: ignore[index]
+    if kept - distinct:
+        report.add(f"{what} {p.name}: {kept - distinct:,} exact duplicate rows dropped")
+        con.execute("CREATE TEMP TABLE dedup AS SELECT DISTINCT * FROM mapped")
+        con.execute("DROP TABLE mapped")
+        con.execute("ALTER TABLE dedup RENAME TO mapped")
+    if distinct == 0:
+        raise InputError(f"{what} file {p}: no rows with a customer id")
+    df = con.execute("SELECT * FROM mapped ORDER BY ALL").df()
+    con.close()
+    return df
+
+
+def load_transactions(
+    path: str | os.PathLike[str], columns: ColumnMap | None = None, report: LoadReport | None = None
+) -> pd.DataFrame:
+    """Load and validate a transactions table.
+
+    Parameters
+    ----------
+    path : path-like
+        CSV or Parquet file.
+    columns : ColumnMap, optional
+        Source column names; defaults to the canonical names.
+    report : LoadReport, optional
+        Receives counts of skipped and duplicate rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id`` (str), ``ts`` (datetime64), ``amount`` (float64, negative
+        for returns), plus ``order_id`` when present.
+
+    Raises
+    ------
+    InputError
+        Missing file or column, empty file, unparseable timestamp, non-numeric amount.
+    """
+    cm = columns or ColumnMap()
+    rep = report if report is not None else LoadReport()
+    what = "transactions"
+    con, p = _open(path, what)
+    cols = _columns(con)
+    needed = {"customer_id": cm.customer_col, "ts": cm.ts_col}
+    if cm.quantity_col and cm.price_col:
+        needed |= {"quantity": cm.quantity_col, "price": cm.price_col}
+    else:
+        needed["amount"] = cm.amount_col
+    _require(cols, needed, p, what)
+    cid = _q(cm.customer_col)
+    ts = _check_ts(con, _q(cm.ts_col), p, what, cm.ts_col)
+    if cm.quantity_col and cm.price_col:
+        qty = _check_number(con, _q(cm.quantity_col), p, what, cm.quantity_col)
+        price = _check_number(con, _q(cm.price_col), p, what, cm.price_col)
+        amount = f"{qty} * {price}"
+    else:
+        amount = _check_number(con, _q(cm.amount_col), p, what, cm.amount_col)
+    select = f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, {amount} AS amount"
+    return _finish(con, select, f"{cid} IS NOT NULL", p, what, rep)
+
+
+def load_events(
+    path: str | os.PathLike[str], columns: ColumnMap | None = None, report: LoadReport | None = None
+) -> pd.DataFrame:
+    """Load and validate an engagement events table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id`` (str), ``ts`` (datetime64), ``event_type`` (str, lower case).
+    """
+    cm = columns or ColumnMap()
+    rep = report if report is not None else LoadReport()
+    what = "events"
+    con, p = _open(path, what)
+    cols = _columns(con)
+    _require(
+        cols,
+        {"customer_id": cm.customer_col, "ts": cm.ts_col, "event_type": cm.event_type_col},
+        p,
+        what,
+    )
+    cid = _q(cm.customer_col)
+    ts = _check_ts(con, _q(cm.ts_col), p, what, cm.ts_col)
+    et = _q(cm.event_type_col)
+    bad = _sample(con, f"SELECT {et} FROM src WHERE {et} IS NULL OR trim(CAST({et} AS VARCHAR)) = ''")
+    if bad:
+        raise InputError(f"{what} file {p}: column {cm.event_type_col!r} has empty values")
+    select = (
+        f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, "
+        f"lower(trim(CAST({et} AS VARCHAR))) AS event_type"
+    )
+    return _finish(con, select, f"{cid} IS NOT NULL", p, what, rep)
+
+
+def load_customers(
+    path: str | os.PathLike[str], columns: ColumnMap | None = None, report: LoadReport | None = None
+) -> pd.DataFrame:
+    """Load and validate a customers table (id, optional ``signup_ts``, static attributes)."""
+    cm = columns or ColumnMap()
+    rep = report if report is not None else LoadReport()
+    what = "customers"
+    con, p = _open(path, what)
+    cols = _columns(con)
+    _require(cols, {"customer_id": cm.customer_col}, p, what)
+    cid = _q(cm.customer_col)
+    parts = [f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id"]
+    for name in cols:
+        if name == cm.customer_col:
+            continue
+        if name == "signup_ts":
+            parts.append(_check_ts(con, _q(name), p, what, name) + " AS signup_ts")
+        else:
+            parts.append(_q(name))
+    df = _finish(con, ", ".join(parts), f"{cid} IS NOT NULL", p, what, rep)
+    dup = df["customer_id"].duplicated()
+    if dup.any():
+        sample = ", ".join(repr(x) for x in df.loc[dup, "customer_id"].head(_SAMPLE))
+        raise InputError(f"customers file {p}: customer_id is not unique, e.g. {sample}")
+    return df
+
+
+def load_inputs(
+    transactions: str | os.PathLike[str],
+    events: str | os.PathLike[str] | None = None,
+    customers: str | os.PathLike[str] | None = None,
+    columns: ColumnMap | None = None,
+    report: LoadReport | None = None,
+) -> InputTables:
+    """Load the transactions and the optional events and customers tables."""
+    return InputTables(
+        transactions=load_transactions(transactions, columns, report),
+        events=load_events(events, columns, report) if events else None,
+        customers=load_customers(customers, columns, report) if customers else None,
+    )
+
+
+def atomic_write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` to ``path`` through a temp file in the same folder and a rename.
+
+    An interrupted or failed write leaves either the old file or none, never a
+    partial one.
+    """
+    return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], object]) -> Path:
+    """Call ``writer(tmp_path)`` then rename the temp file onto ``path``."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out

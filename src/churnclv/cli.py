@@ -1,0 +1,407 @@
+"""The ``churnclv`` command line (DESIGN §7).
+
+Exit codes: 0 success, 2 bad input or usage, 1 anything else. Every output is
+written to a temp path and renamed, so a failed command leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from churnclv._errors import ChurnclvError, InputError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="churnclv",
+    help=(
+        "Customer churn and lifetime-value prediction: point-in-time features, "
+        "tracked LightGBM models, tiers and retention actions."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_WORKDIR = Path("churnclv-work")
+
+# ---- shared options -------------------------------------------------------------------------
+Transactions = Annotated[
+    Path,
+    typer.Option(help="Transactions table (CSV or Parquet): customer id, timestamp, amount."),
+]
+Events = Annotated[
+    Path | None,
+    typer.Option(help="Engagement events table: customer id, timestamp, event type."),
+]
+Customers = Annotated[
+    Path | None,
+    typer.Option(help="Customers table: customer id, optional signup_ts and static attributes."),
+]
+CustomerCol = Annotated[str, typer.Option(help="Source column holding the customer id.")]
+TsCol = Annotated[str, typer.Option(help="Source column holding the timestamp or date.")]
+AmountCol = Annotated[str, typer.Option(help="Source column holding the amount (negative = return).")]
+EventTypeCol = Annotated[str, typer.Option(help="Source column holding the event type.")]
+QuantityCol = Annotated[
+    str | None,
+    typer.Option(help="With --price-col: amount = quantity x price (invoice-line exports)."),
+]
+PriceCol = Annotated[str | None, typer.Option(help="With --quantity-col: the unit price column.")]
+AsOf = Annotated[
+    str,
+    typer.Option(help="Cutoff date (YYYY-MM-DD or ISO timestamp); only rows before it are used."),
+]
+Workdir = Annotated[
+    Path,
+    typer.Option(help="Work directory: holds mlruns.db, outputs and the scored snapshot."),
+]
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI; default sqlite:///<workdir>/mlruns.db."),
+]
+Engine = Annotated[str, typer.Option(help="Feature engine: duckdb (embedded default).")]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Decision policy YAML; default: the shipped policy."),
+]
+
+
+def _columns(
+    customer_col: str, ts_col: str, amount_col: str, event_type_col: str, quantity_col: str | None, price_col: str | None
+) -> Any:
+    from churnclv._io import ColumnMap
+
+    if (quantity_col is None) != (price_col is None):
+        raise InputError("--quantity-col and --price-col go together: give both or neither")
+    return ColumnMap(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col)
+
+
+def _as_of(value: str) -> Any:
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise InputError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)") from None
+    if ts is pd.NaT:
+        raise InputError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)")
+    return ts.tz_convert(None) if ts.tzinfo else ts
+
+
+def _load(transactions: Path, events: Path | None, customers: Path | None, columns: Any) -> Any:
+    from churnclv._io import LoadReport, load_inputs
+
+    report = LoadReport()
+    with _step("loading inputs"):
+        tables = load_inputs(transactions, events, customers, columns, report)
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    return tables
+
+
+def _check_as_of(tables: Any, as_of: Any, path: Path) -> None:
+    tx = tables.transactions
+    purchases = tx.loc[tx["amount"] > 0, "ts"]
+    if purchases.empty or purchases.min() >= as_of:
+        first = tx["ts"].min()
+        raise InputError(
+            f"transactions file {path}: as_of {as_of.date()} is before all data "
+            f"(column 'ts': first purchase {purchases.min() if not purchases.empty else first})"
+        )
+
+
+@contextmanager
+def _step(label: str) -> Iterator[Callable[[str], None]]:
+    """Show a spinner with ``label`` (updated by the yielded callback) while work runs."""
+    start = time.perf_counter()
+    with err.status(f"[bold]{label}[/]…") as status:
+
+        def update(msg: str) -> None:
+            status.update(f"[bold]{label}[/]: {msg}…")
+
+        yield update
+    err.print(f"[green]✓[/] {label} [dim]({time.perf_counter() - start:.1f}s)[/]")
+
+
+def _write(df: Any, path: Path) -> Path:
+    from churnclv._io import atomic_write
+
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    if suffix in {".parquet", ".pq", ""}:
+        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    raise InputError(f"--out {path}: unsupported file type {suffix!r} (use .parquet or .csv)")
+
+
+# ---- verbs ----------------------------------------------------------------------------------
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the four Parquet files into.")],
+    customers: Annotated[int, typer.Option(help="Number of synthetic customers.", min=1)] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 0,
+    as_of: Annotated[str, typer.Option(help="Date the ground truth refers to.")] = "2024-01-01",
+    history_days: Annotated[int, typer.Option(help="Days of history before as_of.", min=1)] = 900,
+    future_days: Annotated[int, typer.Option(help="Days simulated after as_of (labels, truth).", min=0)] = 365,
+) -> None:
+    """Write realistic synthetic histories and their ground truth.
+
+    Files: transactions.parquet, events.parquet, customers.parquet and
+    truth.parquet (true P(alive), expected and realised purchases and value).
+    """
+    from churnclv._generate import generate as gen
+    from churnclv._generate import write
+
+    ts = _as_of(as_of)
+    with _step(f"generating {customers:,} customers"):
+        data = gen(customers, seed=seed, as_of=ts, history_days=history_days, future_days=future_days)
+        paths = write(data, out_dir)
+    for name, p in paths.items():
+        out.print(f"{name}: {p}")
+
+
+@app.command()
+def features(
+    transactions: Transactions,
+    as_of: AsOf,
+    out_file: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")],
+    events: Events = None,
+    customers: Customers = None,
+    engine: Engine = "duckdb",
+    customer_col: CustomerCol = "customer_id",
+    ts_col: TsCol = "ts",
+    amount_col: AmountCol = "amount",
+    event_type_col: EventTypeCol = "event_type",
+    quantity_col: QuantityCol = None,
+    price_col: PriceCol = None,
+    workdir: Workdir = DEFAULT_WORKDIR,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Compute the point-in-time feature frame of every customer as of a date."""
+    from churnclv.features import build_features
+
+    ts = _as_of(as_of)
+    tables = _load(transactions, events, customers, _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col))
+    _check_as_of(tables, ts, transactions)
+    with _step("computing features"):
+        frame = build_features(tables.transactions, tables.events, tables.customers, as_of=ts, engine=engine)
+    _write(frame, out_file)
+    out.print(f"{len(frame):,} customers x {frame.shape[1] - 2} features -> {out_file}")
+
+
+@app.command()
+def train(
+    transactions: Transactions,
+    as_of: AsOf,
+    events: Events = None,
+    customers: Customers = None,
+    churn_horizon_days: Annotated[float, typer.Option(help="Churn = no purchase within this many days.", min=1)] = 90,
+    value_horizon_days: Annotated[float, typer.Option(help="Future value = net spend within this many days.", min=1)] = 365,
+    promote: Annotated[bool, typer.Option(help="Alias the new models 'champion' if they beat the current one.")] = False,
+    max_cutoffs: Annotated[int, typer.Option(help="Most monthly cutoffs stacked per model.", min=2)] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed of the models.")] = 0,
+    customer_col: CustomerCol = "customer_id",
+    ts_col: TsCol = "ts",
+    amount_col: AmountCol = "amount",
+    event_type_col: EventTypeCol = "event_type",
+    quantity_col: QuantityCol = None,
+    price_col: PriceCol = None,
+    workdir: Workdir = DEFAULT_WORKDIR,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Fit, evaluate out of time, log to MLflow and register the churn and value models."""
+    from churnclv.training import tracking_uri_for
+    from churnclv.training import train as fit
+
+    ts = _as_of(as_of)
+    tables = _load(transactions, events, customers, _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col))
+    _check_as_of(tables, ts, transactions)
+    workdir.mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri_for(workdir, tracking_uri)
+    with _step("training") as update:
+        result = fit(
+            tables,
+            as_of=ts,
+            tracking_uri=uri,
+            churn_horizon_days=churn_horizon_days,
+            value_horizon_days=value_horizon_days,
+            promote=promote,
+            max_cutoffs=max_cutoffs,
+            seed=seed,
+            progress=update,
+        )
+    _print_metrics(result)
+    out.print(f"run {result.run_id} in {uri}")
+
+
+def _print_metrics(result: Any) -> None:
+    t = Table(title="Out-of-time evaluation", show_lines=False)
+    t.add_column("metric")
+    t.add_column("model", justify="right")
+    t.add_column("RFM baseline", justify="right")
+    for key in ("churn_roc_auc", "churn_pr_auc", "churn_brier", "churn_ece", "churn_top_decile_lift",
+                "value_gini", "value_spearman", "value_total_ratio"):
+        base = result.metrics.get(f"baseline_rfm_{key}", float("nan"))
+        t.add_row(key, f"{result.metrics[key]:.4f}", f"{base:.4f}")
+    out.print(t)
+    for kind, why in result.reasons.items():
+        verdict = "promoted" if result.promoted.get(kind) else "not promoted"
+        out.print(f"{kind} model v{getattr(result, kind + '_version')}: {verdict} ({why})")
+
+
+@app.command()
+def score(
+    transactions: Transactions,
+    as_of: AsOf,
+    out_file: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")],
+    events: Events = None,
+    customers: Customers = None,
+    model_uri: Annotated[
+        str | None,
+        typer.Option(help="Reserved: models:/ URIs other than the registry champion are not supported yet."),
+    ] = None,
+    engine: Engine = "duckdb",
+    policy: PolicyOpt = None,
+    customer_col: CustomerCol = "customer_id",
+    ts_col: TsCol = "ts",
+    amount_col: AmountCol = "amount",
+    event_type_col: EventTypeCol = "event_type",
+    quantity_col: QuantityCol = None,
+    price_col: PriceCol = None,
+    workdir: Workdir = DEFAULT_WORKDIR,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Score every customer as of a date with the champion models and the decision policy."""
+    from churnclv.decisions import load_policy
+    from churnclv.serving import score as run_score
+    from churnclv.training import load_champion, tracking_uri_for
+
+    if model_uri is not None:
+        raise InputError("--model-uri is not supported yet: score uses the registry's @champion models")
+    ts = _as_of(as_of)
+    pol = load_policy(policy)
+    tables = _load(transactions, events, customers, _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col))
+    _check_as_of(tables, ts, transactions)
+    with _step("loading champion"):
+        champion = load_champion(tracking_uri_for(workdir, tracking_uri))
+    with _step("scoring"):
+        scored = run_score(tables, as_of=ts, champion=champion, policy=pol, engine=engine)
+    _write(scored, out_file)
+    out.print(f"{len(scored):,} customers scored with {champion.model_version} -> {out_file}")
+
+
+@app.command()
+def demo(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    customers: Annotated[int, typer.Option(help="Number of synthetic customers.", min=200)] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    policy: PolicyOpt = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """The main job on embedded defaults: generate -> features -> train -> register -> score -> summary."""
+    import pandas as pd
+
+    from churnclv._generate import generate as gen
+    from churnclv._generate import write
+    from churnclv._io import ColumnMap
+    from churnclv.decisions import load_policy
+    from churnclv.serving import score as run_score
+    from churnclv.training import load_champion, tracking_uri_for
+    from churnclv.training import train as fit
+
+    started = time.perf_counter()
+    pol = load_policy(policy)
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_dir = workdir / "data"
+    with _step(f"generating {customers:,} synthetic customers"):
+        data = gen(customers, seed=seed)
+        paths = write(data, data_dir)
+    as_of = pd.Timestamp(data.as_of)
+    tables = _load(paths["transactions"], paths["events"], paths["customers"], ColumnMap())
+    uri = tracking_uri_for(workdir, tracking_uri)
+    with _step("training and registering") as update:
+        result = fit(tables, as_of=as_of, tracking_uri=uri, promote=True, seed=seed, progress=update)
+    _print_metrics(result)
+    with _step("loading champion"):
+        champion = load_champion(uri)
+    with _step("batch scoring"):
+        scored = run_score(tables, as_of=as_of, champion=champion, policy=pol)
+        scores_path = _write(scored, workdir / "scores.parquet")
+    _print_summary(scored)
+    out.print(f"scores: {scores_path}  ({len(scored):,} customers, {champion.model_version})")
+    out.print(f"MLflow: mlflow ui --backend-store-uri {uri}")
+    out.print(f"[dim]demo finished in {time.perf_counter() - started:.1f}s[/]")
+
+
+def _print_summary(scored: Any) -> None:
+    total = float(scored["predicted_value"].sum())
+    grid = (
+        scored.groupby(["value_tier", "risk_band"], observed=True)
+        .agg(customers=("customer_id", "size"), value=("predicted_value", "sum"))
+        .reset_index()
+    )
+    t = Table(title="Predicted value by value tier x churn risk")
+    for col in ("value tier", "risk band", "customers", "predicted value", "share of value"):
+        t.add_column(col, justify="right" if col not in ("value tier", "risk band") else "left")
+    order = {"high": 0, "medium": 1, "low": 2}
+    grid = grid.sort_values(["value_tier", "risk_band"], key=lambda s: s.map(order))
+    for row in grid.itertuples():
+        t.add_row(row.value_tier, row.risk_band, f"{row.customers:,}", f"{row.value:,.0f}",
+                  f"{row.value / total:.1%}" if total else "-")
+    out.print(t)
+    actions = (
+        scored.groupby("action")
+        .agg(customers=("customer_id", "size"), gain=("expected_net_gain", "sum"))
+        .sort_values("customers", ascending=False)
+    )
+    a = Table(title="Retention action mix")
+    a.add_column("action")
+    a.add_column("customers", justify="right")
+    a.add_column("expected net gain", justify="right")
+    for name, row in actions.iterrows():
+        a.add_row(str(name), f"{int(row.customers):,}", f"{row.gain:,.0f}")
+    out.print(a)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map churnclv errors to exit 2 (input) or 1 (other) with one line."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ChurnclvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # click's usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if os.environ.get("CHURNCLV_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (set CHURNCLV_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _entry() -> None:
+    sys.exit(main())

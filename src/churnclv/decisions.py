@@ -1,0 +1,258 @@
+"""Predictions to decisions (DESIGN §6): tiers, bands, stages, segments, actions.
+
+Pure functions over a frame of predictions and RFM features; every threshold,
+action, cost and uplift comes from a :class:`Policy` read from YAML. This module
+imports neither BentoML nor MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from churnclv._errors import InputError
+
+__all__ = [
+    "LIFECYCLE_STAGES",
+    "RFM_SEGMENTS",
+    "RISK_BANDS",
+    "VALUE_TIERS",
+    "Action",
+    "Policy",
+    "decide",
+    "load_policy",
+    "rfm_segment",
+]
+
+VALUE_TIERS = ("high", "medium", "low")
+RISK_BANDS = ("high", "medium", "low")
+LIFECYCLE_STAGES = ("new", "active", "silent", "churned")
+RFM_SEGMENTS = (
+    "champions",
+    "loyal",
+    "potential_loyalist",
+    "new_customer",
+    "promising",
+    "need_attention",
+    "about_to_sleep",
+    "at_risk",
+    "cant_lose_them",
+    "hibernating",
+    "lost",
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A retention action: what it costs and the chance it saves a would-be churner."""
+
+    name: str
+    cost: float
+    uplift: float
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Decision thresholds and actions (see ``default_policy.yaml``)."""
+
+    high_share: float = 0.20
+    medium_share: float = 0.30
+    risk_high: float = 0.6
+    risk_medium: float = 0.3
+    new_max_tenure_days: float = 60
+    silent_gap_multiple: float = 2.0
+    silent_default_days: float = 60
+    churned_recency_days: float | None = None
+    actions: tuple[Action, ...] = ()
+
+
+def _num(raw: dict[str, Any], section: str, key: str, src: str, *, lo: float, hi: float, allow_none: bool = False) -> Any:
+    if key not in raw:
+        raise InputError(f"policy {src}: missing key '{section}.{key}'")
+    val = raw[key]
+    if val is None and allow_none:
+        return None
+    if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
+        raise InputError(f"policy {src}: '{section}.{key}' must be a number, got {val!r}")
+    if not lo <= val <= hi:
+        raise InputError(f"policy {src}: '{section}.{key}' = {val} must be within [{lo}, {hi}]")
+    return float(val)
+
+
+def _section(doc: dict[str, Any], name: str, src: str) -> Any:
+    if name not in doc:
+        raise InputError(f"policy {src}: missing section '{name}'")
+    return doc[name]
+
+
+def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
+    """Read and validate a YAML policy; ``None`` reads the shipped default.
+
+    Raises
+    ------
+    InputError
+        Unknown or missing keys, negative costs, thresholds out of order; the
+        message names the key.
+    """
+    if path is None:
+        text = resources.files("churnclv").joinpath("default_policy.yaml").read_text()
+        src = "default"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"policy file not found: {p}")
+        text, src = p.read_text(), str(p)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"policy {src}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"policy {src}: expected a mapping at the top level")
+    known = {"value_tier", "risk_band", "lifecycle", "actions"}
+    for key in doc:
+        if key not in known:
+            raise InputError(f"policy {src}: unknown key '{key}' (known: {', '.join(sorted(known))})")
+    sections = {}
+    for name, keys in {
+        "value_tier": {"high_share", "medium_share"},
+        "risk_band": {"high", "medium"},
+        "lifecycle": {"new_max_tenure_days", "silent_gap_multiple", "silent_default_days", "churned_recency_days"},
+    }.items():
+        sec = _section(doc, name, src)
+        if not isinstance(sec, dict):
+            raise InputError(f"policy {src}: '{name}' must be a mapping")
+        for key in sec:
+            if key not in keys:
+                raise InputError(f"policy {src}: unknown key '{name}.{key}'")
+        sections[name] = sec
+    vt, rb, lc = sections["value_tier"], sections["risk_band"], sections["lifecycle"]
+    high_share = _num(vt, "value_tier", "high_share", src, lo=0, hi=1)
+    medium_share = _num(vt, "value_tier", "medium_share", src, lo=0, hi=1)
+    if high_share + medium_share > 1:
+        raise InputError(f"policy {src}: 'value_tier.high_share' + 'value_tier.medium_share' exceed 1")
+    risk_high = _num(rb, "risk_band", "high", src, lo=0, hi=1)
+    risk_medium = _num(rb, "risk_band", "medium", src, lo=0, hi=1)
+    if risk_medium >= risk_high:
+        raise InputError(f"policy {src}: 'risk_band.medium' ({risk_medium}) must be below 'risk_band.high' ({risk_high})")
+    raw_actions = _section(doc, "actions", src)
+    if not isinstance(raw_actions, list):
+        raise InputError(f"policy {src}: 'actions' must be a list")
+    actions = []
+    for i, a in enumerate(raw_actions):
+        where = f"actions[{i}]"
+        if not isinstance(a, dict) or set(a) != {"name", "cost", "uplift"}:
+            raise InputError(f"policy {src}: '{where}' needs exactly the keys name, cost, uplift")
+        name = a["name"]
+        if not isinstance(name, str) or not name or name == "none":
+            raise InputError(f"policy {src}: '{where}.name' must be a non-empty name other than 'none'")
+        if any(x.name == name for x in actions):
+            raise InputError(f"policy {src}: '{where}.name' {name!r} is duplicated")
+        actions.append(
+            Action(
+                name,
+                _num(a, where, "cost", src, lo=0, hi=math.inf),
+                _num(a, where, "uplift", src, lo=0, hi=1),
+            )
+        )
+    return Policy(
+        high_share=high_share,
+        medium_share=medium_share,
+        risk_high=risk_high,
+        risk_medium=risk_medium,
+        new_max_tenure_days=_num(lc, "lifecycle", "new_max_tenure_days", src, lo=0, hi=math.inf),
+        silent_gap_multiple=_num(lc, "lifecycle", "silent_gap_multiple", src, lo=0, hi=math.inf),
+        silent_default_days=_num(lc, "lifecycle", "silent_default_days", src, lo=0, hi=math.inf),
+        churned_recency_days=_num(lc, "lifecycle", "churned_recency_days", src, lo=0, hi=math.inf, allow_none=True),
+        actions=tuple(actions),
+    )
+
+
+# (r_score range, fm_score range) -> segment; the classic RFM map, with "lost" carved out
+# of hibernating. Together the rules cover every (r, fm) in 1..5 x 1..5 exactly once.
+_SEGMENT_RULES: tuple[tuple[range, range, str], ...] = (
+    (range(1, 2), range(1, 2), "lost"),
+    (range(1, 3), range(1, 3), "hibernating"),
+    (range(1, 3), range(3, 5), "at_risk"),
+    (range(1, 3), range(5, 6), "cant_lose_them"),
+    (range(3, 4), range(1, 3), "about_to_sleep"),
+    (range(3, 4), range(3, 4), "need_attention"),
+    (range(3, 5), range(4, 6), "loyal"),
+    (range(4, 5), range(1, 2), "promising"),
+    (range(5, 6), range(1, 2), "new_customer"),
+    (range(4, 6), range(2, 4), "potential_loyalist"),
+    (range(5, 6), range(4, 6), "champions"),
+)
+
+
+def rfm_segment(r_score: int, f_score: int, m_score: int) -> str:
+    """The classic RFM segment of scores 1-5 (F and M are averaged, rounding half up)."""
+    fm = int(math.floor((f_score + m_score) / 2 + 0.5))
+    for rr, fr, name in _SEGMENT_RULES:
+        if r_score in rr and fm in fr:
+            return name
+    raise ValueError(f"RFM scores out of range: r={r_score} f={f_score} m={m_score}")
+
+
+def decide(scored: pd.DataFrame, policy: Policy, *, churn_horizon_days: float) -> pd.DataFrame:
+    """Add the decision columns to a frame of predictions.
+
+    Parameters
+    ----------
+    scored : pandas.DataFrame
+        ``churn_probability``, ``predicted_value``, ``recency_days``,
+        ``tenure_days``, ``gap_mean_days``, ``r_score``, ``f_score``, ``m_score``.
+    policy : Policy
+        Thresholds and actions.
+    churn_horizon_days : float
+        The churn horizon of the model (default "churned" recency).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``value_tier``, ``risk_band``, ``lifecycle_stage``,
+        ``rfm_segment``, ``action`` and ``expected_net_gain``.
+    """
+    out = scored.copy()
+    n = len(out)
+    p = out["churn_probability"].to_numpy(float)
+    v = out["predicted_value"].to_numpy(float)
+    rank = pd.Series(-v).rank(method="first").to_numpy() / max(n, 1)
+    out["value_tier"] = np.select(
+        [rank <= policy.high_share, rank <= policy.high_share + policy.medium_share],
+        ["high", "medium"],
+        "low",
+    )
+    out["risk_band"] = np.select([p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low")
+    rec = out["recency_days"].to_numpy(float)
+    ten = out["tenure_days"].to_numpy(float)
+    gap = out["gap_mean_days"].to_numpy(float)
+    churned_days = policy.churned_recency_days or churn_horizon_days
+    silent_limit = np.where(np.isfinite(gap) & (gap > 0), policy.silent_gap_multiple * gap, policy.silent_default_days)
+    out["lifecycle_stage"] = np.select(
+        [rec > churned_days, ten <= policy.new_max_tenure_days, rec > silent_limit],
+        ["churned", "new", "silent"],
+        "active",
+    )
+    out["rfm_segment"] = [
+        rfm_segment(int(r), int(f), int(m))
+        for r, f, m in zip(out["r_score"], out["f_score"], out["m_score"], strict=True)
+    ]
+    at_stake = p * np.clip(v, 0, None)
+    best_gain = np.zeros(n)
+    best_action = np.full(n, "none", dtype=object)
+    for action in policy.actions:
+        gain = at_stake * action.uplift - action.cost
+        better = gain > best_gain
+        best_gain = np.where(better, gain, best_gain)
+        best_action = np.where(better, action.name, best_action)
+    out["action"] = best_action.astype(str)
+    out["expected_net_gain"] = best_gain
+    return out

@@ -1,0 +1,109 @@
+"""MLflow tracking and registry: where runs go, what the champion is, how it loads."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from churnclv._errors import ChurnclvError, InputError
+from churnclv.training._model import BoosterModel
+
+__all__ = [
+    "ALIAS",
+    "CHURN_MODEL",
+    "VALUE_MODEL",
+    "Champion",
+    "configure_mlflow",
+    "load_champion",
+    "tracking_uri_for",
+]
+
+CHURN_MODEL = "churnclv-churn"
+VALUE_MODEL = "churnclv-value"
+ALIAS = "champion"
+EXPERIMENT = "churnclv"
+
+
+def tracking_uri_for(workdir: str | os.PathLike[str], override: str | None = None) -> str:
+    """The tracking URI: ``override`` if given, else ``sqlite:///<workdir>/mlruns.db``."""
+    if override:
+        return override
+    path = Path(workdir).resolve() / "mlruns.db"
+    return f"sqlite:///{path}"
+
+
+def configure_mlflow(tracking_uri: str) -> None:
+    """Point MLflow's tracking and registry at ``tracking_uri`` and quiet its chatter."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="mlflow")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The champion churn and value models and what they were trained with."""
+
+    churn: BoosterModel
+    value: BoosterModel
+    churn_version: str
+    value_version: str
+    churn_run_id: str
+    value_run_id: str
+    churn_horizon_days: float
+    value_horizon_days: float
+
+    @property
+    def model_version(self) -> str:
+        """A compact version string, e.g. ``churn:v3+value:v2``."""
+        return f"churn:v{self.churn_version}+value:v{self.value_version}"
+
+
+def load_champion(tracking_uri: str) -> Champion:
+    """Load both ``@champion`` models from the registry at ``tracking_uri``.
+
+    Raises
+    ------
+    InputError
+        When no champion is registered (train with ``--promote`` first).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure_mlflow(tracking_uri)
+    client = MlflowClient()
+    loaded: dict[str, tuple[BoosterModel, str, str, dict[str, str]]] = {}
+    for name in (CHURN_MODEL, VALUE_MODEL):
+        try:
+            mv = client.get_model_version_by_alias(name, ALIAS)
+        except MlflowException:
+            raise InputError(
+                f"no registered model {name}@{ALIAS} in {tracking_uri}; "
+                "run `churnclv train --promote` (or `churnclv demo`) first"
+            ) from None
+        try:
+            pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}")
+            model = pyfunc.unwrap_python_model().model
+        except Exception as exc:  # a corrupted artifact is not the user's input
+            raise ChurnclvError(f"cannot load {name}@{ALIAS} (version {mv.version}): {exc}") from exc
+        params = client.get_run(mv.run_id).data.params
+        loaded[name] = (model, str(mv.version), str(mv.run_id), params)
+    churn, value = loaded[CHURN_MODEL], loaded[VALUE_MODEL]
+    return Champion(
+        churn=churn[0],
+        value=value[0],
+        churn_version=churn[1],
+        value_version=value[1],
+        churn_run_id=churn[2],
+        value_run_id=value[2],
+        churn_horizon_days=float(churn[3].get("churn_horizon_days", 90)),
+        value_horizon_days=float(value[3].get("value_horizon_days", 365)),
+    )
