@@ -144,7 +144,11 @@ def build_labels(
 
 
 def monthly_cutoffs(
-    first_ts: pd.Timestamp, last_label_end: pd.Timestamp, horizon_days: float, *, max_cutoffs: int = 12,
+    first_ts: pd.Timestamp,
+    last_label_end: pd.Timestamp,
+    horizon_days: float,
+    *,
+    max_cutoffs: int = 12,
     min_history_days: float = 60,
 ) -> list[pd.Timestamp]:
     """Cutoffs 30 days apart whose label window ends at or before ``last_label_end``.

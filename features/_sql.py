@@ -64,18 +64,15 @@ def _event_aggregates(event_types: Sequence[str]) -> str:
                 f" AS ev_{et}_{w}d"
             )
         parts.append(
-            f"(c.ce - max(e.es) FILTER (WHERE e.event_type = {lit})) / {_DAY}"
-            f" AS days_since_{et}"
+            f"(c.ce - max(e.es) FILTER (WHERE e.event_type = {lit})) / {_DAY} AS days_since_{et}"
         )
     parts += [
         f"count(*) FILTER (WHERE e.es >= c.ce - {30 * _DAY}) AS events_30d",
         f"count(*) FILTER (WHERE e.es >= c.ce - {90 * _DAY}) AS events_90d",
         f"count(*) FILTER (WHERE e.es >= c.ce - {180 * _DAY} AND e.es < c.ce - {90 * _DAY})"
         " AS events_prior_90d",
-        f"count(DISTINCT e.day) FILTER (WHERE e.es >= c.ce - {30 * _DAY})"
-        " AS event_active_days_30d",
-        f"count(DISTINCT e.day) FILTER (WHERE e.es >= c.ce - {90 * _DAY})"
-        " AS event_active_days_90d",
+        f"count(DISTINCT e.day) FILTER (WHERE e.es >= c.ce - {30 * _DAY}) AS event_active_days_30d",
+        f"count(DISTINCT e.day) FILTER (WHERE e.es >= c.ce - {90 * _DAY}) AS event_active_days_90d",
         f"(c.ce - max(e.es)) / {_DAY} AS days_since_event",
     ]
     return ",\n        ".join(parts)

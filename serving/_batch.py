@@ -39,7 +39,12 @@ def score_features(features: pd.DataFrame, champion: Champion, policy: Policy) -
 
 
 def score(
-    tables: InputTables, *, as_of: pd.Timestamp | str, champion: Champion, policy: Policy, engine: str = "duckdb"
+    tables: InputTables,
+    *,
+    as_of: pd.Timestamp | str,
+    champion: Champion,
+    policy: Policy,
+    engine: str = "duckdb",
 ) -> pd.DataFrame:
     """Score every customer with a purchase before ``as_of``.
 
@@ -47,7 +52,9 @@ def score(
     customer has a purchase before ``as_of``.
     """
     as_of = pd.Timestamp(as_of)
-    feats = build_features(tables.transactions, tables.events, tables.customers, as_of=as_of, engine=engine)
+    feats = build_features(
+        tables.transactions, tables.events, tables.customers, as_of=as_of, engine=engine
+    )
     if feats.empty:
         first = tables.transactions["ts"].min()
         raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
-import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 import numpy as np
 import pandas as pd
 
-__all__ = ["BoosterModel", "ChurnModel", "ValueModel", "PyfuncBooster", "feature_columns"]
+__all__ = ["BoosterModel", "ChurnModel", "PyfuncBooster", "ValueModel", "feature_columns"]
 
 _NON_FEATURES = {"customer_id", "as_of", "churned", "future_value"}
 
@@ -71,7 +71,8 @@ class BoosterModel:
         self.categories_ = {
             c: sorted(frame[c].dropna().astype(str).unique().tolist())
             for c in self.features_
-            if not pd.api.types.is_numeric_dtype(frame[c]) or isinstance(frame[c].dtype, pd.CategoricalDtype)
+            if not pd.api.types.is_numeric_dtype(frame[c])
+            or isinstance(frame[c].dtype, pd.CategoricalDtype)
         }
         x = self._matrix(frame)
         ids = frame["customer_id"].astype(str)
@@ -129,7 +130,7 @@ class BoosterModel:
         return model
 
 
-def ChurnModel(seed: int = 0) -> BoosterModel:  # noqa: N802 - a factory named like the estimator
+def ChurnModel(seed: int = 0) -> BoosterModel:
     """The churn estimator: binary LightGBM with balanced leaves."""
     return BoosterModel(
         "churn",
@@ -147,7 +148,7 @@ def ChurnModel(seed: int = 0) -> BoosterModel:  # noqa: N802 - a factory named l
     )
 
 
-def ValueModel(seed: int = 0) -> BoosterModel:  # noqa: N802
+def ValueModel(seed: int = 0) -> BoosterModel:
     """The value estimator: LightGBM with a Tweedie loss for zero-inflated heavy-tailed spend."""
     return BoosterModel(
         "value",
@@ -166,11 +167,13 @@ def ValueModel(seed: int = 0) -> BoosterModel:  # noqa: N802
     )
 
 
-class PyfuncBooster(mlflow.pyfunc.PythonModel):
+class PyfuncBooster(PythonModel):
     """MLflow pyfunc wrapper: loads ``booster.txt`` + ``schema.json`` from its artifacts."""
 
     def load_context(self, context: Any) -> None:
         self.model = BoosterModel.load(context.artifacts["model_dir"])
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         return self.model.predict(model_input)

@@ -93,8 +93,10 @@ def load_champion(tracking_uri: str) -> Champion:
             pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}")
             model = pyfunc.unwrap_python_model().model
         except Exception as exc:  # a corrupted artifact is not the user's input
-            raise ChurnclvError(f"cannot load {name}@{ALIAS} (version {mv.version}): {exc}") from exc
-        params = client.get_run(mv.run_id).data.params
+            raise ChurnclvError(
+                f"cannot load {name}@{ALIAS} (version {mv.version}): {exc}"
+            ) from exc
+        params = client.get_run(str(mv.run_id)).data.params
         loaded[name] = (model, str(mv.version), str(mv.run_id), params)
     churn, value = loaded[CHURN_MODEL], loaded[VALUE_MODEL]
     return Champion(

@@ -62,7 +62,9 @@ def _git_sha() -> str:
         return "unknown"
 
 
-def _cutoffs(first_ts: pd.Timestamp, as_of: pd.Timestamp, horizon: float, what: str, max_cutoffs: int) -> list[pd.Timestamp]:
+def _cutoffs(
+    first_ts: pd.Timestamp, as_of: pd.Timestamp, horizon: float, what: str, max_cutoffs: int
+) -> list[pd.Timestamp]:
     cuts = monthly_cutoffs(first_ts, as_of, horizon, max_cutoffs=max_cutoffs)
     if len(cuts) < 2:
         need = first_ts + pd.Timedelta(days=60 + 30 + horizon)
@@ -104,8 +106,13 @@ def _log_model(model: BoosterModel, name: str, example: pd.DataFrame) -> tuple[s
     return str(info.registered_model_version), info.model_uri
 
 
-def _champion_score(name: str, valid: pd.DataFrame, y: np.ndarray, kind: str) -> float | None:
-    """The current champion's metric on this run's validation rows, or None if none."""
+def _champion_score(name: str, valid: pd.DataFrame, y: np.ndarray, kind: str) -> float | str | None:
+    """The current champion's metric on this run's validation rows.
+
+    Returns None when there is no champion, ``-inf`` when its artifact cannot be
+    loaded (a working model should replace a broken one), and a string saying
+    why when it cannot be compared on these rows (then nothing is promoted).
+    """
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -116,9 +123,15 @@ def _champion_score(name: str, valid: pd.DataFrame, y: np.ndarray, kind: str) ->
         return None
     try:
         model = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}").unwrap_python_model().model
-        pred = model.predict(valid)
     except Exception:
-        return float("-inf")  # an unloadable or incompatible champion loses to a working model
+        return float("-inf")
+    missing = [c for c in model.features_ if c not in valid.columns]
+    if missing:
+        return (
+            f"the champion needs features this run's data lacks ({', '.join(missing[:5])}); "
+            "train with the same inputs to compare"
+        )
+    pred = model.predict(valid)
     if kind == "churn":
         return churn_metrics(y, pred)["churn_roc_auc"]
     return value_metrics(y, pred)["value_gini"]
@@ -135,6 +148,8 @@ def train(
     max_cutoffs: int = 12,
     seed: int = 0,
     progress: Progress | None = None,
+    churn_model: BoosterModel | None = None,
+    value_model: BoosterModel | None = None,
 ) -> TrainResult:
     """Fit the churn and value models on monthly cutoffs and evaluate out of time.
 
@@ -143,7 +158,11 @@ def train(
     validation window. Metrics of model and baselines, params, the data
     fingerprint, window and git SHA are logged to MLflow; both models are
     registered. With ``promote`` each gets the alias ``champion`` when it beats
-    the current champion on the same validation rows (or when there is none).
+    the current champion on the same validation rows (or when there is none);
+    a champion that cannot be compared on these rows is kept.
+
+    ``churn_model`` and ``value_model`` replace the default estimators (any
+    :class:`BoosterModel`-compatible object with ``fit``/``predict``).
     """
     say = progress or (lambda _msg: None)
     as_of = pd.Timestamp(as_of)
@@ -172,9 +191,13 @@ def train(
     c_train, c_valid = split(churn_cuts)
     v_train, v_valid = split(value_cuts)
     say(f"churn model on {len(c_train):,} rows")
-    churn = ChurnModel(seed).fit(c_train, c_train["churned"].to_numpy(int), seed=seed)
+    churn = (churn_model or ChurnModel(seed)).fit(
+        c_train, c_train["churned"].to_numpy(int), seed=seed
+    )
     say(f"value model on {len(v_train):,} rows")
-    value = ValueModel(seed).fit(v_train, v_train["future_value"].clip(lower=0).to_numpy(float), seed=seed)
+    value = (value_model or ValueModel(seed)).fit(
+        v_train, v_train["future_value"].clip(lower=0).to_numpy(float), seed=seed
+    )
 
     yc = c_valid["churned"].to_numpy(int)
     yv = v_valid["future_value"].to_numpy(float)
@@ -247,15 +270,21 @@ def train(
             ):
                 old = _champion_score(name, valid, y, kind)
                 metric = "churn_roc_auc" if kind == "churn" else "value_gini"
-                win = old is None or (np.isfinite(new) and new > old)
                 if old is None:
-                    why = f"no champion yet; {metric}={new:.4f}"
+                    win, why = bool(np.isfinite(new)), f"no champion yet; {metric}={new:.4f}"
+                elif isinstance(old, str):
+                    win, why = False, old
                 else:
+                    win = bool(np.isfinite(new) and new > old)
                     why = f"{metric} {new:.4f} vs champion {old:.4f} on the same validation rows"
                 if win:
                     client.set_registered_model_alias(name, ALIAS, version)
-                client.set_model_version_tag(name, version, "promotion", ("promoted: " if win else "not promoted: ") + why)
-                mlflow.set_tag(f"promotion_{kind}", ("promoted: " if win else "not promoted: ") + why)
+                client.set_model_version_tag(
+                    name, version, "promotion", ("promoted: " if win else "not promoted: ") + why
+                )
+                mlflow.set_tag(
+                    f"promotion_{kind}", ("promoted: " if win else "not promoted: ") + why
+                )
                 result_promoted[kind] = win
                 reasons[kind] = why
         mlflow.log_text(json.dumps(reasons, indent=2), "promotion.json")

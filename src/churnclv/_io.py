@@ -159,9 +159,7 @@ def _check_ts(con: duckdb.DuckDBPyConnection, col: str, p: Path, what: str, name
     return f"CAST({col} AS TIMESTAMP)"
 
 
-def _check_number(
-    con: duckdb.DuckDBPyConnection, col: str, p: Path, what: str, name: str
-) -> str:
+def _check_number(con: duckdb.DuckDBPyConnection, col: str, p: Path, what: str, name: str) -> str:
     num = f"TRY_CAST({col} AS DOUBLE)"
     bad = _sample(
         con,
@@ -246,7 +244,9 @@ def load_transactions(
         amount = f"{qty} * {price}"
     else:
         amount = _check_number(con, _q(cm.amount_col), p, what, cm.amount_col)
-    select = f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, {amount} AS amount"
+    select = (
+        f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, {amount} AS amount"
+    )
     return _finish(con, select, f"{cid} IS NOT NULL", p, what, rep)
 
 
@@ -274,7 +274,9 @@ def load_events(
     cid = _q(cm.customer_col)
     ts = _check_ts(con, _q(cm.ts_col), p, what, cm.ts_col)
     et = _q(cm.event_type_col)
-    bad = _sample(con, f"SELECT {et} FROM src WHERE {et} IS NULL OR trim(CAST({et} AS VARCHAR)) = ''")
+    bad = _sample(
+        con, f"SELECT {et} FROM src WHERE {et} IS NULL OR trim(CAST({et} AS VARCHAR)) = ''"
+    )
     if bad:
         raise InputError(f"{what} file {p}: column {cm.event_type_col!r} has empty values")
     select = (

@@ -52,7 +52,9 @@ Customers = Annotated[
 ]
 CustomerCol = Annotated[str, typer.Option(help="Source column holding the customer id.")]
 TsCol = Annotated[str, typer.Option(help="Source column holding the timestamp or date.")]
-AmountCol = Annotated[str, typer.Option(help="Source column holding the amount (negative = return).")]
+AmountCol = Annotated[
+    str, typer.Option(help="Source column holding the amount (negative = return).")
+]
 EventTypeCol = Annotated[str, typer.Option(help="Source column holding the event type.")]
 QuantityCol = Annotated[
     str | None,
@@ -79,7 +81,12 @@ PolicyOpt = Annotated[
 
 
 def _columns(
-    customer_col: str, ts_col: str, amount_col: str, event_type_col: str, quantity_col: str | None, price_col: str | None
+    customer_col: str,
+    ts_col: str,
+    amount_col: str,
+    event_type_col: str,
+    quantity_col: str | None,
+    price_col: str | None,
 ) -> Any:
     from churnclv._io import ColumnMap
 
@@ -149,12 +156,16 @@ def _write(df: Any, path: Path) -> Path:
 # ---- verbs ----------------------------------------------------------------------------------
 @app.command()
 def generate(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the four Parquet files into.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder to write the four Parquet files into.")
+    ],
     customers: Annotated[int, typer.Option(help="Number of synthetic customers.", min=1)] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 0,
     as_of: Annotated[str, typer.Option(help="Date the ground truth refers to.")] = "2024-01-01",
     history_days: Annotated[int, typer.Option(help="Days of history before as_of.", min=1)] = 900,
-    future_days: Annotated[int, typer.Option(help="Days simulated after as_of (labels, truth).", min=0)] = 365,
+    future_days: Annotated[
+        int, typer.Option(help="Days simulated after as_of (labels, truth).", min=0)
+    ] = 365,
 ) -> None:
     """Write realistic synthetic histories and their ground truth.
 
@@ -166,7 +177,9 @@ def generate(
 
     ts = _as_of(as_of)
     with _step(f"generating {customers:,} customers"):
-        data = gen(customers, seed=seed, as_of=ts, history_days=history_days, future_days=future_days)
+        data = gen(
+            customers, seed=seed, as_of=ts, history_days=history_days, future_days=future_days
+        )
         paths = write(data, out_dir)
     for name, p in paths.items():
         out.print(f"{name}: {p}")
@@ -193,10 +206,17 @@ def features(
     from churnclv.features import build_features
 
     ts = _as_of(as_of)
-    tables = _load(transactions, events, customers, _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col))
+    tables = _load(
+        transactions,
+        events,
+        customers,
+        _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col),
+    )
     _check_as_of(tables, ts, transactions)
     with _step("computing features"):
-        frame = build_features(tables.transactions, tables.events, tables.customers, as_of=ts, engine=engine)
+        frame = build_features(
+            tables.transactions, tables.events, tables.customers, as_of=ts, engine=engine
+        )
     _write(frame, out_file)
     out.print(f"{len(frame):,} customers x {frame.shape[1] - 2} features -> {out_file}")
 
@@ -207,10 +227,18 @@ def train(
     as_of: AsOf,
     events: Events = None,
     customers: Customers = None,
-    churn_horizon_days: Annotated[float, typer.Option(help="Churn = no purchase within this many days.", min=1)] = 90,
-    value_horizon_days: Annotated[float, typer.Option(help="Future value = net spend within this many days.", min=1)] = 365,
-    promote: Annotated[bool, typer.Option(help="Alias the new models 'champion' if they beat the current one.")] = False,
-    max_cutoffs: Annotated[int, typer.Option(help="Most monthly cutoffs stacked per model.", min=2)] = 12,
+    churn_horizon_days: Annotated[
+        float, typer.Option(help="Churn = no purchase within this many days.", min=1)
+    ] = 90,
+    value_horizon_days: Annotated[
+        float, typer.Option(help="Future value = net spend within this many days.", min=1)
+    ] = 365,
+    promote: Annotated[
+        bool, typer.Option(help="Alias the new models 'champion' if they beat the current one.")
+    ] = False,
+    max_cutoffs: Annotated[
+        int, typer.Option(help="Most monthly cutoffs stacked per model.", min=2)
+    ] = 12,
     seed: Annotated[int, typer.Option(help="Random seed of the models.")] = 0,
     customer_col: CustomerCol = "customer_id",
     ts_col: TsCol = "ts",
@@ -226,7 +254,12 @@ def train(
     from churnclv.training import train as fit
 
     ts = _as_of(as_of)
-    tables = _load(transactions, events, customers, _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col))
+    tables = _load(
+        transactions,
+        events,
+        customers,
+        _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col),
+    )
     _check_as_of(tables, ts, transactions)
     workdir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri_for(workdir, tracking_uri)
@@ -251,8 +284,16 @@ def _print_metrics(result: Any) -> None:
     t.add_column("metric")
     t.add_column("model", justify="right")
     t.add_column("RFM baseline", justify="right")
-    for key in ("churn_roc_auc", "churn_pr_auc", "churn_brier", "churn_ece", "churn_top_decile_lift",
-                "value_gini", "value_spearman", "value_total_ratio"):
+    for key in (
+        "churn_roc_auc",
+        "churn_pr_auc",
+        "churn_brier",
+        "churn_ece",
+        "churn_top_decile_lift",
+        "value_gini",
+        "value_spearman",
+        "value_total_ratio",
+    ):
         base = result.metrics.get(f"baseline_rfm_{key}", float("nan"))
         t.add_row(key, f"{result.metrics[key]:.4f}", f"{base:.4f}")
     out.print(t)
@@ -270,7 +311,9 @@ def score(
     customers: Customers = None,
     model_uri: Annotated[
         str | None,
-        typer.Option(help="Reserved: models:/ URIs other than the registry champion are not supported yet."),
+        typer.Option(
+            help="Reserved: models:/ URIs other than the registry champion are not supported yet."
+        ),
     ] = None,
     engine: Engine = "duckdb",
     policy: PolicyOpt = None,
@@ -289,10 +332,17 @@ def score(
     from churnclv.training import load_champion, tracking_uri_for
 
     if model_uri is not None:
-        raise InputError("--model-uri is not supported yet: score uses the registry's @champion models")
+        raise InputError(
+            "--model-uri is not supported yet: score uses the registry's @champion models"
+        )
     ts = _as_of(as_of)
     pol = load_policy(policy)
-    tables = _load(transactions, events, customers, _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col))
+    tables = _load(
+        transactions,
+        events,
+        customers,
+        _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col),
+    )
     _check_as_of(tables, ts, transactions)
     with _step("loading champion"):
         champion = load_champion(tracking_uri_for(workdir, tracking_uri))
@@ -310,7 +360,10 @@ def demo(
     policy: PolicyOpt = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """The main job on embedded defaults: generate -> features -> train -> register -> score -> summary."""
+    """The main job on embedded defaults.
+
+    generate -> features -> train -> register -> batch score -> tier/action summary.
+    """
     import pandas as pd
 
     from churnclv._generate import generate as gen
@@ -332,7 +385,9 @@ def demo(
     tables = _load(paths["transactions"], paths["events"], paths["customers"], ColumnMap())
     uri = tracking_uri_for(workdir, tracking_uri)
     with _step("training and registering") as update:
-        result = fit(tables, as_of=as_of, tracking_uri=uri, promote=True, seed=seed, progress=update)
+        result = fit(
+            tables, as_of=as_of, tracking_uri=uri, promote=True, seed=seed, progress=update
+        )
     _print_metrics(result)
     with _step("loading champion"):
         champion = load_champion(uri)
@@ -358,8 +413,13 @@ def _print_summary(scored: Any) -> None:
     order = {"high": 0, "medium": 1, "low": 2}
     grid = grid.sort_values(["value_tier", "risk_band"], key=lambda s: s.map(order))
     for row in grid.itertuples():
-        t.add_row(row.value_tier, row.risk_band, f"{row.customers:,}", f"{row.value:,.0f}",
-                  f"{row.value / total:.1%}" if total else "-")
+        t.add_row(
+            row.value_tier,
+            row.risk_band,
+            f"{row.customers:,}",
+            f"{row.value:,.0f}",
+            f"{row.value / total:.1%}" if total else "-",
+        )
     out.print(t)
     actions = (
         scored.groupby("action")
@@ -390,15 +450,18 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         return 1
-    except Exception as exc:  # click's usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
+    except Exception as exc:
+        # Usage errors (typer vendors its own click) carry `show()` and their exit code 2.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         if os.environ.get("CHURNCLV_DEBUG"):
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (set CHURNCLV_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (set CHURNCLV_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

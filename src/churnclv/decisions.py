@@ -74,7 +74,16 @@ class Policy:
     actions: tuple[Action, ...] = ()
 
 
-def _num(raw: dict[str, Any], section: str, key: str, src: str, *, lo: float, hi: float, allow_none: bool = False) -> Any:
+def _num(
+    raw: dict[str, Any],
+    section: str,
+    key: str,
+    src: str,
+    *,
+    lo: float,
+    hi: float,
+    allow_none: bool = False,
+) -> Any:
     if key not in raw:
         raise InputError(f"policy {src}: missing key '{section}.{key}'")
     val = raw[key]
@@ -119,12 +128,19 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     known = {"value_tier", "risk_band", "lifecycle", "actions"}
     for key in doc:
         if key not in known:
-            raise InputError(f"policy {src}: unknown key '{key}' (known: {', '.join(sorted(known))})")
+            raise InputError(
+                f"policy {src}: unknown key '{key}' (known: {', '.join(sorted(known))})"
+            )
     sections = {}
     for name, keys in {
         "value_tier": {"high_share", "medium_share"},
         "risk_band": {"high", "medium"},
-        "lifecycle": {"new_max_tenure_days", "silent_gap_multiple", "silent_default_days", "churned_recency_days"},
+        "lifecycle": {
+            "new_max_tenure_days",
+            "silent_gap_multiple",
+            "silent_default_days",
+            "churned_recency_days",
+        },
     }.items():
         sec = _section(doc, name, src)
         if not isinstance(sec, dict):
@@ -137,22 +153,29 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     high_share = _num(vt, "value_tier", "high_share", src, lo=0, hi=1)
     medium_share = _num(vt, "value_tier", "medium_share", src, lo=0, hi=1)
     if high_share + medium_share > 1:
-        raise InputError(f"policy {src}: 'value_tier.high_share' + 'value_tier.medium_share' exceed 1")
+        raise InputError(
+            f"policy {src}: 'value_tier.high_share' + 'value_tier.medium_share' exceed 1"
+        )
     risk_high = _num(rb, "risk_band", "high", src, lo=0, hi=1)
     risk_medium = _num(rb, "risk_band", "medium", src, lo=0, hi=1)
     if risk_medium >= risk_high:
-        raise InputError(f"policy {src}: 'risk_band.medium' ({risk_medium}) must be below 'risk_band.high' ({risk_high})")
+        raise InputError(
+            f"policy {src}: 'risk_band.medium' ({risk_medium}) must be below "
+            f"'risk_band.high' ({risk_high})"
+        )
     raw_actions = _section(doc, "actions", src)
     if not isinstance(raw_actions, list):
         raise InputError(f"policy {src}: 'actions' must be a list")
-    actions = []
+    actions: list[Action] = []
     for i, a in enumerate(raw_actions):
         where = f"actions[{i}]"
         if not isinstance(a, dict) or set(a) != {"name", "cost", "uplift"}:
             raise InputError(f"policy {src}: '{where}' needs exactly the keys name, cost, uplift")
         name = a["name"]
         if not isinstance(name, str) or not name or name == "none":
-            raise InputError(f"policy {src}: '{where}.name' must be a non-empty name other than 'none'")
+            raise InputError(
+                f"policy {src}: '{where}.name' must be a non-empty name other than 'none'"
+            )
         if any(x.name == name for x in actions):
             raise InputError(f"policy {src}: '{where}.name' {name!r} is duplicated")
         actions.append(
@@ -170,7 +193,9 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
         new_max_tenure_days=_num(lc, "lifecycle", "new_max_tenure_days", src, lo=0, hi=math.inf),
         silent_gap_multiple=_num(lc, "lifecycle", "silent_gap_multiple", src, lo=0, hi=math.inf),
         silent_default_days=_num(lc, "lifecycle", "silent_default_days", src, lo=0, hi=math.inf),
-        churned_recency_days=_num(lc, "lifecycle", "churned_recency_days", src, lo=0, hi=math.inf, allow_none=True),
+        churned_recency_days=_num(
+            lc, "lifecycle", "churned_recency_days", src, lo=0, hi=math.inf, allow_none=True
+        ),
         actions=tuple(actions),
     )
 
@@ -194,7 +219,7 @@ _SEGMENT_RULES: tuple[tuple[range, range, str], ...] = (
 
 def rfm_segment(r_score: int, f_score: int, m_score: int) -> str:
     """The classic RFM segment of scores 1-5 (F and M are averaged, rounding half up)."""
-    fm = int(math.floor((f_score + m_score) / 2 + 0.5))
+    fm = math.floor((f_score + m_score) / 2 + 0.5)
     for rr, fr, name in _SEGMENT_RULES:
         if r_score in rr and fm in fr:
             return name
@@ -230,12 +255,16 @@ def decide(scored: pd.DataFrame, policy: Policy, *, churn_horizon_days: float) -
         ["high", "medium"],
         "low",
     )
-    out["risk_band"] = np.select([p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low")
+    out["risk_band"] = np.select(
+        [p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low"
+    )
     rec = out["recency_days"].to_numpy(float)
     ten = out["tenure_days"].to_numpy(float)
     gap = out["gap_mean_days"].to_numpy(float)
     churned_days = policy.churned_recency_days or churn_horizon_days
-    silent_limit = np.where(np.isfinite(gap) & (gap > 0), policy.silent_gap_multiple * gap, policy.silent_default_days)
+    silent_limit = np.where(
+        np.isfinite(gap) & (gap > 0), policy.silent_gap_multiple * gap, policy.silent_default_days
+    )
     out["lifecycle_stage"] = np.select(
         [rec > churned_days, ten <= policy.new_max_tenure_days, rec > silent_limit],
         ["churned", "new", "silent"],
