@@ -33,7 +33,12 @@ def score_features(features: pd.DataFrame, champion: Champion, policy: Policy) -
     scored = features.copy()
     scored["churn_probability"] = champion.churn.predict(features)
     scored["predicted_value"] = champion.value.predict(features)
-    scored = decide(scored, policy, churn_horizon_days=champion.churn_horizon_days)
+    scored = decide(
+        scored,
+        policy,
+        churn_horizon_days=champion.churn_horizon_days,
+        reference=champion.value.reference_ or None,
+    )
     scored["model_version"] = champion.model_version
     return scored[[*SCORE_COLUMNS, "as_of", "model_version"]].reset_index(drop=True)
 

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
-from mlflow.pyfunc import PythonModel
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 __all__ = ["BoosterModel", "ChurnModel", "PyfuncBooster", "ValueModel", "feature_columns"]
 
-_NON_FEATURES = {"customer_id", "as_of", "churned", "future_value"}
+# r/f/m scores in a feature frame rank customers within that frame; they depend on who else
+# is in the batch, so they are never model inputs (decisions rescore against the reference).
+_NON_FEATURES = {"customer_id", "as_of", "churned", "future_value", "r_score", "f_score", "m_score"}
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:
@@ -45,6 +47,7 @@ class BoosterModel:
         self.kind = kind
         self.params = params
         self.num_boost_round = num_boost_round
+        self.reference_: dict[str, list[float]] = {}
 
     def _matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.features_ if c not in frame.columns]
@@ -114,6 +117,7 @@ class BoosterModel:
             "features": self.features_,
             "categories": self.categories_,
             "params": self.params,
+            "reference": self.reference_,
         }
         (out / "schema.json").write_text(json.dumps(schema, indent=2))
         return out
@@ -126,6 +130,7 @@ class BoosterModel:
         model = cls(schema["kind"], schema["params"])
         model.features_ = schema["features"]
         model.categories_ = schema["categories"]
+        model.reference_ = schema.get("reference", {})
         model.booster_ = lgb.Booster(model_file=str(src / "booster.txt"))
         return model
 

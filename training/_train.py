@@ -15,6 +15,7 @@ import pandas as pd
 
 from churnclv._errors import InputError
 from churnclv._io import InputTables
+from churnclv.decisions import reference_distribution
 from churnclv.features import build_features, build_labels, monthly_cutoffs
 from churnclv.training._metrics import churn_metrics, value_metrics
 from churnclv.training._model import BoosterModel, ChurnModel, PyfuncBooster, ValueModel
@@ -199,6 +200,7 @@ def train(
         v_train, v_train["future_value"].clip(lower=0).to_numpy(float), seed=seed
     )
 
+    value.reference_ = reference_distribution(c_valid, value.predict(c_valid))
     yc = c_valid["churned"].to_numpy(int)
     yv = v_valid["future_value"].to_numpy(float)
     p_churn = churn.predict(c_valid)

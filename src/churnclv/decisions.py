@@ -29,8 +29,12 @@ __all__ = [
     "Policy",
     "decide",
     "load_policy",
+    "reference_distribution",
+    "rfm_scores",
     "rfm_segment",
 ]
+
+_REFERENCE_POINTS = 1001
 
 VALUE_TIERS = ("high", "medium", "low")
 RISK_BANDS = ("high", "medium", "low")
@@ -226,18 +230,93 @@ def rfm_segment(r_score: int, f_score: int, m_score: int) -> str:
     raise ValueError(f"RFM scores out of range: r={r_score} f={f_score} m={m_score}")
 
 
-def decide(scored: pd.DataFrame, policy: Policy, *, churn_horizon_days: float) -> pd.DataFrame:
+def reference_distribution(
+    frame: pd.DataFrame, predicted_value: np.ndarray
+) -> dict[str, list[float]]:
+    """A compact sample of the population that scores and tiers are relative to.
+
+    Stores 1,001 quantiles (actual values, so ties survive) of recency, frequency,
+    monetary total and predicted value. Scoring one customer or a million then
+    gives each the same scores and tier, whoever else is in the batch.
+    """
+    probs = np.linspace(0.0, 1.0, _REFERENCE_POINTS)
+    cols = {
+        "recency_days": frame["recency_days"].to_numpy(float),
+        "frequency": frame["frequency"].to_numpy(float),
+        "monetary_total": frame["monetary_total"].to_numpy(float),
+        "predicted_value": np.asarray(predicted_value, dtype=float),
+    }
+    return {
+        k: np.quantile(v[np.isfinite(v)], probs, method="inverted_cdf").round(6).tolist()
+        for k, v in cols.items()
+        if np.isfinite(v).any()
+    }
+
+
+def _share_below(sample: list[float], x: np.ndarray, *, strictly_above: bool = False) -> np.ndarray:
+    ref = np.asarray(sample, dtype=float)
+    if strictly_above:
+        return 1.0 - np.searchsorted(ref, x, side="right") / len(ref)
+    return np.searchsorted(ref, x, side="left") / len(ref)
+
+
+def rfm_scores(
+    frame: pd.DataFrame, reference: dict[str, list[float]] | None = None
+) -> pd.DataFrame:
+    """R, F and M scores 1-5 against a reference population (default: the frame itself).
+
+    A score is 1 + floor(5 x the share of the reference the customer beats
+    strictly): the most recent, most frequent, highest-spending customers get 5,
+    and ties share the lower score (every one-time buyer has F = 1).
+    """
+    ref = reference or {
+        k: np.sort(frame[k].to_numpy(float)).tolist()
+        for k in ("recency_days", "frequency", "monetary_total")
+    }
+
+    def score(share: np.ndarray) -> np.ndarray:
+        return np.clip(1 + np.floor(5 * share), 1, 5).astype(int)
+
+    return pd.DataFrame(
+        {
+            "r_score": score(
+                _share_below(
+                    ref["recency_days"], frame["recency_days"].to_numpy(float), strictly_above=True
+                )
+            ),
+            "f_score": score(_share_below(ref["frequency"], frame["frequency"].to_numpy(float))),
+            "m_score": score(
+                _share_below(ref["monetary_total"], frame["monetary_total"].to_numpy(float))
+            ),
+        },
+        index=frame.index,
+    )
+
+
+def decide(
+    scored: pd.DataFrame,
+    policy: Policy,
+    *,
+    churn_horizon_days: float,
+    reference: dict[str, list[float]] | None = None,
+) -> pd.DataFrame:
     """Add the decision columns to a frame of predictions.
 
     Parameters
     ----------
     scored : pandas.DataFrame
         ``churn_probability``, ``predicted_value``, ``recency_days``,
-        ``tenure_days``, ``gap_mean_days``, ``r_score``, ``f_score``, ``m_score``.
+        ``tenure_days``, ``gap_mean_days``, ``frequency``, ``monetary_total``
+        (or, without a reference, ready ``r_score``, ``f_score``, ``m_score``).
     policy : Policy
         Thresholds and actions.
     churn_horizon_days : float
         The churn horizon of the model (default "churned" recency).
+    reference : dict, optional
+        The training population (:func:`reference_distribution`). With it, value
+        tiers cut at the reference's predicted-value quantiles and RFM scores rank
+        against it, so a customer's decisions do not depend on the batch. Without
+        it, tiers are shares of this frame and its own r/f/m scores are used.
 
     Returns
     -------
@@ -249,12 +328,20 @@ def decide(scored: pd.DataFrame, policy: Policy, *, churn_horizon_days: float) -
     n = len(out)
     p = out["churn_probability"].to_numpy(float)
     v = out["predicted_value"].to_numpy(float)
-    rank = pd.Series(-v).rank(method="first").to_numpy() / max(n, 1)
-    out["value_tier"] = np.select(
-        [rank <= policy.high_share, rank <= policy.high_share + policy.medium_share],
-        ["high", "medium"],
-        "low",
-    )
+    if reference and "predicted_value" in reference:
+        ref = np.asarray(reference["predicted_value"], dtype=float)
+        high_min = np.quantile(ref, 1 - policy.high_share) if policy.high_share > 0 else np.inf
+        mid_share = policy.high_share + policy.medium_share
+        medium_min = np.quantile(ref, 1 - mid_share) if mid_share > 0 else np.inf
+        out["value_tier"] = np.select([v >= high_min, v >= medium_min], ["high", "medium"], "low")
+        out[["r_score", "f_score", "m_score"]] = rfm_scores(out, reference)
+    else:
+        rank = pd.Series(-v).rank(method="first").to_numpy() / max(n, 1)
+        out["value_tier"] = np.select(
+            [rank <= policy.high_share, rank <= policy.high_share + policy.medium_share],
+            ["high", "medium"],
+            "low",
+        )
     out["risk_band"] = np.select(
         [p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low"
     )
