@@ -2,18 +2,23 @@
 
 One definition (:mod:`churnclv.features._sql`) computes the feature vector of
 every customer as of each cutoff from rows with ``ts < cutoff`` only; training
-stacks many cutoffs in one pass, scoring and the service use one.
+stacks many cutoffs in one pass, scoring and the service use one. The same
+text runs on DuckDB (embedded default) or Apache Spark (``engine="spark"``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
 
 from churnclv._errors import InputError
 from churnclv.features._sql import DEFAULT_EVENT_TYPES, WINDOWS, feature_sql, label_sql
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
 
 __all__ = [
     "DEFAULT_EVENT_TYPES",
@@ -22,10 +27,12 @@ __all__ = [
     "WINDOWS",
     "build_features",
     "build_labels",
+    "finish_features",
     "monthly_cutoffs",
+    "spark_features",
 ]
 
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "spark")
 NON_FEATURE_COLUMNS = ("customer_id", "as_of")
 _EMPTY_EVENTS = pd.DataFrame(
     {
@@ -74,45 +81,122 @@ def build_features(
         The cutoff(s). Only rows with ``ts < as_of`` are used.
     event_types : sequence of str
         Event types with their own columns.
-    engine : {"duckdb"}
-        The engine that runs the definition.
+    engine : {"duckdb", "spark"}
+        The engine that runs the definition: embedded DuckDB, or Apache Spark
+        (``CHURNCLV_SPARK_MASTER``, default ``local[2]``; needs pyspark and
+        Java 17+).
 
     Returns
     -------
     pandas.DataFrame
         One row per customer with a purchase before the cutoff, per cutoff;
-        ``customer_id``, ``as_of`` and the feature columns.
+        ``customer_id``, ``as_of`` and the feature columns, sorted by
+        ``as_of`` then ``customer_id``; both engines give the same frame.
+
+    Raises
+    ------
+    InputError
+        For an unknown engine, or ``"spark"`` without pyspark or Java 17+.
     """
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     cut = _cutoff_frame(as_of)
+    frames, static, with_signup = _inputs(transactions, events, customers, cut)
+    sql = feature_sql(
+        with_events="events" in frames,
+        event_types=event_types,
+        static_columns=static,
+        with_signup=with_signup,
+        dialect=engine,
+    )
+    if engine == "spark":
+        from churnclv.features._spark import to_pandas
+
+        out = to_pandas(_spark_query(frames, sql))
+    else:
+        out = _duckdb_query(frames, sql)
+    return finish_features(out, static)
+
+
+def _inputs(
+    transactions: pd.DataFrame,
+    events: pd.DataFrame | None,
+    customers: pd.DataFrame | None,
+    cut: pd.DataFrame,
+) -> tuple[dict[str, pd.DataFrame], list[str], bool]:
+    """The relations the feature SQL reads, the static columns and whether signup_ts exists."""
+    frames = {"transactions": transactions[["customer_id", "ts", "amount"]], "cutoffs": cut}
+    static: list[str] = []
+    with_signup = False
+    if customers is not None:
+        frames["customers"] = customers
+        with_signup = "signup_ts" in customers.columns
+        static = [c for c in customers.columns if c not in ("customer_id", "signup_ts")]
+    if events is not None:
+        frames["events"] = events[["customer_id", "ts", "event_type"]]
+    return frames, static, with_signup
+
+
+def _duckdb_query(frames: dict[str, pd.DataFrame], sql: str) -> pd.DataFrame:
     con = _connect()
     try:
-        con.register("transactions", transactions[["customer_id", "ts", "amount"]])
-        con.register("cutoffs", cut)
-        static: list[str] = []
-        with_signup = False
-        if customers is not None:
-            con.register("customers", customers)
-            with_signup = "signup_ts" in customers.columns
-            static = [c for c in customers.columns if c not in ("customer_id", "signup_ts")]
-        ev = events if events is not None else None
-        if ev is not None:
-            con.register("events", ev[["customer_id", "ts", "event_type"]])
-        sql = feature_sql(
-            with_events=ev is not None,
-            event_types=event_types,
-            static_columns=static,
-            with_signup=with_signup,
-        )
-        out = con.execute(sql).df()
+        for name, frame in frames.items():
+            con.register(name, frame)
+        return con.execute(sql).df()
     finally:
         con.close()
+
+
+def _spark_query(frames: dict[str, pd.DataFrame], sql: str) -> SparkDataFrame:
+    from churnclv.features._spark import get_spark, register_inputs
+
+    spark = get_spark()
+    register_inputs(spark, frames)
+    return spark.sql(sql)
+
+
+def finish_features(out: pd.DataFrame, static: Sequence[str]) -> pd.DataFrame:
+    """Give a collected feature frame the engine-independent dtypes.
+
+    ``as_of`` becomes ``datetime64[us]``, string static attributes
+    ``category``; both engines' results pass through here.
+    """
     out["as_of"] = out["as_of"].astype("datetime64[us]")
     for col in static:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             out[col] = out[col].astype("category")
     return out
+
+
+def spark_features(
+    transactions: pd.DataFrame,
+    events: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+    *,
+    as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
+    event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+) -> tuple[SparkDataFrame, list[str]]:
+    """The feature frame as a lazy Spark DataFrame (for work that stays on Spark).
+
+    Same arguments as :func:`build_features`. Returns the Spark DataFrame and
+    the static attribute columns (pass both to :func:`finish_features` once
+    collected).
+
+    Raises
+    ------
+    InputError
+        When pyspark or Java 17+ is missing.
+    """
+    cut = _cutoff_frame(as_of)
+    frames, static, with_signup = _inputs(transactions, events, customers, cut)
+    sql = feature_sql(
+        with_events="events" in frames,
+        event_types=event_types,
+        static_columns=static,
+        with_signup=with_signup,
+        dialect="spark",
+    )
+    return _spark_query(frames, sql), static
 
 
 def build_labels(
@@ -121,23 +205,30 @@ def build_labels(
     *,
     churn_horizon_days: float = 90,
     value_horizon_days: float = 365,
+    engine: str = "duckdb",
 ) -> pd.DataFrame:
     """Labels for the (customer_id, as_of) rows of ``keys``.
 
     ``churned`` is True when the customer makes no purchase in
     ``(as_of, as_of + churn_horizon_days]``; ``future_value`` is the net sum of
     amount in ``(as_of, as_of + value_horizon_days]``. Rows at or before
-    ``as_of`` are never read.
+    ``as_of`` are never read. ``engine`` is ``"duckdb"`` or ``"spark"``.
     """
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     if churn_horizon_days <= 0 or value_horizon_days <= 0:
         raise InputError("horizons must be positive numbers of days")
-    con = _connect()
-    try:
-        con.register("transactions", transactions[["customer_id", "ts", "amount"]])
-        con.register("keys", keys[["customer_id", "as_of"]])
-        out = con.execute(label_sql(churn_horizon_days, value_horizon_days)).df()
-    finally:
-        con.close()
+    frames = {
+        "transactions": transactions[["customer_id", "ts", "amount"]],
+        "keys": keys[["customer_id", "as_of"]],
+    }
+    sql = label_sql(churn_horizon_days, value_horizon_days, dialect=engine)
+    if engine == "spark":
+        from churnclv.features._spark import to_pandas
+
+        out = to_pandas(_spark_query(frames, sql))
+    else:
+        out = _duckdb_query(frames, sql)
     out["as_of"] = out["as_of"].astype("datetime64[us]")
     out["churned"] = out["churned"].astype(bool)
     return out

@@ -6,11 +6,17 @@ amount)``, ``events(customer_id, ts, event_type)``, ``customers(customer_id,
 training stack (an inequality join, then GROUP BY customer and cutoff). Time
 arithmetic is done on epoch seconds so the same text is portable across
 engines (timestamp ``delta`` semantics differ between DuckDB and Spark).
+
+The text is rendered for a :class:`~churnclv.features._dialect.Dialect`
+(``"duckdb"`` or ``"spark"``); only epoch seconds and identifier quoting
+differ, everything else is the common subset of both dialects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from churnclv.features._dialect import get_dialect
 
 __all__ = ["DEFAULT_EVENT_TYPES", "WINDOWS", "feature_sql", "label_sql"]
 
@@ -84,6 +90,7 @@ def feature_sql(
     event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
     static_columns: Sequence[str] = (),
     with_signup: bool = False,
+    dialect: str = "duckdb",
 ) -> str:
     """SQL computing one feature row per customer and cutoff.
 
@@ -100,7 +107,10 @@ def feature_sql(
         Columns of ``customers`` passed through as static attributes.
     with_signup : bool
         Whether ``customers`` has ``signup_ts`` (gives ``days_since_signup``).
+    dialect : {"duckdb", "spark"}
+        The SQL dialect of the returned text.
     """
+    d = get_dialect(dialect)
     for et in event_types:
         if not et.replace("_", "").isalnum():
             raise ValueError(f"event type {et!r} cannot be a column name")
@@ -110,8 +120,8 @@ def feature_sql(
     if with_events:
         ev_cte = f""",
 ev AS (
-    SELECT customer_id, epoch(ts) AS es, event_type,
-           CAST(floor(epoch(ts) / {_DAY}) AS BIGINT) AS day
+    SELECT customer_id, {d.epoch("ts")} AS es, event_type,
+           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
     FROM events
 ),
 eagg AS (
@@ -143,10 +153,11 @@ eagg AS (
     static_sel = ""
     static_join = ""
     if static_columns or with_signup:
-        sel = [f's."{col}"' for col in static_columns]
+        sel = [f"s.{d.ident(col)}" for col in static_columns]
         if with_signup:
+            signup = d.epoch("s.signup_ts")
             sel.append(
-                f"CASE WHEN epoch(s.signup_ts) < a.ce THEN (a.ce - epoch(s.signup_ts)) / {_DAY}"
+                f"CASE WHEN {signup} < a.ce THEN (a.ce - {signup}) / {_DAY}"
                 " END AS days_since_signup"
             )
         static_sel = ",\n    " + ",\n    ".join(sel)
@@ -155,10 +166,10 @@ eagg AS (
     for w in WINDOWS:
         win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"a.active_days_{w}d"]
     return f"""
-WITH cut AS (SELECT cutoff, epoch(cutoff) AS ce FROM cutoffs),
+WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce FROM cutoffs),
 tx AS (
-    SELECT customer_id, epoch(ts) AS es, amount,
-           CAST(floor(epoch(ts) / {_DAY}) AS BIGINT) AS day
+    SELECT customer_id, {d.epoch("ts")} AS es, amount,
+           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
     FROM transactions
 ),
 pday AS (
@@ -184,7 +195,6 @@ base AS (
 SELECT
     a.customer_id,
     a.cutoff AS as_of,
-    a.ce,
     (a.ce - a.last_es) / {_DAY} AS recency_days,
     (a.ce - a.first_es) / {_DAY} AS tenure_days,
     a.n_days - 1 AS frequency,
@@ -195,7 +205,7 @@ SELECT
     a.returns_total,
     {", ".join(win_cols)},
     a.spend_prior_90d,
-    CASE WHEN abs(a.spend_90d) + abs(a.spend_prior_90d) = 0 THEN 0.0
+    CASE WHEN abs(a.spend_90d) + abs(a.spend_prior_90d) < 1e-6 THEN 0.0
          ELSE (a.spend_90d - a.spend_prior_90d) / (abs(a.spend_90d) + abs(a.spend_prior_90d))
     END AS spend_trend_90d,
     CASE WHEN gp.gap_n > 0 THEN gp.gap_sum / gp.gap_n END AS gap_mean_days,
@@ -208,32 +218,39 @@ LEFT JOIN gaps gp ON gp.customer_id = a.customer_id AND gp.cutoff = a.cutoff
 {static_join}
 )
 SELECT
-    b.* EXCLUDE (ce),
+    b.*,
     CASE WHEN b.gap_mean_days > 0 THEN b.recency_days / b.gap_mean_days END AS overdue_ratio,
-    CAST(ceil(5 * cume_dist() OVER (PARTITION BY b.as_of ORDER BY b.recency_days DESC))
+    CAST(ceil(5 * cume_dist() OVER (
+             PARTITION BY b.as_of ORDER BY b.recency_days DESC NULLS LAST))
          AS INTEGER) AS r_score,
-    CAST(ceil(5 * cume_dist() OVER (PARTITION BY b.as_of ORDER BY b.frequency))
+    CAST(ceil(5 * cume_dist() OVER (
+             PARTITION BY b.as_of ORDER BY b.frequency NULLS LAST))
          AS INTEGER) AS f_score,
-    CAST(ceil(5 * cume_dist() OVER (PARTITION BY b.as_of ORDER BY b.monetary_total))
+    CAST(ceil(5 * cume_dist() OVER (
+             PARTITION BY b.as_of ORDER BY b.monetary_total NULLS LAST))
          AS INTEGER) AS m_score
 FROM base b
 ORDER BY b.as_of, b.customer_id
 """
 
 
-def label_sql(churn_horizon_days: float, value_horizon_days: float) -> str:
+def label_sql(
+    churn_horizon_days: float, value_horizon_days: float, *, dialect: str = "duckdb"
+) -> str:
     """SQL computing labels per (customer, cutoff) from rows in (cutoff, cutoff + horizon].
 
     Expects a ``keys(customer_id, as_of)`` relation: the feature rows to label.
     ``churned`` = no purchase (amount > 0) in the churn window; ``future_value``
-    = net sum of amount in the value window.
+    = net sum of amount in the value window. ``dialect`` is ``"duckdb"`` or
+    ``"spark"``.
     """
+    d = get_dialect(dialect)
     ch = float(churn_horizon_days) * _DAY
     vh = float(value_horizon_days) * _DAY
     longest = max(ch, vh)
     return f"""
-WITH k AS (SELECT customer_id, as_of, epoch(as_of) AS ce FROM keys),
-t AS (SELECT customer_id, epoch(ts) AS es, amount FROM transactions),
+WITH k AS (SELECT customer_id, as_of, {d.epoch("as_of")} AS ce FROM keys),
+t AS (SELECT customer_id, {d.epoch("ts")} AS es, amount FROM transactions),
 hit AS (
     SELECT k.customer_id, k.as_of,
            count(*) FILTER (WHERE t.amount > 0 AND t.es <= k.ce + {ch}) AS purchases_churn_window,

@@ -1,62 +1,66 @@
 """Batch scoring on Apache Spark: features and model predictions on executors.
 
 The feature frame is computed by the Spark engine of the one feature
-definition, the champion boosters run inside ``mapInPandas`` (each task
-rebuilds them from the LightGBM model text and schema shipped with the
-closure), and the collected predictions go through the same decision code as
-:func:`churnclv.serving.score_features`.
+definition; the champion models (pickled once, shipped as a Spark broadcast)
+predict inside ``mapInPandas`` on the executors; the collected rows then go
+through :func:`churnclv.serving.score_features` itself, with the models
+replaced by stand-ins that return the Spark predictions, so the decisions are
+made by exactly the same code as the DuckDB path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 from churnclv._errors import InputError
 from churnclv._io import InputTables
-from churnclv.decisions import Policy, decide
+from churnclv.decisions import Policy
 from churnclv.features import finish_features, spark_features
-from churnclv.serving._batch import SCORE_COLUMNS
-from churnclv.training import BoosterModel, Champion
+from churnclv.serving._batch import score_features
+from churnclv.training import Champion
 
 __all__ = ["score_spark"]
 
 _PREDICTIONS = (("churn_probability", "churn"), ("predicted_value", "value"))
 
 
-def _payload(model: BoosterModel) -> dict[str, Any]:
-    """What an executor needs to rebuild ``model``: plain, picklable values."""
-    return {
-        "kind": model.kind,
-        "params": model.params,
-        "features": list(model.features_),
-        "categories": dict(model.categories_),
-        "booster": model.booster_.model_to_string(),
-    }
+class _Precomputed:
+    """A model stand-in whose ``predict`` returns a column computed on Spark.
+
+    Every other attribute (``reference_``, ``features_``, ...) is the real
+    model's, so :func:`score_features` sees the champion it expects.
+    """
+
+    def __init__(self, model: Any, column: str) -> None:
+        self._model = model
+        self._column = column
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """The precomputed predictions of ``frame``'s rows."""
+        return frame[self._column].to_numpy(dtype=float)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
 
 
-def _rebuild(payload: dict[str, Any]) -> BoosterModel:
-    import lightgbm as lgb
+def _predictor(models: Any) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The ``mapInPandas`` function: one prediction column per champion model.
 
-    model = BoosterModel(payload["kind"], payload["params"])
-    model.features_ = payload["features"]
-    model.categories_ = payload["categories"]
-    model.booster_ = lgb.Booster(model_str=payload["booster"])
-    return model
-
-
-def _predictor(
-    payloads: dict[str, dict[str, Any]],
-) -> Any:
-    """The ``mapInPandas`` function: adds one prediction column per model."""
+    ``models`` is a Spark broadcast of ``{"churn": model, "value": model}``.
+    """
 
     def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        models = {kind: _rebuild(p) for kind, p in payloads.items()}
+        loaded = models.value
         for batch in batches:
             for column, kind in _PREDICTIONS:
-                batch[column] = models[kind].predict(batch) if len(batch) else []
+                batch[column] = (
+                    loaded[kind].predict(batch) if len(batch) else np.empty(0, dtype=float)
+                )
             yield batch
 
     return predict
@@ -85,9 +89,8 @@ def score_spark(
     Returns
     -------
     pandas.DataFrame
-        The columns of :func:`churnclv.serving.score` (DESIGN §7 columns, then
-        ``as_of`` and ``model_version``), one row per customer, sorted by
-        ``customer_id``; equal to the DuckDB path's result up to float rounding.
+        The columns of :func:`churnclv.serving.score`, one row per customer in
+        the same order; equal to the DuckDB path's result up to float rounding.
 
     Raises
     ------
@@ -97,7 +100,7 @@ def score_spark(
     """
     from pyspark.sql.types import DoubleType, StructField, StructType
 
-    from churnclv.features._spark import to_pandas
+    from churnclv.features._spark import get_spark, quiet_pandas_warnings, to_pandas
 
     as_of = pd.Timestamp(as_of)
     feats, static = spark_features(
@@ -106,12 +109,20 @@ def score_spark(
     schema = StructType(
         [*feats.schema.fields, *(StructField(col, DoubleType()) for col, _ in _PREDICTIONS)]
     )
-    payloads = {"churn": _payload(champion.churn), "value": _payload(champion.value)}
-    predicted = feats.mapInPandas(_predictor(payloads), schema).orderBy("as_of", "customer_id")
-    scored = finish_features(to_pandas(predicted), static)
-    if scored.empty:
+    models = get_spark().sparkContext.broadcast({"churn": champion.churn, "value": champion.value})
+    try:
+        with quiet_pandas_warnings():
+            predicted = feats.mapInPandas(_predictor(models), schema)
+        predicted = predicted.orderBy("as_of", "customer_id")
+        rows = finish_features(to_pandas(predicted), static)
+    finally:
+        models.unpersist()
+    if rows.empty:
         first = tables.transactions["ts"].min()
         raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
-    scored = decide(scored, policy, churn_horizon_days=champion.churn_horizon_days)
-    scored["model_version"] = champion.model_version
-    return scored[[*SCORE_COLUMNS, "as_of", "model_version"]].reset_index(drop=True)
+    stand_in = dataclasses.replace(
+        champion,
+        churn=cast(Any, _Precomputed(champion.churn, "churn_probability")),
+        value=cast(Any, _Precomputed(champion.value, "predicted_value")),
+    )
+    return score_features(rows, stand_in, policy)

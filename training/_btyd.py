@@ -88,7 +88,8 @@ def _validate_bgnbd_inputs(
     except ValueError as exc:
         raise ValueError(
             f"frequency, recency and T must have the same length: "
-            f"{np.shape(frequency)}, {np.shape(recency)}, {np.shape(T)}"
+            f"{np.shape(np.asarray(frequency))}, {np.shape(np.asarray(recency))}, "
+            f"{np.shape(np.asarray(T))}"
         ) from exc
     tol = 1e-9 * np.maximum(1.0, big_t)
     too_late = tx > big_t + tol
@@ -139,7 +140,7 @@ def _check_fitted(est: object) -> None:
 
 
 def _minimize_multistart(
-    objective,  # type: ignore[no-untyped-def]
+    objective,
     starts: list[np.ndarray],
     n_params: int,
 ) -> tuple[np.ndarray, float, bool, int]:
@@ -370,7 +371,7 @@ class BetaGeoFitter(BaseEstimator):
         return self
 
     @staticmethod
-    def _starting_points(xs, ts, ws, objective) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    def _starting_points(xs, ts, ws, objective) -> list[np.ndarray]:
         """Moment-based guesses on a small grid; the 3 best by objective are returned."""
         rate = (ws @ xs) / (ws @ ts)  # repeat purchases per unit time
         share_repeat = (ws @ (xs > 0)) / ws.sum()
@@ -846,8 +847,8 @@ class GammaGammaFitter(BaseEstimator):
         else:
             n_steps = max(1, int(np.ceil(time_days / step_days - 1e-12)))
             edges = np.minimum(np.arange(n_steps + 1) * step_days, time_days)
-        total = 0.0
-        previous = 0.0
+        total: np.ndarray | float = 0.0
+        previous: np.ndarray | float = 0.0
         for day in edges[1:]:
             cum = bgf.conditional_expected_number_of_purchases_up_to_time(
                 day / unit, frequency, recency, T
@@ -911,7 +912,11 @@ def _rfm_arrays(
 
 
 def fit_btyd(
-    rfm: pd.DataFrame, *, time_unit_days: float = 7.0, penalizer: float = 0.0
+    rfm: pd.DataFrame,
+    *,
+    time_unit_days: float = 7.0,
+    penalizer: float = 0.0,
+    gg_penalizer: float = 0.0,
 ) -> BTYDModels:
     """Fit BG/NBD and Gamma-Gamma on an RFM frame.
 
@@ -925,7 +930,11 @@ def fit_btyd(
         Time unit of the BG/NBD model (weeks by default; ``t_x`` and ``T`` are
         divided by it).
     penalizer : float, default 0.0
-        L2 penalizer of both models.
+        L2 penalizer of the BG/NBD parameters.
+    gg_penalizer : float, default 0.0
+        L2 penalizer of the Gamma-Gamma parameters. Kept separate because the
+        scale ``v`` is in currency units: a penalty sized for BG/NBD's unit-free
+        parameters swamps the likelihood and drives ``q`` below 1.
 
     Returns
     -------
@@ -941,7 +950,7 @@ def fit_btyd(
     x, tx, big_t, mon = _rfm_arrays(rfm, time_unit_days)
     bgf = BetaGeoFitter(penalizer=penalizer, time_unit_days=time_unit_days).fit(x, tx, big_t)
     mon_ok = np.where(np.isfinite(mon), mon, 0.0)
-    ggf = GammaGammaFitter(penalizer=penalizer).fit(x, mon_ok)
+    ggf = GammaGammaFitter(penalizer=gg_penalizer).fit(x, mon_ok)
     return BTYDModels(bgf=bgf, ggf=ggf)
 
 

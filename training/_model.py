@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from churnclv.training._hybrid import BTYD_COLUMNS, btyd_columns
+
 __all__ = ["BoosterModel", "ChurnModel", "PyfuncBooster", "ValueModel", "feature_columns"]
 
 # r/f/m scores in a feature frame rank customers within that frame; they depend on who else
@@ -48,8 +50,13 @@ class BoosterModel:
         self.params = params
         self.num_boost_round = num_boost_round
         self.reference_: dict[str, list[float]] = {}
+        self.btyd_: dict[str, Any] | None = None
+        self.calibrator_: dict[str, Any] | None = None
 
     def _matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        need_btyd = [c for c in BTYD_COLUMNS if c in self.features_ and c not in frame.columns]
+        if need_btyd and self.btyd_ is not None:
+            frame = pd.concat([frame, btyd_columns(frame, self.btyd_)[need_btyd]], axis=1)
         missing = [c for c in self.features_ if c not in frame.columns]
         if missing:
             raise ValueError(f"feature frame lacks columns: {', '.join(missing[:10])}")
@@ -93,9 +100,41 @@ class BoosterModel:
         )
         return self
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """P(churn) for a churn model, expected future value for a value model."""
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """The booster's own output, before any calibration."""
         return np.asarray(self.booster_.predict(self._matrix(frame)), dtype=float)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """P(churn) (calibrated when a calibrator was fitted) or expected future value."""
+        raw = self.predict_raw(frame)
+        return raw if self.calibrator_ is None else _apply_calibrator(self.calibrator_, raw)
+
+    def calibrate(self, frame: pd.DataFrame, y: np.ndarray) -> BoosterModel:
+        """Fit isotonic and Platt calibrators on an out-of-time fold; keep the better one.
+
+        The fold is split in two by customer; each method is fitted on one half and
+        scored (Brier) on the other, both ways. The winner is refitted on the whole
+        fold. ``calibration_`` records the method and both cross-fitted Brier scores.
+        """
+        raw = self.predict_raw(frame)
+        y = np.asarray(y, dtype=float)
+        half = (
+            pd.util.hash_pandas_object(frame["customer_id"].astype(str), index=False).to_numpy() % 2
+        ) == 0
+        scores: dict[str, float] = {}
+        for method in ("isotonic", "platt"):
+            errs = []
+            for a, b in ((half, ~half), (~half, half)):
+                if len(np.unique(y[a])) < 2 or not b.any():
+                    continue
+                cal = _fit_calibrator(method, raw[a], y[a])
+                errs.append(float(np.mean((_apply_calibrator(cal, raw[b]) - y[b]) ** 2)))
+            scores[method] = float(np.mean(errs)) if errs else float("inf")
+        scores["none"] = float(np.mean((raw - y) ** 2))
+        best = min(scores, key=lambda k: scores[k])
+        self.calibrator_ = None if best == "none" else _fit_calibrator(best, raw, y)
+        self.calibration_ = {"method": best, **{f"brier_{k}": v for k, v in scores.items()}}
+        return self
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions (raw score scale), one column per feature."""
@@ -118,6 +157,8 @@ class BoosterModel:
             "categories": self.categories_,
             "params": self.params,
             "reference": self.reference_,
+            "btyd": self.btyd_,
+            "calibrator": self.calibrator_,
         }
         (out / "schema.json").write_text(json.dumps(schema, indent=2))
         return out
@@ -131,8 +172,38 @@ class BoosterModel:
         model.features_ = schema["features"]
         model.categories_ = schema["categories"]
         model.reference_ = schema.get("reference", {})
+        model.btyd_ = schema.get("btyd")
+        model.calibrator_ = schema.get("calibrator")
         model.booster_ = lgb.Booster(model_file=str(src / "booster.txt"))
         return model
+
+
+def _fit_calibrator(method: str, raw: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
+        return {
+            "method": "isotonic",
+            "x": iso.X_thresholds_.tolist(),
+            "y": iso.y_thresholds_.tolist(),
+        }
+    from sklearn.linear_model import LogisticRegression
+
+    z = _logit(raw).reshape(-1, 1)
+    lr = LogisticRegression(C=1e6).fit(z, y.astype(int))
+    return {"method": "platt", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _apply_calibrator(cal: dict[str, Any], raw: np.ndarray) -> np.ndarray:
+    if cal["method"] == "isotonic":
+        return np.interp(raw, cal["x"], cal["y"])
+    return 1.0 / (1.0 + np.exp(-(cal["a"] * _logit(raw) + cal["b"])))
 
 
 def ChurnModel(seed: int = 0) -> BoosterModel:

@@ -16,7 +16,8 @@ import pandas as pd
 from churnclv._errors import InputError
 from churnclv._io import InputTables
 from churnclv.decisions import reference_distribution
-from churnclv.features import build_features, build_labels, monthly_cutoffs
+from churnclv.features import build_features, build_labels
+from churnclv.training._hybrid import fit_params, stack_btyd
 from churnclv.training._metrics import churn_metrics, value_metrics
 from churnclv.training._model import BoosterModel, ChurnModel, PyfuncBooster, ValueModel
 from churnclv.training._registry import (
@@ -64,14 +65,34 @@ def _git_sha() -> str:
 
 
 def _cutoffs(
-    first_ts: pd.Timestamp, as_of: pd.Timestamp, horizon: float, what: str, max_cutoffs: int
+    first_ts: pd.Timestamp,
+    as_of: pd.Timestamp,
+    horizon: float,
+    what: str,
+    max_cutoffs: int,
+    step_days: float = 30,
 ) -> list[pd.Timestamp]:
-    cuts = monthly_cutoffs(first_ts, as_of, horizon, max_cutoffs=max_cutoffs)
+    """The validation cutoff (last) and the purged training cutoffs before it.
+
+    The validation cutoff is ``as_of - horizon``; training cutoffs step back
+    ``step_days`` from ``validation - horizon``, so every training label window
+    ends before the validation rows' features begin, and none is earlier than
+    60 days after the first purchase.
+    """
+    valid = (as_of - pd.Timedelta(days=horizon)).floor("D")
+    earliest = first_ts + pd.Timedelta(days=60)
+    cuts: list[pd.Timestamp] = []
+    c = valid - pd.Timedelta(days=horizon)
+    while c >= earliest and len(cuts) < max_cutoffs - 1:
+        cuts.append(c)
+        c = c - pd.Timedelta(days=step_days)
+    cuts = [*sorted(cuts), valid]
     if len(cuts) < 2:
-        need = first_ts + pd.Timedelta(days=60 + 30 + horizon)
+        need = first_ts + pd.Timedelta(days=60 + 2 * horizon)
         raise InputError(
-            f"history too short for the {what} horizon of {horizon:g} days: training needs two "
-            f"cutoffs whose label windows end by as_of {as_of.date()} (data from "
+            f"history too short for the {what} horizon of {horizon:g} days: training needs a "
+            f"cutoff whose label window ends before the validation cutoff {valid.date()} "
+            f"(data from "
             f"{first_ts.date()}, so as_of must be at least {need.date()}); "
             f"use a shorter --{what}-horizon-days"
         )
@@ -147,6 +168,7 @@ def train(
     value_horizon_days: float = 365,
     promote: bool = False,
     max_cutoffs: int = 12,
+    cutoff_step_days: float = 30,
     seed: int = 0,
     progress: Progress | None = None,
     churn_model: BoosterModel | None = None,
@@ -173,8 +195,12 @@ def train(
         first = tx["ts"].min()
         raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
     first_ts = purchases.min()
-    churn_cuts = _cutoffs(first_ts, as_of, churn_horizon_days, "churn", max_cutoffs)
-    value_cuts = _cutoffs(first_ts, as_of, value_horizon_days, "value", max_cutoffs)
+    churn_cuts = _cutoffs(
+        first_ts, as_of, churn_horizon_days, "churn", max_cutoffs, cutoff_step_days
+    )
+    value_cuts = _cutoffs(
+        first_ts, as_of, value_horizon_days, "value", max_cutoffs, cutoff_step_days
+    )
 
     say(f"features for {len(set(churn_cuts) | set(value_cuts))} cutoffs")
     frame = build_features(
@@ -184,22 +210,45 @@ def train(
         tx, frame, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days
     )
     frame = frame.merge(labels, on=["customer_id", "as_of"], how="left", validate="one_to_one")
+    say("BG/NBD + Gamma-Gamma per cutoff (hybrid features)")
+    frame = stack_btyd(frame, churn_horizon_days, value_horizon_days)
+    # The pair fitted as of `as_of` (rows before it only) travels with the models for scoring.
+    now = build_features(tx, as_of=as_of)
+    btyd_now = fit_params(now, churn_horizon_days, value_horizon_days)
 
-    def split(cuts: list[pd.Timestamp]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def split(cuts: list[pd.Timestamp], horizon: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+        # Purged out-of-time split: a training row's label window must end by the validation
+        # cutoff, so nothing the model learns from overlaps what it is judged on.
         rows = frame[frame["as_of"].isin(cuts)]
-        return rows[rows["as_of"] < cuts[-1]], rows[rows["as_of"] == cuts[-1]]
+        purge = cuts[-1] - pd.Timedelta(days=horizon)
+        return rows[rows["as_of"] <= purge], rows[rows["as_of"] == cuts[-1]]
 
-    c_train, c_valid = split(churn_cuts)
-    v_train, v_valid = split(value_cuts)
-    say(f"churn model on {len(c_train):,} rows")
-    churn = (churn_model or ChurnModel(seed)).fit(
-        c_train, c_train["churned"].to_numpy(int), seed=seed
-    )
+    c_train, c_valid = split(churn_cuts, churn_horizon_days)
+    v_train, v_valid = split(value_cuts, value_horizon_days)
+    for what, rows, h in (
+        ("churn", c_train, churn_horizon_days),
+        ("value", v_train, value_horizon_days),
+    ):
+        if rows.empty:
+            raise InputError(
+                f"history too short for the {what} horizon of {h:g} days: no training cutoff "
+                f"has its label window end before the validation cutoff; use a shorter "
+                f"--{what}-horizon-days or a later --as-of"
+            )
+    train_cuts = sorted(c_train["as_of"].unique())
+    # With three or more churn cutoffs the second latest is an out-of-time calibration fold.
+    calibrate = len(train_cuts) >= 3
+    c_fit = c_train[c_train["as_of"] < train_cuts[-1]] if calibrate else c_train
+    c_cal = c_train[c_train["as_of"] == train_cuts[-1]] if calibrate else c_train.iloc[:0]
+    say(f"churn model on {len(c_fit):,} rows")
+    churn = (churn_model or ChurnModel(seed)).fit(c_fit, c_fit["churned"].to_numpy(int), seed=seed)
+    if calibrate:
+        churn.calibrate(c_cal, c_cal["churned"].to_numpy(int))
     say(f"value model on {len(v_train):,} rows")
     value = (value_model or ValueModel(seed)).fit(
         v_train, v_train["future_value"].clip(lower=0).to_numpy(float), seed=seed
     )
-
+    churn.btyd_ = value.btyd_ = btyd_now
     value.reference_ = reference_distribution(c_valid, value.predict(c_valid))
     yc = c_valid["churned"].to_numpy(int)
     yv = v_valid["future_value"].to_numpy(float)
@@ -216,6 +265,15 @@ def train(
         * value_horizon_days
     ).to_numpy(float)
     metrics |= {f"baseline_rfm_{k}": v for k, v in value_metrics(yv, run_rate).items()}
+    # BTYD baselines on the same rows (fitted on each cutoff's own history).
+    if c_valid["btyd_p_alive"].notna().all():
+        p_bg = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
+        metrics |= {f"baseline_bgnbd_{k}": v for k, v in churn_metrics(yc, p_bg).items()}
+        p_dead = 1 - c_valid["btyd_p_alive"].to_numpy(float)
+        metrics["baseline_bgnbd_palive_churn_roc_auc"] = churn_metrics(yc, p_dead)["churn_roc_auc"]
+    if v_valid["btyd_clv_value"].notna().all():
+        clv = v_valid["btyd_clv_value"].to_numpy(float)
+        metrics |= {f"baseline_bgnbd_gg_{k}": v for k, v in value_metrics(yv, clv).items()}
 
     say("logging to MLflow")
     import mlflow
@@ -241,6 +299,10 @@ def train(
                 "n_features": len(churn.features_),
                 "churn_best_iteration": churn.booster_.best_iteration,
                 "value_best_iteration": value.booster_.best_iteration,
+                "churn_calibration": getattr(churn, "calibration_", {}).get("method", "none"),
+                "churn_calibration_cutoff": str(pd.Timestamp(train_cuts[-1]).date())
+                if calibrate
+                else "none",
                 "seed": seed,
             }
         )
@@ -259,6 +321,11 @@ def train(
             },
             "feature_importance.json",
         )
+        mlflow.log_dict(
+            {"calibration": getattr(churn, "calibration_", {"method": "none"}), "btyd": btyd_now},
+            "model_details.json",
+        )
+        _log_plots(churn, value, c_valid, yc, p_churn, v_valid, yv, p_value)
         say("registering models")
         churn_version, _ = _log_model(churn, CHURN_MODEL, c_valid)
         value_version, _ = _log_model(value, VALUE_MODEL, v_valid)
@@ -299,6 +366,39 @@ def train(
         reasons=reasons,
         n_rows={"churn_train": len(c_train), "value_train": len(v_train)},
     )
+
+
+def _log_plots(
+    churn: BoosterModel,
+    value: BoosterModel,
+    c_valid: pd.DataFrame,
+    yc: np.ndarray,
+    p_churn: np.ndarray,
+    v_valid: pd.DataFrame,
+    yv: np.ndarray,
+    p_value: np.ndarray,
+) -> None:
+    import mlflow
+
+    from churnclv.training import _plots as plots
+
+    scores = {"model": p_churn, "RFM recency": _recency_score(c_valid)}
+    if c_valid["btyd_p_no_purchase_churn"].notna().all():
+        scores["BG/NBD"] = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
+    figures = {
+        "plots/churn_roc.png": plots.roc_plot(yc, scores),
+        "plots/churn_calibration.png": plots.calibration_plot(yc, p_churn),
+        "plots/churn_gains.png": plots.gains_plot(yc, scores),
+        "plots/value_deciles.png": plots.value_deciles_plot(yv, p_value),
+        "plots/churn_importance.png": plots.importance_plot(
+            churn.importance(), "Churn model: gain"
+        ),
+        "plots/value_importance.png": plots.importance_plot(
+            value.importance(), "Value model: gain"
+        ),
+    }
+    for path, fig in figures.items():
+        mlflow.log_figure(fig, path)
 
 
 def _recency_score(frame: pd.DataFrame) -> np.ndarray:

@@ -182,18 +182,18 @@ def _finish(
     what: str,
     report: LoadReport,
 ) -> pd.DataFrame:
+    # Exact duplicates are judged on the source rows (every column), before mapping: two
+    # invoice lines of one customer at one time with equal amounts are distinct rows.
     total = con.execute("SELECT count(*) FROM src").fetchone()[0]  # type: ignore[index]
-    con.execute(f"CREATE TEMP TABLE mapped AS SELECT {select} FROM src WHERE {where}")
+    con.execute("CREATE TEMP TABLE srcd AS SELECT DISTINCT * FROM src")
+    distinct = con.execute("SELECT count(*) FROM srcd").fetchone()[0]  # type: ignore[index]
+    if total - distinct:
+        report.add(f"{what} {p.name}: {total - distinct:,} exact duplicate rows dropped")
+    con.execute(f"CREATE TEMP TABLE mapped AS SELECT {select} FROM srcd WHERE {where}")
     kept = con.execute("SELECT count(*) FROM mapped").fetchone()[0]  # type: ignore[index]
-    if total - kept:
-        report.add(f"{what} {p.name}: {total - kept:,} rows without a customer id skipped")
-    distinct = con.execute("SELECT count(*) FROM (SELECT DISTINCT * FROM mapped)").fetchone()[0]  # type: ignore[index]
-    if kept - distinct:
-        report.add(f"{what} {p.name}: {kept - distinct:,} exact duplicate rows dropped")
-        con.execute("CREATE TEMP TABLE dedup AS SELECT DISTINCT * FROM mapped")
-        con.execute("DROP TABLE mapped")
-        con.execute("ALTER TABLE dedup RENAME TO mapped")
-    if distinct == 0:
+    if distinct - kept:
+        report.add(f"{what} {p.name}: {distinct - kept:,} rows without a customer id skipped")
+    if kept == 0:
         raise InputError(f"{what} file {p}: no rows with a customer id")
     df = con.execute("SELECT * FROM mapped ORDER BY ALL").df()
     con.close()

@@ -73,7 +73,13 @@ TrackingUri = Annotated[
     str | None,
     typer.Option(help="MLflow tracking URI; default sqlite:///<workdir>/mlruns.db."),
 ]
-Engine = Annotated[str, typer.Option(help="Feature engine: duckdb (embedded default).")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="Feature engine: duckdb (embedded default) or spark (Apache Spark; needs "
+        "churnclv[spark] and Java 17+; master from CHURNCLV_SPARK_MASTER, default local[2])."
+    ),
+]
 PolicyOpt = Annotated[
     Path | None,
     typer.Option("--policy", help="Decision policy YAML; default: the shipped policy."),
@@ -162,7 +168,7 @@ def generate(
     customers: Annotated[int, typer.Option(help="Number of synthetic customers.", min=1)] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 0,
     as_of: Annotated[str, typer.Option(help="Date the ground truth refers to.")] = "2024-01-01",
-    history_days: Annotated[int, typer.Option(help="Days of history before as_of.", min=1)] = 900,
+    history_days: Annotated[int, typer.Option(help="Days of history before as_of.", min=1)] = 1100,
     future_days: Annotated[
         int, typer.Option(help="Days simulated after as_of (labels, truth).", min=0)
     ] = 365,
@@ -347,7 +353,12 @@ def score(
     with _step("loading champion"):
         champion = load_champion(tracking_uri_for(workdir, tracking_uri))
     with _step("scoring"):
-        scored = run_score(tables, as_of=ts, champion=champion, policy=pol, engine=engine)
+        if engine == "spark":
+            from churnclv.serving._spark import score_spark
+
+            scored = score_spark(tables, as_of=ts, champion=champion, policy=pol)
+        else:
+            scored = run_score(tables, as_of=ts, champion=champion, policy=pol, engine=engine)
     _write(scored, out_file)
     out.print(f"{len(scored):,} customers scored with {champion.model_version} -> {out_file}")
 
@@ -379,7 +390,7 @@ def demo(
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     with _step(f"generating {customers:,} synthetic customers"):
-        data = gen(customers, seed=seed)
+        data = gen(customers, seed=seed, history_days=1100)
         paths = write(data, data_dir)
     as_of = pd.Timestamp(data.as_of)
     tables = _load(paths["transactions"], paths["events"], paths["customers"], ColumnMap())
@@ -398,6 +409,58 @@ def demo(
     out.print(f"scores: {scores_path}  ({len(scored):,} customers, {champion.model_version})")
     out.print(f"MLflow: mlflow ui --backend-store-uri {uri}")
     out.print(f"[dim]demo finished in {time.perf_counter() - started:.1f}s[/]")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="TCP port to listen on.", min=1, max=65535)] = 3000,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service to the network.")
+    ] = "127.0.0.1",
+    workdir: Workdir = DEFAULT_WORKDIR,
+    tracking_uri: TrackingUri = None,
+    policy: PolicyOpt = None,
+) -> None:
+    """Serve predictions over HTTP (BentoML): /predict, /predict_features, /lookup, /model.
+
+    The champion is loaded from the registry at start-up; /readyz answers 503 until it is.
+    Set CHURNCLV_API_KEY to require 'Authorization: Bearer <key>' on every route but
+    /livez, /readyz and /metrics.
+    """
+    import shutil
+    import signal
+    import subprocess
+
+    from churnclv.decisions import load_policy
+    from churnclv.training import tracking_uri_for
+
+    if shutil.which("bentoml", path=str(Path(sys.executable).parent)) is None:
+        try:
+            import bentoml  # noqa: F401
+        except ImportError:
+            raise InputError("serving needs BentoML: pip install 'churnclv[serve]'") from None
+    load_policy(policy)  # a bad policy fails here with exit 2, not as a never-ready service
+    workdir = workdir.resolve()
+    env = {
+        **os.environ,
+        "CHURNCLV_WORKDIR": str(workdir),
+        "CHURNCLV_TRACKING_URI": tracking_uri_for(workdir, tracking_uri),
+        "CHURNCLV_POLICY": str(policy.resolve()) if policy else "",
+    }
+    env.setdefault("OMP_NUM_THREADS", "1")  # LightGBM's OpenMP spin hurts small batches
+    exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
+    cmd = [exe, "serve", "churnclv.serving.service:ChurnService"]
+    cmd += ["--host", host, "--port", str(port)]
+    err.print(f"serving on http://{host}:{port} (work directory {workdir})")
+    proc = subprocess.Popen(cmd, env=env)
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # stop the server with us
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        code = proc.wait(timeout=30)
+    if code not in (0, -15, 143):
+        raise ChurnclvError(f"bentoml serve exited with status {code}")
 
 
 def _print_summary(scored: Any) -> None:

@@ -1,0 +1,235 @@
+"""The Apache Spark engine: a lazily created session and pandas <-> Spark frames.
+
+Nothing here touches Spark or Java at import time; :func:`get_spark` starts
+(or reuses) a session on first use. The session runs in UTC
+(``spark.sql.session.timeZone`` and the JVM's ``user.timezone``) so naive
+pandas timestamps, which churnclv reads as UTC, round-trip unshifted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from churnclv._errors import InputError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
+    from pyspark.sql import SparkSession
+
+__all__ = [
+    "MASTER_ENV",
+    "check_spark",
+    "get_spark",
+    "quiet_pandas_warnings",
+    "register_frame",
+    "register_inputs",
+    "to_pandas",
+]
+
+MASTER_ENV = "CHURNCLV_SPARK_MASTER"
+_DEFAULT_MASTER = "local[2]"
+_MISSING = "the spark engine needs pyspark and Java 17+: pip install 'churnclv[spark]'"
+_LOG4J = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
+"""
+
+
+def _java_major(java: str) -> int | None:
+    try:
+        proc = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', proc.stderr + proc.stdout)
+    if match is None:
+        return None
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+@functools.cache
+def _java_problem() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        return "no java executable found (JAVA_HOME or PATH)"
+    major = _java_major(java)
+    if major is None:
+        return f"cannot run {java} -version"
+    if major < 17:
+        return f"{java} is Java {major}"
+    return None
+
+
+def check_spark() -> None:
+    """Raise :class:`InputError` unless pyspark is importable and Java 17+ is on hand.
+
+    Raises
+    ------
+    InputError
+        With one line saying what is missing and how to install it.
+    """
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise InputError(f"{_MISSING} (pyspark is not installed)") from None
+    problem = _java_problem()
+    if problem is not None:
+        raise InputError(f"{_MISSING} ({problem})")
+
+
+@contextmanager
+def quiet_pandas_warnings() -> Iterator[None]:
+    """Silence pyspark's warnings about pandas >= 3 around a conversion.
+
+    pyspark 4.x warns that it does not yet fully support pandas 3 and passes
+    ``copy=False`` to ``astype``; the conversions churnclv uses are covered
+    by the engine-equality tests.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*PySpark does not yet fully support pandas")
+        warnings.filterwarnings("ignore", message=".*The copy keyword is deprecated")
+        yield
+
+
+def get_spark() -> SparkSession:
+    """The churnclv Spark session, created on first use.
+
+    ``master`` comes from the ``CHURNCLV_SPARK_MASTER`` environment variable
+    (default ``local[2]``). The session uses UTC, 4 shuffle partitions, Arrow
+    transfers, no UI and error-level logs. An already active session (for
+    example one a cluster launcher created) is reused as it is, with only the
+    SQL settings churnclv depends on applied.
+
+    Raises
+    ------
+    InputError
+        When pyspark or Java 17+ is missing.
+    """
+    check_spark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is None:
+        conf_dir = Path(tempfile.mkdtemp(prefix="churnclv-spark-"))
+        log4j = conf_dir / "log4j2.properties"
+        log4j.write_text(_LOG4J)
+        java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log4j.as_uri()}"
+        builder = (
+            SparkSession.builder.master(os.environ.get(MASTER_ENV, _DEFAULT_MASTER))
+            .appName("churnclv")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.driver.extraJavaOptions", java_opts)
+            .config("spark.executor.extraJavaOptions", java_opts)
+            .config("spark.pyspark.python", sys.executable)
+            .config("spark.pyspark.driver.python", sys.executable)
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.default.parallelism", "4")
+        )
+        with quiet_pandas_warnings():
+            active = builder.getOrCreate()
+        active.sparkContext.setLogLevel("ERROR")
+    _configure(active)
+    return active
+
+
+def _configure(spark: SparkSession) -> None:
+    for key, value in (
+        ("spark.sql.session.timeZone", "UTC"),
+        ("spark.sql.execution.arrow.pyspark.enabled", "true"),
+        ("spark.sql.execution.arrow.pyspark.fallback.enabled", "false"),
+        ("spark.sql.ansi.enabled", "false"),
+    ):
+        spark.conf.set(key, value)
+
+
+def _spark_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy Arrow converts cleanly: categoricals as strings, timestamps naive µs."""
+    out = frame.copy()
+    for col in out.columns:
+        dtype = out[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+        elif isinstance(dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
+        elif pd.api.types.is_datetime64_dtype(dtype):
+            out[col] = out[col].astype("datetime64[us]")
+    return out
+
+
+def register_frame(
+    spark: SparkSession, name: str, frame: pd.DataFrame, schema: Any = None
+) -> SparkDataFrame:
+    """Register a pandas frame as the temporary view ``name`` and return it.
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+        The session.
+    name : str
+        The view name the SQL refers to.
+    frame : pandas.DataFrame
+        The data; naive timestamps are taken as UTC.
+    schema : pyspark.sql.types.StructType, optional
+        An explicit schema (needed for empty frames); inferred when omitted.
+    """
+    with quiet_pandas_warnings():
+        sdf = spark.createDataFrame(_spark_ready(frame), schema=schema)
+    sdf.createOrReplaceTempView(name)
+    return sdf
+
+
+def to_pandas(sdf: SparkDataFrame) -> pd.DataFrame:
+    """Collect a Spark frame to pandas (through Arrow), keeping its row order."""
+    with quiet_pandas_warnings():
+        return sdf.toPandas()
+
+
+def _schema(frame: pd.DataFrame, types: dict[str, str]) -> Any:
+    """An explicit schema for an empty frame (nothing to infer from); else None."""
+    if len(frame):
+        return None
+    return ", ".join(f"`{col}` {types[col]}" for col in frame.columns)
+
+
+_TYPES = {
+    "customer_id": "string",
+    "ts": "timestamp",
+    "amount": "double",
+    "event_type": "string",
+    "cutoff": "timestamp",
+    "as_of": "timestamp",
+}
+
+
+def register_inputs(spark: SparkSession, frames: dict[str, pd.DataFrame]) -> None:
+    """Register each pandas frame of ``frames`` as a temporary view named by its key.
+
+    Frames whose columns are all known (``customer_id``, ``ts``, ``amount``,
+    ``event_type``, ``cutoff``, ``as_of``) get an explicit schema when empty.
+    """
+    for name, frame in frames.items():
+        known = all(col in _TYPES for col in frame.columns)
+        schema = _schema(frame, _TYPES) if known else None
+        register_frame(spark, name, frame, schema)

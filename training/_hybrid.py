@@ -1,0 +1,102 @@
+"""BTYD outputs as features of the gradient-boosted models (the hybrid), point in time.
+
+During training each cutoff's BG/NBD + Gamma-Gamma pair is fitted on that
+cutoff's cross-section only (rows before the cutoff), so no label ever leaks
+into a feature. For scoring, the pair fitted as of the training ``as_of`` is
+stored with the model as plain parameters and applied to any frame, one
+customer or millions, identically.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnclv.training._btyd import (
+    BetaGeoFitter,
+    BTYDModels,
+    GammaGammaFitter,
+    apply_btyd,
+    fit_btyd,
+)
+
+__all__ = ["BTYD_COLUMNS", "btyd_columns", "btyd_params", "fit_params", "stack_btyd"]
+
+BTYD_COLUMNS = (
+    "btyd_p_alive",
+    "btyd_p_no_purchase_churn",
+    "btyd_expected_purchases_churn",
+    "btyd_expected_purchases_value",
+    "btyd_expected_spend",
+    "btyd_clv_value",
+)
+_TIME_UNIT_DAYS = 7.0
+_PENALIZER = 0.001
+
+
+def fit_params(
+    rfm: pd.DataFrame, churn_horizon_days: float, value_horizon_days: float
+) -> dict[str, Any] | None:
+    """Fit BG/NBD + Gamma-Gamma on one cross-section; None when it cannot be fitted."""
+    try:
+        models = fit_btyd(rfm, time_unit_days=_TIME_UNIT_DAYS, penalizer=_PENALIZER)
+    except ValueError:
+        return None
+    if models.ggf.params_["q"] <= 1:  # undefined mean spend: no BTYD features for this window
+        return None
+    return btyd_params(models, churn_horizon_days, value_horizon_days)
+
+
+def btyd_params(
+    models: BTYDModels, churn_horizon_days: float, value_horizon_days: float
+) -> dict[str, Any]:
+    """Plain JSON-able parameters of a fitted pair and the horizons they predict over."""
+    return {
+        "bgnbd": {k: float(v) for k, v in models.bgf.params_.items()},
+        "gamma_gamma": {k: float(v) for k, v in models.ggf.params_.items()},
+        "time_unit_days": float(models.bgf.time_unit_days),
+        "churn_horizon_days": float(churn_horizon_days),
+        "value_horizon_days": float(value_horizon_days),
+    }
+
+
+def btyd_columns(rfm: pd.DataFrame, params: dict[str, Any] | None) -> pd.DataFrame:
+    """The hybrid's BTYD feature columns for ``rfm`` (NaN everywhere without params)."""
+    if params is None or rfm.empty:
+        return pd.DataFrame({c: np.full(len(rfm), np.nan) for c in BTYD_COLUMNS}, index=rfm.index)
+    bg, gg = params["bgnbd"], params["gamma_gamma"]
+    models = BTYDModels(
+        bgf=BetaGeoFitter.from_params(
+            bg["r"], bg["alpha"], bg["a"], bg["b"], time_unit_days=params["time_unit_days"]
+        ),
+        ggf=GammaGammaFitter.from_params(gg["p"], gg["q"], gg["v"]),
+    )
+    churn = apply_btyd(models, rfm, horizon_days=params["churn_horizon_days"])
+    value = apply_btyd(models, rfm, horizon_days=params["value_horizon_days"])
+    return pd.DataFrame(
+        {
+            "btyd_p_alive": churn["btyd_p_alive"],
+            "btyd_p_no_purchase_churn": churn["btyd_p_no_purchase"],
+            "btyd_expected_purchases_churn": churn["btyd_expected_purchases"],
+            "btyd_expected_purchases_value": value["btyd_expected_purchases"],
+            "btyd_expected_spend": value["btyd_expected_spend"],
+            "btyd_clv_value": value["btyd_clv"],
+        },
+        index=rfm.index,
+    )
+
+
+def stack_btyd(
+    frame: pd.DataFrame, churn_horizon_days: float, value_horizon_days: float
+) -> pd.DataFrame:
+    """Add BTYD columns to a multi-cutoff frame, fitting one pair per cutoff (point in time)."""
+    parts = []
+    for _, rows in frame.groupby("as_of", sort=True):
+        params = fit_params(rows, churn_horizon_days, value_horizon_days)
+        parts.append(btyd_columns(rows, params))
+    cols = pd.concat(parts).reindex(frame.index)
+    return pd.concat(
+        [frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns]), cols], axis=1
+    )
