@@ -6,7 +6,7 @@ import pandas as pd
 
 from churnclv._errors import InputError
 from churnclv._io import InputTables
-from churnclv.decisions import Policy, decide
+from churnclv.decisions import Policy, decide, select_under_budget
 from churnclv.features import build_features
 from churnclv.training import Champion
 
@@ -25,10 +25,20 @@ SCORE_COLUMNS = (
 )
 
 
-def score_features(features: pd.DataFrame, champion: Champion, policy: Policy) -> pd.DataFrame:
+def score_features(
+    features: pd.DataFrame,
+    champion: Champion,
+    policy: Policy,
+    *,
+    budget: float | None = None,
+    with_reasons: bool = True,
+) -> pd.DataFrame:
     """Predictions and decisions for precomputed feature rows (one cutoff).
 
-    Returns the DESIGN §7 columns, then ``as_of`` and ``model_version``.
+    Returns the DESIGN §7 columns, then ``as_of``, ``model_version``,
+    ``selected`` (in the campaign: the action pays and fits the ``budget``),
+    ``action_cost``, ``expected_saved_value`` and ``reasons`` (the top three
+    churn-model contributions in plain words).
     """
     scored = features.copy()
     scored["churn_probability"] = champion.churn.predict(features)
@@ -40,7 +50,15 @@ def score_features(features: pd.DataFrame, champion: Champion, policy: Policy) -
         reference=champion.value.reference_ or None,
     )
     scored["model_version"] = champion.model_version
-    return scored[[*SCORE_COLUMNS, "as_of", "model_version"]].reset_index(drop=True)
+    scored = select_under_budget(scored, policy, budget)
+    extra = ["as_of", "model_version", "selected", "action_cost", "expected_saved_value"]
+    if with_reasons:
+        from churnclv.serving._online import reasons  # lazy: _online imports this module
+
+        why = reasons(features, champion.churn.contributions(features))
+        scored["reasons"] = ["; ".join(r["text"] for r in items) for items in why]
+        extra.append("reasons")
+    return scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
 
 
 def score(
@@ -50,6 +68,7 @@ def score(
     champion: Champion,
     policy: Policy,
     engine: str = "duckdb",
+    budget: float | None = None,
 ) -> pd.DataFrame:
     """Score every customer with a purchase before ``as_of``.
 
@@ -63,4 +82,4 @@ def score(
     if feats.empty:
         first = tables.transactions["ts"].min()
         raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
-    return score_features(feats, champion, policy)
+    return score_features(feats, champion, policy, budget=budget)

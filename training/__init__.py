@@ -7,7 +7,9 @@ from churnclv.training._registry import (
     CHURN_MODEL,
     VALUE_MODEL,
     Champion,
+    champion_plots,
     load_champion,
+    log_report,
     tracking_uri_for,
 )
 from churnclv.training._train import TrainResult, train
@@ -21,8 +23,10 @@ __all__ = [
     "ChurnModel",
     "TrainResult",
     "ValueModel",
+    "champion_plots",
     "churn_metrics",
     "load_champion",
+    "log_report",
     "normalized_gini",
     "tracking_uri_for",
     "train",

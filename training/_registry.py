@@ -16,8 +16,10 @@ __all__ = [
     "CHURN_MODEL",
     "VALUE_MODEL",
     "Champion",
+    "champion_plots",
     "configure_mlflow",
     "load_champion",
+    "log_report",
     "tracking_uri_for",
 ]
 
@@ -109,3 +111,43 @@ def load_champion(tracking_uri: str) -> Champion:
         churn_horizon_days=float(churn[3].get("churn_horizon_days", 90)),
         value_horizon_days=float(value[3].get("value_horizon_days", 365)),
     )
+
+
+_MODEL_PLOTS = ("churn_calibration.png", "churn_gains.png", "value_deciles.png")
+
+
+def champion_plots(tracking_uri: str, champion: Champion) -> dict[str, bytes]:
+    """The champion run's evaluation PNGs (calibration, gains, value deciles), if logged."""
+    import tempfile
+
+    import mlflow
+
+    configure_mlflow(tracking_uri)
+    out: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in _MODEL_PLOTS:
+            run_id = champion.value_run_id if name.startswith("value") else champion.churn_run_id
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=f"plots/{name}", dst_path=tmp
+                )
+            except Exception:  # older runs have no plots: the report simply omits them
+                continue
+            out[f"model_{name}"] = Path(path).read_bytes()
+    return out
+
+
+def log_report(
+    tracking_uri: str, report: Path, figures: dict[str, object], metrics: dict[str, float]
+) -> str:
+    """Log a decision report, its figures and campaign totals to experiment ``churnclv-scoring``."""
+    import mlflow
+
+    configure_mlflow(tracking_uri)
+    mlflow.set_experiment("churnclv-scoring")
+    with mlflow.start_run(run_name=f"report-{report.stem}") as run:
+        mlflow.log_artifact(str(report), "report")
+        for name, fig in figures.items():
+            mlflow.log_figure(fig, f"report/{name}")
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+    return str(run.info.run_id)

@@ -80,6 +80,14 @@ Engine = Annotated[
         "churnclv[spark] and Java 17+; master from CHURNCLV_SPARK_MASTER, default local[2])."
     ),
 ]
+Budget = Annotated[
+    float | None,
+    typer.Option(
+        help="Campaign budget: select customers by best expected gain per unit cost until it "
+        "is spent (default: every customer whose action pays).",
+        min=0,
+    ),
+]
 PolicyOpt = Annotated[
     Path | None,
     typer.Option("--policy", help="Decision policy YAML; default: the shipped policy."),
@@ -323,6 +331,10 @@ def score(
     ] = None,
     engine: Engine = "duckdb",
     policy: PolicyOpt = None,
+    budget: Budget = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the HTML decision report to this file.")
+    ] = None,
     customer_col: CustomerCol = "customer_id",
     ts_col: TsCol = "ts",
     amount_col: AmountCol = "amount",
@@ -357,10 +369,20 @@ def score(
             from churnclv.serving._spark import score_spark
 
             scored = score_spark(tables, as_of=ts, champion=champion, policy=pol)
+            if budget is not None:
+                from churnclv.decisions import select_under_budget
+
+                scored = select_under_budget(scored, pol, budget)
         else:
-            scored = run_score(tables, as_of=ts, champion=champion, policy=pol, engine=engine)
+            scored = run_score(
+                tables, as_of=ts, champion=champion, policy=pol, engine=engine, budget=budget
+            )
     _write(scored, out_file)
     out.print(f"{len(scored):,} customers scored with {champion.model_version} -> {out_file}")
+    _print_campaign(scored)
+    if report is not None:
+        uri = tracking_uri_for(workdir, tracking_uri)
+        _report(scored, report, uri, champion)
 
 
 @app.command()
@@ -369,6 +391,7 @@ def demo(
     customers: Annotated[int, typer.Option(help="Number of synthetic customers.", min=200)] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     policy: PolicyOpt = None,
+    budget: Budget = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """The main job on embedded defaults.
@@ -403,9 +426,31 @@ def demo(
     with _step("loading champion"):
         champion = load_champion(uri)
     with _step("batch scoring"):
-        scored = run_score(tables, as_of=as_of, champion=champion, policy=pol)
+        scored = run_score(tables, as_of=as_of, champion=champion, policy=pol, budget=budget)
         scores_path = _write(scored, workdir / "scores.parquet")
     _print_summary(scored)
+    _print_campaign(scored)
+    truth = data.truth.set_index("customer_id").reindex(scored["customer_id"])
+    sel = scored["selected"].to_numpy()
+    uplift = scored["expected_saved_value"] / (
+        scored["churn_probability"] * scored["predicted_value"].clip(lower=0)
+    ).where(lambda s: s > 0)
+    realised = float(
+        (
+            truth["churned_90"].to_numpy()
+            * truth["expected_value_365"].to_numpy()
+            * uplift.fillna(0).to_numpy()
+        )[sel].sum()
+    )
+    note = (
+        f"Synthetic ground truth: the selected customers who really churn within 90 days carry "
+        f"{realised:,.0f} of true expected value x uplift (the value the campaign could save), "
+        f"against {scored.loc[sel, 'expected_saved_value'].sum():,.0f} predicted."
+    )
+    out.print(note)
+    with _step("report"):
+        report_path = _report(scored, workdir / "report.html", uri, champion, notes=[note])
+    out.print(f"report: {report_path}")
     out.print(f"scores: {scores_path}  ({len(scored):,} customers, {champion.model_version})")
     out.print(f"MLflow: mlflow ui --backend-store-uri {uri}")
     out.print(f"[dim]demo finished in {time.perf_counter() - started:.1f}s[/]")
@@ -461,6 +506,70 @@ def serve(
         code = proc.wait(timeout=30)
     if code not in (0, -15, 143):
         raise ChurnclvError(f"bentoml serve exited with status {code}")
+
+
+@app.command()
+def report(
+    scores: Annotated[
+        Path, typer.Option(help="A scores file written by `churnclv score` or `demo`.")
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="The HTML report to write.")],
+    workdir: Workdir = DEFAULT_WORKDIR,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Write the HTML decision report (tier x risk, actions, lifecycle, segments, model plots)."""
+    import pandas as pd
+
+    from churnclv.training import load_champion, tracking_uri_for
+
+    if not scores.is_file():
+        raise InputError(f"scores file not found: {scores}")
+    try:
+        scored = pd.read_parquet(scores) if scores.suffix != ".csv" else pd.read_csv(scores)
+    except Exception as exc:
+        raise InputError(f"scores file {scores} cannot be read: {exc}") from None
+    missing = {"customer_id", "value_tier", "risk_band", "action", "selected"} - set(scored.columns)
+    if missing:
+        raise InputError(f"scores file {scores}: missing columns {', '.join(sorted(missing))}")
+    uri = tracking_uri_for(workdir, tracking_uri)
+    try:
+        champion = load_champion(uri)
+    except ChurnclvError:
+        champion = None
+    with _step("report"):
+        path = _report(scored, out_file, uri, champion)
+    out.print(f"report: {path}")
+
+
+def _report(
+    scored: Any, path: Path, uri: str, champion: Any, notes: list[str] | None = None
+) -> Path:
+    from churnclv._report import decision_figures, write_report
+    from churnclv.decisions import campaign_summary
+    from churnclv.training import champion_plots, log_report
+
+    summary = campaign_summary(scored)
+    plots = champion_plots(uri, champion) if champion is not None else {}
+    written = write_report(scored, path, summary=summary, model_plots=plots, notes=notes)
+    if champion is not None:
+        log_report(
+            uri,
+            written,
+            dict(decision_figures(scored)),
+            {f"campaign_{k}": v for k, v in summary.items()},
+        )
+    return written
+
+
+def _print_campaign(scored: Any) -> None:
+    from churnclv.decisions import campaign_summary
+
+    s = campaign_summary(scored)
+    out.print(
+        f"campaign: {int(s['customers']):,} customers, cost {s['cost']:,.0f}, expected saved value "
+        f"{s['expected_saved_value']:,.0f}, expected net gain {s['expected_net_gain']:,.0f}, "
+        f"ROI {s['roi']:.1f}x"
+    )
 
 
 def _print_summary(scored: Any) -> None:

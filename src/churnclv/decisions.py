@@ -27,11 +27,13 @@ __all__ = [
     "VALUE_TIERS",
     "Action",
     "Policy",
+    "campaign_summary",
     "decide",
     "load_policy",
     "reference_distribution",
     "rfm_scores",
     "rfm_segment",
+    "select_under_budget",
 ]
 
 _REFERENCE_POINTS = 1001
@@ -372,3 +374,70 @@ def decide(
     out["action"] = best_action.astype(str)
     out["expected_net_gain"] = best_gain
     return out
+
+
+def select_under_budget(
+    decided: pd.DataFrame, policy: Policy, budget: float | None
+) -> pd.DataFrame:
+    """Choose the campaign: the customers whose action pays most per unit of cost.
+
+    Parameters
+    ----------
+    decided : pandas.DataFrame
+        Output of :func:`decide` (``action``, ``expected_net_gain``,
+        ``churn_probability``, ``predicted_value``).
+    policy : Policy
+        Gives each action's cost and uplift.
+    budget : float or None
+        Total cost allowed; ``None`` selects every customer whose action pays.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``action_cost``, ``expected_saved_value`` (P(churn) x value x
+        uplift) and ``selected``. Customers are taken greedily by gain per cost;
+        one that no longer fits is skipped and cheaper ones may still fit, so the
+        total cost never exceeds ``budget``.
+    """
+    if budget is not None and (not math.isfinite(budget) or budget < 0):
+        raise InputError(f"--budget must be a non-negative number, got {budget}")
+    out = decided.copy()
+    cost = {a.name: a.cost for a in policy.actions}
+    uplift = {a.name: a.uplift for a in policy.actions}
+    out["action_cost"] = out["action"].map(cost).fillna(0.0).astype(float)
+    at_stake = out["churn_probability"].to_numpy(float) * np.clip(
+        out["predicted_value"].to_numpy(float), 0, None
+    )
+    out["expected_saved_value"] = at_stake * out["action"].map(uplift).fillna(0.0).to_numpy(float)
+    pays = (out["action"] != "none").to_numpy()
+    if budget is None:
+        out["selected"] = pays
+        return out
+    gain = out["expected_net_gain"].to_numpy(float)
+    c = out["action_cost"].to_numpy(float)
+    ratio = np.where(c > 0, gain / np.where(c > 0, c, 1.0), np.inf)
+    order = np.lexsort((np.arange(len(out)), -ratio))
+    selected = np.zeros(len(out), dtype=bool)
+    spent = 0.0
+    for i in order:
+        if not pays[i]:
+            continue
+        if spent + c[i] <= budget + 1e-9:
+            selected[i] = True
+            spent += c[i]
+    out["selected"] = selected
+    return out
+
+
+def campaign_summary(selected: pd.DataFrame) -> dict[str, float]:
+    """Totals of a selection: customers, cost, expected saved value, net gain and ROI."""
+    s = selected[selected["selected"]]
+    cost = float(s["action_cost"].sum())
+    saved = float(s["expected_saved_value"].sum())
+    return {
+        "customers": float(len(s)),
+        "cost": cost,
+        "expected_saved_value": saved,
+        "expected_net_gain": saved - cost,
+        "roi": (saved - cost) / cost if cost > 0 else float("nan"),
+    }
