@@ -152,9 +152,37 @@ def test_editing_yaml_changes_decisions(tmp_path: Path) -> None:
     assert decide(row, load_policy(costly), churn_horizon_days=90)["action"].iloc[0] == "none"
 
 
+def test_segment_uplift_overrides_and_eligibility() -> None:
+    """A segment's own uplift replaces the default, and ineligible segments never get the action."""
+    policy = Policy(
+        actions=(
+            Action("call", 10.0, 0.2, uplift_by_segment=(("lost", 0.01),)),
+            Action("vip", 1.0, 0.5, segments=("champions",)),
+        )
+    )
+    rows = [
+        _row(churn_probability=0.9, predicted_value=500.0, r_score=1, f_score=1, m_score=1),  # lost
+        _row(
+            churn_probability=0.9, predicted_value=500.0, r_score=5, f_score=5, m_score=5
+        ),  # champ
+        _row(
+            churn_probability=0.9, predicted_value=500.0, r_score=2, f_score=3, m_score=4
+        ),  # at_risk
+    ]
+    out = decide(pd.DataFrame(rows), policy, churn_horizon_days=90)
+    assert out["rfm_segment"].tolist() == ["lost", "champions", "at_risk"]
+    assert out["action"].tolist() == ["none", "vip", "call"]
+    assert out["expected_net_gain"].tolist() == pytest.approx(
+        [0.0, 0.9 * 500 * 0.5 - 1, 0.9 * 500 * 0.2 - 10]
+    )
+    assert out["expected_saved_value"].tolist() == pytest.approx([0.0, 225.0, 90.0])
+
+
 @pytest.mark.parametrize(
     ("edit", "key"),
     [
+        (("      lost: 0.03", "      lsot: 0.03"), "uplift_by_segment.lsot"),
+        (("segments: [champions,", "segments: [champs,"), "actions[2].segments"),
         (("high: 0.6", "high: 0.2"), "risk_band.medium"),
         (("cost: 0.5", "cost: -1"), "actions[0].cost"),
         (("value_tier:", "valeu_tier:"), "valeu_tier"),

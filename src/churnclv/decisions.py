@@ -58,11 +58,26 @@ RFM_SEGMENTS = (
 
 @dataclass(frozen=True)
 class Action:
-    """A retention action: what it costs and the chance it saves a would-be churner."""
+    """A retention action: what it costs and the chance it saves a would-be churner.
+
+    ``uplift_by_segment`` overrides ``uplift`` for named RFM segments;
+    ``segments``, when given, restricts the action to those segments.
+    """
 
     name: str
     cost: float
     uplift: float
+    uplift_by_segment: tuple[tuple[str, float], ...] = ()
+    segments: tuple[str, ...] | None = None
+
+    def uplift_for(self, segments: np.ndarray) -> np.ndarray:
+        """The uplift of this action for each customer's segment (0 where not eligible)."""
+        up = np.full(len(segments), self.uplift, dtype=float)
+        for seg, u in self.uplift_by_segment:
+            up[segments == seg] = u
+        if self.segments is not None:
+            up[~np.isin(segments, list(self.segments))] = 0.0
+        return up
 
 
 @dataclass(frozen=True)
@@ -175,8 +190,30 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     actions: list[Action] = []
     for i, a in enumerate(raw_actions):
         where = f"actions[{i}]"
-        if not isinstance(a, dict) or set(a) != {"name", "cost", "uplift"}:
-            raise InputError(f"policy {src}: '{where}' needs exactly the keys name, cost, uplift")
+        if not isinstance(a, dict) or not {"name", "cost", "uplift"} <= set(a):
+            raise InputError(f"policy {src}: '{where}' needs the keys name, cost, uplift")
+        extra = set(a) - {"name", "cost", "uplift", "uplift_by_segment", "segments"}
+        if extra:
+            raise InputError(f"policy {src}: unknown key '{where}.{sorted(extra)[0]}'")
+        by_seg = a.get("uplift_by_segment") or {}
+        if not isinstance(by_seg, dict):
+            raise InputError(f"policy {src}: '{where}.uplift_by_segment' must be a mapping")
+        for seg in by_seg:
+            if seg not in RFM_SEGMENTS:
+                raise InputError(
+                    f"policy {src}: unknown segment '{where}.uplift_by_segment.{seg}' "
+                    f"(known: {', '.join(RFM_SEGMENTS)})"
+                )
+        segs = a.get("segments")
+        if segs is not None:
+            if not isinstance(segs, list) or not segs:
+                raise InputError(f"policy {src}: '{where}.segments' must be a non-empty list")
+            for seg in segs:
+                if seg not in RFM_SEGMENTS:
+                    raise InputError(
+                        f"policy {src}: unknown segment {seg!r} in '{where}.segments' "
+                        f"(known: {', '.join(RFM_SEGMENTS)})"
+                    )
         name = a["name"]
         if not isinstance(name, str) or not name or name == "none":
             raise InputError(
@@ -189,6 +226,11 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
                 name,
                 _num(a, where, "cost", src, lo=0, hi=math.inf),
                 _num(a, where, "uplift", src, lo=0, hi=1),
+                tuple(
+                    (seg, _num(by_seg, f"{where}.uplift_by_segment", seg, src, lo=0, hi=1))
+                    for seg in by_seg
+                ),
+                tuple(segs) if segs is not None else None,
             )
         )
     return Policy(
@@ -364,15 +406,23 @@ def decide(
         for r, f, m in zip(out["r_score"], out["f_score"], out["m_score"], strict=True)
     ]
     at_stake = p * np.clip(v, 0, None)
+    segments = out["rfm_segment"].to_numpy(dtype=object)
     best_gain = np.zeros(n)
     best_action = np.full(n, "none", dtype=object)
+    best_cost = np.zeros(n)
+    best_uplift = np.zeros(n)
     for action in policy.actions:
-        gain = at_stake * action.uplift - action.cost
+        uplift = action.uplift_for(segments)
+        gain = np.where(uplift > 0, at_stake * uplift - action.cost, -np.inf)
         better = gain > best_gain
         best_gain = np.where(better, gain, best_gain)
         best_action = np.where(better, action.name, best_action)
+        best_cost = np.where(better, action.cost, best_cost)
+        best_uplift = np.where(better, uplift, best_uplift)
     out["action"] = best_action.astype(str)
     out["expected_net_gain"] = best_gain
+    out["action_cost"] = best_cost
+    out["expected_saved_value"] = at_stake * best_uplift
     return out
 
 
@@ -402,13 +452,14 @@ def select_under_budget(
     if budget is not None and (not math.isfinite(budget) or budget < 0):
         raise InputError(f"--budget must be a non-negative number, got {budget}")
     out = decided.copy()
-    cost = {a.name: a.cost for a in policy.actions}
-    uplift = {a.name: a.uplift for a in policy.actions}
-    out["action_cost"] = out["action"].map(cost).fillna(0.0).astype(float)
-    at_stake = out["churn_probability"].to_numpy(float) * np.clip(
-        out["predicted_value"].to_numpy(float), 0, None
-    )
-    out["expected_saved_value"] = at_stake * out["action"].map(uplift).fillna(0.0).to_numpy(float)
+    if "action_cost" not in out or "expected_saved_value" not in out:
+        # Frames decided elsewhere (older score files): gain = saved value - cost.
+        cost = {a.name: a.cost for a in policy.actions}
+        out["action_cost"] = out["action"].map(cost).fillna(0.0).astype(float)
+        paying = out["action"] != "none"
+        out["expected_saved_value"] = (out["expected_net_gain"] + out["action_cost"]).where(
+            paying, 0.0
+        )
     pays = (out["action"] != "none").to_numpy()
     if budget is None:
         out["selected"] = pays

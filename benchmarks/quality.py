@@ -1,0 +1,203 @@
+"""Model quality against BTYD and the best possible predictor (issue 4).
+
+One command reproduces every figure::
+
+    python benchmarks/quality.py            # 50k synthetic customers + Online Retail
+    python benchmarks/quality.py --small    # a quick 5k-customer run
+
+Each evaluation is a true holdout: models are trained with rows before
+``as_of`` only (purged out-of-time validation inside), then score every
+customer as of ``as_of`` and are judged on what really happened in
+``(as_of, as_of + horizon]``. On synthetic data the generator's exact posterior
+(truth.parquet) is the oracle score; BG/NBD (+ Gamma-Gamma) is fitted on the
+same history as of ``as_of``. Figures go to ``benchmarks/results/quality.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from churnclv._generate import generate
+from churnclv._io import ColumnMap, InputTables, load_transactions
+from churnclv.features import build_features, build_labels
+from churnclv.training import churn_metrics, train, value_metrics
+from churnclv.training._hybrid import btyd_columns, fit_params
+
+ROOT = Path(__file__).resolve().parents[1]
+RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
+OUT = ROOT / "benchmarks" / "results" / "quality.json"
+KEYS = ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")
+VKEYS = ("gini", "spearman", "decile_mape", "total_ratio")
+
+
+def _holdout(
+    tables: InputTables, as_of: pd.Timestamp, churn_h: float, value_h: float, workdir: str
+) -> dict[str, object]:
+    """Train before as_of, score at as_of, evaluate on the real future; BG/NBD side by side."""
+    uri = f"sqlite:///{workdir}/mlruns.db"
+    t0 = time.perf_counter()
+    result = train(
+        tables,
+        as_of=as_of,
+        tracking_uri=uri,
+        churn_horizon_days=churn_h,
+        value_horizon_days=value_h,
+        promote=True,
+    )
+    train_s = time.perf_counter() - t0
+    from churnclv.training import load_champion
+
+    champ = load_champion(uri)
+    feats = build_features(tables.transactions, tables.events, tables.customers, as_of=as_of)
+    labels = build_labels(
+        tables.transactions, feats, churn_horizon_days=churn_h, value_horizon_days=value_h
+    )
+    y = labels["churned"].to_numpy(int)
+    v = labels["future_value"].to_numpy(float)
+    p = champ.churn.predict(feats)
+    pv = champ.value.predict(feats)
+    bt = btyd_columns(feats, fit_params(feats, churn_h, value_h))
+    out: dict[str, object] = {
+        "as_of": str(as_of.date()),
+        "customers": len(feats),
+        "churn_rate": float(y.mean()),
+        "train_seconds": round(train_s, 1),
+        "validation_cutoff_metrics": {
+            k: round(result.metrics[k], 4)
+            for k in (
+                "churn_roc_auc",
+                "baseline_bgnbd_churn_roc_auc",
+                "value_gini",
+                "baseline_bgnbd_gg_value_gini",
+            )
+            if k in result.metrics
+        },
+        "hybrid": {
+            **{k: churn_metrics(y, p)[f"churn_{k}"] for k in KEYS},
+            **{f"value_{k}": value_metrics(v, pv)[f"value_{k}"] for k in VKEYS},
+        },
+        "bgnbd": {
+            **{
+                k: churn_metrics(y, bt["btyd_p_no_purchase_churn"].to_numpy())[f"churn_{k}"]
+                for k in KEYS
+            },
+            **{
+                f"value_{k}": value_metrics(v, bt["btyd_clv_value"].to_numpy())[f"value_{k}"]
+                for k in VKEYS
+            },
+        },
+    }
+    return out
+
+
+def synthetic(n: int, seed: int) -> dict[str, object]:
+    """Hybrid vs BG/NBD vs the generator's exact posterior on generated customers."""
+    data = generate(n, seed=seed, history_days=1100)
+    tables = InputTables(data.transactions, data.events, data.customers)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = _holdout(tables, pd.Timestamp(data.as_of), 90, 365, tmp)
+    feats = build_features(data.transactions, as_of=data.as_of)
+    truth = data.truth.set_index("customer_id").reindex(feats["customer_id"])
+    y = truth["churned_90"].to_numpy(int)
+    v = truth["actual_value_365"].to_numpy(float)
+    oracle = {
+        **{k: churn_metrics(y, truth["p_no_purchase_90"].to_numpy())[f"churn_{k}"] for k in KEYS},
+        **{
+            f"value_{k}": value_metrics(v, truth["expected_value_365"].to_numpy())[f"value_{k}"]
+            for k in VKEYS
+        },
+    }
+    res["oracle"] = oracle
+    hy, bg = res["hybrid"], res["bgnbd"]
+    assert isinstance(hy, dict) and isinstance(bg, dict)
+    res["hybrid_over_oracle_auc"] = hy["roc_auc"] / oracle["roc_auc"]
+    res["hybrid_over_oracle_gini"] = hy["value_gini"] / oracle["value_gini"]
+    res["hybrid_minus_bgnbd_auc"] = hy["roc_auc"] - bg["roc_auc"]
+    res["hybrid_minus_bgnbd_gini"] = hy["value_gini"] - bg["value_gini"]
+    return res
+
+
+def online_retail() -> dict[str, object] | None:
+    """Online Retail as of 2011-09-01, 90-day churn and value (net of returns)."""
+    if not RETAIL.exists():
+        return None
+    tx = load_transactions(
+        RETAIL,
+        ColumnMap(
+            customer_col="CustomerID",
+            ts_col="InvoiceDate",
+            quantity_col="Quantity",
+            price_col="UnitPrice",
+        ),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        res = _holdout(InputTables(tx), pd.Timestamp("2011-09-01"), 90, 90, tmp)
+    hy, bg = res["hybrid"], res["bgnbd"]
+    assert isinstance(hy, dict) and isinstance(bg, dict)
+    res["hybrid_minus_bgnbd_auc"] = hy["roc_auc"] - bg["roc_auc"]
+    res["hybrid_minus_bgnbd_gini"] = hy["value_gini"] - bg["value_gini"]
+    res["goals"] = {
+        "auc_plus_0.02": res["hybrid_minus_bgnbd_auc"] >= 0.02,
+        "gini_plus_0.02": res["hybrid_minus_bgnbd_gini"] >= 0.02,
+        "total_ratio_within_15pct": abs(hy["value_total_ratio"] - 1) <= 0.15,
+        "ece_le_0.05": hy["ece"] <= 0.05,
+    }
+    return res
+
+
+def training_speed(rows_target: int) -> dict[str, object]:
+    """Time `train` on about ``rows_target`` customer-cutoff rows of synthetic data."""
+    n = max(2000, rows_target // 10)
+    data = generate(n, seed=5, history_days=1100)
+    tables = InputTables(data.transactions, data.events, data.customers)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        r = train(tables, as_of=data.as_of, tracking_uri=f"sqlite:///{tmp}/m.db", max_cutoffs=12)
+        secs = time.perf_counter() - t0
+    rows = r.n_rows["churn_train"] + r.n_rows["value_train"]
+    return {"customers": n, "training_rows_both_models": rows, "seconds": round(secs, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", action="store_true", help="5k customers, skip the speed run")
+    ap.add_argument("--customers", type=int, default=50_000)
+    args = ap.parse_args()
+    n = 5_000 if args.small else args.customers
+    started = time.time()
+    res: dict[str, object] = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg": os.getloadavg()[0],
+            "python": platform.python_version(),
+        },
+        "command": "python benchmarks/quality.py" + (" --small" if args.small else ""),
+    }
+    print(f"synthetic: {n:,} customers", flush=True)
+    res["synthetic"] = synthetic(n, seed=1)
+    print(json.dumps(res["synthetic"], indent=1, default=float), flush=True)
+    print("Online Retail as of 2011-09-01", flush=True)
+    res["online_retail"] = online_retail()
+    print(json.dumps(res["online_retail"], indent=1, default=float), flush=True)
+    if not args.small:
+        print("training speed", flush=True)
+        res["training_speed"] = training_speed(1_000_000)
+        print(res["training_speed"], flush=True)
+    res["wall_seconds"] = round(time.time() - started, 1)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(res, indent=2, default=float))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
