@@ -509,6 +509,7 @@ class OnlineScorer:
 
     def __post_init__(self) -> None:
         used = list(dict.fromkeys([*self.champion.churn.features_, *self.champion.value.features_]))
+        used = [c for c in used if c not in _model_derived_columns()]  # the models add these
         known = set(_base_feature_columns())
         self.static_columns = [c for c in used if c not in known]
         self.required_columns = list(dict.fromkeys([*used, *DECISION_INPUTS]))
@@ -630,6 +631,15 @@ class OnlineScorer:
     def score_feature_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Predictions for precomputed feature rows, in request order."""
         return self._score(self.feature_frame(rows))
+
+
+def _model_derived_columns() -> frozenset[str]:
+    """Columns the models compute themselves when a frame lacks them (BTYD features)."""
+    try:
+        from churnclv.training._hybrid import BTYD_COLUMNS
+    except ImportError:  # pragma: no cover - older training package
+        return frozenset()
+    return frozenset(BTYD_COLUMNS)
 
 
 def _base_feature_columns() -> list[str]:

@@ -61,8 +61,6 @@ class ApiKeyMiddleware:
 
     def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
-        key = os.environ.get("CHURNCLV_API_KEY") or ""
-        self._key = key.encode() if key else None
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,10 +68,11 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if self._key is not None:
+        key = os.environ.get("CHURNCLV_API_KEY")  # read per request: cheap, and testable
+        if key:
             auth = headers.get(b"authorization", b"")
             scheme, _, token = auth.partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self._key):
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), key.encode()):
                 resp = _error(401, "missing or wrong API key: send 'Authorization: Bearer <key>'")
                 resp.headers["WWW-Authenticate"] = "Bearer"
                 await resp(scope, receive, send)
@@ -92,7 +91,16 @@ async def _model_route(request: Request) -> JSONResponse:
     state: ServingState = svc.state
     if state.info is None:
         return JSONResponse(state.not_ready_body(), status_code=503)
-    return JSONResponse(state.info)
+    body = dict(state.info)
+    if state.batcher is not None:
+        b = state.batcher
+        body["batching"] = {
+            "batches": b.batches,
+            "customers": b.batched_customers,
+            "mean_batch": round(b.batched_customers / b.batches, 2) if b.batches else None,
+            "max_batch": b.max_batch_seen,
+        }
+    return JSONResponse(body)
 
 
 _extra_routes = Starlette(routes=[Route("/model", _model_route, methods=["GET"])])
@@ -174,3 +182,6 @@ class ChurnService:
                 status_code=404,
             )  # fmt: skip
         return {"predictions": found, "missing": missing}
+
+
+ChurnService.add_asgi_middleware(ApiKeyMiddleware)

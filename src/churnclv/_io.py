@@ -47,6 +47,8 @@ class ColumnMap:
     quantity_col, price_col : str or None
         When both are given, ``amount = quantity * price`` (e.g. invoice lines
         such as UCI Online Retail); ``amount_col`` is then ignored.
+    no_amount : bool
+        Histories without amounts (dates only): every row is a purchase worth 1.
     """
 
     customer_col: str = "customer_id"
@@ -55,6 +57,7 @@ class ColumnMap:
     event_type_col: str = "event_type"
     quantity_col: str | None = None
     price_col: str | None = None
+    no_amount: bool = False
 
 
 @dataclass
@@ -231,14 +234,18 @@ def load_transactions(
     con, p = _open(path, what)
     cols = _columns(con)
     needed = {"customer_id": cm.customer_col, "ts": cm.ts_col}
-    if cm.quantity_col and cm.price_col:
+    if cm.no_amount:
+        pass
+    elif cm.quantity_col and cm.price_col:
         needed |= {"quantity": cm.quantity_col, "price": cm.price_col}
     else:
         needed["amount"] = cm.amount_col
     _require(cols, needed, p, what)
     cid = _q(cm.customer_col)
     ts = _check_ts(con, _q(cm.ts_col), p, what, cm.ts_col)
-    if cm.quantity_col and cm.price_col:
+    if cm.no_amount:
+        amount = "CAST(1.0 AS DOUBLE)"
+    elif cm.quantity_col and cm.price_col:
         qty = _check_number(con, _q(cm.quantity_col), p, what, cm.quantity_col)
         price = _check_number(con, _q(cm.price_col), p, what, cm.price_col)
         amount = f"{qty} * {price}"
@@ -247,7 +254,17 @@ def load_transactions(
     select = (
         f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, {amount} AS amount"
     )
-    return _finish(con, select, f"{cid} IS NOT NULL", p, what, rep)
+    df = _finish(con, select, f"{cid} IS NOT NULL", p, what, rep)
+    returns = int((df["amount"] < 0).sum())
+    zeros = int((df["amount"] == 0).sum())
+    if returns:
+        rep.add(
+            f"{what} {p.name}: {returns:,} return rows (negative amount, e.g. cancelled invoices) "
+            "kept: they reduce monetary totals and net future value"
+        )
+    if zeros:
+        rep.add(f"{what} {p.name}: {zeros:,} zero-amount rows kept (they are not purchases)")
+    return df
 
 
 def load_events(

@@ -61,6 +61,14 @@ QuantityCol = Annotated[
     typer.Option(help="With --price-col: amount = quantity x price (invoice-line exports)."),
 ]
 PriceCol = Annotated[str | None, typer.Option(help="With --quantity-col: the unit price column.")]
+NoAmount = Annotated[
+    bool,
+    typer.Option(
+        "--no-amount",
+        help="The transactions carry no amount (dates only): every row is a purchase worth 1, "
+        "so value predictions are purchase counts.",
+    ),
+]
 AsOf = Annotated[
     str,
     typer.Option(help="Cutoff date (YYYY-MM-DD or ISO timestamp); only rows before it are used."),
@@ -101,8 +109,14 @@ def _columns(
     event_type_col: str,
     quantity_col: str | None,
     price_col: str | None,
+    no_amount: bool = False,
 ) -> Any:
     from churnclv._io import ColumnMap
+
+    if no_amount:
+        if quantity_col or price_col:
+            raise InputError("--no-amount excludes --quantity-col and --price-col")
+        return ColumnMap(customer_col, ts_col, "", event_type_col, None, None, no_amount=True)
 
     if (quantity_col is None) != (price_col is None):
         raise InputError("--quantity-col and --price-col go together: give both or neither")
@@ -213,6 +227,7 @@ def features(
     event_type_col: EventTypeCol = "event_type",
     quantity_col: QuantityCol = None,
     price_col: PriceCol = None,
+    no_amount: NoAmount = False,
     workdir: Workdir = DEFAULT_WORKDIR,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -224,7 +239,9 @@ def features(
         transactions,
         events,
         customers,
-        _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col),
+        _columns(
+            customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
+        ),
     )
     _check_as_of(tables, ts, transactions)
     with _step("computing features"):
@@ -232,6 +249,13 @@ def features(
             tables.transactions, tables.events, tables.customers, as_of=ts, engine=engine
         )
     _write(frame, out_file)
+    before = tables.transactions.loc[tables.transactions["ts"] < ts, "customer_id"]
+    without = before.nunique() - len(frame)
+    if without:
+        err.print(
+            f"[yellow]note:[/] {without:,} customers with rows before as_of have no purchase "
+            "(returns or zero amounts only) and therefore no feature row"
+        )
     out.print(f"{len(frame):,} customers x {frame.shape[1] - 2} features -> {out_file}")
 
 
@@ -260,6 +284,7 @@ def train(
     event_type_col: EventTypeCol = "event_type",
     quantity_col: QuantityCol = None,
     price_col: PriceCol = None,
+    no_amount: NoAmount = False,
     workdir: Workdir = DEFAULT_WORKDIR,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -272,7 +297,9 @@ def train(
         transactions,
         events,
         customers,
-        _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col),
+        _columns(
+            customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
+        ),
     )
     _check_as_of(tables, ts, transactions)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -341,6 +368,7 @@ def score(
     event_type_col: EventTypeCol = "event_type",
     quantity_col: QuantityCol = None,
     price_col: PriceCol = None,
+    no_amount: NoAmount = False,
     workdir: Workdir = DEFAULT_WORKDIR,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -359,7 +387,9 @@ def score(
         transactions,
         events,
         customers,
-        _columns(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col),
+        _columns(
+            customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
+        ),
     )
     _check_as_of(tables, ts, transactions)
     with _step("loading champion"):
