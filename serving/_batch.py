@@ -41,8 +41,11 @@ def score_features(
     churn-model contributions in plain words).
     """
     scored = features.copy()
-    scored["churn_probability"] = champion.churn.predict(features)
-    scored["predicted_value"] = champion.value.predict(features)
+    # BTYD columns and input matrices are built once and shared by all three model calls.
+    features = champion.churn.with_btyd(features)
+    x_churn = champion.churn.matrix(features)
+    scored["churn_probability"] = champion.churn.predict(x_churn)
+    scored["predicted_value"] = champion.value.predict(champion.value.matrix(features))
     scored = decide(
         scored,
         policy,
@@ -55,10 +58,13 @@ def score_features(
     if with_reasons:
         from churnclv.serving._online import reasons  # lazy: _online imports this module
 
-        why = reasons(features, champion.churn.contributions(features))
+        why = reasons(features, champion.churn.contributions(features, x_churn))
         scored["reasons"] = ["; ".join(r["text"] for r in items) for items in why]
         extra.append("reasons")
-    return scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
+    out = scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
+    if with_reasons:
+        out.attrs["reasons_detail"] = why  # structured reasons, for the service's JSON
+    return out
 
 
 def score(

@@ -520,8 +520,7 @@ class OnlineScorer:
         from churnclv.serving._batch import score_features
 
         scored = score_features(feats, self.champion, self.policy)
-        why = reasons(feats, self.champion.churn.contributions(feats))
-        return _records(scored, why)
+        return _records(scored, scored.attrs["reasons_detail"])
 
     def score_customers(
         self, customers: Sequence[CustomerIn], now: datetime | None = None

@@ -53,23 +53,43 @@ class BoosterModel:
         self.btyd_: dict[str, Any] | None = None
         self.calibrator_: dict[str, Any] | None = None
 
-    def _matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        need_btyd = [c for c in BTYD_COLUMNS if c in self.features_ and c not in frame.columns]
-        if need_btyd and self.btyd_ is not None:
-            frame = pd.concat([frame, btyd_columns(frame, self.btyd_)[need_btyd]], axis=1)
+    def with_btyd(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` plus the BTYD feature columns the model needs and the frame lacks."""
+        need = [c for c in BTYD_COLUMNS if c in self.features_ and c not in frame.columns]
+        if not need or self.btyd_ is None:
+            return frame
+        return pd.concat([frame, btyd_columns(frame, self.btyd_)[need]], axis=1)
+
+    def matrix(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The model's float input matrix for ``frame`` (an ndarray passes through).
+
+        Numeric columns are taken in one block; categoricals are coded against the
+        training categories (unknown or missing -> NaN). Build it once and pass it
+        to :meth:`predict` and :meth:`contributions` to avoid repeating the work.
+        """
+        if isinstance(frame, np.ndarray):
+            return frame
+        frame = self.with_btyd(frame)
         missing = [c for c in self.features_ if c not in frame.columns]
         if missing:
             raise ValueError(f"feature frame lacks columns: {', '.join(missing[:10])}")
-        out = {}
-        for col in self.features_:
-            if col in self.categories_:
-                cats = self.categories_[col]
-                vals = frame[col].astype("string").to_numpy(dtype=object, na_value=None)
-                lookup = {c: i for i, c in enumerate(cats)}
-                out[col] = np.array([lookup.get(v, np.nan) for v in vals], dtype=float)
-            else:
-                out[col] = pd.to_numeric(frame[col], errors="coerce").astype(float).to_numpy()
-        return pd.DataFrame(out, columns=self.features_)
+        x = np.empty((len(frame), len(self.features_)), dtype=float)
+        numeric = [i for i, c in enumerate(self.features_) if c not in self.categories_]
+        if numeric:
+            block = frame[[self.features_[i] for i in numeric]]
+            try:
+                x[:, numeric] = block.to_numpy(dtype=float, na_value=np.nan)
+            except (TypeError, ValueError):
+                x[:, numeric] = block.apply(pd.to_numeric, errors="coerce").to_numpy(
+                    float, na_value=np.nan
+                )
+        for col, cats in self.categories_.items():
+            codes = pd.Categorical(frame[col].astype("string"), categories=cats).codes
+            x[:, self.features_.index(col)] = np.where(codes < 0, np.nan, codes)
+        return x
+
+    def _matrix(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return self.matrix(frame)
 
     def fit(self, frame: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> BoosterModel:
         """Fit on a feature frame; 10% of customers are held out for early stopping."""
@@ -89,8 +109,17 @@ class BoosterModel:
         inner = (pd.util.hash_pandas_object(ids, index=False).to_numpy() % 10) == 0
         cat_idx = [self.features_.index(c) for c in self.categories_]
         params = {"verbose": -1, "seed": seed, "num_threads": 0, **self.params}
-        dtrain = lgb.Dataset(x[~inner], y[~inner], categorical_feature=cat_idx, free_raw_data=False)
-        dvalid = lgb.Dataset(x[inner], y[inner], reference=dtrain, categorical_feature=cat_idx)
+        names = list(self.features_)
+        dtrain = lgb.Dataset(
+            x[~inner],
+            y[~inner],
+            feature_name=names,
+            categorical_feature=cat_idx,
+            free_raw_data=False,
+        )
+        dvalid = lgb.Dataset(
+            x[inner], y[inner], reference=dtrain, feature_name=names, categorical_feature=cat_idx
+        )
         self.booster_ = lgb.train(
             params,
             dtrain,
@@ -100,11 +129,11 @@ class BoosterModel:
         )
         return self
 
-    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The booster's own output, before any calibration."""
         return np.asarray(self.booster_.predict(self._matrix(frame)), dtype=float)
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """P(churn) (calibrated when a calibrator was fitted) or expected future value."""
         raw = self.predict_raw(frame)
         return raw if self.calibrator_ is None else _apply_calibrator(self.calibrator_, raw)
@@ -136,9 +165,12 @@ class BoosterModel:
         self.calibration_ = {"method": best, **{f"brier_{k}": v for k, v in scores.items()}}
         return self
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Per-feature contributions (raw score scale), one column per feature."""
-        raw = self.booster_.predict(self._matrix(frame), pred_contrib=True)
+    def contributions(self, frame: pd.DataFrame, x: np.ndarray | None = None) -> pd.DataFrame:
+        """Per-feature contributions (raw score scale), one column per feature.
+
+        ``x`` is the already-built :meth:`matrix` of ``frame``, if at hand.
+        """
+        raw = self.booster_.predict(self.matrix(frame) if x is None else x, pred_contrib=True)
         return pd.DataFrame(np.asarray(raw)[:, :-1], columns=self.features_, index=frame.index)
 
     def importance(self) -> pd.Series:
