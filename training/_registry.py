@@ -21,6 +21,7 @@ __all__ = [
     "load_champion",
     "log_report",
     "tracking_uri_for",
+    "use_experiment",
 ]
 
 CHURN_MODEL = "churnclv-churn"
@@ -47,6 +48,30 @@ def configure_mlflow(tracking_uri: str) -> None:
     warnings.filterwarnings("ignore", module="mlflow")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+
+
+def use_experiment(name: str, tracking_uri: str) -> None:
+    """Make ``name`` the active experiment, creating it with artifacts beside a sqlite store.
+
+    MLflow's default artifact root for a database store is ``./mlruns`` of the
+    current directory, so runs started from different folders would scatter their
+    models; for ``sqlite:///<dir>/mlruns.db`` they go to ``<dir>/mlartifacts/<name>``.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    if client.get_experiment_by_name(name) is None:
+        location = None
+        if tracking_uri.startswith("sqlite:///"):
+            db = Path(tracking_uri.removeprefix("sqlite:///"))
+            location = (db.parent / "mlartifacts" / name).resolve().as_uri()
+        try:
+            client.create_experiment(name, artifact_location=location)
+        except Exception:  # created concurrently by another training: use theirs
+            if client.get_experiment_by_name(name) is None:
+                raise
+    mlflow.set_experiment(name)
 
 
 @dataclass(frozen=True)
@@ -144,7 +169,7 @@ def log_report(
     import mlflow
 
     configure_mlflow(tracking_uri)
-    mlflow.set_experiment("churnclv-scoring")
+    use_experiment("churnclv-scoring", tracking_uri)
     with mlflow.start_run(run_name=f"report-{report.stem}") as run:
         mlflow.log_artifact(str(report), "report")
         for name, fig in figures.items():

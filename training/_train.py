@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from churnclv.training._registry import (
     EXPERIMENT,
     VALUE_MODEL,
     configure_mlflow,
+    use_experiment,
 )
 
 __all__ = ["TrainResult", "train"]
@@ -279,10 +282,12 @@ def train(
     import mlflow
 
     configure_mlflow(tracking_uri)
-    mlflow.set_experiment(EXPERIMENT)
+    use_experiment(EXPERIMENT, tracking_uri)
+    _fail_orphaned_runs()
     result_promoted: dict[str, bool] = {}
     reasons: dict[str, str] = {}
-    with mlflow.start_run(run_name=f"train-{as_of.date()}") as run:
+    owner = {"churnclv.pid": str(os.getpid()), "churnclv.host": socket.gethostname()}
+    with mlflow.start_run(run_name=f"train-{as_of.date()}", tags=owner) as run:
         mlflow.log_params(
             {
                 "as_of": str(as_of),
@@ -399,6 +404,43 @@ def _log_plots(
     }
     for path, fig in figures.items():
         mlflow.log_figure(fig, path)
+
+
+def _fail_orphaned_runs() -> None:
+    """Mark FAILED the runs this host left RUNNING when their process died (e.g. SIGKILL).
+
+    A run killed without a chance to end itself stays RUNNING forever; its
+    ``churnclv.pid`` tag tells whether the process that owned it is gone.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        return
+    host = socket.gethostname()
+    for run in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get("churnclv.host") != host or "churnclv.pid" not in tags:
+            continue
+        pid = int(tags["churnclv.pid"])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        client.set_tag(
+            run.info.run_id, "churnclv.failure", f"process {pid} ended without finishing"
+        )
+        client.set_terminated(run.info.run_id, status="FAILED")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _recency_score(frame: pd.DataFrame) -> np.ndarray:

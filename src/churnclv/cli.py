@@ -602,6 +602,39 @@ def _print_campaign(scored: Any) -> None:
     )
 
 
+@app.command()
+def ui(
+    workdir: Workdir = DEFAULT_WORKDIR,
+    tracking_uri: TrackingUri = None,
+    port: Annotated[int, typer.Option(help="TCP port of the MLflow UI.", min=1, max=65535)] = 5000,
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the UI to the network.")
+    ] = "127.0.0.1",
+) -> None:
+    """Open the MLflow UI on the work directory's store (runs, metrics, plots, registry).
+
+    A thin wrapper of `mlflow ui --backend-store-uri <uri> --host HOST --port PORT`.
+    """
+    from churnclv.training import tracking_uri_for
+
+    uri = tracking_uri_for(workdir, tracking_uri)
+    if uri.startswith("sqlite:///"):
+        store = Path(uri.removeprefix("sqlite:///"))
+        if not store.is_file():
+            raise InputError(
+                f"no MLflow store at {store}: run `churnclv demo --workdir {workdir}` or "
+                "`churnclv train` first, or pass --tracking-uri"
+            )
+    elif "://" not in uri and not Path(uri).exists():
+        raise InputError(f"no MLflow store at {uri}")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", host, "--port", str(port)]
+    err.print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl+C stops it")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(cmd[0], cmd)
+
+
 def _print_summary(scored: Any) -> None:
     total = float(scored["predicted_value"].sum())
     grid = (
@@ -637,10 +670,35 @@ def _print_summary(scored: Any) -> None:
     out.print(a)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: open MLflow runs end FAILED, temp files are removed."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map churnclv errors to exit 2 (input) or 1 (other) with one line."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(args=argv, standalone_mode=False)
+        return _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        # Without standalone mode typer *returns* exit codes: typer.Exit(n) gives n and an
+        # interrupt (Ctrl-C, or SIGTERM via _terminate) gives 130.
+        rv = app(args=argv, standalone_mode=False)
+        if rv == 130:
+            print("aborted", file=sys.stderr)
+            return 1
+        return rv if isinstance(rv, int) else 0
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,342 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Tiers, risk and retention actions
+#
+# Reads the batch-scored snapshot (`churnclv score` / `churnclv demo` write
+# `<workdir>/scores.parquet`) and the decision policy, then shows
+#
+# 1. the value tier × churn risk matrix (customers and predicted value);
+# 2. the lifecycle mix of each tier;
+# 3. the action mix with its expected cost and expected saved value;
+# 4. what-ifs: a different `risk_band.high` threshold, and a campaign budget (customers chosen
+#    greedily by expected gain per unit of cost, as `--budget` does).
+
+# %% tags=["parameters"]
+import os
+from pathlib import Path
+
+WORKDIR = Path(os.environ.get("CHURNCLV_WORKDIR", "../churnclv-work"))
+SCORES = Path(os.environ.get("CHURNCLV_SCORES", WORKDIR / "scores.parquet"))
+# Decision policy YAML; empty = the shipped default (src/churnclv/default_policy.yaml).
+POLICY = os.environ.get("CHURNCLV_POLICY", "")
+# For the threshold what-if: the data the snapshot was scored from and the model store.
+DATA = WORKDIR / "data"
+TRANSACTIONS = os.environ.get("CHURNCLV_TRANSACTIONS", str(DATA / "transactions.parquet"))
+EVENTS = os.environ.get("CHURNCLV_EVENTS", str(DATA / "events.parquet"))
+CUSTOMERS = os.environ.get("CHURNCLV_CUSTOMERS", str(DATA / "customers.parquet"))
+TRACKING_URI = os.environ.get("CHURNCLV_TRACKING_URI", "")
+# What-if grids.
+HIGH_RISK_THRESHOLDS = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+BUDGET_STEPS = 12
+
+# %%
+import dataclasses
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from churnclv.decisions import (
+    LIFECYCLE_STAGES,
+    RISK_BANDS,
+    VALUE_TIERS,
+    campaign_summary,
+    decide,
+    load_policy,
+    select_under_budget,
+)
+
+pd.set_option("display.width", 140)
+pd.set_option("display.max_columns", 30)
+
+policy = load_policy(POLICY or None)
+scored = pd.read_parquet(SCORES) if SCORES.suffix != ".csv" else pd.read_csv(SCORES)
+# Older snapshots lack the cost / saved-value / selected columns: derive them from the policy.
+scored = select_under_budget(scored.drop(columns=["selected"], errors="ignore"), policy, None)
+as_of = pd.Timestamp(scored["as_of"].max()) if "as_of" in scored else None
+print(
+    f"{len(scored):,} customers scored as of {as_of:%Y-%m-%d} with "
+    f"{scored['model_version'].iloc[0] if 'model_version' in scored else 'unknown model'}"
+)
+print(
+    f"policy: risk bands high >= {policy.risk_high}, medium >= {policy.risk_medium}; actions "
+    + ", ".join(f"{a.name} (cost {a.cost:g}, uplift {a.uplift:g})" for a in policy.actions)
+)
+
+# %% [markdown]
+# ## Value tier × churn risk
+#
+# Where the value is and how much of it is at risk: the top-left cells (high value, high
+# risk) are the priority of a retention campaign.
+
+# %%
+grid_n = pd.crosstab(scored["value_tier"], scored["risk_band"]).reindex(
+    index=list(VALUE_TIERS), columns=list(RISK_BANDS), fill_value=0
+)
+grid_v = (
+    scored.pivot_table(
+        index="value_tier",
+        columns="risk_band",
+        values="predicted_value",
+        aggfunc="sum",
+        observed=False,
+    )
+    .reindex(index=list(VALUE_TIERS), columns=list(RISK_BANDS))
+    .fillna(0.0)
+)
+at_risk = scored["churn_probability"] * scored["predicted_value"].clip(lower=0)
+grid_r = (
+    at_risk.groupby([scored["value_tier"], scored["risk_band"]])
+    .sum()
+    .unstack()
+    .reindex(index=list(VALUE_TIERS), columns=list(RISK_BANDS))
+    .fillna(0.0)
+)
+total = scored["predicted_value"].sum()
+
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+for ax, data, title in (
+    (axes[0], grid_v, "predicted value"),
+    (axes[1], grid_r, "value at risk = P(churn) × value"),
+):
+    im = ax.imshow(data.to_numpy(), cmap="Reds")
+    ax.set_xticks(range(3), [f"{b} risk" for b in RISK_BANDS])
+    ax.set_yticks(range(3), [f"{t} value" for t in VALUE_TIERS])
+    for i in range(3):
+        for j in range(3):
+            v = data.iat[i, j]
+            ax.text(
+                j,
+                i,
+                f"{v:,.0f}\n{grid_n.iat[i, j]:,} cust.\n{v / data.to_numpy().sum():.0%}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if v > data.to_numpy().max() / 2 else "black",
+            )
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+plt.tight_layout()
+plt.show()
+print(
+    f"the high tier ({grid_n.loc['high'].sum():,} customers, "
+    f"{grid_n.loc['high'].sum() / len(scored):.0%}) carries "
+    f"{grid_v.loc['high'].sum() / total:.0%} of predicted value"
+)
+grid_n
+
+# %% [markdown]
+# ## Lifecycle mix by value tier
+#
+# new / active / silent / churned per tier (silent = overdue relative to the customer's usual
+# purchase gap; churned = no purchase for longer than the churn horizon).
+
+# %%
+life = pd.crosstab(scored["value_tier"], scored["lifecycle_stage"], normalize="index").reindex(
+    index=list(VALUE_TIERS), columns=list(LIFECYCLE_STAGES), fill_value=0.0
+)
+fig, ax = plt.subplots(figsize=(8, 3.8))
+left = np.zeros(len(life))
+colors = {"new": "tab:blue", "active": "tab:green", "silent": "tab:orange", "churned": "tab:red"}
+for stage in LIFECYCLE_STAGES:
+    ax.barh(life.index, life[stage], left=left, color=colors[stage], label=stage)
+    left += life[stage].to_numpy()
+ax.set_xlabel("share of the tier's customers")
+ax.set_title("Lifecycle stage by value tier")
+ax.invert_yaxis()
+ax.legend(ncol=4, loc="lower center", bbox_to_anchor=(0.5, -0.35))
+plt.tight_layout()
+plt.show()
+pd.crosstab(scored["lifecycle_stage"], scored["value_tier"], margins=True).reindex(
+    index=[*LIFECYCLE_STAGES, "All"], columns=[*VALUE_TIERS, "All"], fill_value=0
+)
+
+# %% [markdown]
+# ## Action mix: expected cost and expected saved value
+#
+# Each customer gets the action with the best expected net gain = P(churn) × predicted value
+# × uplift − cost, or `none` when nothing pays.
+
+# %%
+mix = (
+    scored.groupby("action")
+    .agg(
+        customers=("customer_id", "size"),
+        cost=("action_cost", "sum"),
+        expected_saved_value=("expected_saved_value", "sum"),
+        expected_net_gain=("expected_net_gain", "sum"),
+    )
+    .sort_values("customers", ascending=False)
+)
+mix["roi"] = (mix["expected_saved_value"] - mix["cost"]) / mix["cost"].where(mix["cost"] > 0)
+paid = mix.drop(index="none", errors="ignore")
+fig, ax = plt.subplots(figsize=(8, 4))
+x = np.arange(len(paid))
+ax.bar(x - 0.2, paid["cost"], 0.4, label="expected cost", color="tab:gray")
+ax.bar(x + 0.2, paid["expected_saved_value"], 0.4, label="expected saved value", color="tab:green")
+ax.set_xticks(
+    x, [f"{a}\n({n:,} cust.)" for a, n in zip(paid.index, paid["customers"], strict=True)]
+)
+ax.set_title("Retention actions: cost vs expected saved value")
+ax.legend()
+ax.grid(alpha=0.3, axis="y")
+plt.tight_layout()
+plt.show()
+summary = campaign_summary(scored)
+print(
+    f"every paying action: {summary['customers']:,.0f} customers, cost {summary['cost']:,.0f}, "
+    f"saved {summary['expected_saved_value']:,.0f}, ROI {summary['roi']:.1f}x"
+)
+mix.round(2)
+
+# %% [markdown]
+# ## What-if: the high-risk threshold
+#
+# `risk_band.high` decides who is flagged "high risk" (the early-warning list). The decisions
+# are recomputed with `churnclv.decisions.decide` for each threshold on the features the
+# snapshot was scored from, with the champion's reference distribution; the campaign here
+# targets the high-risk band only.
+
+# %%
+have_inputs = Path(TRANSACTIONS).exists() and as_of is not None
+if have_inputs:
+    from churnclv._io import load_inputs
+    from churnclv.features import build_features
+    from churnclv.training import load_champion, tracking_uri_for
+
+    champ = load_champion(tracking_uri_for(WORKDIR, TRACKING_URI or None))
+    tables = load_inputs(
+        TRANSACTIONS,
+        EVENTS if EVENTS and Path(EVENTS).exists() else None,
+        CUSTOMERS if CUSTOMERS and Path(CUSTOMERS).exists() else None,
+    )
+    feats = build_features(tables.transactions, tables.events, tables.customers, as_of=as_of)
+    base = feats.drop(columns=["as_of"]).merge(
+        scored[["customer_id", "churn_probability", "predicted_value"]], on="customer_id"
+    )
+    reference = champ.value.reference_
+    horizon = champ.churn_horizon_days
+else:
+    base, reference, horizon = scored.copy(), None, 90.0
+
+
+def decisions_for(pol):
+    """Decide (and select every paying action) under policy ``pol``."""
+    if not have_inputs:  # risk bands only depend on P(churn); actions stay as scored
+        out = scored.copy()
+        p = out["churn_probability"]
+        out["risk_band"] = np.select(
+            [p >= pol.risk_high, p >= pol.risk_medium], ["high", "medium"], "low"
+        )
+        return out
+    return select_under_budget(
+        decide(base, pol, churn_horizon_days=horizon, reference=reference), pol, None
+    )
+
+
+check = decisions_for(policy).set_index("customer_id").reindex(scored["customer_id"])
+print(
+    f"recomputed actions agree with the snapshot for "
+    f"{(check['action'].to_numpy() == scored['action'].to_numpy()).mean():.1%} of customers"
+)
+rows = []
+for t in HIGH_RISK_THRESHOLDS:
+    d = decisions_for(
+        dataclasses.replace(policy, risk_high=t, risk_medium=min(policy.risk_medium, t))
+    )
+    high = d["risk_band"] == "high"
+    s = campaign_summary(d.assign(selected=d["selected"] & high))
+    rows.append(
+        {
+            "risk_high": t,
+            "high_risk_customers": int(high.sum()),
+            "value_in_band": d.loc[high, "predicted_value"].sum(),
+            "campaign_customers": int(s["customers"]),
+            "cost": s["cost"],
+            "saved": s["expected_saved_value"],
+            "net_gain": s["expected_net_gain"],
+        }
+    )
+whatif = pd.DataFrame(rows).set_index("risk_high")
+fig, ax1 = plt.subplots(figsize=(8, 4))
+ax1.plot(
+    whatif.index,
+    whatif["high_risk_customers"],
+    marker="o",
+    color="tab:red",
+    label="high-risk customers",
+)
+ax1.set_xlabel("risk_band.high threshold")
+ax1.set_ylabel("customers flagged high risk", color="tab:red")
+ax2 = ax1.twinx()
+ax2.plot(
+    whatif.index,
+    whatif["net_gain"],
+    marker="s",
+    color="tab:green",
+    label="net gain, high band only",
+)
+ax2.set_ylabel("expected net gain (high-risk campaign)", color="tab:green")
+ax1.axvline(policy.risk_high, color="grey", ls=":")
+ax1.set_title("What-if: high-risk threshold")
+ax1.grid(alpha=0.3)
+plt.tight_layout()
+plt.show()
+whatif.round(1)
+
+# %% [markdown]
+# ## What-if: campaign budget
+#
+# With a budget, customers are taken greedily by expected gain per unit of cost until the
+# budget is spent (the `--budget` option of `score` and `demo`). The curve shows diminishing
+# returns: the first units of budget buy the most saved value.
+
+# %%
+full_cost = scored.loc[scored["action"] != "none", "action_cost"].sum()
+budgets = np.linspace(0, full_cost, BUDGET_STEPS + 1)[1:] if full_cost > 0 else np.array([0.0])
+curve = pd.DataFrame(
+    [
+        {"budget": b, **campaign_summary(select_under_budget(scored, policy, float(b)))}
+        for b in budgets
+    ]
+).set_index("budget")
+fig, ax = plt.subplots(figsize=(8, 4))
+ax.plot(curve.index, curve["expected_saved_value"], marker="o", label="expected saved value")
+ax.plot(curve.index, curve["expected_net_gain"], marker="s", label="expected net gain")
+ax.plot(curve.index, curve["cost"], ls="--", color="grey", label="cost")
+ax.set_xlabel("campaign budget")
+ax.set_ylabel("amount")
+ax.set_title("What-if: campaign budget (greedy by gain per cost)")
+ax.grid(alpha=0.3)
+ax.legend()
+plt.tight_layout()
+plt.show()
+curve[["customers", "cost", "expected_saved_value", "expected_net_gain", "roi"]].round(2)
+
+# %% [markdown]
+# ## What the figures show
+#
+# - **Tier × risk matrix**: predicted value and value at risk per cell, with customer counts;
+#   a small high tier carries most of the value (Pareto), and the high-value / high-risk cell
+#   is where retention money matters most.
+# - **Lifecycle mix**: how many customers of each tier are new, active, silent or already
+#   churned; silent high-value customers are the early-warning list.
+# - **Action mix**: what the policy spends per action against the value it expects to save;
+#   `none` customers are those for whom no action pays.
+# - **Threshold what-if**: how many customers the early-warning list flags and what a
+#   high-band-only campaign would earn as `risk_band.high` moves; the dotted line is the
+#   current policy.
+# - **Budget what-if**: saved value and net gain as the budget grows; where the net-gain curve
+#   flattens, extra budget buys little.
