@@ -533,8 +533,8 @@ class OnlineScorer:
         now = now or _utcnow()
         groups: dict[datetime, list[int]] = {}
         for i, c in enumerate(customers):
-            key = to_naive_utc(c.as_of) if c.as_of is not None else now
-            groups.setdefault(key, []).append(i)
+            when = to_naive_utc(c.as_of) if c.as_of is not None else now
+            groups.setdefault(when, []).append(i)
         results: list[dict[str, Any] | None] = [None] * len(customers)
         for as_of, idx in groups.items():
             members = [customers[i] for i in idx]

@@ -184,4 +184,4 @@ class ChurnService:
         return {"predictions": found, "missing": missing}
 
 
-ChurnService.add_asgi_middleware(ApiKeyMiddleware)
+ChurnService.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]

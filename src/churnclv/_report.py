@@ -76,7 +76,7 @@ def _tier_risk(scored: pd.DataFrame) -> Figure:
     ax.set_xticks(range(3), [f"{b} risk" for b in _BANDS])  # type: ignore[attr-defined]
     ax.set_yticks(range(3), [f"{t} value" for t in _TIERS])  # type: ignore[attr-defined]
     ax.set_title("Value tier x churn risk: customers and share of predicted value")  # type: ignore[attr-defined]
-    fig.colorbar(im, ax=ax, label="share of predicted value")
+    fig.colorbar(im, ax=ax, label="share of predicted value")  # type: ignore[arg-type]
     fig.tight_layout()
     return fig
 
