@@ -131,6 +131,11 @@ def get_spark() -> SparkSession:
 
     active = SparkSession.getActiveSession()
     if active is None:
+        # Python workers otherwise start whatever `python3` is first on PATH (a bare system
+        # interpreter without pyarrow when the venv is not activated), whatever
+        # spark.pyspark.python says; pin them to this interpreter unless the user chose one.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         conf_dir = Path(tempfile.mkdtemp(prefix="churnclv-spark-"))
         log4j = conf_dir / "log4j2.properties"
         log4j.write_text(_LOG4J)

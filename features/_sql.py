@@ -32,6 +32,13 @@ DEFAULT_EVENT_TYPES: tuple[str, ...] = (
 _DAY = 86400.0
 
 
+def _active_days() -> str:
+    return ",\n           ".join(
+        f"count(*) FILTER (WHERE p.last_es >= c.ce - {w * _DAY}) AS active_days_{w}d"
+        for w in WINDOWS
+    )
+
+
 def _tx_aggregates() -> str:
     win = []
     for w in WINDOWS:
@@ -39,7 +46,6 @@ def _tx_aggregates() -> str:
         win += [
             f"count(*) FILTER (WHERE t.amount > 0 AND {since}) AS tx_count_{w}d",
             f"coalesce(sum(t.amount) FILTER (WHERE {since}), 0.0) AS spend_{w}d",
-            f"count(DISTINCT t.day) FILTER (WHERE t.amount > 0 AND {since}) AS active_days_{w}d",
         ]
     prior = f"t.es >= c.ce - {180 * _DAY} AND t.es < c.ce - {90 * _DAY}"
     return ",\n        ".join(
@@ -49,7 +55,6 @@ def _tx_aggregates() -> str:
             "c.ce",
             "min(t.es) FILTER (WHERE t.amount > 0) AS first_es",
             "max(t.es) FILTER (WHERE t.amount > 0) AS last_es",
-            "count(DISTINCT t.day) FILTER (WHERE t.amount > 0) AS n_days",
             "count(*) FILTER (WHERE t.amount > 0) AS n_purchases",
             "sum(t.amount) AS monetary_total",
             "count(*) FILTER (WHERE t.amount < 0) AS returns_count",
@@ -77,8 +82,6 @@ def _event_aggregates(event_types: Sequence[str]) -> str:
         f"count(*) FILTER (WHERE e.es >= c.ce - {90 * _DAY}) AS events_90d",
         f"count(*) FILTER (WHERE e.es >= c.ce - {180 * _DAY} AND e.es < c.ce - {90 * _DAY})"
         " AS events_prior_90d",
-        f"count(DISTINCT e.day) FILTER (WHERE e.es >= c.ce - {30 * _DAY}) AS event_active_days_30d",
-        f"count(DISTINCT e.day) FILTER (WHERE e.es >= c.ce - {90 * _DAY}) AS event_active_days_90d",
         f"(c.ce - max(e.es)) / {_DAY} AS days_since_event",
     ]
     return ",\n        ".join(parts)
@@ -129,6 +132,17 @@ eagg AS (
         {_event_aggregates(event_types)}
     FROM ev e JOIN cut c ON e.es < c.ce
     GROUP BY e.customer_id, c.cutoff, c.ce
+),
+eday AS (
+    SELECT customer_id, day, min(es) AS first_es, max(es) AS last_es
+    FROM ev GROUP BY customer_id, day
+),
+edays AS (
+    SELECT d.customer_id, c.cutoff,
+           count(*) FILTER (WHERE d.last_es >= c.ce - {30 * _DAY}) AS event_active_days_30d,
+           count(*) FILTER (WHERE d.last_es >= c.ce - {90 * _DAY}) AS event_active_days_90d
+    FROM eday d JOIN cut c ON d.first_es < c.ce
+    GROUP BY d.customer_id, c.cutoff
 )"""
         cols = []
         for et in event_types:
@@ -144,12 +158,15 @@ eagg AS (
             " ELSE (coalesce(g.events_90d, 0) - coalesce(g.events_prior_90d, 0))"
             " / CAST(coalesce(g.events_90d, 0) + coalesce(g.events_prior_90d, 0) AS DOUBLE)"
             " END AS events_trend_90d",
-            "coalesce(g.event_active_days_30d, 0) AS event_active_days_30d",
-            "coalesce(g.event_active_days_90d, 0) AS event_active_days_90d",
+            "coalesce(ed.event_active_days_30d, 0) AS event_active_days_30d",
+            "coalesce(ed.event_active_days_90d, 0) AS event_active_days_90d",
             "g.days_since_event",
         ]
         ev_cols = ",\n    " + ",\n    ".join(cols)
-        ev_join = "LEFT JOIN eagg g ON g.customer_id = a.customer_id AND g.cutoff = a.cutoff"
+        ev_join = (
+            "LEFT JOIN eagg g ON g.customer_id = a.customer_id AND g.cutoff = a.cutoff\n"
+            "LEFT JOIN edays ed ON ed.customer_id = a.customer_id AND ed.cutoff = a.cutoff"
+        )
     static_sel = ""
     static_join = ""
     if static_columns or with_signup:
@@ -164,7 +181,7 @@ eagg AS (
         static_join = "LEFT JOIN customers s ON s.customer_id = a.customer_id"
     win_cols = []
     for w in WINDOWS:
-        win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"a.active_days_{w}d"]
+        win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"gp.active_days_{w}d"]
     return f"""
 WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce FROM cutoffs),
 tx AS (
@@ -173,13 +190,19 @@ tx AS (
     FROM transactions
 ),
 pday AS (
-    SELECT customer_id, day, first_es,
+    SELECT customer_id, day, first_es, last_es,
            (day - lag(day) OVER (PARTITION BY customer_id ORDER BY day)) AS gap
-    FROM (SELECT customer_id, day, min(es) AS first_es FROM tx WHERE amount > 0
-          GROUP BY customer_id, day)
+    FROM (SELECT customer_id, day, min(es) AS first_es, max(es) AS last_es FROM tx
+          WHERE amount > 0 GROUP BY customer_id, day)
 ),
+-- Purchase days as of each cutoff. A day counts when its first purchase is before the cutoff;
+-- it has a purchase in [c - w, c) exactly when its last purchase is at or after c - w (a
+-- window of 7+ days cannot fall inside one calendar day), so windowed distinct-day counts
+-- are plain filtered counts here instead of count(DISTINCT ...) over every row.
 gaps AS (
     SELECT p.customer_id, c.cutoff,
+           count(*) AS n_days,
+           {_active_days()},
            sum(p.gap) AS gap_sum, sum(p.gap * p.gap) AS gap_sq, count(p.gap) AS gap_n
     FROM pday p JOIN cut c ON p.first_es < c.ce
     GROUP BY p.customer_id, c.cutoff
@@ -197,10 +220,10 @@ SELECT
     a.cutoff AS as_of,
     (a.ce - a.last_es) / {_DAY} AS recency_days,
     (a.ce - a.first_es) / {_DAY} AS tenure_days,
-    a.n_days - 1 AS frequency,
+    gp.n_days - 1 AS frequency,
     a.n_purchases,
     a.monetary_total,
-    a.monetary_total / a.n_days AS monetary_mean,
+    a.monetary_total / gp.n_days AS monetary_mean,
     a.returns_count,
     a.returns_total,
     {", ".join(win_cols)},
@@ -227,7 +250,7 @@ SELECT
              PARTITION BY b.as_of ORDER BY b.frequency NULLS LAST))
          AS INTEGER) AS f_score,
     CAST(ceil(5 * cume_dist() OVER (
-             PARTITION BY b.as_of ORDER BY b.monetary_total NULLS LAST))
+             PARTITION BY b.as_of ORDER BY round(b.monetary_total, 6) NULLS LAST))
          AS INTEGER) AS m_score
 FROM base b
 ORDER BY b.as_of, b.customer_id

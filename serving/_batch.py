@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from churnclv._errors import InputError
@@ -32,20 +33,26 @@ def score_features(
     *,
     budget: float | None = None,
     with_reasons: bool = True,
+    predictions: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Predictions and decisions for precomputed feature rows (one cutoff).
 
     Returns the DESIGN §7 columns, then ``as_of``, ``model_version``,
     ``selected`` (in the campaign: the action pays and fits the ``budget``),
     ``action_cost``, ``expected_saved_value`` and ``reasons`` (the top three
-    churn-model contributions in plain words).
+    churn-model contributions in plain words). ``predictions`` (P(churn),
+    predicted value) computed elsewhere, e.g. on Spark executors, skip the
+    model calls; decisions and reasons are the same code either way.
     """
     scored = features.copy()
     # BTYD columns and input matrices are built once and shared by all three model calls.
     features = champion.churn.with_btyd(features)
     x_churn = champion.churn.matrix(features)
-    scored["churn_probability"] = champion.churn.predict(x_churn)
-    scored["predicted_value"] = champion.value.predict(champion.value.matrix(features))
+    if predictions is None:
+        scored["churn_probability"] = champion.churn.predict(x_churn)
+        scored["predicted_value"] = champion.value.predict(champion.value.matrix(features))
+    else:
+        scored["churn_probability"], scored["predicted_value"] = predictions
     scored = decide(
         scored,
         policy,

@@ -10,9 +10,8 @@ made by exactly the same code as the DuckDB path.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,25 +26,6 @@ from churnclv.training import Champion
 __all__ = ["score_spark"]
 
 _PREDICTIONS = (("churn_probability", "churn"), ("predicted_value", "value"))
-
-
-class _Precomputed:
-    """A model stand-in whose ``predict`` returns a column computed on Spark.
-
-    Every other attribute (``reference_``, ``features_``, ...) is the real
-    model's, so :func:`score_features` sees the champion it expects.
-    """
-
-    def __init__(self, model: Any, column: str) -> None:
-        self._model = model
-        self._column = column
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """The precomputed predictions of ``frame``'s rows."""
-        return frame[self._column].to_numpy(dtype=float)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
 
 
 def _predictor(models: Any) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
@@ -120,9 +100,9 @@ def score_spark(
     if rows.empty:
         first = tables.transactions["ts"].min()
         raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
-    stand_in = dataclasses.replace(
-        champion,
-        churn=cast(Any, _Precomputed(champion.churn, "churn_probability")),
-        value=cast(Any, _Precomputed(champion.value, "predicted_value")),
+    predictions = (
+        rows["churn_probability"].to_numpy(float),
+        rows["predicted_value"].to_numpy(float),
     )
-    return score_features(rows, stand_in, policy)
+    features = rows.drop(columns=[col for col, _ in _PREDICTIONS])
+    return score_features(features, champion, policy, predictions=predictions)

@@ -185,7 +185,7 @@ def _one_cutoff(
     )
     out["r_score"] = _score(out["recency_days"], descending=True)
     out["f_score"] = _score(out["frequency"], descending=False)
-    out["m_score"] = _score(out["monetary_total"], descending=False)
+    out["m_score"] = _score(out["monetary_total"].round(6), descending=False)
     return out.reset_index()
 
 

@@ -84,7 +84,10 @@ class BoosterModel:
                     float, na_value=np.nan
                 )
         for col, cats in self.categories_.items():
-            codes = pd.Categorical(frame[col].astype("string"), categories=cats).codes
+            # get_indexer gives -1 for unseen and missing values (pd.Categorical with unknown
+            # values is deprecated in pandas 3.1 and will raise).
+            values = frame[col].astype("string").to_numpy(dtype=object, na_value=None)
+            codes = pd.Index(cats, dtype=object).get_indexer(values)
             x[:, self.features_.index(col)] = np.where(codes < 0, np.nan, codes)
         return x
 

@@ -287,81 +287,95 @@ def train(
     result_promoted: dict[str, bool] = {}
     reasons: dict[str, str] = {}
     owner = {"churnclv.pid": str(os.getpid()), "churnclv.host": socket.gethostname()}
-    with mlflow.start_run(run_name=f"train-{as_of.date()}", tags=owner) as run:
-        mlflow.log_params(
-            {
-                "as_of": str(as_of),
-                "churn_horizon_days": churn_horizon_days,
-                "value_horizon_days": value_horizon_days,
-                "churn_cutoffs": ",".join(str(c.date()) for c in churn_cuts),
-                "value_cutoffs": ",".join(str(c.date()) for c in value_cuts),
-                "churn_validation_cutoff": str(churn_cuts[-1].date()),
-                "value_validation_cutoff": str(value_cuts[-1].date()),
-                "n_train_churn": len(c_train),
-                "n_valid_churn": len(c_valid),
-                "n_train_value": len(v_train),
-                "n_valid_value": len(v_valid),
-                "n_features": len(churn.features_),
-                "churn_best_iteration": churn.booster_.best_iteration,
-                "value_best_iteration": value.booster_.best_iteration,
-                "churn_calibration": getattr(churn, "calibration_", {}).get("method", "none"),
-                "churn_calibration_cutoff": str(pd.Timestamp(train_cuts[-1]).date())
-                if calibrate
-                else "none",
-                "seed": seed,
-            }
-        )
-        mlflow.set_tags(
-            {
-                "data_fingerprint": _fingerprint(tables),
-                "data_window": f"{tx['ts'].min()} .. {as_of}",
-                "git_sha": _git_sha(),
-            }
-        )
-        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        mlflow.log_dict(
-            {
-                "churn": churn.importance().round(3).to_dict(),
-                "value": value.importance().round(3).to_dict(),
-            },
-            "feature_importance.json",
-        )
-        mlflow.log_dict(
-            {"calibration": getattr(churn, "calibration_", {"method": "none"}), "btyd": btyd_now},
-            "model_details.json",
-        )
-        _log_plots(churn, value, c_valid, yc, p_churn, v_valid, yv, p_value)
-        say("registering models")
-        churn_version, _ = _log_model(churn, CHURN_MODEL, c_valid)
-        value_version, _ = _log_model(value, VALUE_MODEL, v_valid)
-        if promote:
-            from mlflow import MlflowClient
+    try:
+        with mlflow.start_run(run_name=f"train-{as_of.date()}", tags=owner) as run:
+            mlflow.log_params(
+                {
+                    "as_of": str(as_of),
+                    "churn_horizon_days": churn_horizon_days,
+                    "value_horizon_days": value_horizon_days,
+                    "churn_cutoffs": ",".join(str(c.date()) for c in churn_cuts),
+                    "value_cutoffs": ",".join(str(c.date()) for c in value_cuts),
+                    "churn_validation_cutoff": str(churn_cuts[-1].date()),
+                    "value_validation_cutoff": str(value_cuts[-1].date()),
+                    "n_train_churn": len(c_train),
+                    "n_valid_churn": len(c_valid),
+                    "n_train_value": len(v_train),
+                    "n_valid_value": len(v_valid),
+                    "n_features": len(churn.features_),
+                    "churn_best_iteration": churn.booster_.best_iteration,
+                    "value_best_iteration": value.booster_.best_iteration,
+                    "churn_calibration": getattr(churn, "calibration_", {}).get("method", "none"),
+                    "churn_calibration_cutoff": str(pd.Timestamp(train_cuts[-1]).date())
+                    if calibrate
+                    else "none",
+                    "seed": seed,
+                }
+            )
+            mlflow.set_tags(
+                {
+                    "data_fingerprint": _fingerprint(tables),
+                    "data_window": f"{tx['ts'].min()} .. {as_of}",
+                    "git_sha": _git_sha(),
+                }
+            )
+            mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+            mlflow.log_dict(
+                {
+                    "churn": churn.importance().round(3).to_dict(),
+                    "value": value.importance().round(3).to_dict(),
+                },
+                "feature_importance.json",
+            )
+            mlflow.log_dict(
+                {
+                    "calibration": getattr(churn, "calibration_", {"method": "none"}),
+                    "btyd": btyd_now,
+                },
+                "model_details.json",
+            )
+            _log_plots(churn, value, c_valid, yc, p_churn, v_valid, yv, p_value)
+            say("registering models")
+            churn_version, _ = _log_model(churn, CHURN_MODEL, c_valid)
+            value_version, _ = _log_model(value, VALUE_MODEL, v_valid)
+            if promote:
+                from mlflow import MlflowClient
 
-            client = MlflowClient()
-            for name, version, new, kind, valid, y in (
-                (CHURN_MODEL, churn_version, metrics["churn_roc_auc"], "churn", c_valid, yc),
-                (VALUE_MODEL, value_version, metrics["value_gini"], "value", v_valid, yv),
-            ):
-                old = _champion_score(name, valid, y, kind)
-                metric = "churn_roc_auc" if kind == "churn" else "value_gini"
-                if old is None:
-                    win, why = bool(np.isfinite(new)), f"no champion yet; {metric}={new:.4f}"
-                elif isinstance(old, str):
-                    win, why = False, old
-                else:
-                    win = bool(np.isfinite(new) and new > old)
-                    why = f"{metric} {new:.4f} vs champion {old:.4f} on the same validation rows"
-                if win:
-                    client.set_registered_model_alias(name, ALIAS, version)
-                client.set_model_version_tag(
-                    name, version, "promotion", ("promoted: " if win else "not promoted: ") + why
-                )
-                mlflow.set_tag(
-                    f"promotion_{kind}", ("promoted: " if win else "not promoted: ") + why
-                )
-                result_promoted[kind] = win
-                reasons[kind] = why
-        mlflow.log_text(json.dumps(reasons, indent=2), "promotion.json")
+                client = MlflowClient()
+                for name, version, new, kind, valid, y in (
+                    (CHURN_MODEL, churn_version, metrics["churn_roc_auc"], "churn", c_valid, yc),
+                    (VALUE_MODEL, value_version, metrics["value_gini"], "value", v_valid, yv),
+                ):
+                    old = _champion_score(name, valid, y, kind)
+                    metric = "churn_roc_auc" if kind == "churn" else "value_gini"
+                    if old is None:
+                        win, why = bool(np.isfinite(new)), f"no champion yet; {metric}={new:.4f}"
+                    elif isinstance(old, str):
+                        win, why = False, old
+                    else:
+                        win = bool(np.isfinite(new) and new > old)
+                        why = (
+                            f"{metric} {new:.4f} vs champion {old:.4f} on the same validation rows"
+                        )
+                    if win:
+                        client.set_registered_model_alias(name, ALIAS, version)
+                    client.set_model_version_tag(
+                        name,
+                        version,
+                        "promotion",
+                        ("promoted: " if win else "not promoted: ") + why,
+                    )
+                    mlflow.set_tag(
+                        f"promotion_{kind}", ("promoted: " if win else "not promoted: ") + why
+                    )
+                    result_promoted[kind] = win
+                    reasons[kind] = why
+            mlflow.log_text(json.dumps(reasons, indent=2), "promotion.json")
+    except BaseException:
+        # An interrupt can land inside start_run, after the run row exists but before the
+        # context owns it: end every run this process left RUNNING, then re-raise.
+        _fail_own_runs(owner)
+        raise
     return TrainResult(
         run_id=run.info.run_id,
         metrics=metrics,
@@ -404,6 +418,25 @@ def _log_plots(
     }
     for path, fig in figures.items():
         mlflow.log_figure(fig, path)
+
+
+def _fail_own_runs(owner: dict[str, str]) -> None:
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient()
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            return
+        query = (
+            "attributes.status = 'RUNNING' and "
+            f"tags.`churnclv.pid` = '{owner['churnclv.pid']}' and "
+            f"tags.`churnclv.host` = '{owner['churnclv.host']}'"
+        )
+        for run in client.search_runs([exp.experiment_id], query):
+            client.set_terminated(run.info.run_id, status="FAILED")
+    except Exception:  # best effort: the next training fails orphans anyway
+        pass
 
 
 def _fail_orphaned_runs() -> None:

@@ -1,0 +1,798 @@
+"""Benchmark of the point-in-time feature build (issue 3, acceptance 3).
+
+Measures, in one run and each in its own child process (so no run's memory or
+caches leak into another's figures):
+
+1. one cutoff, full feature set (transactions + events + customers):
+   :func:`churnclv.features.build_features` on DuckDB against the plain-pandas
+   oracle (``tests/_oracle.py``) on the same input, wall time of each, their
+   ratio and the peak RSS of the DuckDB process; when the oracle does not
+   finish within its time limit it is re-run, with DuckDB, on a documented
+   subset of customers (the largest size where both ran is reported);
+2. ten monthly cutoffs against one on DuckDB (the training stack);
+3. the Featuretools peer: Deep Feature Synthesis of an RFM subset as of one
+   cutoff (``cutoff_time``) on a 1M-transaction subset, in its own virtualenv
+   (``benchmarks/_peers/featuretools_rfm.py``; only the ``dfs`` call is
+   timed) against ``build_features`` on the same rows (transactions only:
+   the full transaction-derived feature set, a superset of the peer's RFM).
+
+Inputs are synthetic (:func:`churnclv._generate.generate`, ``future_days=0``
+so every row is history) tiled to the target size: each generated customer's
+history is repeated with per-copy time shifts of ``SHIFT_DAYS`` days and a
+sub-day jitter, then a seeded uniform sample keeps exactly the target row
+counts. They are written once to Parquet under ``--data-dir`` and re-used; no
+generation is timed. The Featuretools venv (``--ft-venv``, default
+``/tmp/ft-venv``) is created on demand with ``pip install featuretools
+'pandas<3' pyarrow`` when absent.
+
+Results go to ``benchmarks/results/features.json`` (``--size full``) and a
+readable table is printed. Every child has a time limit and an RSS cap
+(``--rss-cap-gib``, default 12: the machine is shared) and is killed past
+either, so the run stops by itself; children run with their working directory
+under ``--data-dir`` so DuckDB spill files never land in the repository.
+
+Usage::
+
+    python benchmarks/features.py [--size full|small] [--skip-peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SIZES", "Size", "main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "features.json"
+PEER_SCRIPT = ROOT / "benchmarks" / "_peers" / "featuretools_rfm.py"
+AS_OF = "2024-01-01"
+SHIFT_DAYS = 45
+SEED = 20240101
+PEER_CUTOFF_BACK_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Size:
+    """Row counts and time limits of one benchmark size.
+
+    Attributes
+    ----------
+    customers : int
+        Customers generated (every tiled copy keeps its customer id).
+    transactions : int
+        Transaction rows after tiling and sampling.
+    events : int
+        Event rows after tiling and sampling.
+    peer_transactions : int
+        Transaction rows of the Featuretools comparison subset.
+    oracle_timeout_s : int
+        Time limit of one oracle run before falling back to a subset.
+    oracle_subset_customers : int
+        Customers of the fallback subset.
+    """
+
+    customers: int
+    transactions: int
+    events: int
+    peer_transactions: int
+    oracle_timeout_s: int
+    oracle_subset_customers: int
+
+
+SIZES = {
+    "full": Size(100_000, 10_000_000, 20_000_000, 1_000_000, 480, 25_000),
+    "small": Size(10_000, 500_000, 1_000_000, 100_000, 300, 2_500),
+}
+DUCKDB_TIMEOUT_S = 360
+PEER_TIMEOUT_S = 480
+
+
+# --------------------------------------------------------------------- data
+
+
+def _tile(frame: Any, copies: int, n_rows: int, rng: Any) -> Any:
+    """Repeat ``frame`` with per-copy time shifts, then keep exactly ``n_rows`` rows."""
+    import numpy as np
+    import pandas as pd
+
+    ts = frame["ts"].to_numpy()
+    parts = []
+    for k in range(copies):
+        shift = np.timedelta64(k * SHIFT_DAYS, "D")
+        jitter = rng.integers(0, 86_400_000_000, len(frame)).astype("timedelta64[us]")
+        shifted = ts - shift - (jitter if k else np.timedelta64(0, "us"))
+        parts.append(frame.assign(ts=shifted))
+    out = pd.concat(parts, ignore_index=True)
+    keep = np.sort(rng.permutation(len(out))[:n_rows])
+    out = out.iloc[keep]
+    order = np.argsort(out["ts"].to_numpy(), kind="stable")
+    return out.iloc[order].reset_index(drop=True)
+
+
+def _paths(data_dir: Path, size_name: str) -> dict[str, Path]:
+    """The Parquet inputs of one size under ``data_dir``."""
+    base = data_dir / size_name
+    return {
+        "transactions": base / "transactions.parquet",
+        "events": base / "events.parquet",
+        "customers": base / "customers.parquet",
+        "peer_transactions": base / "peer_transactions.parquet",
+    }
+
+
+def _prepare(size: Size, paths: dict[str, Path]) -> dict[str, Any]:
+    """Generate and tile the inputs once; return what was built (never timed)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    if all(p.exists() for p in paths.values()):
+        return json.loads((paths["transactions"].parent / "meta.json").read_text())
+    from churnclv._generate import generate
+
+    t0 = time.perf_counter()
+    data = generate(size.customers, seed=SEED, as_of=AS_OF, future_days=0)
+    tx0 = data.transactions[["customer_id", "ts", "amount"]]
+    ev0 = data.events[["customer_id", "ts", "event_type"]]
+    rng = np.random.default_rng(SEED)
+    tx_copies = math.ceil(size.transactions / len(tx0))
+    ev_copies = math.ceil(size.events / len(ev0))
+    tx = _tile(tx0, tx_copies, size.transactions, rng)
+    ev = _tile(ev0, ev_copies, size.events, rng)
+    paths["transactions"].parent.mkdir(parents=True, exist_ok=True)
+    tx.to_parquet(paths["transactions"], index=False)
+    ev.to_parquet(paths["events"], index=False)
+    data.customers.to_parquet(paths["customers"], index=False)
+    # peer subset: whole histories of the first customers (by id) up to exactly N rows
+    peer = tx.sort_values(["customer_id", "ts"], kind="stable").head(size.peer_transactions)
+    peer = peer.sort_values("ts", kind="stable").reset_index(drop=True)
+    peer.to_parquet(paths["peer_transactions"], index=False)
+    meta = {
+        "generator": (
+            f"churnclv._generate.generate({size.customers}, seed={SEED}, as_of={AS_OF!r}, "
+            "future_days=0)"
+        ),
+        "generated_rows": {"transactions": len(tx0), "events": len(ev0)},
+        "tiling": {
+            "transaction_copies": tx_copies,
+            "event_copies": ev_copies,
+            "shift_days_per_copy": SHIFT_DAYS,
+            "jitter": "uniform sub-day, per row, copies >= 1",
+            "sample": "seeded uniform sample without replacement to the exact row count",
+        },
+        "customers": int(tx["customer_id"].nunique()),
+        "transactions": len(tx),
+        "events": len(ev),
+        "ts_range": [str(tx["ts"].min()), str(tx["ts"].max())],
+        "peer_subset": {
+            "transactions": len(peer),
+            "customers": int(peer["customer_id"].nunique()),
+            "rule": "rows of the first customers by id, sorted by (customer_id, ts), head(N)",
+        },
+        "parquet_bytes": {k: p.stat().st_size for k, p in paths.items()},
+        "parquet_rows": {k: pq.ParquetFile(p).metadata.num_rows for k, p in paths.items()},
+        "prepare_s": round(time.perf_counter() - t0, 1),
+    }
+    (paths["transactions"].parent / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def _cutoffs(n: int) -> list[str]:
+    """``n`` cutoffs 30 days apart, the latest at ``AS_OF`` (monthly training stack)."""
+    import pandas as pd
+
+    latest = pd.Timestamp(AS_OF)
+    return sorted(str(latest - pd.Timedelta(days=30 * k)) for k in range(n))
+
+
+# -------------------------------------------------------------------- child
+
+
+def _proc_status_bytes(field: str) -> int:
+    """``VmRSS``/``VmHWM`` of this process from ``/proc/self/status``, in bytes.
+
+    ``VmHWM`` is the peak RSS of this process's own address space. It is used
+    instead of ``ru_maxrss``, which on Linux carries the parent's peak over
+    ``fork``/``exec`` and so reports the harness's own peak for small children.
+    """
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _child(args: argparse.Namespace) -> int:
+    """Load the inputs, run one engine ``--repeat`` times, print a JSON result line."""
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    tx = pd.read_parquet(args.transactions)
+    ev = pd.read_parquet(args.events) if args.events else None
+    cust = pd.read_parquet(args.customers) if args.customers else None
+    if args.subset_customers:
+        ids = sorted(cust["customer_id"].unique())[: args.subset_customers]
+        keep = pd.Index(ids)
+        tx = tx[tx["customer_id"].isin(keep)].reset_index(drop=True)
+        ev = ev[ev["customer_id"].isin(keep)].reset_index(drop=True)
+        cust = cust[cust["customer_id"].isin(keep)].reset_index(drop=True)
+    load_s = time.perf_counter() - t0
+    rss_loaded = _proc_status_bytes("VmRSS")
+    cutoffs = json.loads(args.cutoffs)
+    as_of: Any = cutoffs[0] if len(cutoffs) == 1 else cutoffs
+
+    if args.child == "duckdb":
+        from churnclv.features import build_features
+
+        def run() -> Any:
+            return build_features(tx, ev, cust, as_of=as_of, engine="duckdb")
+
+    else:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from _oracle import oracle_features
+
+        def run() -> Any:
+            return oracle_features(tx, ev, cust, as_of=as_of)
+
+    times = []
+    out = None
+    for _ in range(args.repeat):
+        del out
+        t0 = time.perf_counter()
+        out = run()
+        times.append(time.perf_counter() - t0)
+    peak = _proc_status_bytes("VmHWM")
+    if args.save:
+        out.to_parquet(args.save, index=False)
+    result = {
+        "engine": args.child,
+        "times_s": times,
+        "best_s": min(times),
+        "load_s": load_s,
+        "rows_in": {"transactions": len(tx), "events": 0 if ev is None else len(ev)},
+        "customers_in": int(tx["customer_id"].nunique()),
+        "cutoffs": len(cutoffs),
+        "rows_out": len(out),
+        "columns_out": out.shape[1],
+        "rss_after_load_bytes": rss_loaded,
+        "peak_rss_bytes": peak,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+# ------------------------------------------------------------------- parent
+
+
+def _spawn(cmd: list[str], timeout_s: int, cwd: Path, rss_cap: int) -> dict[str, Any]:
+    """Run a child with a time limit and an RSS cap; its last stdout line is its JSON result.
+
+    The child is killed when it runs past ``timeout_s`` or its RSS exceeds
+    ``rss_cap`` bytes (the machine is shared: no run may push it into swap or
+    the OOM killer). ``cwd`` is where DuckDB spills (``.tmp``), outside the
+    repository.
+    """
+    import psutil
+
+    t0 = time.perf_counter()
+    with subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        watched = psutil.Process(proc.pid)
+        reason = ""
+        peak_seen = 0
+        while proc.poll() is None:
+            try:
+                peak_seen = max(peak_seen, watched.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            if peak_seen > rss_cap:
+                reason = f"RSS passed the {rss_cap / 2**30:.0f} GiB cap (killed)"
+            elif time.perf_counter() - t0 > timeout_s:
+                reason = f"did not finish within {timeout_s} s (killed)"
+            if reason:
+                proc.kill()
+                break
+            time.sleep(0.25)
+        stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - t0
+    if reason:
+        return {"ok": False, "error": reason, "after_s": round(wall, 1)}
+    lines = stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (stderr or stdout)[-1500:]
+        return {"ok": False, "error": f"exit status {proc.returncode}: {tail}"}
+    out = json.loads(lines[-1])
+    out["ok"] = True
+    out["child_wall_s"] = wall
+    return out
+
+
+def _engine_cmd(
+    engine: str,
+    paths: dict[str, Path],
+    cutoffs: list[str],
+    *,
+    repeat: int,
+    save: Path | None = None,
+    subset: int = 0,
+    tx_only: bool = False,
+) -> list[str]:
+    """The command line of one measured child run (``--child duckdb|oracle``)."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        engine,
+        "--cutoffs",
+        json.dumps(cutoffs),
+        "--repeat",
+        str(repeat),
+    ]
+    if tx_only:
+        cmd += ["--transactions", str(paths["peer_transactions"])]
+    else:
+        cmd += [
+            "--transactions",
+            str(paths["transactions"]),
+            "--events",
+            str(paths["events"]),
+            "--customers",
+            str(paths["customers"]),
+        ]
+    if save is not None:
+        cmd += ["--save", str(save)]
+    if subset:
+        cmd += ["--subset-customers", str(subset)]
+    return cmd
+
+
+def _check_match(duck: Path, oracle: Path) -> str:
+    """Compare the two saved frames with the oracle's own assertion (not timed)."""
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from _oracle import assert_features_match
+
+    d, o = pd.read_parquet(duck), pd.read_parquet(oracle)
+    try:
+        assert_features_match(d, o)
+    except AssertionError as exc:
+        return f"MISMATCH: {_diff_summary(d, o) or str(exc)[:300]}"
+    return "equal (every column, every row, floats to 1e-6)"
+
+
+def _diff_summary(duck: Any, oracle: Any) -> str:
+    """Which numeric columns differ (beyond 1e-6) on how many rows."""
+    import pandas as pd
+
+    d = duck.sort_values(["as_of", "customer_id"], ignore_index=True)
+    o = oracle.sort_values(["as_of", "customer_id"], ignore_index=True)
+    if len(d) != len(o) or not d["customer_id"].equals(o["customer_id"]):
+        return f"rows differ: {len(d)} vs {len(o)}"
+    parts = []
+    for col in d.columns:
+        if col in o.columns and pd.api.types.is_numeric_dtype(d[col]):
+            a, b = d[col].astype("float64"), o[col].astype("float64")
+            bad = ((a - b).abs() > 1e-6) | (a.isna() != b.isna())
+            if bad.any():
+                first = d.loc[bad.idxmax(), "customer_id"]
+                parts.append(f"{col}: {int(bad.sum())} of {len(d)} rows (first {first})")
+    return "; ".join(parts)
+
+
+def _ensure_ft_venv(venv: Path) -> tuple[Path | None, str]:
+    """The peer interpreter, creating the venv when absent; or None and why not."""
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python, "existing venv"
+    steps = [
+        ["python3", "-m", "venv", str(venv)],
+        [str(python), "-m", "pip", "install", "-q", "featuretools", "pandas<3", "pyarrow"],
+    ]
+    for step in steps:
+        proc = subprocess.run(step, capture_output=True, text=True, timeout=900, check=False)
+        if proc.returncode != 0:
+            return None, f"{' '.join(step)} failed: {(proc.stderr or proc.stdout)[-800:]}"
+    return python, "created by this run"
+
+
+def _peer(
+    args: argparse.Namespace,
+    paths: dict[str, Path],
+    work: Path,
+    our_cutoff: str,
+    spawn: Callable[..., dict[str, Any]],
+) -> dict[str, Any]:
+    """Featuretools DFS vs build_features on the same transaction subset."""
+    python, how = _ensure_ft_venv(Path(args.ft_venv))
+    if python is None:
+        return {"ok": False, "error": how}
+    ft_out = work / "ft_matrix.parquet"
+    ft = spawn(
+        [
+            str(python),
+            str(PEER_SCRIPT),
+            "--transactions",
+            str(paths["peer_transactions"]),
+            "--cutoff",
+            our_cutoff,
+            "--out",
+            str(ft_out),
+        ],
+        PEER_TIMEOUT_S,
+    )
+    ft["venv"] = f"{args.ft_venv} ({how})"
+    ours_out = work / "duckdb_peer_subset.parquet"
+    ours = spawn(
+        _engine_cmd("duckdb", paths, [our_cutoff], repeat=3, save=ours_out, tx_only=True),
+        DUCKDB_TIMEOUT_S,
+    )
+    result: dict[str, Any] = {"featuretools": ft, "duckdb": ours}
+    if ft.get("ok") and ours.get("ok"):
+        result["ratio_featuretools_over_duckdb"] = ft["dfs_s"] / ours["best_s"]
+        result["agreement"] = _peer_agreement(ft_out, ours_out)
+    return result
+
+
+def _peer_agreement(ft_out: Path, ours_out: Path) -> dict[str, Any]:
+    """Check that both sides computed the same RFM numbers (not timed)."""
+    import numpy as np
+    import pandas as pd
+
+    ft = pd.read_parquet(ft_out).set_index("customer_id")
+    ours = pd.read_parquet(ours_out).set_index("customer_id")
+    common = ours.index.intersection(ft.index)
+    f, o = ft.loc[common], ours.loc[common]
+    tx_count = o["n_purchases"] + o["returns_count"]
+    return {
+        "customers_compared": len(common),
+        "customers_featuretools": len(ft),
+        "customers_duckdb": len(ours),
+        "max_abs_diff_monetary_total": float(
+            np.abs(f["SUM(transactions.amount)"] - o["monetary_total"]).max()
+        ),
+        "count_equal_rows": int((f["COUNT(transactions)"] == tx_count).sum()),
+        "note": (
+            "Featuretools COUNT counts every row and TIME_SINCE_LAST uses the last row "
+            "(returns included); ours count purchases/returns separately and recency "
+            "is since the last purchase, so only SUM and the row count are compared"
+        ),
+    }
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the packages under test (this venv)."""
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    return {
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def _duckdb_threads() -> int:
+    """DuckDB's default thread count on this machine."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        return int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    finally:
+        con.close()
+
+
+def _fmt_s(x: float | None) -> str:
+    """Seconds for the table."""
+    return "-" if x is None else f"{x:8.2f} s"
+
+
+def _gib(x: float | None) -> str:
+    """Bytes as GiB for the table."""
+    return "-" if x is None else f"{x / 2**30:.2f} GiB"
+
+
+def _table(report: dict[str, Any]) -> str:
+    """The readable summary table of a report."""
+    one, multi, peer = report["single_cutoff"], report["multi_cutoff"], report["peer"]
+    d1 = one["duckdb"]
+    lines = [
+        f"features benchmark ({report['size']}), load avg at start "
+        f"{report['machine']['load_avg_at_start']}, {report['machine']['cpus']} cpus",
+        f"{'measurement':58} {'value':>14}",
+        "-" * 73,
+    ]
+
+    def row(name: str, value: str) -> None:
+        lines.append(f"{name:58} {value:>14}")
+
+    row(f"1 cutoff, full set, DuckDB ({one['size_label']})", _fmt_s(d1.get("best_s")))
+    row("  DuckDB peak RSS (incl. inputs in pandas)", _gib(d1.get("peak_rss_bytes")))
+    row("  DuckDB peak RSS minus RSS after load", _gib(one.get("duckdb_rss_increase_bytes")))
+    if one.get("oracle", {}).get("ok"):
+        row(
+            f"1 cutoff, full set, pandas oracle ({one['size_label']})",
+            _fmt_s(one["oracle"]["best_s"]),
+        )
+    else:
+        row(f"1 cutoff, pandas oracle ({one['size_label']})", "did not finish")
+    cmp_ = one.get("comparison")
+    if cmp_:
+        row(f"  oracle / DuckDB ({cmp_['size_label']})", f"{cmp_['ratio']:.1f}x")
+        row("  results", "equal" if cmp_["match"].startswith("equal") else "MISMATCH")
+    if multi.get("ok"):
+        row(
+            f"10 monthly cutoffs, DuckDB ({multi['size_label']})",
+            _fmt_s(multi["duckdb_10"]["best_s"]),
+        )
+        row("  10 cutoffs / 1 cutoff", f"{multi['ratio_10_over_1']:.2f}x")
+        row("  10-cutoff peak RSS", _gib(multi["duckdb_10"]["peak_rss_bytes"]))
+    if peer.get("ratio_featuretools_over_duckdb"):
+        row("Featuretools dfs (RFM subset)", _fmt_s(peer["featuretools"]["dfs_s"]))
+        row("DuckDB build_features (tx-only full set), same rows", _fmt_s(peer["duckdb"]["best_s"]))
+        row("  featuretools / DuckDB", f"{peer['ratio_featuretools_over_duckdb']:.0f}x")
+    elif peer:
+        row("Featuretools peer", "failed/skipped")
+    lines.append("-" * 73)
+    for name, goal in report["goals"].items():
+        lines.append(f"goal {name}: {goal['target']} -> {goal['measured']} [{goal['status']}]")
+    return "\n".join(lines)
+
+
+def _goal(target: str, measured: str, met: bool | None) -> dict[str, str]:
+    """One goal's target, measured value and status."""
+    status = "not measured" if met is None else ("met" if met else "NOT met")
+    return {"target": target, "measured": measured, "status": status}
+
+
+def _parent(args: argparse.Namespace) -> int:
+    """Prepare the inputs, run every measurement in its own child, write the report."""
+    import pandas as pd
+
+    size = SIZES[args.size]
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    started = time.perf_counter()
+    data_dir = Path(args.data_dir)
+    paths = _paths(data_dir, args.size)
+    work = data_dir / args.size / "out"
+    work.mkdir(parents=True, exist_ok=True)
+    rss_cap = int(args.rss_cap_gib * 2**30)
+    spawn = functools.partial(_spawn, cwd=work, rss_cap=rss_cap)
+    print(f"preparing inputs under {paths['transactions'].parent} ...", flush=True)
+    meta = _prepare(size, paths)
+    one_cut = _cutoffs(1)
+    ten_cuts = _cutoffs(10)
+    full_label = (
+        f"{meta['transactions']:,} tx + {meta['events']:,} events, {meta['customers']:,} customers"
+    )
+
+    # 1. one cutoff: DuckDB (own process, peak RSS) and the oracle on the same input
+    print("1/4 DuckDB, one cutoff ...", flush=True)
+    duck1 = spawn(
+        _engine_cmd("duckdb", paths, one_cut, repeat=args.repeat, save=work / "duck1.parquet"),
+        DUCKDB_TIMEOUT_S,
+    )
+    print(f"    {duck1.get('times_s', duck1.get('error'))}", flush=True)
+    print("2/4 pandas oracle, one cutoff ...", flush=True)
+    oracle = spawn(
+        _engine_cmd("oracle", paths, one_cut, repeat=1, save=work / "oracle1.parquet"),
+        size.oracle_timeout_s,
+    )
+    print(f"    {oracle.get('times_s', oracle.get('error'))}", flush=True)
+    single: dict[str, Any] = {"size_label": full_label, "duckdb": duck1, "oracle": oracle}
+    if duck1.get("ok"):
+        single["duckdb_rss_increase_bytes"] = (
+            duck1["peak_rss_bytes"] - duck1["rss_after_load_bytes"]
+        )
+    if duck1.get("ok") and oracle.get("ok"):
+        single["comparison"] = {
+            "size_label": full_label,
+            "ratio": oracle["best_s"] / duck1["best_s"],
+            "match": _check_match(work / "duck1.parquet", work / "oracle1.parquet"),
+        }
+    elif duck1.get("ok"):
+        n = size.oracle_subset_customers
+        print(f"    oracle fallback: first {n:,} customers ...", flush=True)
+        sub_d = spawn(
+            _engine_cmd(
+                "duckdb",
+                paths,
+                one_cut,
+                repeat=args.repeat,
+                save=work / "duck_sub.parquet",
+                subset=n,
+            ),
+            DUCKDB_TIMEOUT_S,
+        )
+        sub_o = spawn(
+            _engine_cmd(
+                "oracle", paths, one_cut, repeat=1, save=work / "oracle_sub.parquet", subset=n
+            ),
+            size.oracle_timeout_s,
+        )
+        single["oracle_subset"] = {"customers": n, "duckdb": sub_d, "oracle": sub_o}
+        if sub_d.get("ok") and sub_o.get("ok"):
+            label = (
+                f"{sub_d['rows_in']['transactions']:,} tx + {sub_d['rows_in']['events']:,} "
+                f"events, {n:,} customers (subset)"
+            )
+            single["comparison"] = {
+                "size_label": label,
+                "ratio": sub_o["best_s"] / sub_d["best_s"],
+                "match": _check_match(work / "duck_sub.parquet", work / "oracle_sub.parquet"),
+            }
+
+    # 2. ten monthly cutoffs vs one
+    print("3/4 DuckDB, ten monthly cutoffs ...", flush=True)
+    duck10 = spawn(
+        _engine_cmd("duckdb", paths, ten_cuts, repeat=max(1, args.repeat - 1)), DUCKDB_TIMEOUT_S
+    )
+    print(f"    {duck10.get('times_s', duck10.get('error'))}", flush=True)
+    multi: dict[str, Any] = {
+        "ok": bool(duck10.get("ok") and duck1.get("ok")),
+        "size_label": full_label,
+        "cutoffs": ten_cuts,
+        "duckdb_1": "see single_cutoff.duckdb",
+        "duckdb_10": duck10,
+    }
+    if multi["ok"]:
+        multi["ratio_10_over_1"] = duck10["best_s"] / duck1["best_s"]
+    else:
+        n = size.oracle_subset_customers
+        print(f"    ten cutoffs fallback: first {n:,} customers ...", flush=True)
+        sub1 = spawn(
+            _engine_cmd("duckdb", paths, one_cut, repeat=args.repeat, subset=n),
+            DUCKDB_TIMEOUT_S,
+        )
+        sub10 = spawn(_engine_cmd("duckdb", paths, ten_cuts, repeat=1, subset=n), DUCKDB_TIMEOUT_S)
+        multi["full_size_attempt"] = duck10
+        multi["subset"] = {"customers": n, "duckdb_1": sub1, "duckdb_10": sub10}
+        if sub1.get("ok") and sub10.get("ok"):
+            multi["ok"] = True
+            multi["size_label"] = (
+                f"{sub1['rows_in']['transactions']:,} tx + {sub1['rows_in']['events']:,} "
+                f"events, {n:,} customers (subset)"
+            )
+            multi["duckdb_10"] = sub10
+            multi["duckdb_1"] = sub1
+            multi["ratio_10_over_1"] = sub10["best_s"] / sub1["best_s"]
+
+    # 3. Featuretools peer
+    peer: dict[str, Any] = {}
+    peer_cutoff = str(pd.Timestamp(AS_OF) - pd.Timedelta(days=PEER_CUTOFF_BACK_DAYS))
+    if not args.skip_peer:
+        print("4/4 Featuretools peer vs DuckDB on the peer subset ...", flush=True)
+        peer = _peer(args, paths, work, peer_cutoff, spawn)
+        peer["cutoff"] = peer_cutoff
+        peer["subset"] = meta["peer_subset"]
+        peer["featuretools_features"] = (
+            "COUNT, SUM(amount), MEAN(amount), TIME_SINCE_LAST(ts) per customer, "
+            "cutoff_time = the cutoff for every customer, max_depth=1, n_jobs=1"
+        )
+        peer["duckdb_features"] = (
+            "build_features(transactions only): the full transaction-derived set "
+            "(RFM, windows, trends, gaps, scores), a superset of the peer's RFM"
+        )
+        ft_state = peer.get("featuretools", {})
+        print(f"    {ft_state.get('dfs_s', ft_state.get('error'))}", flush=True)
+
+    cmp_ = single.get("comparison")
+    ratio = cmp_["ratio"] if cmp_ else None
+    rss = duck1.get("peak_rss_bytes")
+    r10 = multi.get("ratio_10_over_1")
+    rft = peer.get("ratio_featuretools_over_duckdb")
+    goals = {
+        "duckdb_vs_oracle": _goal(
+            ">= 3x faster",
+            "-" if ratio is None else f"{ratio:.1f}x ({cmp_['size_label']})",
+            None if ratio is None else ratio >= 3,
+        ),
+        "duckdb_peak_rss": _goal("<= 4 GiB", _gib(rss), None if rss is None else rss <= 4 * 2**30),
+        "ten_vs_one_cutoff": _goal(
+            "<= 4x", "-" if r10 is None else f"{r10:.2f}x", None if r10 is None else r10 <= 4
+        ),
+        "featuretools": _goal(
+            ">= 50x (stretch 100x)",
+            "-" if rft is None else f"{rft:.0f}x",
+            None if rft is None else rft >= 50,
+        ),
+    }
+    versions = _versions()
+    if peer.get("featuretools", {}).get("versions"):
+        versions["featuretools"] = peer["featuretools"]["versions"]["featuretools"]
+        versions["featuretools_pandas"] = peer["featuretools"]["versions"]["pandas"]
+        versions["woodwork"] = peer["featuretools"]["versions"]["woodwork"]
+    report = {
+        "benchmark": "features",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "size": args.size,
+        "sizes": asdict(size),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_avg_at_start": load_start,
+            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+            "duckdb_threads": _duckdb_threads(),
+            "child_rss_cap_gib": args.rss_cap_gib,
+        },
+        "versions": versions,
+        "data": meta,
+        "timing_rule": (
+            "each engine in its own child process; inputs read from Parquet before timing; "
+            "wall time of the build call only; best of the repeats"
+        ),
+        "single_cutoff": single,
+        "multi_cutoff": multi,
+        "peer": peer,
+        "goals": goals,
+        "total_wall_s": round(time.perf_counter() - started, 1),
+    }
+    out = (
+        Path(args.out)
+        if args.out
+        else (RESULTS if args.size == "full" else data_dir / args.size / "features.json")
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(_table(report))
+    print(f"results: {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (or, with ``--child``, one measured engine run).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--data-dir", default="/tmp/churnclv-bench-features")
+    parser.add_argument("--ft-venv", default="/tmp/ft-venv")
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument(
+        "--rss-cap-gib", type=float, default=12.0, help="kill a child whose RSS passes this"
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="DuckDB repeats (best is kept)")
+    parser.add_argument(
+        "--out", default="", help="result file (default: results/features.json for full)"
+    )
+    # child-process arguments (internal)
+    parser.add_argument("--child", choices=["duckdb", "oracle"], help=argparse.SUPPRESS)
+    parser.add_argument("--transactions", help=argparse.SUPPRESS)
+    parser.add_argument("--events", help=argparse.SUPPRESS)
+    parser.add_argument("--customers", help=argparse.SUPPRESS)
+    parser.add_argument("--cutoffs", help=argparse.SUPPRESS)
+    parser.add_argument("--save", help=argparse.SUPPRESS)
+    parser.add_argument("--subset-customers", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args)
+    return _parent(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
