@@ -191,6 +191,12 @@ def validate_customers(customers: Sequence[CustomerIn], now: datetime | None = N
                     f"as_of {as_of.isoformat()}",
                     field=f"{where}.events[{j}].ts",
                 )
+        if c.signup_ts is not None and to_naive_utc(c.signup_ts) >= as_of:
+            raise RequestError(
+                f"customer {c.customer_id!r}: signup_ts {c.signup_ts.isoformat()} is not before "
+                f"as_of {as_of.isoformat()}",
+                field=f"{where}.signup_ts",
+            )
 
 
 def canonical_frames(

@@ -279,6 +279,15 @@ def test_timestamp_after_as_of_is_rejected(client: TestClient):
     assert r.json()["field"] == "customers[0].events[0].ts" and "'late'" in r.json()["error"]
 
 
+def test_signup_after_as_of_is_rejected(client: TestClient):
+    """A signup_ts at or after as_of gets 422 naming the field, like any late timestamp."""
+    body = _small("early-bird")
+    body["signup_ts"] = "2030-01-01"
+    r = client.post("/predict", json={"customers": [body]})
+    assert r.status_code == 422
+    assert r.json()["field"] == "customers[0].signup_ts"
+
+
 def test_oversized_requests_get_413(client: TestClient):
     """More than 1,000 customers, or 10,000 transactions for one, is refused with 413."""
     many = {"customers": [_small(f"c{i}") for i in range(1001)]}
