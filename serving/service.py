@@ -52,6 +52,14 @@ def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
 
 
+def _json_media_type(value: bytes | None) -> bool:
+    """True for no Content-Type, JSON (``application/json``, ``*/*+json``) or ``text/plain``."""
+    if not value:
+        return True
+    media = value.split(b";", 1)[0].strip().lower()
+    return media in (b"application/json", b"text/plain") or media.endswith(b"+json")
+
+
 class ApiKeyMiddleware:
     """Bearer-key check (``CHURNCLV_API_KEY``) and a request-size cap, as plain ASGI.
 
@@ -77,6 +85,15 @@ class ApiKeyMiddleware:
                 resp.headers["WWW-Authenticate"] = "Bearer"
                 await resp(scope, receive, send)
                 return
+        if scope.get("method") == "POST" and not _json_media_type(headers.get(b"content-type")):
+            # BentoML would try to parse multipart bodies itself and answer 500 (schemathesis).
+            resp = _error(
+                415,
+                "request bodies are JSON: send 'Content-Type: application/json'",
+                "content-type",
+            )
+            await resp(scope, receive, send)
+            return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             resp = _error(413, f"request body over {self.max_body_bytes} bytes", "body")
