@@ -145,3 +145,36 @@ def test_process_killed_mid_write_never_leaves_a_partial_file(tmp_path: Path) ->
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert not target.exists()
+
+
+def _train_cmd(work: Path, seed: int) -> list[str]:
+    data = work / "data"
+    return [
+        sys.executable, "-c", "from churnclv.cli import _entry; _entry()", "train",
+        "--transactions", str(data / "transactions.parquet"),
+        "--events", str(data / "events.parquet"),
+        "--customers", str(data / "customers.parquet"),
+        "--as-of", "2024-01-01", "--promote", "--seed", str(seed), "--workdir", str(work),
+    ]  # fmt: skip
+
+
+def test_two_trainings_at_once_share_one_store(demo_workdir: Path, tmp_path: Path) -> None:
+    """Two `churnclv train --promote` at once on one sqlite store both finish, uncorrupted."""
+    work = tmp_path / "work"
+    shutil.copytree(demo_workdir, work)
+    procs = [
+        subprocess.Popen(_train_cmd(work, seed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for seed in (11, 12)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    assert sorted(_statuses(work)) == ["FINISHED"] * 3
+    versions = _client(work).search_model_versions(f"name='{CHURN_MODEL}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+    assert all(v.status == "READY" for v in versions)
+    db = sqlite3.connect(work / "mlruns.db")
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        db.close()
