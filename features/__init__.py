@@ -28,7 +28,6 @@ __all__ = [
     "build_features",
     "build_labels",
     "finish_features",
-    "monthly_cutoffs",
     "spark_features",
 ]
 
@@ -232,26 +231,3 @@ def build_labels(
     out["as_of"] = out["as_of"].astype("datetime64[us]")
     out["churned"] = out["churned"].astype(bool)
     return out
-
-
-def monthly_cutoffs(
-    first_ts: pd.Timestamp,
-    last_label_end: pd.Timestamp,
-    horizon_days: float,
-    *,
-    max_cutoffs: int = 12,
-    min_history_days: float = 60,
-) -> list[pd.Timestamp]:
-    """Cutoffs 30 days apart whose label window ends at or before ``last_label_end``.
-
-    The latest cutoff is ``last_label_end - horizon``; earlier ones step back 30
-    days while at least ``min_history_days`` of history precede them.
-    """
-    latest = (pd.Timestamp(last_label_end) - pd.Timedelta(days=horizon_days)).floor("D")
-    earliest = pd.Timestamp(first_ts) + pd.Timedelta(days=min_history_days)
-    out: list[pd.Timestamp] = []
-    c = latest
-    while c >= earliest and len(out) < max_cutoffs:
-        out.append(c)
-        c = c - pd.Timedelta(days=30)
-    return sorted(out)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -132,6 +133,26 @@ def _compress(columns: tuple[np.ndarray, ...], w: np.ndarray) -> tuple[np.ndarra
     uniq, inverse = np.unique(stacked, axis=0, return_inverse=True)
     wsum = np.bincount(inverse.ravel(), weights=w[keep], minlength=uniq.shape[0])
     return (*(uniq[:, j] for j in range(uniq.shape[1])), wsum)
+
+
+def _positive_params(
+    names: tuple[str, ...], values: Mapping[str, float], model: str
+) -> dict[str, float]:
+    out = {k: float(values[k]) for k in names}
+    bad = [k for k, v in out.items() if not (np.isfinite(v) and v > 0)]
+    if bad:
+        raise ValueError(f"{model} parameters must be finite and positive: {bad}")
+    return out
+
+
+def _fitted_param(name: str) -> property:
+    """A read-only ``<name>_`` attribute of the fitted ``params_``."""
+
+    def get(self: Any) -> float:
+        _check_fitted(self)
+        return float(self.params_[name])
+
+    return property(get, doc=f"The fitted ``{name}``.")
 
 
 def _check_fitted(est: object) -> None:
@@ -260,36 +281,15 @@ class BetaGeoFitter(BaseEstimator):
         BetaGeoFitter
         """
         model = cls(time_unit_days=time_unit_days)
-        model.params_ = cls._checked_params({"r": r, "alpha": alpha, "a": a, "b": b})
+        model.params_ = _positive_params(
+            cls._param_names, {"r": r, "alpha": alpha, "a": a, "b": b}, "BG/NBD"
+        )
         return model
 
-    @classmethod
-    def _checked_params(cls, params: Mapping[str, float]) -> dict[str, float]:
-        out = {k: float(params[k]) for k in cls._param_names}
-        bad = [k for k, v in out.items() if not (np.isfinite(v) and v > 0)]
-        if bad:
-            raise ValueError(f"BG/NBD parameters must be finite and positive: {bad}")
-        return out
-
-    @property
-    def r_(self) -> float:
-        _check_fitted(self)
-        return self.params_["r"]
-
-    @property
-    def alpha_(self) -> float:
-        _check_fitted(self)
-        return self.params_["alpha"]
-
-    @property
-    def a_(self) -> float:
-        _check_fitted(self)
-        return self.params_["a"]
-
-    @property
-    def b_(self) -> float:
-        _check_fitted(self)
-        return self.params_["b"]
+    r_ = _fitted_param("r")
+    alpha_ = _fitted_param("alpha")
+    a_ = _fitted_param("a")
+    b_ = _fitted_param("b")
 
     def _params(self) -> tuple[float, float, float, float]:
         _check_fitted(self)
@@ -636,27 +636,12 @@ class GammaGammaFitter(BaseEstimator):
     def from_params(cls, p: float, q: float, v: float) -> GammaGammaFitter:
         """Build a fitted model from known positive parameters ``p``, ``q``, ``v``."""
         model = cls()
-        vals = {"p": float(p), "q": float(q), "v": float(v)}
-        bad = [k for k, val in vals.items() if not (np.isfinite(val) and val > 0)]
-        if bad:
-            raise ValueError(f"Gamma-Gamma parameters must be finite and positive: {bad}")
-        model.params_ = vals
+        model.params_ = _positive_params(cls._param_names, {"p": p, "q": q, "v": v}, "Gamma-Gamma")
         return model
 
-    @property
-    def p_(self) -> float:
-        _check_fitted(self)
-        return self.params_["p"]
-
-    @property
-    def q_(self) -> float:
-        _check_fitted(self)
-        return self.params_["q"]
-
-    @property
-    def v_(self) -> float:
-        _check_fitted(self)
-        return self.params_["v"]
+    p_ = _fitted_param("p")
+    q_ = _fitted_param("q")
+    v_ = _fitted_param("v")
 
     def fit(
         self, frequency: object, monetary_value: object, weights: object = None

@@ -91,9 +91,6 @@ class BoosterModel:
             x[:, self.features_.index(col)] = np.where(codes < 0, np.nan, codes)
         return x
 
-    def _matrix(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
-        return self.matrix(frame)
-
     def fit(self, frame: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> BoosterModel:
         """Fit on a feature frame; 10% of customers are held out for early stopping."""
         if len(frame) != len(y):
@@ -107,7 +104,7 @@ class BoosterModel:
             if not pd.api.types.is_numeric_dtype(frame[c])
             or isinstance(frame[c].dtype, pd.CategoricalDtype)
         }
-        x = self._matrix(frame)
+        x = self.matrix(frame)
         ids = frame["customer_id"].astype(str)
         inner = (pd.util.hash_pandas_object(ids, index=False).to_numpy() % 10) == 0
         cat_idx = [self.features_.index(c) for c in self.categories_]
@@ -134,7 +131,7 @@ class BoosterModel:
 
     def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The booster's own output, before any calibration."""
-        return np.asarray(self.booster_.predict(self._matrix(frame)), dtype=float)
+        return np.asarray(self.booster_.predict(self.matrix(frame)), dtype=float)
 
     def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """P(churn) (calibrated when a calibrator was fitted) or expected future value."""

@@ -167,6 +167,7 @@ def write_report(
     *,
     summary: Mapping[str, float] | None = None,
     model_plots: Mapping[str, bytes] | None = None,
+    figures: Mapping[str, Figure] | None = None,
     title: str = "churnclv decision report",
     notes: list[str] | None = None,
 ) -> Path:
@@ -183,8 +184,11 @@ def write_report(
         Campaign totals (:func:`churnclv.decisions.campaign_summary`).
     model_plots : mapping of str to bytes, optional
         PNGs of the champion run (calibration, gains, value deciles).
+    figures : mapping of str to Figure, optional
+        :func:`decision_figures` of ``scored`` when the caller already built them.
     """
-    figs = {name: _png(fig) for name, fig in decision_figures(scored).items()}
+    own = figures if figures is not None else decision_figures(scored)
+    figs = {name: _png(fig) for name, fig in own.items()}
     figs.update(model_plots or {})
     as_of = pd.Timestamp(scored["as_of"].iloc[0]).date() if len(scored) else "-"
     version = scored["model_version"].iloc[0] if len(scored) else "-"

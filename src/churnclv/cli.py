@@ -580,12 +580,15 @@ def _report(
 
     summary = campaign_summary(scored)
     plots = champion_plots(uri, champion) if champion is not None else {}
-    written = write_report(scored, path, summary=summary, model_plots=plots, notes=notes)
+    figures = decision_figures(scored)
+    written = write_report(
+        scored, path, summary=summary, model_plots=plots, figures=figures, notes=notes
+    )
     if champion is not None:
         log_report(
             uri,
             written,
-            dict(decision_figures(scored)),
+            dict(figures),
             {f"campaign_{k}": v for k, v in summary.items()},
         )
     return written

@@ -265,13 +265,31 @@ _SEGMENT_RULES: tuple[tuple[range, range, str], ...] = (
 )
 
 
+def _segment_table() -> np.ndarray:
+    table = np.full((5, 5), "", dtype=object)  # [r - 1, fm - 1]; the first matching rule wins
+    for rr, fr, name in reversed(_SEGMENT_RULES):
+        for r in rr:
+            for fm in fr:
+                table[r - 1, fm - 1] = name
+    return table
+
+
+_SEGMENT_TABLE = _segment_table()
+
+
+def _segments(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
+    r, f, m = (np.asarray(x, dtype=int) for x in (r, f, m))
+    if not all(((x >= 1) & (x <= 5)).all() for x in (r, f, m)):
+        raise ValueError("RFM scores out of range 1..5")
+    fm = np.floor((f + m) / 2 + 0.5).astype(int)
+    return _SEGMENT_TABLE[r - 1, fm - 1]
+
+
 def rfm_segment(r_score: int, f_score: int, m_score: int) -> str:
     """The classic RFM segment of scores 1-5 (F and M are averaged, rounding half up)."""
-    fm = math.floor((f_score + m_score) / 2 + 0.5)
-    for rr, fr, name in _SEGMENT_RULES:
-        if r_score in rr and fm in fr:
-            return name
-    raise ValueError(f"RFM scores out of range: r={r_score} f={f_score} m={m_score}")
+    if not all(1 <= x <= 5 for x in (r_score, f_score, m_score)):
+        raise ValueError(f"RFM scores out of range: r={r_score} f={f_score} m={m_score}")
+    return str(_segments(np.array([r_score]), np.array([f_score]), np.array([m_score]))[0])
 
 
 def reference_distribution(
@@ -401,10 +419,7 @@ def decide(
         ["churned", "new", "silent"],
         "active",
     )
-    out["rfm_segment"] = [
-        rfm_segment(int(r), int(f), int(m))
-        for r, f, m in zip(out["r_score"], out["f_score"], out["m_score"], strict=True)
-    ]
+    out["rfm_segment"] = _segments(out["r_score"], out["f_score"], out["m_score"]).astype(str)
     at_stake = p * np.clip(v, 0, None)
     segments = out["rfm_segment"].to_numpy(dtype=object)
     best_gain = np.zeros(n)
