@@ -12,7 +12,7 @@ from churnclv.training._registry import (
     log_report,
     tracking_uri_for,
 )
-from churnclv.training._train import TrainResult, train
+from churnclv.training._train import TrainResult, fail_interrupted_runs, train
 
 __all__ = [
     "ALIAS",
@@ -25,6 +25,7 @@ __all__ = [
     "ValueModel",
     "champion_plots",
     "churn_metrics",
+    "fail_interrupted_runs",
     "load_champion",
     "log_report",
     "normalized_gini",

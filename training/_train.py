@@ -31,7 +31,7 @@ from churnclv.training._registry import (
     use_experiment,
 )
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "fail_interrupted_runs", "train"]
 
 Progress = Callable[[str], None]
 
@@ -418,6 +418,24 @@ def _log_plots(
     }
     for path, fig in figures.items():
         mlflow.log_figure(fig, path)
+
+
+def fail_interrupted_runs() -> None:
+    """Mark FAILED the runs this process left RUNNING; call once an interrupt has unwound.
+
+    An interrupt that lands inside one of MLflow's database sessions leaves that
+    connection holding sqlite's write lock for as long as the exception's traceback
+    keeps it alive, so cleanup attempted while the exception propagates fails with
+    "database is locked". Called after the traceback is gone (the CLI does), a
+    garbage collection closes that connection, rolling its transaction back.
+    """
+    import gc
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return
+    gc.collect()
+    _fail_own_runs({"churnclv.pid": str(os.getpid()), "churnclv.host": socket.gethostname()})
 
 
 def _fail_own_runs(owner: dict[str, str]) -> None:

@@ -693,26 +693,36 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _fail_runs_left_running() -> None:
+    """Fail any MLflow run this process left RUNNING (only if training was imported)."""
+    if "churnclv.training" in sys.modules:
+        from churnclv.training import fail_interrupted_runs
+
+        fail_interrupted_runs()
+
+
 def _run(argv: list[str] | None) -> int:
+    failed: int | None = None
     try:
         # Without standalone mode typer *returns* exit codes: typer.Exit(n) gives n and an
         # interrupt (Ctrl-C, or SIGTERM via _terminate) gives 130.
         rv = app(args=argv, standalone_mode=False)
         if rv == 130:
             print("aborted", file=sys.stderr)
-            return 1
-        return rv if isinstance(rv, int) else 0
+            failed = 1
+        else:
+            return rv if isinstance(rv, int) else 0
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ChurnclvError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        failed = 1
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
-        return 1
+        failed = 1
     except Exception as exc:
         # Usage errors (typer vendors its own click) carry `show()` and their exit code 2.
         show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
@@ -725,8 +735,11 @@ def _run(argv: list[str] | None) -> int:
             f"error: unexpected {type(exc).__name__}: {exc} (set CHURNCLV_DEBUG=1 for a traceback)",
             file=sys.stderr,
         )
-        return 1
-    return 0
+        failed = 1
+    # Outside the except blocks: the failure's traceback, which can pin an interrupted MLflow
+    # session (and sqlite's write lock) in memory, is gone by now.
+    _fail_runs_left_running()
+    return failed
 
 
 def _entry() -> None:
