@@ -1,8 +1,9 @@
 """Soak test of the real HTTP service on loopback: a bounded mix of valid and invalid bodies.
 
-The request mix (:func:`soak_requests`) and the server helper
-(:func:`running_server`) are shared with ``benchmarks/reliability.py``, which
-runs the same mix at 10,000 requests.
+The request mix (:func:`soak_requests`), the server helper
+(:func:`running_server`) and the graceful-shutdown check
+(:func:`sigterm_while_in_flight`) are shared with ``benchmarks/reliability.py``,
+which runs the same mix at 10,000 requests.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ import pytest
 
 pytest.importorskip("bentoml")
 
-__all__ = ["SoakRequest", "check_response", "running_server", "soak_requests"]
+__all__ = [
+    "SoakRequest",
+    "check_response",
+    "running_server",
+    "sigterm_while_in_flight",
+    "soak_requests",
+    "stop_server",
+]
 
 AS_OF = "2024-01-01"
 KNOWN_IDS = ("C000001", "C000002", "C000003", "C000010")
@@ -265,45 +273,192 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _tail(path: Path, chars: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM the server's process group (if anything is left of it), SIGKILL after ``timeout``."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:  # already exited, children included
+        proc.wait()
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 @contextmanager
 def running_server(
-    workdir: Path, ready_timeout: float = 120
+    workdir: Path,
+    ready_timeout: float = 120,
+    *,
+    wait_ready: bool = True,
+    api_key: str | None = None,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`churnclv serve` on a free loopback port (no API key), stopped (process group) on exit."""
+    """`churnclv serve` on a free loopback port, stopped (process group) on exit.
+
+    Waits until ``/readyz`` answers 200 (``/livez`` when ``wait_ready`` is false).
+    ``api_key`` sets ``CHURNCLV_API_KEY`` (none by default); ``env`` adds variables;
+    the server's stderr goes to ``log`` (a temporary file when ``None``), whose
+    tail is shown when the server dies or never becomes ready.
+    """
+    import tempfile
+
     import httpx
 
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "CHURNCLV_API_KEY"}
+    child_env = {k: v for k, v in os.environ.items() if k != "CHURNCLV_API_KEY"}
+    child_env.update(env or {})
+    if api_key is not None:
+        child_env["CHURNCLV_API_KEY"] = api_key
     exe = str(Path(sys.executable).parent / "churnclv")
-    proc = subprocess.Popen(
-        [exe, "serve", "--workdir", str(workdir), "--port", str(port), "--host", "127.0.0.1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"churnclv serve exited with {proc.returncode}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"churnclv serve not ready within {ready_timeout} s")
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        yield base, proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = log or Path(tmp) / "serve.log"
+        with log.open("wb") as err:
+            proc = subprocess.Popen(
+                [exe, "serve", "--workdir", str(workdir), "--port", str(port)],
+                env=child_env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
+        base = f"http://127.0.0.1:{port}"
+        probe = "/readyz" if wait_ready else "/livez"
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            deadline = time.monotonic() + ready_timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"churnclv serve exited with {proc.returncode}:\n{_tail(log)}"
+                    )
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"churnclv serve: {probe} not 200 within {ready_timeout} s:\n{_tail(log)}"
+                    )
+                try:
+                    if httpx.get(base + probe, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.3)
+            yield base, proc
+        finally:
+            stop_server(proc)
+
+
+def _in_progress(base: str, endpoint: str) -> float:
+    """BentoML's ``request_in_progress`` gauge for ``endpoint`` (from ``/metrics``)."""
+    import httpx
+
+    total = 0.0
+    for line in httpx.get(base + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("bentoml_service_request_in_progress{") and (
+            f'endpoint="{endpoint}"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def sigterm_while_in_flight(
+    base: str,
+    proc: subprocess.Popen[bytes],
+    requests: int = 6,
+    customers: int = 200,
+    seed: int = 0,
+    timeout: float = 120,
+) -> dict[str, Any]:
+    """SIGTERM `churnclv serve` while ``requests`` concurrent /predict calls are in flight.
+
+    Each request carries ``customers`` customers of 40 transactions (a few hundred
+    ms of scoring each; the batcher serves them one after another). The signal
+    goes to the `churnclv serve` process only, once BentoML's in-progress gauge
+    shows every request accepted. Returns the counts: in flight at the signal,
+    complete 200 answers (one valid prediction per customer), answers that came
+    after the signal, the exit code, seconds from the signal to the exit, and
+    whether a new connection is refused afterwards.
+    """
+    import threading
+
+    import httpx
+
+    rng = random.Random(seed)
+    bodies = [
+        _predict([_customer(rng, f"drain{i}-{j}", n_tx=40) for j in range(customers)])
+        for i in range(requests)
+    ]
+    answers: list[tuple[int | str, bytes, float]] = []
+    lock = threading.Lock()
+
+    def call(body: bytes) -> None:
+        try:
+            r = httpx.post(
+                base + "/predict",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=timeout,
+            )
+            got: tuple[int | str, bytes, float] = (r.status_code, r.content, time.monotonic())
+        except httpx.HTTPError as exc:
+            got = (type(exc).__name__, str(exc).encode(), time.monotonic())
+        with lock:
+            answers.append(got)
+
+    threads = [threading.Thread(target=call, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    in_flight = 0.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not answers:
+        in_flight = _in_progress(base, "/predict")
+        if in_flight >= requests:
+            break
+        time.sleep(0.01)
+    signalled = time.monotonic()
+    os.kill(proc.pid, signal.SIGTERM)
+    for t in threads:
+        t.join(timeout)
+    try:
+        code: int | None = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    exited = time.monotonic()
+    try:
+        httpx.get(base + "/livez", timeout=5)
+        refused = False
+    except httpx.ConnectError:
+        refused = True
+    except httpx.HTTPError:
+        refused = False
+
+    def complete(status: int | str, content: bytes) -> bool:
+        if status != 200:
+            return False
+        doc = json.loads(content, parse_constant=_reject_constant)
+        preds = doc.get("predictions", [])
+        return len(preds) == customers and all(0.0 <= p["churn_probability"] <= 1.0 for p in preds)
+
+    return {
+        "requests": requests,
+        "customers_per_request": customers,
+        "in_flight_at_sigterm": int(in_flight),
+        "answered_before_sigterm": sum(1 for *_, t in answers if t < signalled),
+        "completed_200": sum(1 for s, c, _ in answers if complete(s, c)),
+        "statuses": dict(Counter(str(s) for s, _, _ in answers)),
+        "last_answer_after_sigterm_s": round(max((t for *_, t in answers), default=signalled)
+                                             - signalled, 2),
+        "exit_code": code,
+        "shutdown_s": round(exited - signalled, 2) if code is not None else None,
+        "new_connection_refused": refused,
+    }  # fmt: skip
 
 
 def send(client: Any, base: str, req: SoakRequest) -> Any:
@@ -335,6 +490,21 @@ def test_soak_mixed_bodies_never_5xx(demo_workdir: Path) -> None:
     assert sum(statuses.values()) == SOAK_REQUESTS
     assert statuses[200] > 0.25 * SOAK_REQUESTS  # the valid share really was scored
     assert not problems, f"{len(problems)} bad answers, e.g. {problems[:5]}"
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_in_flight_requests(demo_workdir: Path) -> None:
+    """SIGTERM to `churnclv serve` with 6 requests in flight: all 6 get complete 200 answers,
+    the server exits 0 soon after, and new connections are refused."""
+    with running_server(demo_workdir) as (base, proc):
+        out = sigterm_while_in_flight(base, proc, requests=6, customers=200)
+    print(f"graceful shutdown: {out}")
+    assert out["in_flight_at_sigterm"] == 6, out
+    assert out["answered_before_sigterm"] == 0, out  # so all 6 really were in flight
+    assert out["completed_200"] == 6, out
+    assert out["exit_code"] == 0, out
+    assert out["shutdown_s"] is not None and out["shutdown_s"] < 60, out
+    assert out["new_connection_refused"], out
 
 
 def test_soak_mix_covers_valid_and_invalid_kinds() -> None:
