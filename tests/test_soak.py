@@ -308,8 +308,8 @@ def running_server(
 
     Waits until ``/readyz`` answers 200 (``/livez`` when ``wait_ready`` is false).
     ``api_key`` sets ``CHURNCLV_API_KEY`` (none by default); ``env`` adds variables;
-    the server's stderr goes to ``log`` (a temporary file when ``None``), whose
-    tail is shown when the server dies or never becomes ready.
+    the server's output (BentoML logs to stdout) goes to ``log`` (a temporary file
+    when ``None``), whose tail is shown when the server dies or never becomes ready.
     """
     import tempfile
 
@@ -327,8 +327,8 @@ def running_server(
             proc = subprocess.Popen(
                 [exe, "serve", "--workdir", str(workdir), "--port", str(port)],
                 env=child_env,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
+                stdout=err,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         base = f"http://127.0.0.1:{port}"
