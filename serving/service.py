@@ -16,12 +16,22 @@ pydantic answer, ``detail`` names the field); 401 without the key; 404 from
 after ``as_of``, no purchase, missing feature columns), with
 ``{"error", "field"}``; 503 while no champion is loaded (or no snapshot for
 ``/lookup``).
+
+Readiness: a champion that cannot be loaded at start-up (none registered yet,
+store unreachable, corrupted artifact) leaves the service up but not ready, and
+a background task retries the load with a backoff from 1 s doubling to
+``CHURNCLV_READY_RETRY_S`` (default 30 s), so a champion promoted later makes
+the service ready without a restart. One log line per distinct failure reason,
+not per attempt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import os
+import threading
 from typing import Annotated, Any
 
 import bentoml
@@ -38,8 +48,10 @@ from churnclv.serving._online import (
     CustomerIn,
     RequestError,
     ServingState,
+    _redact,
     validate_customers,
 )
+from churnclv.serving._online import logger as _online_logger
 
 __all__ = ["ApiKeyMiddleware", "ChurnService"]
 
@@ -120,6 +132,70 @@ async def _model_route(request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
+#: Default cap, in seconds, of the back-off between champion load attempts.
+READY_RETRY_MAX_S = 30.0
+_quiet = threading.local()
+
+
+class _QuietLoadFilter(logging.Filter):
+    """Drops :meth:`ServingState.load`'s own failure line while :func:`_load_once` runs.
+
+    That line promises a restart is needed; the service logs its own line instead,
+    once per distinct reason.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (getattr(_quiet, "on", False) and record.levelno >= logging.ERROR)
+
+
+_online_logger.addFilter(_QuietLoadFilter())
+
+
+def _load_once(state: ServingState) -> bool:
+    """``state.load()`` without its failure log line (see :class:`_QuietLoadFilter`)."""
+    _quiet.on = True
+    try:
+        return state.load()
+    finally:
+        _quiet.on = False
+
+
+def _retry_max_s() -> float:
+    try:
+        value = float(os.environ.get("CHURNCLV_READY_RETRY_S") or READY_RETRY_MAX_S)
+    except ValueError:
+        return READY_RETRY_MAX_S
+    return min(max(value, 0.1), 3600.0)
+
+
+def _log_not_loaded(state: ServingState, retry_s: float) -> None:
+    _online_logger.error(
+        "churnclv: champion NOT loaded from %s (%s); /readyz and prediction routes answer "
+        "503; retrying in the background every <= %g s (logged again only if the reason "
+        "changes)",
+        _redact(state.tracking_uri),
+        state.error,
+        retry_s,
+    )
+
+
+async def _retry_load(state: ServingState, last_error: str | None) -> None:
+    """Retry loading the champion with a doubling back-off until it loads (or cancelled)."""
+    loop = asyncio.get_running_loop()
+    cap, attempts = _retry_max_s(), 1
+    delay = min(1.0, cap)
+    while not state.ready:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, cap)
+        attempts += 1
+        if await loop.run_in_executor(None, _load_once, state):
+            _online_logger.info("churnclv: champion loaded after %d attempts", attempts)
+            return
+        if state.error != last_error:
+            last_error = state.error
+            _log_not_loaded(state, cap)
+
+
 _extra_routes = Starlette(routes=[Route("/model", _model_route, methods=["GET"])])
 
 
@@ -130,7 +206,21 @@ class ChurnService:
 
     def __init__(self) -> None:
         self.state = ServingState.from_env()
-        self.state.load()  # never raises: failures are reported by __is_ready__ and a log line
+        self._retry: asyncio.Task[None] | None = None
+        # never raises: failures are reported by __is_ready__ and one log line
+        if not _load_once(self.state):
+            _log_not_loaded(self.state, _retry_max_s())
+
+    @bentoml.on_startup
+    async def _start_retrying(self) -> None:
+        """Without a champion, keep trying to load it in the background (see module doc)."""
+        if not self.state.ready:
+            self._retry = asyncio.create_task(_retry_load(self.state, self.state.error))
+
+    @bentoml.on_shutdown
+    async def _stop_retrying(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
 
     def __is_ready__(self) -> bool:
         """Ready once the champion is loaded (drives ``/readyz``)."""

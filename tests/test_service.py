@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -372,6 +370,47 @@ def test_missing_champion_is_not_ready_and_answers_503(client: TestClient, tmp_p
     assert c.get("/readyz").status_code == 200
 
 
+def test_corrupted_champion_is_retried_until_it_loads(
+    svc_workdir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    """A champion whose artifact cannot be unpickled leaves the state not ready with one log
+    line; the background retry loads it once the artifact is repaired, without a restart."""
+    from churnclv.serving._online import ServingState
+    from churnclv.serving.service import _load_once, _log_not_loaded, _retry_load
+
+    pickles = sorted((svc_workdir / "mlartifacts").rglob("python_model.pkl"))
+    assert pickles
+    saved = {p: p.read_bytes() for p in pickles}
+    monkeypatch.setenv("CHURNCLV_READY_RETRY_S", "0.2")
+    state = ServingState.from_env({"CHURNCLV_WORKDIR": str(svc_workdir)})
+
+    async def scenario() -> None:
+        assert not _load_once(state)
+        assert "cannot load" in str(state.error)
+        _log_not_loaded(state, 0.2)
+        retry = asyncio.create_task(_retry_load(state, state.error))
+        await asyncio.sleep(2.5)  # several attempts, all failing the same way
+        assert not state.ready
+        for p, data in saved.items():
+            p.write_bytes(data)
+        await asyncio.wait_for(retry, 30)
+
+    try:
+        for p in pickles:
+            p.write_bytes(b"not a pickle")
+        with caplog.at_level("INFO", logger="bentoml.churnclv"):
+            asyncio.run(scenario())
+    finally:
+        for p, data in saved.items():
+            p.write_bytes(data)
+        state.close()
+    assert state.ready
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([m for m in lines if "NOT loaded" in m]) == 1, lines  # not one per attempt
+    loaded = [m for m in lines if "champion loaded after" in m]
+    assert len(loaded) == 1 and int(loaded[0].split()[-2]) > 3, lines
+
+
 def test_api_key_required_when_set(client: TestClient, svc_workdir: Path):
     """With CHURNCLV_API_KEY set, no or a wrong key gets 401; health stays open."""
     c = client
@@ -412,48 +451,13 @@ def test_micro_batcher_merges_concurrent_requests():
 
 
 # ---- real HTTP ----------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(svc_workdir: Path) -> Iterator[str]:
     """`churnclv serve` on a free loopback port with an API key; stopped afterwards."""
-    import httpx
+    from test_soak import running_server
 
-    port = _free_port()
-    env = {**os.environ, "CHURNCLV_API_KEY": "k3y"}
-    exe = str(Path(sys.executable).parent / "churnclv")
-    proc = subprocess.Popen(
-        [exe, "serve", "--workdir", str(svc_workdir), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("churnclv serve did not become ready within 60 s")
+    with running_server(svc_workdir, 60, api_key="k3y") as (base, _):
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.mark.slow
@@ -488,3 +492,47 @@ def test_real_http_server(served: str):
     metrics = httpx.get(served + "/metrics", timeout=10)
     assert metrics.status_code == 200 and "bentoml_service_request" in metrics.text
     assert np.isfinite(r.json()["predictions"][0]["predicted_value"])
+
+
+@pytest.mark.slow
+def test_becomes_ready_when_a_champion_is_trained_later(svc_workdir: Path, tmp_path: Path):
+    """Started on an empty work directory the service is up but not ready (503s); after
+    `churnclv train --promote` on the same store it becomes ready without a restart, and
+    the failure is logged once per reason, not once per attempt."""
+    import httpx
+    from test_soak import running_server
+
+    work, log = tmp_path / "work", tmp_path / "serve.log"
+    work.mkdir()
+    env = {"CHURNCLV_READY_RETRY_S": "1"}
+    with running_server(work, 60, wait_ready=False, env=env, log=log) as (base, _):
+        assert httpx.get(base + "/readyz", timeout=10).status_code == 503
+        r = httpx.post(base + "/predict", json={"customers": [_small()]}, timeout=30)
+        assert r.status_code == 503 and "not ready" in r.json()["error"], r.text
+        r = httpx.post(base + "/predict_features", json={"rows": [{"a": 1}]}, timeout=30)
+        assert r.status_code == 503 and "not ready" in r.json()["error"], r.text
+        data = svc_workdir / "data"
+        train = [
+            str(Path(sys.executable).parent / "churnclv"), "train",
+            "--transactions", str(data / "transactions.parquet"),
+            "--events", str(data / "events.parquet"),
+            "--customers", str(data / "customers.parquet"),
+            "--as-of", "2024-01-01", "--promote", "--workdir", str(work),
+        ]  # fmt: skip
+        subprocess.run(train, check=True, capture_output=True, timeout=600)
+        trained = time.monotonic()
+        while httpx.get(base + "/readyz", timeout=10).status_code != 200:
+            assert time.monotonic() - trained < 30, "not ready 30 s after the champion was promoted"
+            time.sleep(0.2)
+        print(f"ready {time.monotonic() - trained:.1f} s after `churnclv train --promote` ended")
+        r = httpx.post(base + "/predict", json={"customers": [_small()]}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert 0.0 <= r.json()["predictions"][0]["churn_probability"] <= 1.0
+    text = log.read_text(errors="replace")
+    failures = [line for line in text.splitlines() if "champion NOT loaded" in line]
+    loaded = [line for line in text.splitlines() if "champion loaded after" in line]
+    assert failures and "retrying" in failures[0] and "restart" not in failures[0]
+    assert len(loaded) == 1, text[-3000:]
+    attempts = int(loaded[0].split("after ")[1].split()[0])
+    print(f"{attempts} load attempts, {len(failures)} failure log lines")
+    assert len(failures) <= 3 < attempts, (len(failures), attempts)  # one line per reason
