@@ -3,7 +3,8 @@
 One definition (:mod:`churnclv.features._sql`) computes the feature vector of
 every customer as of each cutoff from rows with ``ts < cutoff`` only; training
 stacks many cutoffs in one pass, scoring and the service use one. The same
-text runs on DuckDB (embedded default) or Apache Spark (``engine="spark"``).
+text runs on DuckDB (embedded default), Apache Spark (``engine="spark"``) or,
+for small inputs such as the service's batches, SQLite (``engine="sqlite"``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = [
     "spark_features",
 ]
 
-ENGINES = ("duckdb", "spark")
+ENGINES = ("duckdb", "spark", "sqlite")
 NON_FEATURE_COLUMNS = ("customer_id", "as_of")
 _EMPTY_EVENTS = pd.DataFrame(
     {
@@ -80,17 +81,18 @@ def build_features(
         The cutoff(s). Only rows with ``ts < as_of`` are used.
     event_types : sequence of str
         Event types with their own columns.
-    engine : {"duckdb", "spark"}
-        The engine that runs the definition: embedded DuckDB, or Apache Spark
+    engine : {"duckdb", "spark", "sqlite"}
+        The engine that runs the definition: embedded DuckDB, Apache Spark
         (``CHURNCLV_SPARK_MASTER``, default ``local[2]``; needs pyspark and
-        Java 17+).
+        Java 17+), or SQLite (no planner on the hot path: fastest for a few
+        thousand rows, slow beyond).
 
     Returns
     -------
     pandas.DataFrame
         One row per customer with a purchase before the cutoff, per cutoff;
         ``customer_id``, ``as_of`` and the feature columns, sorted by
-        ``as_of`` then ``customer_id``; both engines give the same frame.
+        ``as_of`` then ``customer_id``; every engine gives the same frame.
 
     Raises
     ------
@@ -112,6 +114,8 @@ def build_features(
         from churnclv.features._spark import to_pandas
 
         out = to_pandas(_spark_query(frames, sql))
+    elif engine == "sqlite":
+        out = _sqlite_query(frames, sql, static, event_types, with_signup)
     else:
         out = _duckdb_query(frames, sql)
     return finish_features(out, static)
@@ -144,6 +148,40 @@ def _duckdb_query(frames: dict[str, pd.DataFrame], sql: str) -> pd.DataFrame:
         return con.execute(sql).df()
     finally:
         con.close()
+
+
+def duckdb_dtypes(frames: dict[str, pd.DataFrame], sql: str) -> dict[str, object]:
+    """The column dtypes DuckDB gives ``sql`` over ``frames`` (run on their empty slices)."""
+    empty = {name: frame.iloc[:0] for name, frame in frames.items() if name != "cutoffs"}
+    empty["cutoffs"] = frames["cutoffs"]
+    return dict(_duckdb_query(empty, sql).dtypes)
+
+
+def _sqlite_query(
+    frames: dict[str, pd.DataFrame],
+    sql: str,
+    static: list[str],
+    event_types: Sequence[str],
+    with_signup: bool,
+) -> pd.DataFrame:
+    from churnclv.features._sqlite import SQLiteFeatures
+
+    duck_sql = feature_sql(
+        with_events="events" in frames,
+        event_types=event_types,
+        static_columns=static,
+        with_signup=with_signup,
+    )
+    runner = SQLiteFeatures(sql, static, duckdb_dtypes(frames, duck_sql))
+    try:
+        return runner.run(
+            frames["transactions"],
+            frames.get("events"),
+            frames.get("customers"),
+            list(frames["cutoffs"]["cutoff"]),
+        )
+    finally:
+        runner.close()
 
 
 def _spark_query(frames: dict[str, pd.DataFrame], sql: str) -> SparkDataFrame:
@@ -213,8 +251,8 @@ def build_labels(
     amount in ``(as_of, as_of + value_horizon_days]``. Rows at or before
     ``as_of`` are never read. ``engine`` is ``"duckdb"`` or ``"spark"``.
     """
-    if engine not in ENGINES:
-        raise InputError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
+    if engine not in ("duckdb", "spark"):
+        raise InputError(f"unknown label engine {engine!r}; available: duckdb, spark")
     if churn_horizon_days <= 0 or value_horizon_days <= 0:
         raise InputError("horizons must be positive numbers of days")
     frames = {

@@ -1,9 +1,10 @@
-"""The few SQL primitives that differ between the DuckDB and Spark dialects.
+"""The few SQL primitives that differ between the DuckDB, Spark and SQLite dialects.
 
 Everything else in :mod:`churnclv.features._sql` is written once in the
-common subset of both dialects (``FILTER (WHERE ...)`` on aggregates,
-``count(DISTINCT ...)``, ``cume_dist``, ``greatest``, ``coalesce``, ``ceil``,
-``floor``, ``lag``), so one definition renders both texts.
+common subset of the dialects (``FILTER (WHERE ...)`` on aggregates,
+``cume_dist``, ``coalesce``, ``ceil``, ``floor``, ``lag``, ``sqrt``), so one
+definition renders every text. SQLite stores timestamps as epoch seconds
+(REAL) already, so its epoch is the column itself.
 """
 
 from __future__ import annotations
@@ -20,21 +21,28 @@ class Dialect:
     Parameters
     ----------
     name : str
-        ``"duckdb"`` or ``"spark"``.
+        ``"duckdb"``, ``"spark"`` or ``"sqlite"``.
     epoch_template : str
         Epoch seconds (DOUBLE, sub-second precision kept) of a naive UTC
         timestamp; ``{}`` is replaced by the expression.
     quote : str
         The identifier quote character.
+    greatest_function : str
+        The two-argument maximum (``greatest``; SQLite's scalar ``max``).
     """
 
     name: str
     epoch_template: str
     quote: str
+    greatest_function: str = "greatest"
 
     def epoch(self, expr: str) -> str:
         """Epoch seconds (DOUBLE) of the timestamp expression ``expr``."""
         return self.epoch_template.format(expr)
+
+    def greatest(self, a: str, b: str) -> str:
+        """The larger of two expressions."""
+        return f"{self.greatest_function}({a}, {b})"
 
     def ident(self, name: str) -> str:
         """``name`` quoted as an identifier."""
@@ -47,6 +55,8 @@ DIALECTS: dict[str, Dialect] = {
     # exactly the same double (BIGINT micros divided by the DOUBLE literal 1e6).
     "duckdb": Dialect("duckdb", "epoch({})", '"'),
     "spark": Dialect("spark", "(unix_micros({}) / 1e6)", "`"),
+    # The SQLite runner (features/_sqlite.py) loads timestamps as exactly that double.
+    "sqlite": Dialect("sqlite", "{}", '"', greatest_function="max"),
 }
 
 

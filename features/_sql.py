@@ -8,8 +8,9 @@ arithmetic is done on epoch seconds so the same text is portable across
 engines (timestamp ``delta`` semantics differ between DuckDB and Spark).
 
 The text is rendered for a :class:`~churnclv.features._dialect.Dialect`
-(``"duckdb"`` or ``"spark"``); only epoch seconds and identifier quoting
-differ, everything else is the common subset of both dialects.
+(``"duckdb"``, ``"spark"`` or ``"sqlite"``); only epoch seconds, identifier
+quoting and the two-argument maximum differ, everything else is the common
+subset of the dialects.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def feature_sql(
         Columns of ``customers`` passed through as static attributes.
     with_signup : bool
         Whether ``customers`` has ``signup_ts`` (gives ``days_since_signup``).
-    dialect : {"duckdb", "spark"}
+    dialect : {"duckdb", "spark", "sqlite"}
         The SQL dialect of the returned text.
     """
     d = get_dialect(dialect)
@@ -179,6 +180,8 @@ edays AS (
             )
         static_sel = ",\n    " + ",\n    ".join(sel)
         static_join = "LEFT JOIN customers s ON s.customer_id = a.customer_id"
+    # Integer operands are cast: SQLite's "/" on two integers truncates.
+    gap_var = "(gp.gap_sq - gp.gap_sum * gp.gap_sum / CAST(gp.gap_n AS DOUBLE)) / (gp.gap_n - 1)"
     win_cols = []
     for w in WINDOWS:
         win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"gp.active_days_{w}d"]
@@ -231,9 +234,9 @@ SELECT
     CASE WHEN abs(a.spend_90d) + abs(a.spend_prior_90d) < 1e-6 THEN 0.0
          ELSE (a.spend_90d - a.spend_prior_90d) / (abs(a.spend_90d) + abs(a.spend_prior_90d))
     END AS spend_trend_90d,
-    CASE WHEN gp.gap_n > 0 THEN gp.gap_sum / gp.gap_n END AS gap_mean_days,
+    CASE WHEN gp.gap_n > 0 THEN gp.gap_sum / CAST(gp.gap_n AS DOUBLE) END AS gap_mean_days,
     CASE WHEN gp.gap_n > 1
-         THEN sqrt(greatest((gp.gap_sq - gp.gap_sum * gp.gap_sum / gp.gap_n) / (gp.gap_n - 1), 0.0))
+         THEN sqrt({d.greatest(gap_var, "0.0")})
     END AS gap_std_days{ev_cols}{static_sel}
 FROM agg a
 LEFT JOIN gaps gp ON gp.customer_id = a.customer_id AND gp.cutoff = a.cutoff

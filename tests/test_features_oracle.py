@@ -123,11 +123,12 @@ def test_hand_built_history_gives_hand_computed_features() -> None:
     )
 
 
-def test_hand_built_history_matches_oracle() -> None:
+@pytest.mark.parametrize("engine", ["duckdb", "sqlite"])
+def test_hand_built_history_matches_oracle(engine: str) -> None:
     """On the hand-built history every engine column equals the oracle."""
     for events in (HAND_EV, None):
         assert_features_match(
-            build_features(HAND_TX, events, as_of=CUTOFF),
+            build_features(HAND_TX, events, as_of=CUTOFF, engine=engine),
             oracle_features(HAND_TX, events, as_of=CUTOFF),
         )
 
@@ -164,18 +165,22 @@ def test_cutoff_before_all_data_gives_empty_frame_with_all_columns(
     assert list(empty.columns) == list(full.columns)
 
 
+@pytest.mark.parametrize("engine_name", ["duckdb", "sqlite"])
 @pytest.mark.parametrize("with_context", [True, False], ids=["events+customers", "tx-only"])
-def test_engine_matches_oracle_single_cutoff(synthetic: SyntheticData, with_context: bool) -> None:
+def test_engine_matches_oracle_single_cutoff(
+    synthetic: SyntheticData, with_context: bool, engine_name: str
+) -> None:
     """On generated data every feature column equals the oracle at a single cutoff."""
     d = synthetic
     ev, cust = (d.events, d.customers) if with_context else (None, None)
-    engine = build_features(d.transactions, ev, cust, as_of=d.as_of)
+    engine = build_features(d.transactions, ev, cust, as_of=d.as_of, engine=engine_name)
     assert len(engine) > 200
     assert_features_match(engine, oracle_features(d.transactions, ev, cust, as_of=d.as_of))
 
 
+@pytest.mark.parametrize("engine_name", ["duckdb", "sqlite"])
 @pytest.mark.parametrize("seed", [3, 29])
-def test_engine_matches_oracle_multi_cutoff(seed: int) -> None:
+def test_engine_matches_oracle_multi_cutoff(seed: int, engine_name: str) -> None:
     """A multi-cutoff call on generated data equals the oracle for every column and cutoff."""
     d = generate(300, seed=seed)
     cutoffs = [
@@ -184,7 +189,9 @@ def test_engine_matches_oracle_multi_cutoff(seed: int) -> None:
         d.as_of,
         d.as_of + pd.Timedelta(days=45, hours=12),
     ]
-    engine = build_features(d.transactions, d.events, d.customers, as_of=cutoffs)
+    engine = build_features(
+        d.transactions, d.events, d.customers, as_of=cutoffs, engine=engine_name
+    )
     assert engine["as_of"].nunique() == len(cutoffs)
     oracle = oracle_features(d.transactions, d.events, d.customers, as_of=cutoffs)
     assert_features_match(engine, oracle)
@@ -234,11 +241,12 @@ def _load_real() -> pd.DataFrame:
 
 
 @pytest.mark.realdata
-def test_real_data_engine_matches_oracle() -> None:
+@pytest.mark.parametrize("engine_name", ["duckdb", "sqlite"])
+def test_real_data_engine_matches_oracle(engine_name: str) -> None:
     """On UCI Online Retail as of 2011-09-01 the engine equals the oracle for every customer."""
     tx = _load_real()
     cutoff = pd.Timestamp("2011-09-01")
-    engine = build_features(tx, as_of=cutoff)
+    engine = build_features(tx, as_of=cutoff, engine=engine_name)
     before = tx[(tx["ts"] < cutoff) & (tx["amount"] > 0)]
     assert len(engine) == before["customer_id"].nunique()
     assert set(engine["customer_id"]) == set(before["customer_id"])

@@ -1,0 +1,89 @@
+"""The service's feature session: SQLite for small batches, DuckDB for large, one answer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from churnclv._generate import SyntheticData, generate
+from churnclv.features import build_features
+from churnclv.serving._online import FeatureSession
+
+STATIC = ["plan", "region", "acquisition_channel"]
+
+
+@pytest.fixture(scope="module")
+def data() -> SyntheticData:
+    d = generate(60, seed=5)
+    # the canonical frames the service builds from requests
+    return dataclasses.replace(
+        d,
+        transactions=d.transactions[["customer_id", "ts", "amount"]],
+        events=d.events[["customer_id", "ts", "event_type"]],
+        customers=d.customers[["customer_id", "signup_ts", *STATIC]],
+    )
+
+
+@pytest.mark.parametrize(
+    ("sqlite_max_rows", "engine"), [(10**9, "sqlite"), (0, "duckdb")], ids=["sqlite", "duckdb"]
+)
+def test_session_equals_build_features_on_either_engine(
+    data: SyntheticData, sqlite_max_rows: int, engine: str
+) -> None:
+    """Both routes of the session return build_features' frame, dtypes included."""
+    session = FeatureSession(STATIC, sqlite_max_rows=sqlite_max_rows)
+    try:
+        got = session.features(data.transactions, data.events, data.customers, data.as_of)
+        assert session.calls == {
+            "sqlite": int(engine == "sqlite"),
+            "duckdb": int(engine == "duckdb"),
+        }
+    finally:
+        session.close()
+    want = build_features(data.transactions, data.events, data.customers, as_of=data.as_of)
+    assert len(got) > 40
+    assert got.dtypes.astype(str).to_dict() == want.dtypes.astype(str).to_dict()
+    pd.testing.assert_frame_equal(got, want, check_exact=False, atol=1e-9, rtol=0)
+
+
+def test_session_routes_by_batch_rows(data: SyntheticData) -> None:
+    """Batches up to sqlite_max_rows transaction + event rows go to SQLite, larger to DuckDB."""
+    one = data.transactions["customer_id"].iloc[0]
+    tx = data.transactions[data.transactions["customer_id"] == one]
+    ev = data.events[data.events["customer_id"] == one]
+    cust = data.customers[data.customers["customer_id"] == one]
+    session = FeatureSession(STATIC, sqlite_max_rows=len(tx) + len(ev))
+    try:
+        small = session.features(tx, ev, cust, data.as_of)
+        large = session.features(data.transactions, data.events, data.customers, data.as_of)
+        assert session.calls == {"sqlite": 1, "duckdb": 1}
+    finally:
+        session.close()
+    batch_relative = ["r_score", "f_score", "m_score"]  # ranks within the batch
+    pd.testing.assert_frame_equal(
+        small.drop(columns=batch_relative).reset_index(drop=True),
+        large[large["customer_id"] == one].drop(columns=batch_relative).reset_index(drop=True),
+        check_exact=False,
+        atol=1e-9,
+        rtol=0,
+        check_categorical=False,
+    )
+
+
+def test_session_gives_an_empty_frame_when_nobody_bought_before_as_of(
+    data: SyntheticData,
+) -> None:
+    """A batch with no purchase before as_of yields no rows, with the usual columns, on SQLite."""
+    session = FeatureSession(STATIC)
+    try:
+        early = data.transactions["ts"].min()
+        got = session.features(
+            data.transactions.head(5), data.events.head(0), data.customers, early
+        )
+    finally:
+        session.close()
+    want = build_features(data.transactions, data.events, data.customers, as_of=data.as_of)
+    assert got.empty
+    assert list(got.columns) == list(want.columns)
