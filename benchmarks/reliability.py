@@ -10,13 +10,26 @@
    each status and of each request kind, the 5xx (must be 0), answers that
    break the error contract, the RSS of the server process tree before and
    after (psutil), and p50/p99 latency overall and for valid ``/predict``.
-2. **Properties** (optional, ``--property-examples N``, 0 to skip): runs
+2. **Graceful shutdown**: on the same server, 6 concurrent ``/predict`` calls
+   of 200 customers each, SIGTERM to ``churnclv serve`` once BentoML's
+   in-progress gauge shows all 6 accepted; records how many got a complete 200,
+   the exit code, seconds from the signal to the exit and whether a new
+   connection is refused afterwards (``sigterm_while_in_flight`` in
+   ``tests/test_soak.py``).
+3. **Properties** (optional, ``--property-examples N``, 0 to skip): runs
    ``tests/test_properties_models.py`` with N examples on the same work
    directory and records its counts (inputs tried, crashes, worst
    monotonicity gap).
-3. **pip-audit** on the project's virtual environment; the result (vulnerable
+4. **pip-audit** on the project's virtual environment; the result (vulnerable
    packages, or how many dependencies could not be audited and why, or the
-   exact error) is recorded as is.
+   exact error) is recorded as is. ``--skip-audit`` skips it and carries the
+   previous result over, dated, as ``previous``.
+5. **Supplementary check (not pip-audit)** of the few packages on the serving
+   path (:data:`SERVING_PATH`): PyPI's project JSON (``/pypi/<name>/json``,
+   reachable where the per-version API and OSV are not) lists the known
+   vulnerabilities of the project's *latest* release only, so it is exact for a
+   package whose installed version is that release; the others are listed as
+   not audited. Six look-ups, not the whole environment.
 
 Results go to ``benchmarks/results/reliability.json``; a table is printed.
 
@@ -50,6 +63,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "reliability.json"
 HARD_MAX_REQUESTS = 20_000
 HARD_MAX_SECONDS = 1_800.0
+#: Packages that parse requests or load the model in the service (supplementary check).
+SERVING_PATH = ("bentoml", "starlette", "uvicorn", "h11", "python-multipart", "mlflow")
 
 
 def _soak_module() -> Any:
@@ -253,6 +268,57 @@ def _pip_audit(timeout: float) -> dict[str, Any]:
     return out
 
 
+def _pypi_latest_check(names: tuple[str, ...], timeout: float = 20) -> dict[str, Any]:
+    """Known vulnerabilities of ``names`` from PyPI's project JSON (latest release only)."""
+    import importlib.metadata
+
+    import httpx
+    from packaging.version import Version
+
+    audited: dict[str, Any] = {}
+    not_audited: dict[str, str] = {}
+    vulnerable: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            not_audited[name] = "not installed"
+            continue
+        try:
+            r = httpx.get(f"https://pypi.org/pypi/{name}/json", timeout=timeout)
+            r.raise_for_status()
+            doc = r.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            not_audited[name] = f"{installed}: PyPI project JSON failed: {exc}"[:200]
+            continue
+        latest = str(doc["info"]["version"])
+        if Version(installed) != Version(latest):
+            not_audited[name] = (
+                f"installed {installed}, latest {latest}: the project JSON only lists the "
+                "latest release's vulnerabilities"
+            )
+            continue
+        ids = [v["id"] for v in doc.get("vulnerabilities") or [] if not v.get("withdrawn")]
+        audited[name] = installed
+        if ids:
+            vulnerable[name] = ids
+    return {
+        "what": (
+            "SUPPLEMENTARY, not pip-audit: PyPI project JSON 'vulnerabilities' (the PyPI "
+            "advisory database pip-audit's default service reads), exact only where the "
+            "installed version is the latest release"
+        ),
+        "scope": list(names),
+        "audited": audited,
+        "not_audited": not_audited,
+        "vulnerable": vulnerable,
+        "verdict": (
+            f"{len(vulnerable)} vulnerable of {len(audited)} audited; "
+            f"{len(not_audited)} not audited ({', '.join(sorted(not_audited)) or 'none'})"
+        ),
+    }
+
+
 def _table(result: dict[str, Any]) -> str:
     s = result["soak"]
     rows = [
@@ -275,6 +341,16 @@ def _table(result: dict[str, Any]) -> str:
             f"{s['rss_before']['total_mb']} / {s['rss_after']['total_mb']} MB",
         ),
     ]
+    g = result.get("graceful_shutdown")
+    if g:
+        rows.append(
+            (
+                "SIGTERM with requests in flight",
+                f"{g['completed_200']} / {g['in_flight_at_sigterm']} completed (200), exit "
+                f"{g['exit_code']} after {g['shutdown_s']} s, new connection refused: "
+                f"{g['new_connection_refused']}",
+            )
+        )
     p = result.get("properties", {})
     if "stats" in p:
         st = p["stats"]
@@ -294,12 +370,16 @@ def _table(result: dict[str, Any]) -> str:
         rows.append(("properties", json.dumps(p)[:80]))
     a = result["pip_audit"]
     rows.append(("pip-audit", a.get("verdict") or a.get("error", "?")))
+    if "previous" in a:
+        rows.append(("pip-audit, previous run", str(a["previous"].get("verdict"))))
+    if "pypi_latest_check" in result:
+        rows.append(("supplementary PyPI check", result["pypi_latest_check"]["verdict"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the soak, the property counts and pip-audit; write ``results/reliability.json``."""
+    """Run the soak, the shutdown check, the property counts and the audits; write the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/churnclv-reliability-work"))
     ap.add_argument("--requests", type=int, default=10_000, help="soak requests (hard cap 20k)")
@@ -307,7 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=600.0, help="soak wall-time cap")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--property-examples", type=int, default=200, help="0 skips the run")
-    ap.add_argument("--skip-audit", action="store_true")
+    ap.add_argument("--skip-audit", action="store_true", help="skip pip-audit (keeps the last)")
+    ap.add_argument(
+        "--skip-pypi-check", action="store_true", help="skip the supplementary PyPI check"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     n = min(args.requests, HARD_MAX_REQUESTS)
@@ -332,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         import httpx
 
         alive = httpx.get(base + "/readyz", timeout=10).status_code
+        graceful = soak.sigterm_while_in_flight(base, proc, requests=6, customers=200)
     result_soak.update(
         {
             "server_startup_s": startup_s,
@@ -351,12 +435,22 @@ def main(argv: list[str] | None = None) -> int:
         },
         "workdir": str(args.workdir),
         "soak": result_soak,
+        "graceful_shutdown": graceful,
     }
     if args.property_examples > 0:
         result["properties"] = _properties(args.workdir, args.property_examples, timeout=900)
-    result["pip_audit"] = (
-        {"ran": False, "error": "skipped (--skip-audit)"} if args.skip_audit else _pip_audit(600)
-    )
+    if args.skip_audit:
+        result["pip_audit"] = {"ran": False, "error": "skipped (--skip-audit)"}
+        if args.out.exists():
+            old = json.loads(args.out.read_text())
+            prev = old.get("pip_audit", {})
+            prev = prev.get("previous", prev)
+            if prev.get("ran"):
+                result["pip_audit"]["previous"] = {"date": old.get("date"), **prev}
+    else:
+        result["pip_audit"] = _pip_audit(600)
+    if not args.skip_pypi_check:
+        result["pypi_latest_check"] = _pypi_latest_check(SERVING_PATH)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(_table(result))
