@@ -1,7 +1,8 @@
 """Training, evaluation, tracking and the model registry (DESIGN §5)."""
 
+from churnclv.training._fallback import BTYDModel
 from churnclv.training._metrics import churn_metrics, normalized_gini, value_metrics
-from churnclv.training._model import BoosterModel, ChurnModel, ValueModel
+from churnclv.training._model import BoosterModel, ChurnModel, ValueModel, load_model
 from churnclv.training._registry import (
     ALIAS,
     CHURN_MODEL,
@@ -13,20 +14,24 @@ from churnclv.training._registry import (
     tracking_uri_for,
 )
 from churnclv.training._train import TrainResult, fail_interrupted_runs, train
+from churnclv.training._two_part import TwoPartValueModel
 
 __all__ = [
     "ALIAS",
     "CHURN_MODEL",
     "VALUE_MODEL",
+    "BTYDModel",
     "BoosterModel",
     "Champion",
     "ChurnModel",
     "TrainResult",
+    "TwoPartValueModel",
     "ValueModel",
     "champion_plots",
     "churn_metrics",
     "fail_interrupted_runs",
     "load_champion",
+    "load_model",
     "log_report",
     "normalized_gini",
     "tracking_uri_for",

@@ -96,7 +96,7 @@ def stack_btyd(
     for _, rows in frame.groupby("as_of", sort=True):
         params = fit_params(rows, churn_horizon_days, value_horizon_days)
         parts.append(btyd_columns(rows, params))
-    cols = pd.concat(parts).reindex(frame.index)
+    cols = pd.concat(parts).reindex(frame.index) if parts else btyd_columns(frame, None)
     return pd.concat(
         [frame.drop(columns=[c for c in BTYD_COLUMNS if c in frame.columns]), cols], axis=1
     )

@@ -20,7 +20,14 @@ from mlflow.pyfunc import PythonModel
 
 from churnclv.training._hybrid import BTYD_COLUMNS, btyd_columns
 
-__all__ = ["BoosterModel", "ChurnModel", "PyfuncBooster", "ValueModel", "feature_columns"]
+__all__ = [
+    "BoosterModel",
+    "ChurnModel",
+    "PyfuncBooster",
+    "ValueModel",
+    "feature_columns",
+    "load_model",
+]
 
 # r/f/m scores in a feature frame rank customers within that frame; they depend on who else
 # is in the batch, so they are never model inputs (decisions rescore against the reference).
@@ -97,6 +104,14 @@ class BoosterModel:
             raise ValueError("frame and labels differ in length")
         if len(frame) < 50:
             raise ValueError(f"too few training rows ({len(frame)}) to fit a {self.kind} model")
+        self._set_schema(frame)
+        self.booster_ = self._train_booster(
+            self.params, self.matrix(frame), np.asarray(y), frame["customer_id"], seed=seed
+        )
+        return self
+
+    def _set_schema(self, frame: pd.DataFrame) -> None:
+        """Record the input columns and the categories of the categorical ones."""
         self.features_ = feature_columns(frame)
         self.categories_ = {
             c: sorted(frame[c].dropna().astype(str).unique().tolist())
@@ -104,11 +119,21 @@ class BoosterModel:
             if not pd.api.types.is_numeric_dtype(frame[c])
             or isinstance(frame[c].dtype, pd.CategoricalDtype)
         }
-        x = self.matrix(frame)
-        ids = frame["customer_id"].astype(str)
+
+    def _train_booster(
+        self,
+        params: dict[str, Any],
+        x: np.ndarray,
+        y: np.ndarray,
+        customer_ids: pd.Series,
+        *,
+        seed: int,
+    ) -> lgb.Booster:
+        """Train one booster on the matrix ``x``; 10% of customers (by hash) stop it early."""
+        ids = customer_ids.astype(str)
         inner = (pd.util.hash_pandas_object(ids, index=False).to_numpy() % 10) == 0
         cat_idx = [self.features_.index(c) for c in self.categories_]
-        params = {"verbose": -1, "seed": seed, "num_threads": 0, **self.params}
+        full = {"verbose": -1, "seed": seed, "num_threads": 0, **params}
         names = list(self.features_)
         dtrain = lgb.Dataset(
             x[~inner],
@@ -120,14 +145,18 @@ class BoosterModel:
         dvalid = lgb.Dataset(
             x[inner], y[inner], reference=dtrain, feature_name=names, categorical_feature=cat_idx
         )
-        self.booster_ = lgb.train(
-            params,
+        return lgb.train(
+            full,
             dtrain,
             num_boost_round=self.num_boost_round,
             valid_sets=[dvalid],
             callbacks=[lgb.early_stopping(40, verbose=False)],
         )
-        return self
+
+    @property
+    def best_iteration_(self) -> str:
+        """The boosting round early stopping kept (a string: two-part models have two)."""
+        return str(self.booster_.best_iteration)
 
     def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The booster's own output, before any calibration."""
@@ -184,6 +213,7 @@ class BoosterModel:
         out.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(out / "booster.txt"))
         schema = {
+            "model": "booster",
             "kind": self.kind,
             "features": self.features_,
             "categories": self.categories_,
@@ -275,11 +305,29 @@ def ValueModel(seed: int = 0) -> BoosterModel:
     )
 
 
+def load_model(folder: str | Path) -> BoosterModel:
+    """Read any model written by a ``save`` method (the ``model`` entry of ``schema.json``
+    says which class; a schema without it is a plain :class:`BoosterModel`)."""
+    schema = json.loads((Path(folder) / "schema.json").read_text())
+    kind = schema.get("model", "booster")
+    if kind == "booster":
+        return BoosterModel.load(folder)
+    if kind == "two_part":
+        from churnclv.training._two_part import TwoPartValueModel
+
+        return TwoPartValueModel.load(folder)
+    if kind == "btyd":
+        from churnclv.training._fallback import BTYDModel
+
+        return BTYDModel.load(folder)
+    raise ValueError(f"unknown model class {kind!r} in {folder}/schema.json")
+
+
 class PyfuncBooster(PythonModel):
-    """MLflow pyfunc wrapper: loads ``booster.txt`` + ``schema.json`` from its artifacts."""
+    """MLflow pyfunc wrapper: loads a saved model (``schema.json`` + booster files)."""
 
     def load_context(self, context: Any) -> None:
-        self.model = BoosterModel.load(context.artifacts["model_dir"])
+        self.model = load_model(context.artifacts["model_dir"])
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

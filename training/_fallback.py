@@ -1,0 +1,183 @@
+"""The BTYD fallback: BG/NBD (+ Gamma-Gamma) predictions behind the model interface.
+
+When the history is too short for a model's label window (no training cutoff
+whose window ends before the validation cutoff, or too few rows), training
+registers this instead of a LightGBM model: churn = BG/NBD P(no purchase in the
+churn horizon), value = BG/NBD expected purchases x Gamma-Gamma expected spend
+over the value horizon, from the pair fitted as of the training ``as_of``. It
+has the methods scoring and the service call (``with_btyd``, ``matrix``,
+``predict``, ``contributions``, ``importance``, ``save``/``load``), so
+``churnclv score`` and the service work unchanged. It persists as
+``schema.json`` alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnclv.training._hybrid import btyd_columns
+from churnclv.training._model import BoosterModel
+
+__all__ = ["BTYD_INPUTS", "BTYDModel"]
+
+#: The customer summary BG/NBD and Gamma-Gamma read.
+BTYD_INPUTS = ("frequency", "recency_days", "tenure_days", "monetary_mean")
+_OUTPUT = {"churn": "btyd_p_no_purchase_churn", "value": "btyd_clv_value"}
+
+
+class BTYDModel(BoosterModel):
+    """BG/NBD P(no purchase) (``kind="churn"``) or BG/NBD + Gamma-Gamma CLV (``"value"``).
+
+    Parameters
+    ----------
+    kind : {"churn", "value"}
+        What it predicts.
+    btyd : dict
+        Fitted parameters and horizons (:func:`churnclv.training._hybrid.fit_params`).
+    reason : str
+        Why the fallback is used (kept with the model).
+
+    Attributes
+    ----------
+    baseline_ : dict
+        The reference customer of :meth:`contributions` (population medians).
+    importance_ : dict
+        Mean absolute contribution per input over the population it was fitted on.
+    """
+
+    def __init__(self, kind: str, btyd: dict[str, Any], reason: str = "") -> None:
+        if kind not in _OUTPUT:
+            raise ValueError(f"kind must be 'churn' or 'value', got {kind!r}")
+        super().__init__(kind, {"model": "btyd", "output": _OUTPUT[kind]}, 0)
+        self.btyd_ = btyd
+        self.reason = reason
+        self.features_ = list(BTYD_INPUTS)
+        self.categories_: dict[str, list[str]] = {}
+        self.baseline_: dict[str, float] = {}
+        self.importance_: dict[str, float] = {}
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray | None = None, *, seed: int = 0) -> BTYDModel:
+        """Take the contributions' reference customer from ``frame`` (labels are not used:
+        the BTYD parameters were fitted already)."""
+        rows = _inputs(frame[list(BTYD_INPUTS)])
+        med = rows.median(skipna=True)
+        self.baseline_ = {c: float(med[c]) if np.isfinite(med[c]) else 0.0 for c in BTYD_INPUTS}
+        self.baseline_["recency_days"] = min(
+            self.baseline_["recency_days"], self.baseline_["tenure_days"]
+        )
+        sample = rows.sample(min(len(rows), 5000), random_state=seed) if len(rows) else rows
+        contrib = self.contributions(sample) if len(sample) else None
+        self.importance_ = {
+            c: float(contrib[c].abs().mean()) if contrib is not None else 0.0 for c in BTYD_INPUTS
+        }
+        return self
+
+    def with_btyd(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` itself: the BTYD outputs are computed inside :meth:`predict`."""
+        return frame
+
+    def _score(self, rows: pd.DataFrame) -> np.ndarray:
+        return btyd_columns(_inputs(rows), self.btyd_)[_OUTPUT[self.kind]].to_numpy(float)
+
+    def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Same as :meth:`predict`."""
+        return self.predict(frame)
+
+    def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """P(no purchase in the churn horizon) or expected value over the value horizon."""
+        x = self.matrix(frame)
+        return self._score(pd.DataFrame(x, columns=self.features_))
+
+    def calibrate(self, frame: pd.DataFrame, y: np.ndarray) -> BTYDModel:
+        raise NotImplementedError("the BTYD fallback is not calibrated")
+
+    @property
+    def best_iteration_(self) -> str:
+        return "none"
+
+    def _link(self, p: np.ndarray) -> np.ndarray:
+        if self.kind == "churn":
+            q = np.clip(p, 1e-9, 1 - 1e-9)
+            return np.log(q / (1 - q))
+        return np.log(np.clip(p, 1e-9, None))
+
+    def contributions(self, frame: pd.DataFrame, x: np.ndarray | None = None) -> pd.DataFrame:
+        """Exact Shapley values of logit P(churn) (or log value) against the baseline customer.
+
+        Each input is switched between the baseline customer's value and the
+        row's own over every subset of the four inputs (16 evaluations per row);
+        the contributions of a row sum to ``link(prediction) - link(baseline)``.
+        """
+        x = self.matrix(frame) if x is None else x
+        n, k = x.shape
+        base = np.array([self.baseline_.get(c, 0.0) for c in self.features_], dtype=float)
+        value: dict[tuple[int, ...], np.ndarray] = {}
+        for mask in itertools.product((0, 1), repeat=k):
+            z = np.where(np.array(mask, dtype=bool), x, base)
+            value[mask] = self._link(self._score(pd.DataFrame(z, columns=self.features_)))
+        phi = np.zeros((n, k))
+        for mask, f in value.items():
+            size = sum(mask)
+            for i in range(k):
+                if mask[i]:
+                    continue
+                with_i = (*mask[:i], 1, *mask[i + 1 :])
+                w = math.factorial(size) * math.factorial(k - size - 1) / math.factorial(k)
+                phi[:, i] += w * (value[with_i] - f)
+        return pd.DataFrame(phi, columns=self.features_, index=frame.index)
+
+    def importance(self) -> pd.Series:
+        """Mean absolute contribution per input, highest first."""
+        s = pd.Series({c: self.importance_.get(c, 0.0) for c in self.features_}, dtype=float)
+        return s.sort_values(ascending=False)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``schema.json`` (parameters, baseline, reference) into ``folder``."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        schema = {
+            "model": "btyd",
+            "kind": self.kind,
+            "features": self.features_,
+            "params": self.params,
+            "btyd": self.btyd_,
+            "reason": self.reason,
+            "baseline": self.baseline_,
+            "importance": self.importance_,
+            "reference": self.reference_,
+        }
+        (out / "schema.json").write_text(json.dumps(schema, indent=2))
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> BTYDModel:
+        """Read a model written by :meth:`save`."""
+        schema = json.loads((Path(folder) / "schema.json").read_text())
+        model = cls(schema["kind"], schema["btyd"], schema.get("reason", ""))
+        model.baseline_ = schema.get("baseline", {})
+        model.importance_ = schema.get("importance", {})
+        model.reference_ = schema.get("reference", {})
+        return model
+
+
+def _inputs(rows: pd.DataFrame) -> pd.DataFrame:
+    """The BTYD inputs made valid: counts and ages >= 0, recency <= tenure."""
+    out = pd.DataFrame(index=rows.index)
+    tenure = pd.to_numeric(rows["tenure_days"], errors="coerce").astype(float).clip(lower=0)
+    out["frequency"] = (
+        pd.to_numeric(rows["frequency"], errors="coerce").astype(float).fillna(0).clip(lower=0)
+    )
+    out["recency_days"] = (
+        pd.to_numeric(rows["recency_days"], errors="coerce").astype(float).clip(lower=0)
+    )
+    out["recency_days"] = np.minimum(out["recency_days"], tenure)
+    out["tenure_days"] = tenure
+    out["monetary_mean"] = pd.to_numeric(rows["monetary_mean"], errors="coerce").astype(float)
+    return out

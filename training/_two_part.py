@@ -1,0 +1,203 @@
+"""The two-part value estimator: P(buy) x E[spend | buy], two LightGBM boosters.
+
+Future spend is zero-inflated (most customers buy nothing in the horizon) and
+heavy-tailed among those who do. Instead of one Tweedie loss for both, a binary
+booster predicts P(net spend > 0 in the horizon) on every row and a second
+booster predicts the spend of buyers, fitted on buyers only; the prediction is
+their product. Both boosters share one input schema (columns and category
+codes), so one matrix feeds both, and the pair persists as two LightGBM text
+files plus ``schema.json`` (nothing is unpickled on load).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churnclv.training._model import BoosterModel
+
+__all__ = ["SPEND_OBJECTIVES", "TwoPartValueModel"]
+
+#: How the buyers' spend is modelled: ``gamma`` (log link, unbiased for the mean) or
+#: ``log_l2`` (least squares on log1p(spend), back-transformed with Duan's smearing factor).
+SPEND_OBJECTIVES = ("gamma", "log_l2")
+_MIN_BUYERS = 50
+
+_COMMON = {
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 40,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+}
+
+
+class TwoPartValueModel(BoosterModel):
+    """Expected future value as P(buy) x E[spend | buy].
+
+    Parameters
+    ----------
+    seed : int
+        Seed of both boosters.
+    spend_objective : {"gamma", "log_l2"}
+        Loss of the spend part (see :data:`SPEND_OBJECTIVES`).
+    num_boost_round : int
+        Maximum boosting rounds of each part (early stopping on an inner customer split).
+
+    Attributes
+    ----------
+    buy_booster_, spend_booster_ : lightgbm.Booster
+        The binary and the spend boosters.
+    smearing_ : float
+        Duan's smearing factor of ``log_l2`` (mean of exp(residual) over the buyers
+        held out for early stopping; 1.0 for ``gamma``).
+    """
+
+    def __init__(
+        self, seed: int = 0, spend_objective: str = "log_l2", num_boost_round: int = 400
+    ) -> None:
+        if spend_objective not in SPEND_OBJECTIVES:
+            raise ValueError(f"spend_objective must be one of {SPEND_OBJECTIVES}")
+        spend = (
+            {"objective": "gamma"} if spend_objective == "gamma" else {"objective": "regression"}
+        )
+        super().__init__(
+            "value",
+            {
+                "buy": {"objective": "binary", **_COMMON, "seed": seed},
+                "spend": {**spend, **_COMMON, "seed": seed},
+                "spend_objective": spend_objective,
+            },
+            num_boost_round,
+        )
+        self.smearing_ = 1.0
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> TwoPartValueModel:
+        """Fit P(buy) on every row and E[spend | buy] on the rows with ``y > 0``.
+
+        Raises
+        ------
+        ValueError
+            Fewer than 50 rows, fewer than 50 buyers or no non-buyer.
+        """
+        y = np.asarray(y, dtype=float)
+        if len(frame) != len(y):
+            raise ValueError("frame and labels differ in length")
+        buy = y > 0
+        if len(frame) < 50 or buy.sum() < _MIN_BUYERS or buy.all():
+            raise ValueError(
+                f"too few rows ({len(frame)}), buyers ({int(buy.sum())}) or non-buyers "
+                f"({int((~buy).sum())}) to fit a two-part value model"
+            )
+        self._set_schema(frame)
+        x = self.matrix(frame)
+        ids = frame["customer_id"].reset_index(drop=True)
+        self.buy_booster_ = self._train_booster(
+            self.params["buy"], x, buy.astype(float), ids, seed=seed
+        )
+        log_scale = self.params["spend_objective"] == "log_l2"
+        target = np.log1p(y[buy]) if log_scale else y[buy]
+        self.spend_booster_ = self._train_booster(
+            self.params["spend"], x[buy], target, ids[buy].reset_index(drop=True), seed=seed
+        )
+        self.smearing_ = 1.0
+        if log_scale:
+            # Duan's smearing factor on the buyers early stopping held out: in-sample
+            # residuals are shrunk by the fit and measured 10-15% low totals.
+            held = ids[buy].astype(str).reset_index(drop=True)
+            inner = (pd.util.hash_pandas_object(held, index=False).to_numpy() % 10) == 0
+            resid = target[inner] - self.spend_booster_.predict(x[buy][inner])
+            self.smearing_ = float(np.mean(np.exp(resid))) if inner.any() else 1.0
+        return self
+
+    def predict_parts(self, frame: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(P(buy), E[spend | buy])`` for each row."""
+        x = self.matrix(frame)
+        p = np.asarray(self.buy_booster_.predict(x), dtype=float)
+        m = np.asarray(self.spend_booster_.predict(x), dtype=float)
+        if self.params["spend_objective"] == "log_l2":
+            # E[y] = E[exp(log1p y)] - 1 = exp(f(x)) * E[exp(residual)] - 1 (Duan's smearing).
+            m = np.exp(m) * self.smearing_ - 1.0
+        return p, np.clip(m, 0.0, None)
+
+    def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Same as :meth:`predict` (nothing is calibrated)."""
+        p, m = self.predict_parts(frame)
+        return p * m
+
+    def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Expected future value: P(buy) x E[spend | buy] (>= 0)."""
+        return self.predict_raw(frame)
+
+    def calibrate(self, frame: pd.DataFrame, y: np.ndarray) -> TwoPartValueModel:
+        raise NotImplementedError("a value model is not calibrated")
+
+    @property
+    def best_iteration_(self) -> str:
+        """Rounds kept by early stopping, e.g. ``buy=120,spend=85``."""
+        return f"buy={self.buy_booster_.best_iteration},spend={self.spend_booster_.best_iteration}"
+
+    def contributions(self, frame: pd.DataFrame, x: np.ndarray | None = None) -> pd.DataFrame:
+        """Per-feature contributions on the scale log-odds(buy) + log E[spend | buy].
+
+        Each part's TreeSHAP values are exact on its own raw scale (logit of
+        P(buy); log of the gamma mean, or of 1 + spend for ``log_l2``); their sum
+        ranks features by how much they move the value up or down, but the
+        product's own scale is not additive.
+        """
+        x = self.matrix(frame) if x is None else x
+        a = np.asarray(self.buy_booster_.predict(x, pred_contrib=True))[:, :-1]
+        b = np.asarray(self.spend_booster_.predict(x, pred_contrib=True))[:, :-1]
+        return pd.DataFrame(a + b, columns=self.features_, index=frame.index)
+
+    def importance(self) -> pd.Series:
+        """Total gain per feature over both parts, highest first."""
+        gain = self.buy_booster_.feature_importance(
+            importance_type="gain"
+        ) + self.spend_booster_.feature_importance(importance_type="gain")
+        return pd.Series(gain, index=self.features_).sort_values(ascending=False)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``buy.txt``, ``spend.txt`` and ``schema.json`` into ``folder``."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        self.buy_booster_.save_model(str(out / "buy.txt"))
+        self.spend_booster_.save_model(str(out / "spend.txt"))
+        schema = {
+            "model": "two_part",
+            "kind": self.kind,
+            "features": self.features_,
+            "categories": self.categories_,
+            "params": self.params,
+            "num_boost_round": self.num_boost_round,
+            "smearing": self.smearing_,
+            "reference": self.reference_,
+            "btyd": self.btyd_,
+        }
+        (out / "schema.json").write_text(json.dumps(schema, indent=2))
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TwoPartValueModel:
+        """Read a model written by :meth:`save`."""
+        src = Path(folder)
+        schema = json.loads((src / "schema.json").read_text())
+        model = cls(
+            spend_objective=schema["params"]["spend_objective"],
+            num_boost_round=int(schema.get("num_boost_round", 400)),
+        )
+        model.params = schema["params"]
+        model.features_ = schema["features"]
+        model.categories_ = schema["categories"]
+        model.smearing_ = float(schema.get("smearing", 1.0))
+        model.reference_ = schema.get("reference", {})
+        model.btyd_ = schema.get("btyd")
+        model.buy_booster_ = lgb.Booster(model_file=str(src / "buy.txt"))
+        model.spend_booster_ = lgb.Booster(model_file=str(src / "spend.txt"))
+        return model
