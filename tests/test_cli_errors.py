@@ -134,3 +134,21 @@ def test_duplicates_and_missing_ids_are_reported(
     assert code == 0
     assert "1 exact duplicate rows dropped" in err
     assert "1 rows without a customer id skipped" in err
+
+
+def test_history_too_short_even_for_btyd_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Too short for the label window and too few repeat buyers for the BG/NBD fallback:
+    one clear line, exit 2, nothing registered."""
+    tx = tmp_path / "tx.csv"
+    tx.write_text(GOOD)
+    work = tmp_path / "work"
+    code, err = _run(
+        capsys,
+        ["train", "--transactions", str(tx), "--as-of", "2024-03-01", "--workdir", str(work)],
+    )
+    assert code == 2
+    assert "history too short for the churn horizon of 90 days" in err
+    assert "the BG/NBD fallback cannot be fitted either" in err
+    assert not (work / "mlruns.db").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,8 +20,9 @@ from churnclv._errors import InputError
 from churnclv._io import InputTables
 from churnclv.decisions import reference_distribution
 from churnclv.features import build_features, build_labels
+from churnclv.training._fallback import BTYDModel
 from churnclv.training._hybrid import fit_params, stack_btyd
-from churnclv.training._metrics import churn_metrics, value_metrics
+from churnclv.training._metrics import churn_metrics, normalized_gini, value_metrics
 from churnclv.training._model import BoosterModel, ChurnModel, PyfuncBooster, ValueModel
 from churnclv.training._registry import (
     ALIAS,
@@ -30,6 +32,7 @@ from churnclv.training._registry import (
     configure_mlflow,
     use_experiment,
 )
+from churnclv.training._two_part import TwoPartValueModel
 
 __all__ = ["TrainResult", "fail_interrupted_runs", "train"]
 
@@ -47,6 +50,12 @@ class TrainResult:
     promoted: dict[str, bool] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     n_rows: dict[str, int] = field(default_factory=dict)
+    #: Why a model kind is the BTYD fallback (absent when it was trained).
+    fallbacks: dict[str, str] = field(default_factory=dict)
+    #: ``{"churn": "lightgbm" | "btyd_fallback", "value": "tweedie" | "two_part" | ...}``.
+    model_kinds: dict[str, str] = field(default_factory=dict)
+    #: Every value candidate refitted on all training rows (``train(keep_candidates=True)``).
+    value_candidates: dict[str, BoosterModel] = field(default_factory=dict)
 
 
 def _fingerprint(tables: InputTables) -> str:
@@ -74,13 +83,14 @@ def _cutoffs(
     what: str,
     max_cutoffs: int,
     step_days: float = 30,
-) -> list[pd.Timestamp]:
+) -> tuple[list[pd.Timestamp], str | None]:
     """The validation cutoff (last) and the purged training cutoffs before it.
 
     The validation cutoff is ``as_of - horizon``; training cutoffs step back
     ``step_days`` from ``validation - horizon``, so every training label window
     ends before the validation rows' features begin, and none is earlier than
-    60 days after the first purchase.
+    60 days after the first purchase. The second item says why no model can be
+    trained (no training cutoff), else None.
     """
     valid = (as_of - pd.Timedelta(days=horizon)).floor("D")
     earliest = first_ts + pd.Timedelta(days=60)
@@ -90,16 +100,15 @@ def _cutoffs(
         cuts.append(c)
         c = c - pd.Timedelta(days=step_days)
     cuts = [*sorted(cuts), valid]
-    if len(cuts) < 2:
-        need = first_ts + pd.Timedelta(days=60 + 2 * horizon)
-        raise InputError(
-            f"history too short for the {what} horizon of {horizon:g} days: training needs a "
-            f"cutoff whose label window ends before the validation cutoff {valid.date()} "
-            f"(data from "
-            f"{first_ts.date()}, so as_of must be at least {need.date()}); "
-            f"use a shorter --{what}-horizon-days"
-        )
-    return cuts
+    if len(cuts) >= 2:
+        return cuts, None
+    need = first_ts + pd.Timedelta(days=60 + 2 * horizon)
+    return cuts, (
+        f"history too short for the {what} horizon of {horizon:g} days: training needs a "
+        f"cutoff whose label window ends before the validation cutoff {valid.date()} "
+        f"(data from {first_ts.date()}, so as_of must be at least {need.date()}, or use a "
+        f"shorter --{what}-horizon-days)"
+    )
 
 
 def _pip_requirements() -> list[str]:
@@ -131,13 +140,8 @@ def _log_model(model: BoosterModel, name: str, example: pd.DataFrame) -> tuple[s
     return str(info.registered_model_version), info.model_uri
 
 
-def _champion_score(name: str, valid: pd.DataFrame, y: np.ndarray, kind: str) -> float | str | None:
-    """The current champion's metric on this run's validation rows.
-
-    Returns None when there is no champion, ``-inf`` when its artifact cannot be
-    loaded (a working model should replace a broken one), and a string saying
-    why when it cannot be compared on these rows (then nothing is promoted).
-    """
+def _champion(name: str) -> tuple[bool, BoosterModel | None]:
+    """Whether ``name@champion`` exists, and the model (None when it cannot be loaded)."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -145,10 +149,24 @@ def _champion_score(name: str, valid: pd.DataFrame, y: np.ndarray, kind: str) ->
     try:
         MlflowClient().get_model_version_by_alias(name, ALIAS)
     except MlflowException:
-        return None
+        return False, None
     try:
         model = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}").unwrap_python_model().model
     except Exception:
+        return True, None
+    return True, model
+
+
+def _champion_score(
+    model: BoosterModel | None, valid: pd.DataFrame, y: np.ndarray, kind: str
+) -> float | str:
+    """The current champion's metric on this run's validation rows.
+
+    ``-inf`` when its artifact could not be loaded (a working model should
+    replace a broken one), and a string saying why when it cannot be compared
+    on these rows (then nothing is promoted).
+    """
+    if model is None:
         return float("-inf")
     missing = [c for c in model.features_ if c not in valid.columns]
     if missing:
@@ -160,6 +178,131 @@ def _champion_score(name: str, valid: pd.DataFrame, y: np.ndarray, kind: str) ->
     if kind == "churn":
         return churn_metrics(y, pred)["churn_roc_auc"]
     return value_metrics(y, pred)["value_gini"]
+
+
+def _gate(
+    name: str,
+    kind: str,
+    new: float,
+    fallback: str | None,
+    valid: pd.DataFrame,
+    y: np.ndarray,
+) -> tuple[bool, str]:
+    """Whether this run's ``kind`` model takes the champion alias, and why.
+
+    A trained model must beat the champion on the same validation rows. A BTYD
+    fallback (``fallback`` says why it was used) becomes champion only when
+    there is none or the champion is itself a fallback (then the newer fit
+    replaces it); it never replaces a trained champion. A trained model
+    replaces a fallback champion whenever its own metric is finite.
+    """
+    metric = "churn_roc_auc" if kind == "churn" else "value_gini"
+    exists, model = _champion(name)
+    if fallback is not None:
+        if not exists:
+            return True, "no champion yet; the BG/NBD fallback takes the alias"
+        if isinstance(model, BTYDModel):
+            return True, "BG/NBD fallback refitted; it replaces the previous fallback champion"
+        if model is None:
+            return True, "the champion cannot be loaded; BG/NBD fallback replaces it"
+        return False, "a BG/NBD fallback never replaces a trained champion"
+    if not exists:
+        return bool(np.isfinite(new)), f"no champion yet; {metric}={new:.4f}"
+    if isinstance(model, BTYDModel):
+        return (
+            bool(np.isfinite(new)),
+            f"{metric}={new:.4f}; a trained model replaces the BG/NBD fallback champion",
+        )
+    old = _champion_score(model, valid, y, kind)
+    if isinstance(old, str):
+        return False, old
+    win = bool(np.isfinite(new) and new > old)
+    return win, f"{metric} {new:.4f} vs champion {old:.4f} on the same validation rows"
+
+
+#: Fewest training rows a LightGBM model is fitted on; below it the BTYD fallback is used.
+MIN_TRAIN_ROWS = 50
+
+
+def _select_value_model(
+    v_train: pd.DataFrame, seed: int, say: Progress
+) -> tuple[str, dict[str, float], dict[str, str]]:
+    """Pick the value model kind on an inner out-of-time fold (the latest training cutoff).
+
+    Both candidates (Tweedie, two-part) are fitted on the earlier training
+    cutoffs and scored on the latest one (never the validation cutoff). The
+    higher normalized Gini wins; a difference within one paired-bootstrap
+    standard error (200 resamples of the fold's customers) is a tie, which the
+    smaller ``|total ratio - 1|`` breaks. Returns the winner, the fold's metrics
+    and params describing the selection.
+    """
+    cuts = sorted(v_train["as_of"].unique())
+    if len(cuts) < 2:
+        return (
+            "tweedie",
+            {},
+            {"value_model_selection": "default (one training cutoff: no inner fold to compare on)"},
+        )
+    fit = v_train[v_train["as_of"] < cuts[-1]]
+    fold = v_train[v_train["as_of"] == cuts[-1]]
+    y_fit = fit["future_value"].clip(lower=0).to_numpy(float)
+    y = fold["future_value"].to_numpy(float)
+    preds: dict[str, np.ndarray] = {}
+    metrics: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    for name, make in VALUE_CANDIDATES.items():
+        say(f"value candidate {name} on {len(fit):,} rows")
+        try:
+            preds[name] = make(seed).fit(fit, y_fit, seed=seed).predict(fold)
+        except ValueError as exc:
+            notes[f"value_candidate_{name}"] = f"not fitted: {exc}"
+            continue
+        m = value_metrics(y, preds[name])
+        for key in ("gini", "total_ratio", "spearman"):
+            metrics[f"value_candidate_{name}_{key}"] = m[f"value_{key}"]
+    params = {
+        "value_selection_cutoff": str(pd.Timestamp(cuts[-1]).date()),
+        "n_value_selection_fit": str(len(fit)),
+        "n_value_selection_fold": str(len(fold)),
+        **notes,
+    }
+    if not preds:
+        return "tweedie", metrics, {**params, "value_model_selection": "default (no candidate)"}
+    if len(preds) == 1:
+        (only,) = preds
+        return only, metrics, {**params, "value_model_selection": "the only candidate fitted"}
+    a, b = "tweedie", "two_part"
+    ga, gb = metrics[f"value_candidate_{a}_gini"], metrics[f"value_candidate_{b}_gini"]
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(200):
+        i = rng.integers(0, len(y), len(y))
+        diffs.append(normalized_gini(y[i], preds[b][i]) - normalized_gini(y[i], preds[a][i]))
+    se = float(np.nanstd(diffs))
+    metrics["value_candidate_gini_diff_se"] = se
+    if abs(gb - ga) > se:
+        best = b if gb > ga else a
+        why = f"higher Gini ({gb:.4f} two_part vs {ga:.4f} tweedie, se {se:.4f})"
+    else:
+        ra = abs(metrics[f"value_candidate_{a}_total_ratio"] - 1)
+        rb = abs(metrics[f"value_candidate_{b}_total_ratio"] - 1)
+        best = b if rb < ra else a
+        why = (
+            f"Gini tie ({gb:.4f} two_part vs {ga:.4f} tweedie, se {se:.4f}); "
+            f"|total ratio - 1| {rb:.3f} vs {ra:.3f}"
+        )
+    return best, metrics, {**params, "value_model_selection": why}
+
+
+def _two_part(seed: int) -> BoosterModel:
+    return TwoPartValueModel(seed, spend_objective="log_l2")
+
+
+#: The value model candidates compared on the inner fold, by ``value_model_kind``.
+VALUE_CANDIDATES: dict[str, Callable[[int], BoosterModel]] = {
+    "tweedie": ValueModel,
+    "two_part": _two_part,
+}
 
 
 def train(
@@ -176,6 +319,7 @@ def train(
     progress: Progress | None = None,
     churn_model: BoosterModel | None = None,
     value_model: BoosterModel | None = None,
+    keep_candidates: bool = False,
 ) -> TrainResult:
     """Fit the churn and value models on monthly cutoffs and evaluate out of time.
 
@@ -187,8 +331,24 @@ def train(
     the current champion on the same validation rows (or when there is none);
     a champion that cannot be compared on these rows is kept.
 
+    The value model is a Tweedie LightGBM or a two-part model (P(buy) x
+    E[spend | buy]), whichever ranks better on the latest training cutoff
+    (param ``value_model_kind``). When a model cannot be trained (the history is
+    too short for its label window, or too few rows), the BTYD fallback fitted
+    as of ``as_of`` is registered in its place (tag ``fallback_<kind>``; see
+    :class:`BTYDModel`); a fallback becomes champion only when there is none or
+    the champion is a fallback too.
+
     ``churn_model`` and ``value_model`` replace the default estimators (any
-    :class:`BoosterModel`-compatible object with ``fit``/``predict``).
+    :class:`BoosterModel`-compatible object with ``fit``/``predict``; a given
+    value model skips the selection). ``keep_candidates`` refits every value
+    candidate on all training rows and returns them in ``value_candidates``.
+
+    Raises
+    ------
+    InputError
+        ``as_of`` before every purchase, or a model needs the fallback and BG/NBD
+        cannot be fitted either.
     """
     say = progress or (lambda _msg: None)
     as_of = pd.Timestamp(as_of)
@@ -198,10 +358,10 @@ def train(
         first = tx["ts"].min()
         raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
     first_ts = purchases.min()
-    churn_cuts = _cutoffs(
+    churn_cuts, churn_short = _cutoffs(
         first_ts, as_of, churn_horizon_days, "churn", max_cutoffs, cutoff_step_days
     )
-    value_cuts = _cutoffs(
+    value_cuts, value_short = _cutoffs(
         first_ts, as_of, value_horizon_days, "value", max_cutoffs, cutoff_step_days
     )
 
@@ -228,53 +388,135 @@ def train(
 
     c_train, c_valid = split(churn_cuts, churn_horizon_days)
     v_train, v_valid = split(value_cuts, value_horizon_days)
-    for what, rows, h in (
-        ("churn", c_train, churn_horizon_days),
-        ("value", v_train, value_horizon_days),
+    fallbacks: dict[str, str] = {}
+    for what, short, rows, h in (
+        ("churn", churn_short, c_train, churn_horizon_days),
+        ("value", value_short, v_train, value_horizon_days),
     ):
-        if rows.empty:
-            raise InputError(
-                f"history too short for the {what} horizon of {h:g} days: no training cutoff "
-                f"has its label window end before the validation cutoff; use a shorter "
-                f"--{what}-horizon-days or a later --as-of"
+        if short is not None:
+            fallbacks[what] = short
+        elif len(rows) < MIN_TRAIN_ROWS:
+            fallbacks[what] = (
+                f"too few training rows for the {what} horizon of {h:g} days ({len(rows)} "
+                f"customer-cutoffs, {MIN_TRAIN_ROWS} needed)"
             )
+
+    def fallback(kind: str, why: str) -> BoosterModel:
+        if btyd_now is None:
+            raise InputError(
+                f"{why}; the BG/NBD fallback cannot be fitted either (too few repeat buyers "
+                f"before {as_of.date()})"
+            )
+        say(f"{kind}: {why}; using the BG/NBD fallback")
+        fallbacks[kind] = why
+        return BTYDModel(kind, btyd_now, why).fit(now, seed=seed)
+
+    churn: BoosterModel
     train_cuts = sorted(c_train["as_of"].unique())
-    # With three or more churn cutoffs the second latest is an out-of-time calibration fold.
-    calibrate = len(train_cuts) >= 3
-    c_fit = c_train[c_train["as_of"] < train_cuts[-1]] if calibrate else c_train
-    c_cal = c_train[c_train["as_of"] == train_cuts[-1]] if calibrate else c_train.iloc[:0]
-    say(f"churn model on {len(c_fit):,} rows")
-    churn = (churn_model or ChurnModel(seed)).fit(c_fit, c_fit["churned"].to_numpy(int), seed=seed)
-    if calibrate:
-        churn.calibrate(c_cal, c_cal["churned"].to_numpy(int))
-    say(f"value model on {len(v_train):,} rows")
-    value = (value_model or ValueModel(seed)).fit(
-        v_train, v_train["future_value"].clip(lower=0).to_numpy(float), seed=seed
-    )
+    calibrate = False
+    if "churn" in fallbacks:
+        churn = fallback("churn", fallbacks["churn"])
+    else:
+        # With three or more churn cutoffs the second latest is an out-of-time calibration fold.
+        calibrate = len(train_cuts) >= 3
+        c_fit = c_train[c_train["as_of"] < train_cuts[-1]] if calibrate else c_train
+        c_cal = c_train[c_train["as_of"] == train_cuts[-1]] if calibrate else c_train.iloc[:0]
+        say(f"churn model on {len(c_fit):,} rows")
+        try:
+            churn = (churn_model or ChurnModel(seed)).fit(
+                c_fit, c_fit["churned"].to_numpy(int), seed=seed
+            )
+        except ValueError as exc:
+            churn, calibrate = fallback("churn", f"the churn model cannot be trained: {exc}"), False
+        else:
+            if calibrate:
+                churn.calibrate(c_cal, c_cal["churned"].to_numpy(int))
+
+    value: BoosterModel
+    candidate_metrics: dict[str, float] = {}
+    selection: dict[str, str] = {}
+    candidates: dict[str, BoosterModel] = {}
+    y_train = v_train["future_value"].clip(lower=0).to_numpy(float)
+    if "value" in fallbacks:
+        value, value_kind = fallback("value", fallbacks["value"]), "btyd_fallback"
+    else:
+        if value_model is not None:
+            value_kind, selection = type(value_model).__name__, {"value_model_selection": "given"}
+        else:
+            value_kind, candidate_metrics, selection = _select_value_model(v_train, seed, say)
+        say(f"value model ({value_kind}) on {len(v_train):,} rows")
+        try:
+            value = (value_model or VALUE_CANDIDATES[value_kind](seed)).fit(
+                v_train, y_train, seed=seed
+            )
+        except ValueError as exc:
+            value = fallback("value", f"the value model cannot be trained: {exc}")
+            value_kind = "btyd_fallback"
+        if keep_candidates and value_model is None and value_kind != "btyd_fallback":
+            candidates[value_kind] = value
+            for name, make in VALUE_CANDIDATES.items():
+                if name != value_kind:
+                    with contextlib.suppress(ValueError):
+                        candidates[name] = make(seed).fit(v_train, y_train, seed=seed)
     churn.btyd_ = value.btyd_ = btyd_now
-    value.reference_ = reference_distribution(c_valid, value.predict(c_valid))
+    # Scores and tiers rank against this population: the churn validation rows, or the
+    # customers as of `as_of` when there are none.
+    ref_rows = c_valid if not c_valid.empty else v_valid if not v_valid.empty else now
+    value.reference_ = reference_distribution(ref_rows, value.predict(ref_rows))
+
     yc = c_valid["churned"].to_numpy(int)
     yv = v_valid["future_value"].to_numpy(float)
-    p_churn = churn.predict(c_valid)
-    p_value = value.predict(v_valid)
-    metrics = churn_metrics(yc, p_churn) | value_metrics(yv, p_value)
+    metrics: dict[str, float] = dict(candidate_metrics)
+    evaluation: dict[str, str] = {}
+    # Validation predictions of each model: a fallback is judged as the BG/NBD method fitted
+    # as of the validation cutoff on the history before it (its pair as of `as_of` has seen
+    # the validation labels); with no labelled rows nothing is measured.
+    p_churn: np.ndarray | None = None
+    p_value: np.ndarray | None = None
+    if c_valid.empty:
+        evaluation["churn"] = "none: no customer has a purchase before the validation cutoff"
+    elif "churn" not in fallbacks:
+        p_churn = churn.predict(c_valid)
+    elif c_valid["btyd_p_no_purchase_churn"].notna().all():
+        p_churn = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
+        evaluation["churn"] = "BG/NBD fitted as of the validation cutoff"
+    else:
+        evaluation["churn"] = "none: BG/NBD cannot be fitted as of the validation cutoff"
+    if v_valid.empty:
+        evaluation["value"] = "none: no customer has a purchase before the validation cutoff"
+    elif "value" not in fallbacks:
+        p_value = value.predict(v_valid)
+    elif v_valid["btyd_clv_value"].notna().all():
+        p_value = v_valid["btyd_clv_value"].to_numpy(float)
+        evaluation["value"] = "BG/NBD + Gamma-Gamma fitted as of the validation cutoff"
+    else:
+        evaluation["value"] = "none: BG/NBD cannot be fitted as of the validation cutoff"
+    for kind, why in evaluation.items():
+        if why.startswith("none"):
+            say(f"no {kind} metrics ({why.removeprefix('none: ')})")
+    if p_churn is not None:
+        metrics |= churn_metrics(yc, p_churn)
+    if p_value is not None:
+        metrics |= value_metrics(yv, p_value)
     # Baselines on the same rows: recency ranks churn; the historical run rate ranks value.
-    metrics |= {
-        f"baseline_rfm_{k}": v for k, v in churn_metrics(yc, _recency_score(c_valid)).items()
-    }
-    run_rate = (
-        v_valid["monetary_total"].clip(lower=0)
-        / v_valid["tenure_days"].clip(lower=30)
-        * value_horizon_days
-    ).to_numpy(float)
-    metrics |= {f"baseline_rfm_{k}": v for k, v in value_metrics(yv, run_rate).items()}
+    if not c_valid.empty:
+        metrics |= {
+            f"baseline_rfm_{k}": v for k, v in churn_metrics(yc, _recency_score(c_valid)).items()
+        }
+    if not v_valid.empty:
+        run_rate = (
+            v_valid["monetary_total"].clip(lower=0)
+            / v_valid["tenure_days"].clip(lower=30)
+            * value_horizon_days
+        ).to_numpy(float)
+        metrics |= {f"baseline_rfm_{k}": v for k, v in value_metrics(yv, run_rate).items()}
     # BTYD baselines on the same rows (fitted on each cutoff's own history).
-    if c_valid["btyd_p_alive"].notna().all():
+    if not c_valid.empty and c_valid["btyd_p_alive"].notna().all():
         p_bg = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
         metrics |= {f"baseline_bgnbd_{k}": v for k, v in churn_metrics(yc, p_bg).items()}
         p_dead = 1 - c_valid["btyd_p_alive"].to_numpy(float)
         metrics["baseline_bgnbd_palive_churn_roc_auc"] = churn_metrics(yc, p_dead)["churn_roc_auc"]
-    if v_valid["btyd_clv_value"].notna().all():
+    if not v_valid.empty and v_valid["btyd_clv_value"].notna().all():
         clv = v_valid["btyd_clv_value"].to_numpy(float)
         metrics |= {f"baseline_bgnbd_gg_{k}": v for k, v in value_metrics(yv, clv).items()}
 
@@ -287,6 +529,7 @@ def train(
     result_promoted: dict[str, bool] = {}
     reasons: dict[str, str] = {}
     owner = {"churnclv.pid": str(os.getpid()), "churnclv.host": socket.gethostname()}
+    kinds = {"churn": "btyd_fallback" if "churn" in fallbacks else "lightgbm", "value": value_kind}
     try:
         with mlflow.start_run(run_name=f"train-{as_of.date()}", tags=owner) as run:
             mlflow.log_params(
@@ -303,12 +546,15 @@ def train(
                     "n_train_value": len(v_train),
                     "n_valid_value": len(v_valid),
                     "n_features": len(churn.features_),
-                    "churn_best_iteration": churn.booster_.best_iteration,
-                    "value_best_iteration": value.booster_.best_iteration,
+                    "churn_model_kind": kinds["churn"],
+                    "value_model_kind": kinds["value"],
+                    "churn_best_iteration": churn.best_iteration_,
+                    "value_best_iteration": value.best_iteration_,
                     "churn_calibration": getattr(churn, "calibration_", {}).get("method", "none"),
                     "churn_calibration_cutoff": str(pd.Timestamp(train_cuts[-1]).date())
                     if calibrate
                     else "none",
+                    **selection,
                     "seed": seed,
                 }
             )
@@ -317,6 +563,8 @@ def train(
                     "data_fingerprint": _fingerprint(tables),
                     "data_window": f"{tx['ts'].min()} .. {as_of}",
                     "git_sha": _git_sha(),
+                    **{f"fallback_{k}": why for k, why in fallbacks.items()},
+                    **{f"evaluation_{k}": why for k, why in evaluation.items()},
                 }
             )
             mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
@@ -331,43 +579,41 @@ def train(
                 {
                     "calibration": getattr(churn, "calibration_", {"method": "none"}),
                     "btyd": btyd_now,
+                    "model_kinds": kinds,
+                    "fallbacks": fallbacks,
                 },
                 "model_details.json",
             )
             _log_plots(churn, value, c_valid, yc, p_churn, v_valid, yv, p_value)
             say("registering models")
-            churn_version, _ = _log_model(churn, CHURN_MODEL, c_valid)
-            value_version, _ = _log_model(value, VALUE_MODEL, v_valid)
-            if promote:
-                from mlflow import MlflowClient
+            churn_version, _ = _log_model(
+                churn, CHURN_MODEL, c_valid if p_churn is not None else now
+            )
+            value_version, _ = _log_model(
+                value, VALUE_MODEL, v_valid if p_value is not None else now
+            )
+            from mlflow import MlflowClient
 
-                client = MlflowClient()
-                for name, version, new, kind, valid, y in (
-                    (CHURN_MODEL, churn_version, metrics["churn_roc_auc"], "churn", c_valid, yc),
-                    (VALUE_MODEL, value_version, metrics["value_gini"], "value", v_valid, yv),
+            client = MlflowClient()
+            for name, version, kind in (
+                (CHURN_MODEL, churn_version, "churn"),
+                (VALUE_MODEL, value_version, "value"),
+            ):
+                client.set_model_version_tag(name, version, "model_kind", kinds[kind])
+            if promote:
+                for name, version, kind, valid, y in (
+                    (CHURN_MODEL, churn_version, "churn", c_valid, yc),
+                    (VALUE_MODEL, value_version, "value", v_valid, yv),
                 ):
-                    old = _champion_score(name, valid, y, kind)
                     metric = "churn_roc_auc" if kind == "churn" else "value_gini"
-                    if old is None:
-                        win, why = bool(np.isfinite(new)), f"no champion yet; {metric}={new:.4f}"
-                    elif isinstance(old, str):
-                        win, why = False, old
-                    else:
-                        win = bool(np.isfinite(new) and new > old)
-                        why = (
-                            f"{metric} {new:.4f} vs champion {old:.4f} on the same validation rows"
-                        )
+                    win, why = _gate(
+                        name, kind, metrics.get(metric, float("nan")), fallbacks.get(kind), valid, y
+                    )
                     if win:
                         client.set_registered_model_alias(name, ALIAS, version)
-                    client.set_model_version_tag(
-                        name,
-                        version,
-                        "promotion",
-                        ("promoted: " if win else "not promoted: ") + why,
-                    )
-                    mlflow.set_tag(
-                        f"promotion_{kind}", ("promoted: " if win else "not promoted: ") + why
-                    )
+                    verdict = ("promoted: " if win else "not promoted: ") + why
+                    client.set_model_version_tag(name, version, "promotion", verdict)
+                    mlflow.set_tag(f"promotion_{kind}", verdict)
                     result_promoted[kind] = win
                     reasons[kind] = why
             mlflow.log_text(json.dumps(reasons, indent=2), "promotion.json")
@@ -384,6 +630,9 @@ def train(
         promoted=result_promoted,
         reasons=reasons,
         n_rows={"churn_train": len(c_train), "value_train": len(v_train)},
+        fallbacks=fallbacks,
+        model_kinds=kinds,
+        value_candidates=candidates,
     )
 
 
@@ -392,23 +641,16 @@ def _log_plots(
     value: BoosterModel,
     c_valid: pd.DataFrame,
     yc: np.ndarray,
-    p_churn: np.ndarray,
+    p_churn: np.ndarray | None,
     v_valid: pd.DataFrame,
     yv: np.ndarray,
-    p_value: np.ndarray,
+    p_value: np.ndarray | None,
 ) -> None:
     import mlflow
 
     from churnclv.training import _plots as plots
 
-    scores = {"model": p_churn, "RFM recency": _recency_score(c_valid)}
-    if c_valid["btyd_p_no_purchase_churn"].notna().all():
-        scores["BG/NBD"] = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
     figures = {
-        "plots/churn_roc.png": plots.roc_plot(yc, scores),
-        "plots/churn_calibration.png": plots.calibration_plot(yc, p_churn),
-        "plots/churn_gains.png": plots.gains_plot(yc, scores),
-        "plots/value_deciles.png": plots.value_deciles_plot(yv, p_value),
         "plots/churn_importance.png": plots.importance_plot(
             churn.importance(), "Churn model: gain"
         ),
@@ -416,6 +658,15 @@ def _log_plots(
             value.importance(), "Value model: gain"
         ),
     }
+    if p_churn is not None:
+        scores = {"model": p_churn, "RFM recency": _recency_score(c_valid)}
+        if c_valid["btyd_p_no_purchase_churn"].notna().all():
+            scores["BG/NBD"] = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
+        figures["plots/churn_roc.png"] = plots.roc_plot(yc, scores)
+        figures["plots/churn_calibration.png"] = plots.calibration_plot(yc, p_churn)
+        figures["plots/churn_gains.png"] = plots.gains_plot(yc, scores)
+    if p_value is not None:
+        figures["plots/value_deciles.png"] = plots.value_deciles_plot(yv, p_value)
     for path, fig in figures.items():
         mlflow.log_figure(fig, path)
 

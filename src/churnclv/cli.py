@@ -316,6 +316,12 @@ def train(
             seed=seed,
             progress=update,
         )
+    for kind, why in result.fallbacks.items():
+        err.print(
+            f"[yellow]fallback:[/] {kind} model: {why}; registered the BG/NBD "
+            f"{'P(no purchase)' if kind == 'churn' else '+ Gamma-Gamma CLV'} model instead",
+            soft_wrap=True,
+        )
     _print_metrics(result)
     out.print(f"run {result.run_id} in {uri}")
 
@@ -336,8 +342,12 @@ def _print_metrics(result: Any) -> None:
         "value_total_ratio",
     ):
         base = result.metrics.get(f"baseline_rfm_{key}", float("nan"))
-        t.add_row(key, f"{result.metrics[key]:.4f}", f"{base:.4f}")
+        model = result.metrics.get(key, float("nan"))
+        t.add_row(key, f"{model:.4f}" if model == model else "n/a", f"{base:.4f}")
     out.print(t)
+    kinds = getattr(result, "model_kinds", {})
+    if kinds:
+        out.print(f"models: churn {kinds.get('churn')}, value {kinds.get('value')}")
     for kind, why in result.reasons.items():
         verdict = "promoted" if result.promoted.get(kind) else "not promoted"
         out.print(f"{kind} model v{getattr(result, kind + '_version')}: {verdict} ({why})")

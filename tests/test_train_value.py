@@ -1,0 +1,150 @@
+"""The value model: two-part P(buy) x E[spend | buy] vs Tweedie, chosen on an inner fold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnclv.training import (
+    VALUE_MODEL,
+    TwoPartValueModel,
+    ValueModel,
+    load_champion,
+    load_model,
+    tracking_uri_for,
+)
+from churnclv.training._train import _select_value_model
+
+
+def _hand_frame(n: int = 3000, shift: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Three groups of ``n`` customers whose future spend is known by construction.
+
+    Group 0 never buys. In group 1 every other customer buys, spending 50 or 150
+    (mean 100), so P(buy) = 0.5 and E[spend | buy] = 100. Group 2 always buys, two
+    amounts with mean 10 whose ``1 + spend`` have the same ratio as group 1's (equal
+    spread on the log scale, so one smearing factor is right for both groups).
+    """
+    g = np.repeat([0, 1, 2], n)
+    y = np.zeros(3 * n)
+    buyers = np.flatnonzero(g == 1)[::2]
+    y[buyers] = np.where(np.arange(len(buyers)) % 2 == 0, 50.0, 150.0)
+    low = 22.0 / (1.0 + 151.0 / 51.0) - 1.0  # (1 + high) / (1 + low) = 151 / 51, mean 10
+    y[g == 2] = np.where(np.arange(n) % 2 == 0, low, 20.0 - low)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i + shift:05d}" for i in range(3 * n)],
+            "group": g.astype(float),
+        }
+    )
+    return frame, y
+
+
+def test_two_part_is_p_buy_times_mean_spend_of_buyers() -> None:
+    """On hand-built groups the parts recover P(buy) and the buyers' mean spend, and the
+    prediction is their product (a spend part fitted on non-buyers too, or without the
+    smearing correction, would predict about half or 88% of it)."""
+    frame, y = _hand_frame()
+    model = TwoPartValueModel(seed=0).fit(frame, y, seed=0)
+    probe = pd.DataFrame({"customer_id": ["a", "b", "c"], "group": [0.0, 1.0, 2.0]})
+    p, m = model.predict_parts(probe)
+    np.testing.assert_allclose(model.predict(probe), p * m)
+    assert p[0] < 0.02
+    assert abs(p[1] - 0.5) < 0.05
+    assert p[2] > 0.98
+    assert abs(m[1] - 100.0) < 5.0
+    assert abs(m[2] - 10.0) < 0.5
+    pred = model.predict(probe)
+    assert pred[0] < 1.0
+    assert abs(pred[1] - 50.0) < 5.0
+    assert abs(pred[2] - 10.0) < 1.0
+
+
+def test_two_part_round_trips_save_load(tmp_path: Path) -> None:
+    """Saved as two LightGBM text files + schema.json, it loads with identical predictions."""
+    frame, y = _hand_frame()
+    model = TwoPartValueModel(seed=3).fit(frame, y, seed=3)
+    model.reference_ = {"predicted_value": [0.0, 1.0]}
+    folder = model.save(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == ["buy.txt", "schema.json", "spend.txt"]
+    loaded = load_model(folder)
+    assert isinstance(loaded, TwoPartValueModel)
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+    pd.testing.assert_frame_equal(loaded.contributions(frame), model.contributions(frame))
+    assert loaded.reference_ == model.reference_
+    assert list(loaded.importance().index) == list(model.importance().index)
+
+
+def test_two_part_predictions_are_finite_and_non_negative() -> None:
+    """Missing, extreme and unseen inputs still give finite values >= 0."""
+    frame, y = _hand_frame()
+    model = TwoPartValueModel(seed=0).fit(frame, y, seed=0)
+    odd = pd.DataFrame(
+        {
+            "customer_id": list("abcde"),
+            "group": [np.nan, -1e12, 1e12, 1.5, 0.0],
+        }
+    )
+    pred = np.concatenate([model.predict(frame), model.predict(odd)])
+    assert np.isfinite(pred).all()
+    assert (pred >= 0).all()
+
+
+def test_two_part_refuses_too_few_buyers() -> None:
+    """Without enough buyers to fit the spend part it says so (training then keeps Tweedie)."""
+    frame, y = _hand_frame()
+    y = np.where(np.arange(len(y)) < 20, 5.0, 0.0)
+    with pytest.raises(ValueError, match="buyers"):
+        TwoPartValueModel().fit(frame, y)
+
+
+def test_value_selection_is_deterministic_and_uses_the_latest_training_cutoff() -> None:
+    """The choice is made on the latest training cutoff, and the same seed repeats it."""
+    early, y_early = _hand_frame(shift=0)
+    late, y_late = _hand_frame(shift=10_000)
+    rows = pd.concat(
+        [
+            early.assign(as_of=pd.Timestamp("2023-01-01"), future_value=y_early),
+            late.assign(as_of=pd.Timestamp("2023-02-01"), future_value=y_late),
+        ],
+        ignore_index=True,
+    )
+    first = _select_value_model(rows, 7, lambda _msg: None)
+    again = _select_value_model(rows, 7, lambda _msg: None)
+    assert first == again
+    kind, metrics, params = first
+    assert kind in ("tweedie", "two_part")
+    assert params["value_selection_cutoff"] == "2023-02-01"
+    assert params["n_value_selection_fold"] == str(len(late))
+    for name in ("tweedie", "two_part"):
+        assert np.isfinite(metrics[f"value_candidate_{name}_gini"])
+        assert np.isfinite(metrics[f"value_candidate_{name}_total_ratio"])
+
+
+@pytest.mark.slow
+def test_train_records_and_registers_the_winning_value_model(demo_workdir: Path) -> None:
+    """The run logs both candidates' fold metrics and `value_model_kind`; the registered
+    value model is of that kind and the choice follows the logged Gini / ratio rule."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri_for(demo_workdir)
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.search_runs(experiment_names=["churnclv"]).iloc[0]
+    kind = run["params.value_model_kind"]
+    assert kind in ("tweedie", "two_part")
+    g = {k: run[f"metrics.value_candidate_{k}_gini"] for k in ("tweedie", "two_part")}
+    r = {k: abs(run[f"metrics.value_candidate_{k}_total_ratio"] - 1) for k in g}
+    se = run["metrics.value_candidate_gini_diff_se"]
+    other = "two_part" if kind == "tweedie" else "tweedie"
+    if abs(g[kind] - g[other]) > se:
+        assert g[kind] > g[other]
+    else:
+        assert r[kind] <= r[other]
+    champ = load_champion(uri)
+    expected = TwoPartValueModel if kind == "two_part" else type(ValueModel())
+    assert type(champ.value) is expected
+    client = MlflowClient(uri, uri)
+    assert client.get_model_version(VALUE_MODEL, champ.value_version).tags["model_kind"] == kind
