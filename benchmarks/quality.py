@@ -52,6 +52,7 @@ def _holdout(
         churn_horizon_days=churn_h,
         value_horizon_days=value_h,
         promote=True,
+        keep_candidates=True,
     )
     train_s = time.perf_counter() - t0
     from churnclv.training import load_champion
@@ -95,6 +96,17 @@ def _holdout(
                 for k in VKEYS
             },
         },
+    }
+    # Both value model kinds, refitted on the same training rows, on the same holdout.
+    out["value_model_kind"] = result.model_kinds.get("value")
+    out["value_selection_fold"] = {
+        k.removeprefix("value_candidate_"): round(v, 4)
+        for k, v in result.metrics.items()
+        if k.startswith("value_candidate_")
+    }
+    out["value_candidates"] = {
+        kind: {f"value_{k}": value_metrics(v, model.predict(feats))[f"value_{k}"] for k in VKEYS}
+        for kind, model in result.value_candidates.items()
     }
     return out
 

@@ -459,6 +459,8 @@ def train(
                     with contextlib.suppress(ValueError):
                         candidates[name] = make(seed).fit(v_train, y_train, seed=seed)
     churn.btyd_ = value.btyd_ = btyd_now
+    for candidate in candidates.values():
+        candidate.btyd_ = btyd_now
     # Scores and tiers rank against this population: the churn validation rows, or the
     # customers as of `as_of` when there are none.
     ref_rows = c_valid if not c_valid.empty else v_valid if not v_valid.empty else now
