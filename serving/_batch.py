@@ -13,6 +13,22 @@ from churnclv.training import Champion
 
 __all__ = ["SCORE_COLUMNS", "score", "score_features"]
 
+#: The feature columns score_features carries into decisions and its output.
+_DECISION_COLUMNS = frozenset(
+    {
+        "customer_id",
+        "as_of",
+        "recency_days",
+        "tenure_days",
+        "gap_mean_days",
+        "frequency",
+        "monetary_total",
+        "r_score",
+        "f_score",
+        "m_score",
+    }
+)
+
 SCORE_COLUMNS = (
     "customer_id",
     "churn_probability",
@@ -44,7 +60,9 @@ def score_features(
     predicted value) computed elsewhere, e.g. on Spark executors, skip the
     model calls; decisions and reasons are the same code either way.
     """
-    scored = features.copy()
+    # Decisions read a few columns; copying only those keeps a one-customer call cheap.
+    keep = [c for c in features.columns if c in _DECISION_COLUMNS]
+    scored = features[keep].copy()
     # BTYD columns and input matrices are built once and shared by all three model calls.
     features = champion.churn.with_btyd(features)
     x_churn = champion.churn.matrix(features)

@@ -518,14 +518,13 @@ def reasons(
 
 # ---- the scorer -----------------------------------------------------------------------------
 def _records(scored: pd.DataFrame, why: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    out = []
+    # Column-wise tolist() gives plain Python values (float, str) without per-row pandas work.
     cols = [*SCORE_COLUMNS, "as_of"]
-    for row, r in zip(scored[cols].itertuples(index=False), why, strict=True):
+    values = [scored[c].tolist() for c in SCORE_COLUMNS]
+    values.append([pd.Timestamp(t).isoformat() for t in scored["as_of"].tolist()])
+    out = []
+    for row, r in zip(zip(*values, strict=True), why, strict=True):
         rec = dict(zip(cols, row, strict=True))
-        rec["churn_probability"] = float(rec["churn_probability"])
-        rec["predicted_value"] = float(rec["predicted_value"])
-        rec["expected_net_gain"] = float(rec["expected_net_gain"])
-        rec["as_of"] = pd.Timestamp(rec["as_of"]).isoformat()
         rec["reasons"] = r
         out.append(rec)
     return out

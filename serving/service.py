@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import os
 import threading
 from typing import Annotated, Any
@@ -62,6 +63,25 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _ok(body: dict[str, Any]) -> JSONResponse:
+    """A 200 JSON answer; non-finite floats become null, as BentoML's serializer does."""
+    try:
+        return JSONResponse(body)
+    except ValueError:  # json.dumps(allow_nan=False) met a NaN or inf
+        return JSONResponse(_finite(body))
 
 
 def _json_media_type(value: bytes | None) -> bool:
@@ -241,7 +261,11 @@ class ChurnService:
             return JSONResponse(exc.body(), status_code=exc.status)  # type: ignore[return-value]
         except InputError as exc:
             return _error(422, str(exc), "customers")  # type: ignore[return-value]
-        return {"model_version": state.scorer.champion.model_version, "predictions": predictions}
+        # A Response passes through BentoML as is; a dict would have its output model's JSON
+        # schema rebuilt on every call just to pick the media type.
+        return _ok(  # type: ignore[return-value]
+            {"model_version": state.scorer.champion.model_version, "predictions": predictions}
+        )
 
     @bentoml.api(route="/predict_features")
     async def predict_features(
@@ -263,7 +287,9 @@ class ChurnService:
             return JSONResponse(exc.body(), status_code=exc.status)  # type: ignore[return-value]
         except InputError as exc:
             return _error(422, str(exc), "rows")  # type: ignore[return-value]
-        return {"model_version": scorer.champion.model_version, "predictions": predictions}
+        return _ok(  # type: ignore[return-value]
+            {"model_version": scorer.champion.model_version, "predictions": predictions}
+        )
 
     @bentoml.api(route="/lookup")
     def lookup(

@@ -390,21 +390,30 @@ def decide(
     n = len(out)
     p = out["churn_probability"].to_numpy(float)
     v = out["predicted_value"].to_numpy(float)
+    # New columns are gathered and joined once: per-column assignment dominates small frames.
+    cols: dict[str, Any] = {}
     if reference and "predicted_value" in reference:
         ref = np.asarray(reference["predicted_value"], dtype=float)
         high_min = np.quantile(ref, 1 - policy.high_share) if policy.high_share > 0 else np.inf
         mid_share = policy.high_share + policy.medium_share
         medium_min = np.quantile(ref, 1 - mid_share) if mid_share > 0 else np.inf
-        out["value_tier"] = np.select([v >= high_min, v >= medium_min], ["high", "medium"], "low")
-        out[["r_score", "f_score", "m_score"]] = rfm_scores(out, reference)
+        cols["value_tier"] = np.select([v >= high_min, v >= medium_min], ["high", "medium"], "low")
+        rfm = rfm_scores(out, reference)
+        r, f, m = (rfm[c].to_numpy() for c in ("r_score", "f_score", "m_score"))
+        for c in ("r_score", "f_score", "m_score"):
+            if c in out.columns:  # rescored in place, keeping the column order
+                out[c] = rfm[c]
+            else:
+                cols[c] = rfm[c].to_numpy()
     else:
         rank = pd.Series(-v).rank(method="first").to_numpy() / max(n, 1)
-        out["value_tier"] = np.select(
+        cols["value_tier"] = np.select(
             [rank <= policy.high_share, rank <= policy.high_share + policy.medium_share],
             ["high", "medium"],
             "low",
         )
-    out["risk_band"] = np.select(
+        r, f, m = (out[c].to_numpy() for c in ("r_score", "f_score", "m_score"))
+    cols["risk_band"] = np.select(
         [p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low"
     )
     rec = out["recency_days"].to_numpy(float)
@@ -414,14 +423,14 @@ def decide(
     silent_limit = np.where(
         np.isfinite(gap) & (gap > 0), policy.silent_gap_multiple * gap, policy.silent_default_days
     )
-    out["lifecycle_stage"] = np.select(
+    cols["lifecycle_stage"] = np.select(
         [rec > churned_days, ten <= policy.new_max_tenure_days, rec > silent_limit],
         ["churned", "new", "silent"],
         "active",
     )
-    out["rfm_segment"] = _segments(out["r_score"], out["f_score"], out["m_score"]).astype(str)
+    segments = _segments(r, f, m).astype(str).astype(object)
+    cols["rfm_segment"] = segments
     at_stake = p * np.clip(v, 0, None)
-    segments = out["rfm_segment"].to_numpy(dtype=object)
     best_gain = np.zeros(n)
     best_action = np.full(n, "none", dtype=object)
     best_cost = np.zeros(n)
@@ -434,11 +443,15 @@ def decide(
         best_action = np.where(better, action.name, best_action)
         best_cost = np.where(better, action.cost, best_cost)
         best_uplift = np.where(better, uplift, best_uplift)
-    out["action"] = best_action.astype(str)
-    out["expected_net_gain"] = best_gain
-    out["action_cost"] = best_cost
-    out["expected_saved_value"] = at_stake * best_uplift
-    return out
+    cols["action"] = best_action.astype(str)
+    cols["expected_net_gain"] = best_gain
+    cols["action_cost"] = best_cost
+    cols["expected_saved_value"] = at_stake * best_uplift
+    new = pd.DataFrame(cols, index=out.index)
+    for c in ("value_tier", "risk_band", "lifecycle_stage", "rfm_segment", "action"):
+        new[c] = new[c].astype("str")
+    out = out.drop(columns=[c for c in cols if c in out.columns])
+    return pd.concat([out, new], axis=1)
 
 
 def select_under_budget(
