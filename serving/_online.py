@@ -561,7 +561,9 @@ class OnlineScorer:
         from churnclv.serving._batch import score_features
 
         scored = score_features(feats, self.champion, self.policy)
-        return _records(scored, scored.attrs["reasons_detail"])
+        # popped first: pandas deep-copies attrs into every column it hands out
+        why = scored.attrs.pop("reasons_detail")
+        return _records(scored, why)
 
     def score_customers(
         self, customers: Sequence[CustomerIn], now: datetime | None = None
