@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from churnclv.training._explain import PathExplainer
 from churnclv.training._hybrid import BTYD_COLUMNS, btyd_columns
 
 __all__ = [
@@ -91,12 +92,34 @@ class BoosterModel:
                     float, na_value=np.nan
                 )
         for col, cats in self.categories_.items():
-            # get_indexer gives -1 for unseen and missing values (pd.Categorical with unknown
-            # values is deprecated in pandas 3.1 and will raise).
-            values = frame[col].astype("string").to_numpy(dtype=object, na_value=None)
-            codes = pd.Index(cats, dtype=object).get_indexer(values)
-            x[:, self.features_.index(col)] = np.where(codes < 0, np.nan, codes)
+            x[:, self.features_.index(col)] = self._codes(col, frame[col], cats)
         return x
+
+    def _codes(self, col: str, values: pd.Series, cats: list[str]) -> np.ndarray:
+        """Training-category codes of ``values`` as floats (unseen or missing -> NaN)."""
+        # get_indexer gives -1 for unseen and missing values (pd.Categorical with unknown
+        # values is deprecated in pandas 3.1 and will raise).
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            # code the frame's few categories once (cached), then look the rows up
+            own_cats = tuple(values.cat.categories)
+            cache: dict[tuple[str, tuple[Any, ...]], np.ndarray] = self.__dict__.setdefault(
+                "_category_lookup", {}
+            )
+            lookup = cache.get((col, own_cats))
+            if lookup is None:
+                if len(cache) > 256:
+                    cache.clear()
+                strings = np.array([str(c) for c in own_cats], dtype=object)
+                lookup = pd.Index(cats, dtype=object).get_indexer(strings)
+                cache[(col, own_cats)] = lookup
+            own = values.cat.codes.to_numpy()
+            # own code -1 is a missing value (and the lookup may be empty)
+            codes = lookup[own] if len(lookup) else np.full(len(own), -1)
+            codes = np.where(own >= 0, codes, -1)
+        else:
+            strings = values.astype("string").to_numpy(dtype=object, na_value=None)
+            codes = pd.Index(cats, dtype=object).get_indexer(strings)
+        return np.where(codes < 0, np.nan, codes).astype(float)
 
     def fit(self, frame: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> BoosterModel:
         """Fit on a feature frame; 10% of customers are held out for early stopping."""
@@ -197,10 +220,16 @@ class BoosterModel:
     def contributions(self, frame: pd.DataFrame, x: np.ndarray | None = None) -> pd.DataFrame:
         """Per-feature contributions (raw score scale), one column per feature.
 
-        ``x`` is the already-built :meth:`matrix` of ``frame``, if at hand.
+        Decision-path (Saabas) attributions: each row's contributions plus the
+        model's bias sum to its raw score exactly (:mod:`._explain` says why
+        not TreeSHAP: about 100x the cost). ``x`` is the already-built
+        :meth:`matrix` of ``frame``, if at hand.
         """
-        raw = self.booster_.predict(self.matrix(frame) if x is None else x, pred_contrib=True)
-        return pd.DataFrame(np.asarray(raw)[:, :-1], columns=self.features_, index=frame.index)
+        explainer = getattr(self, "_explainer", None)
+        if explainer is None or explainer.booster is not self.booster_:
+            explainer = self._explainer = PathExplainer(self.booster_)
+        raw = explainer.contributions(self.matrix(frame) if x is None else x)
+        return pd.DataFrame(raw, columns=self.features_, index=frame.index)
 
     def importance(self) -> pd.Series:
         """Total gain per feature, highest first."""
