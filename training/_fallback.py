@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnclv.training._hybrid import btyd_columns
+from churnclv.training._btyd import BetaGeoFitter, BTYDModels, GammaGammaFitter, apply_btyd
 from churnclv.training._model import BoosterModel
 
 __all__ = ["BTYD_INPUTS", "BTYDModel"]
@@ -84,7 +84,19 @@ class BTYDModel(BoosterModel):
         return frame
 
     def _score(self, rows: pd.DataFrame) -> np.ndarray:
-        return btyd_columns(_inputs(rows), self.btyd_)[_OUTPUT[self.kind]].to_numpy(float)
+        """The one BTYD output this model predicts, over its own horizon only."""
+        params = self.btyd_
+        bg, gg = params["bgnbd"], params["gamma_gamma"]
+        models = BTYDModels(
+            bgf=BetaGeoFitter.from_params(
+                bg["r"], bg["alpha"], bg["a"], bg["b"], time_unit_days=params["time_unit_days"]
+            ),
+            ggf=GammaGammaFitter.from_params(gg["p"], gg["q"], gg["v"]),
+        )
+        horizon = params["churn_horizon_days" if self.kind == "churn" else "value_horizon_days"]
+        out = apply_btyd(models, _inputs(rows), horizon_days=horizon)
+        column = "btyd_p_no_purchase" if self.kind == "churn" else "btyd_clv"
+        return out[column].to_numpy(float)
 
     def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Same as :meth:`predict`."""

@@ -461,9 +461,9 @@ def train(
     churn.btyd_ = value.btyd_ = btyd_now
     for candidate in candidates.values():
         candidate.btyd_ = btyd_now
-    # Scores and tiers rank against this population: the churn validation rows, or the
-    # customers as of `as_of` when there are none.
-    ref_rows = c_valid if not c_valid.empty else v_valid if not v_valid.empty else now
+    # Scores and tiers rank against this population: the churn validation rows, or, for the
+    # BTYD value fallback, the customers as of `as_of` it was fitted on.
+    ref_rows = now if "value" in fallbacks else c_valid if not c_valid.empty else v_valid
     value.reference_ = reference_distribution(ref_rows, value.predict(ref_rows))
 
     yc = c_valid["churned"].to_numpy(int)
