@@ -9,8 +9,10 @@ for small inputs such as the service's batches, SQLite (``engine="sqlite"``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -58,10 +60,47 @@ def _cutoff_frame(cutoffs: Sequence[pd.Timestamp | str] | pd.Timestamp | str) ->
     return pd.DataFrame({"cutoff": values.drop_duplicates().sort_values().to_numpy()})
 
 
+#: An input relation: a frame, or the path of a Parquet file in the canonical schema.
+Input = pd.DataFrame | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class _Parquet:
+    """A Parquet file DuckDB scans itself (the rows never become a pandas frame)."""
+
+    path: str
+    columns: tuple[str, ...]
+
+    def sql(self) -> str:
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in self.columns)
+        return f"SELECT {cols} FROM read_parquet('{self.path.replace(chr(39), chr(39) * 2)}')"
+
+
+def _parquet_columns(path: str | os.PathLike[str], what: str) -> list[str]:
+    """The column names of a Parquet input, or an InputError naming the file."""
+    src = os.fspath(path)
+    if not os.path.isfile(src):
+        raise InputError(f"{what}: no such file {src}")
+    try:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(src).names)
+    except Exception as exc:
+        raise InputError(f"{what}: {src} is not a readable Parquet file ({exc})") from None
+
+
+def _frame(value: Input | None, what: str) -> pd.DataFrame | None:
+    """A path input read into pandas (for the engines that need frames)."""
+    if value is None or isinstance(value, pd.DataFrame):
+        return value
+    _parquet_columns(value, what)
+    return pd.read_parquet(os.fspath(value))
+
+
 def build_features(
-    transactions: pd.DataFrame,
-    events: pd.DataFrame | None = None,
-    customers: pd.DataFrame | None = None,
+    transactions: Input,
+    events: Input | None = None,
+    customers: Input | None = None,
     *,
     as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
     event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
@@ -71,11 +110,14 @@ def build_features(
 
     Parameters
     ----------
-    transactions : pandas.DataFrame
-        ``customer_id``, ``ts``, ``amount`` (negative = return).
-    events : pandas.DataFrame, optional
+    transactions : pandas.DataFrame or path
+        ``customer_id``, ``ts``, ``amount`` (negative = return). Each input may
+        also be the path of a Parquet file with these columns: DuckDB then
+        scans it directly, so the rows never sit in pandas (the lowest peak
+        memory; ``benchmarks/features.py`` measures both).
+    events : pandas.DataFrame or path, optional
         ``customer_id``, ``ts``, ``event_type``.
-    customers : pandas.DataFrame, optional
+    customers : pandas.DataFrame or path, optional
         ``customer_id``, optional ``signup_ts`` and static attributes.
     as_of : timestamp or sequence of timestamps
         The cutoff(s). Only rows with ``ts < as_of`` are used.
@@ -101,6 +143,10 @@ def build_features(
     """
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
+    if engine != "duckdb":
+        transactions = _frame(transactions, "transactions")  # type: ignore[assignment]
+        events = _frame(events, "events")
+        customers = _frame(customers, "customers")
     cut = _cutoff_frame(as_of)
     frames, static, with_signup = _inputs(transactions, events, customers, cut)
     sql = feature_sql(
@@ -121,30 +167,49 @@ def build_features(
     return finish_features(out, static)
 
 
+def _relation(value: Input, columns: Sequence[str] | None, what: str) -> Any:
+    """A frame (its ``columns``) or a :class:`_Parquet` scan of a path input."""
+    if isinstance(value, pd.DataFrame):
+        return value if columns is None else value[list(columns)]
+    names = _parquet_columns(value, what)
+    wanted = names if columns is None else list(columns)
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise InputError(f"{what}: {os.fspath(value)} lacks columns {', '.join(missing)}")
+    return _Parquet(os.fspath(value), tuple(wanted))
+
+
 def _inputs(
-    transactions: pd.DataFrame,
-    events: pd.DataFrame | None,
-    customers: pd.DataFrame | None,
+    transactions: Input,
+    events: Input | None,
+    customers: Input | None,
     cut: pd.DataFrame,
-) -> tuple[dict[str, pd.DataFrame], list[str], bool]:
+) -> tuple[dict[str, Any], list[str], bool]:
     """The relations the feature SQL reads, the static columns and whether signup_ts exists."""
-    frames = {"transactions": transactions[["customer_id", "ts", "amount"]], "cutoffs": cut}
+    frames: dict[str, Any] = {
+        "transactions": _relation(transactions, ["customer_id", "ts", "amount"], "transactions"),
+        "cutoffs": cut,
+    }
     static: list[str] = []
     with_signup = False
     if customers is not None:
-        frames["customers"] = customers
-        with_signup = "signup_ts" in customers.columns
-        static = [c for c in customers.columns if c not in ("customer_id", "signup_ts")]
+        frames["customers"] = _relation(customers, None, "customers")
+        names = list(frames["customers"].columns)  # a frame's or the Parquet scan's
+        with_signup = "signup_ts" in names
+        static = [c for c in names if c not in ("customer_id", "signup_ts")]
     if events is not None:
-        frames["events"] = events[["customer_id", "ts", "event_type"]]
+        frames["events"] = _relation(events, ["customer_id", "ts", "event_type"], "events")
     return frames, static, with_signup
 
 
-def _duckdb_query(frames: dict[str, pd.DataFrame], sql: str) -> pd.DataFrame:
+def _duckdb_query(frames: dict[str, Any], sql: str) -> pd.DataFrame:
     con = _connect()
     try:
         for name, frame in frames.items():
-            con.register(name, frame)
+            if isinstance(frame, _Parquet):
+                con.execute(f"CREATE TEMP VIEW {name} AS {frame.sql()}")
+            else:
+                con.register(name, frame)
         return con.execute(sql).df()
     finally:
         con.close()
@@ -225,6 +290,8 @@ def spark_features(
         When pyspark or Java 17+ is missing.
     """
     cut = _cutoff_frame(as_of)
+    transactions = _frame(transactions, "transactions")  # type: ignore[assignment]
+    events, customers = _frame(events, "events"), _frame(customers, "customers")
     frames, static, with_signup = _inputs(transactions, events, customers, cut)
     sql = feature_sql(
         with_events="events" in frames,

@@ -1,0 +1,63 @@
+"""Feature inputs given as Parquet paths: scanned by DuckDB, same frame as from pandas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churnclv._errors import InputError
+from churnclv._generate import SyntheticData, generate
+from churnclv.features import build_features
+
+
+@pytest.fixture(scope="module")
+def data() -> SyntheticData:
+    return generate(120, seed=7)
+
+
+@pytest.fixture(scope="module")
+def files(data: SyntheticData, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("inputs")
+    out = {}
+    for name in ("transactions", "events", "customers"):
+        out[name] = folder / f"{name}.parquet"
+        getattr(data, name).to_parquet(out[name], index=False)
+    return out
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "sqlite"])
+def test_parquet_paths_give_the_same_frame_as_frames(
+    data: SyntheticData, files: dict[str, Path], engine: str
+) -> None:
+    """Paths to Parquet files and the frames they hold yield identical feature frames."""
+    cutoffs = [data.as_of - pd.Timedelta(days=90), data.as_of]
+    want = build_features(
+        data.transactions, data.events, data.customers, as_of=cutoffs, engine=engine
+    )
+    got = build_features(
+        files["transactions"],
+        str(files["events"]),
+        files["customers"],
+        as_of=cutoffs,
+        engine=engine,
+    )
+    assert len(got) > 150
+    pd.testing.assert_frame_equal(got, want, check_exact=False, atol=1e-9, rtol=0)
+
+
+def test_a_missing_parquet_file_is_a_clear_input_error(tmp_path: Path) -> None:
+    """A path that does not exist is named in an InputError, not a DuckDB trace."""
+    with pytest.raises(InputError, match="transactions: no such file .*nope.parquet"):
+        build_features(tmp_path / "nope.parquet", as_of="2024-01-01")
+
+
+def test_a_parquet_file_without_a_required_column_is_named(
+    data: SyntheticData, tmp_path: Path
+) -> None:
+    """A Parquet input lacking a canonical column gets an InputError naming the column."""
+    path = tmp_path / "tx.parquet"
+    data.transactions.drop(columns=["amount"]).to_parquet(path, index=False)
+    with pytest.raises(InputError, match="lacks columns amount"):
+        build_features(path, as_of=data.as_of)
