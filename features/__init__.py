@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from churnclv._errors import InputError
-from churnclv.features._sql import DEFAULT_EVENT_TYPES, WINDOWS, feature_sql, label_sql
+from churnclv.features._sql import DEFAULT_EVENT_TYPES, WINDOWS, feature_sql, label_sql, rfm_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -31,6 +31,7 @@ __all__ = [
     "build_features",
     "build_labels",
     "finish_features",
+    "rfm_summary",
     "spark_features",
 ]
 
@@ -177,6 +178,34 @@ def _relation(value: Input, columns: Sequence[str] | None, what: str) -> Any:
     if missing:
         raise InputError(f"{what}: {os.fspath(value)} lacks columns {', '.join(missing)}")
     return _Parquet(os.fspath(value), tuple(wanted))
+
+
+def rfm_summary(
+    transactions: Input,
+    *,
+    observation_period_end: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
+) -> pd.DataFrame:
+    """The RFM subset of the feature vector, as of one or more cutoffs (DuckDB).
+
+    The columns equal those of :func:`build_features` (``recency_days``,
+    ``tenure_days``, ``frequency`` in repeat purchase days, ``n_purchases``,
+    ``monetary_total``, ``monetary_mean``) without computing the rest: the
+    input of BG/NBD and Gamma-Gamma, in the style of ``rfm_summary`` of
+    lifetimes and PyMC-Marketing. Only rows with ``ts < observation_period_end``
+    are read.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame or path
+        ``customer_id``, ``ts``, ``amount`` (or a Parquet file of them).
+    observation_period_end : timestamp or sequence of timestamps
+        The cutoff(s).
+    """
+    cut = _cutoff_frame(observation_period_end)
+    frames, _, _ = _inputs(transactions, None, None, cut)
+    out = _duckdb_query(frames, rfm_sql())
+    out["as_of"] = out["as_of"].astype("datetime64[us]")
+    return out
 
 
 def _inputs(

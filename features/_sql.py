@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from churnclv.features._dialect import get_dialect
 
-__all__ = ["DEFAULT_EVENT_TYPES", "WINDOWS", "feature_sql", "label_sql"]
+__all__ = ["DEFAULT_EVENT_TYPES", "WINDOWS", "feature_sql", "label_sql", "rfm_sql"]
 
 WINDOWS: tuple[int, ...] = (7, 30, 90, 365)
 DEFAULT_EVENT_TYPES: tuple[str, ...] = (
@@ -257,6 +257,45 @@ SELECT
          AS INTEGER) AS m_score
 FROM base b
 ORDER BY b.as_of, b.customer_id
+"""
+
+
+def rfm_sql(*, dialect: str = "duckdb") -> str:
+    """SQL of the RFM subset of :func:`feature_sql`: the same values, nothing else.
+
+    One row per customer with a purchase before the cutoff: ``recency_days``,
+    ``tenure_days``, ``frequency`` (repeat purchase days), ``n_purchases``,
+    ``monetary_total`` and ``monetary_mean``, computed exactly as in the full
+    vector (a purchase day counts when it holds a purchase before the cutoff).
+    """
+    d = get_dialect(dialect)
+    return f"""
+WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce FROM cutoffs),
+tx AS (
+    SELECT customer_id, {d.epoch("ts")} AS es, amount,
+           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
+    FROM transactions
+),
+agg AS (
+    SELECT t.customer_id, c.cutoff, c.ce,
+           min(t.es) FILTER (WHERE t.amount > 0) AS first_es,
+           max(t.es) FILTER (WHERE t.amount > 0) AS last_es,
+           count(DISTINCT t.day) FILTER (WHERE t.amount > 0) AS n_days,
+           count(*) FILTER (WHERE t.amount > 0) AS n_purchases,
+           sum(t.amount) AS monetary_total
+    FROM tx t JOIN cut c ON t.es < c.ce
+    GROUP BY t.customer_id, c.cutoff, c.ce
+    HAVING count(*) FILTER (WHERE t.amount > 0) > 0
+)
+SELECT customer_id, cutoff AS as_of,
+       (ce - last_es) / {_DAY} AS recency_days,
+       (ce - first_es) / {_DAY} AS tenure_days,
+       n_days - 1 AS frequency,
+       n_purchases,
+       monetary_total,
+       monetary_total / n_days AS monetary_mean
+FROM agg
+ORDER BY as_of, customer_id
 """
 
 

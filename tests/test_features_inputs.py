@@ -9,7 +9,7 @@ import pytest
 
 from churnclv._errors import InputError
 from churnclv._generate import SyntheticData, generate
-from churnclv.features import build_features
+from churnclv.features import build_features, rfm_summary
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +61,23 @@ def test_a_parquet_file_without_a_required_column_is_named(
     data.transactions.drop(columns=["amount"]).to_parquet(path, index=False)
     with pytest.raises(InputError, match="lacks columns amount"):
         build_features(path, as_of=data.as_of)
+
+
+def test_rfm_summary_equals_the_rfm_columns_of_the_full_vector(data: SyntheticData) -> None:
+    """rfm_summary gives exactly build_features' RFM columns, for several cutoffs."""
+    cutoffs = [data.as_of - pd.Timedelta(days=200, hours=7), data.as_of]
+    full = build_features(data.transactions, as_of=cutoffs)
+    got = rfm_summary(data.transactions, observation_period_end=cutoffs)
+    cols = list(got.columns)
+    assert cols == [
+        "customer_id",
+        "as_of",
+        "recency_days",
+        "tenure_days",
+        "frequency",
+        "n_purchases",
+        "monetary_total",
+        "monetary_mean",
+    ]
+    assert len(got) > 150
+    pd.testing.assert_frame_equal(got, full[cols], check_exact=False, atol=1e-9, rtol=0)
