@@ -15,6 +15,7 @@ long-lived DuckDB connection: a fresh connection plus query planning costs
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import os
@@ -749,6 +750,8 @@ class MicroBatcher:
         self.batches = 0
         self.batched_customers = 0
         self.max_batch_seen = 0
+        self.recent: collections.deque[tuple[int, float, float]] = collections.deque(maxlen=1000)
+        self._last_ms = 0.0
 
     def _ensure_started(self) -> asyncio.Queue[_Pending]:
         loop = asyncio.get_running_loop()
@@ -792,8 +795,9 @@ class MicroBatcher:
             return
         merged, owners = _merge(live)
         now = _utcnow()
+        started = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self._executor, self._score, merged, now)
+            results = await loop.run_in_executor(self._executor, self._timed, merged, now)
         except Exception:
             if len(live) == 1:
                 exc_info = _current_exception()
@@ -806,9 +810,37 @@ class MicroBatcher:
         self.batches += 1
         self.batched_customers += len(merged)
         self.max_batch_seen = max(self.max_batch_seen, len(merged))
+        self.recent.append((len(merged), (time.perf_counter() - started) * 1000, self._last_ms))
         for p, (start, stop) in zip(live, owners, strict=True):
             if not p.future.done():
                 p.future.set_result(results[start:stop])
+
+    def _timed(self, customers: Sequence[CustomerIn], now: datetime) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        try:
+            return self._score(customers, now)
+        finally:
+            self._last_ms = (time.perf_counter() - t0) * 1000
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and the size and duration percentiles of the last 1,000 batches.
+
+        ``batch_ms`` runs from hand-off to the worker thread until the results
+        are back on the event loop; ``score_ms`` is the scoring call alone.
+        """
+        out: dict[str, Any] = {
+            "batches": self.batches,
+            "customers": self.batched_customers,
+            "mean_batch": round(self.batched_customers / self.batches, 2) if self.batches else None,
+            "max_batch": self.max_batch_seen,
+        }
+        if self.recent:
+            arr = np.array(self.recent, dtype=float)
+            for i, name in enumerate(("size", "batch_ms", "score_ms")):
+                p50, p99 = np.percentile(arr[:, i], [50, 99])
+                out[f"recent_{name}_p50"] = round(float(p50), 2)
+                out[f"recent_{name}_p99"] = round(float(p99), 2)
+        return out
 
     def close(self) -> None:
         """Stop the batching task and the worker thread."""
