@@ -49,7 +49,7 @@ def test_parquet_paths_give_the_same_frame_as_frames(
 
 def test_a_missing_parquet_file_is_a_clear_input_error(tmp_path: Path) -> None:
     """A path that does not exist is named in an InputError, not a DuckDB trace."""
-    with pytest.raises(InputError, match="transactions: no such file .*nope.parquet"):
+    with pytest.raises(InputError, match=r"transactions: no such file .*nope\.parquet"):
         build_features(tmp_path / "nope.parquet", as_of="2024-01-01")
 
 
