@@ -157,6 +157,9 @@ class BoosterModel:
         inner = (pd.util.hash_pandas_object(ids, index=False).to_numpy() % 10) == 0
         cat_idx = [self.features_.index(c) for c in self.categories_]
         full = {"verbose": -1, "seed": seed, "num_threads": 0, **params}
+        by_name = full.pop("monotone_by_feature", None)
+        if by_name:  # LightGBM wants one constraint per column, in column order
+            full["monotone_constraints"] = [int(by_name.get(c, 0)) for c in self.features_]
         names = list(self.features_)
         dtrain = lgb.Dataset(
             x[~inner],
@@ -297,8 +300,24 @@ def _apply_calibrator(cal: dict[str, Any], raw: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(cal["a"] * _logit(raw) + cal["b"])))
 
 
+#: Churn-model inputs that a new purchase moves one way only, and the sign of their effect
+#: on P(churn): constrained monotone so that buying again never looks like a churn signal
+#: through them (+1: more means likelier churn, -1: less likely).
+CHURN_MONOTONE: dict[str, int] = {
+    "recency_days": 1,
+    "frequency": -1,
+    "n_purchases": -1,
+    **{f"tx_count_{w}d": -1 for w in (7, 30, 90, 365)},
+    **{f"active_days_{w}d": -1 for w in (7, 30, 90, 365)},
+    "btyd_p_alive": -1,
+    "btyd_p_no_purchase_churn": 1,
+    "btyd_expected_purchases_churn": -1,
+    "btyd_expected_purchases_value": -1,
+}
+
+
 def ChurnModel(seed: int = 0) -> BoosterModel:
-    """The churn estimator: binary LightGBM with balanced leaves."""
+    """The churn estimator: binary LightGBM, monotone in the inputs a purchase moves one way."""
     return BoosterModel(
         "churn",
         {
@@ -310,6 +329,7 @@ def ChurnModel(seed: int = 0) -> BoosterModel:
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
             "lambda_l2": 1.0,
+            "monotone_by_feature": dict(CHURN_MONOTONE),
             "seed": seed,
         },
     )
