@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from churnclv.features._dialect import get_dialect
+from churnclv.features._dialect import Dialect, get_dialect
 
 __all__ = ["DEFAULT_EVENT_TYPES", "WINDOWS", "feature_sql", "label_sql", "rfm_sql"]
 
@@ -31,6 +31,16 @@ DEFAULT_EVENT_TYPES: tuple[str, ...] = (
     "complaint",
 )
 _DAY = 86400.0
+
+
+def _cutoff_and_tx_ctes(d: Dialect) -> str:
+    """The ``cut`` and ``tx`` CTEs every query starts with (epoch seconds, purchase day)."""
+    return f"""WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce FROM cutoffs),
+tx AS (
+    SELECT customer_id, {d.epoch("ts")} AS es, amount,
+           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
+    FROM transactions
+),"""
 
 
 def _active_days() -> str:
@@ -186,12 +196,7 @@ edays AS (
     for w in WINDOWS:
         win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"gp.active_days_{w}d"]
     return f"""
-WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce FROM cutoffs),
-tx AS (
-    SELECT customer_id, {d.epoch("ts")} AS es, amount,
-           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
-    FROM transactions
-),
+{_cutoff_and_tx_ctes(d)}
 pday AS (
     SELECT customer_id, day, first_es, last_es,
            (day - lag(day) OVER (PARTITION BY customer_id ORDER BY day)) AS gap
@@ -270,12 +275,7 @@ def rfm_sql(*, dialect: str = "duckdb") -> str:
     """
     d = get_dialect(dialect)
     return f"""
-WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce FROM cutoffs),
-tx AS (
-    SELECT customer_id, {d.epoch("ts")} AS es, amount,
-           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
-    FROM transactions
-),
+{_cutoff_and_tx_ctes(d)}
 agg AS (
     SELECT t.customer_id, c.cutoff, c.ce,
            min(t.es) FILTER (WHERE t.amount > 0) AS first_es,

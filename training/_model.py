@@ -244,18 +244,28 @@ class BoosterModel:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(out / "booster.txt"))
-        schema = {
-            "model": "booster",
+        schema = {"model": "booster", **self._schema_common(), "calibrator": self.calibrator_}
+        (out / "schema.json").write_text(json.dumps(schema, indent=2))
+        return out
+
+    def _schema_common(self) -> dict[str, Any]:
+        """The ``schema.json`` fields every booster-backed model writes."""
+        return {
             "kind": self.kind,
             "features": self.features_,
             "categories": self.categories_,
             "params": self.params,
             "reference": self.reference_,
             "btyd": self.btyd_,
-            "calibrator": self.calibrator_,
         }
-        (out / "schema.json").write_text(json.dumps(schema, indent=2))
-        return out
+
+    def _load_common(self, schema: dict[str, Any]) -> None:
+        """Restore the fields :meth:`_schema_common` wrote."""
+        self.params = schema["params"]
+        self.features_ = schema["features"]
+        self.categories_ = schema["categories"]
+        self.reference_ = schema.get("reference", {})
+        self.btyd_ = schema.get("btyd")
 
     @classmethod
     def load(cls, folder: str | Path) -> BoosterModel:
@@ -263,10 +273,7 @@ class BoosterModel:
         src = Path(folder)
         schema = json.loads((src / "schema.json").read_text())
         model = cls(schema["kind"], schema["params"])
-        model.features_ = schema["features"]
-        model.categories_ = schema["categories"]
-        model.reference_ = schema.get("reference", {})
-        model.btyd_ = schema.get("btyd")
+        model._load_common(schema)
         model.calibrator_ = schema.get("calibrator")
         model.booster_ = lgb.Booster(model_file=str(src / "booster.txt"))
         return model

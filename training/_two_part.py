@@ -171,14 +171,9 @@ class TwoPartValueModel(BoosterModel):
         self.spend_booster_.save_model(str(out / "spend.txt"))
         schema = {
             "model": "two_part",
-            "kind": self.kind,
-            "features": self.features_,
-            "categories": self.categories_,
-            "params": self.params,
+            **self._schema_common(),
             "num_boost_round": self.num_boost_round,
             "smearing": self.smearing_,
-            "reference": self.reference_,
-            "btyd": self.btyd_,
         }
         (out / "schema.json").write_text(json.dumps(schema, indent=2))
         return out
@@ -192,12 +187,8 @@ class TwoPartValueModel(BoosterModel):
             spend_objective=schema["params"]["spend_objective"],
             num_boost_round=int(schema.get("num_boost_round", 400)),
         )
-        model.params = schema["params"]
-        model.features_ = schema["features"]
-        model.categories_ = schema["categories"]
+        model._load_common(schema)
         model.smearing_ = float(schema.get("smearing", 1.0))
-        model.reference_ = schema.get("reference", {})
-        model.btyd_ = schema.get("btyd")
         model.buy_booster_ = lgb.Booster(model_file=str(src / "buy.txt"))
         model.spend_booster_ = lgb.Booster(model_file=str(src / "spend.txt"))
         return model
