@@ -212,6 +212,54 @@ def _properties(workdir: Path, examples: int, timeout: float) -> dict[str, Any]:
         return out
 
 
+#: What each kill test in tests/test_robustness.py does, and the count it asserts to be zero.
+KILL_TESTS = {
+    "test_interrupted_training_marks_run_failed_and_keeps_champion[SIGTERM]": (
+        "training killed by SIGTERM mid-run", "champion_changes"),
+    "test_interrupted_training_marks_run_failed_and_keeps_champion[SIGINT]": (
+        "training interrupted by SIGINT mid-run", "champion_changes"),
+    "test_killed_training_run_is_failed_by_the_next_training": (
+        "training SIGKILLed mid-run, then a new training", "champion_changes"),
+    "test_failed_write_leaves_the_old_file": (
+        "an output write failing midway", "partial_files"),
+    "test_process_killed_mid_write_never_leaves_a_partial_file": (
+        "a process SIGKILLed in the middle of an output write", "partial_files"),
+    "test_two_trainings_at_once_share_one_store": (
+        "two trainings at once on one sqlite store", "store_corruptions"),
+}  # fmt: skip
+
+
+def _kill_tests(timeout: float) -> dict[str, Any]:
+    """Run the kill tests; each asserts its count is zero, so a pass is a measured 0."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:randomly"]
+    cmd += ["tests/test_robustness.py", "-W", "ignore"]
+    t = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"pytest did not finish within {timeout} s"}
+    passed = {
+        line.split("::", 1)[1].split(" ")[0]
+        for line in proc.stdout.splitlines()
+        if line.startswith("PASSED ")
+    }
+    counts: dict[str, int | None] = {}
+    runs = []
+    for name, (what, count) in KILL_TESTS.items():
+        ok = name in passed
+        runs.append({"test": name, "what": what, "passed": ok})
+        known = ok and counts.get(count, 0) is not None
+        counts[count] = 0 if known else None
+    return {
+        "pytest_exit_code": proc.returncode,
+        "duration_s": round(time.monotonic() - t, 1),
+        "pytest_summary": (proc.stdout.strip().splitlines() or [""])[-1],
+        "runs": runs,
+        "counts": counts,
+        "note": "a count is 0 when every test asserting it passed, None when one did not",
+    }
+
+
 def _pip_audit(timeout: float) -> dict[str, Any]:
     exe = Path(sys.executable).parent / "pip-audit"
     if not exe.exists():
@@ -346,9 +394,18 @@ def _table(result: dict[str, Any]) -> str:
         rows.append(
             (
                 "SIGTERM with requests in flight",
-                f"{g['completed_200']} / {g['in_flight_at_sigterm']} completed (200), exit "
+                f"{g['completed_200']} / {g['requests']} answered 200 ({g['in_flight_at_sigterm']} "
+                f"counted in flight by the metrics of the worker asked), exit "
                 f"{g['exit_code']} after {g['shutdown_s']} s, new connection refused: "
                 f"{g['new_connection_refused']}",
+            )
+        )
+    k = result.get("kill_tests", {})
+    if k.get("counts"):
+        rows.append(
+            (
+                "kill tests (runs / counts)",
+                f"{sum(r['passed'] for r in k['runs'])}/{len(k['runs'])} passed; {k['counts']}",
             )
         )
     p = result.get("properties", {})
@@ -387,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=600.0, help="soak wall-time cap")
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--property-examples", type=int, default=200, help="0 skips the run")
+    ap.add_argument("--skip-kill-tests", action="store_true", help="skip test_robustness.py")
     ap.add_argument("--skip-audit", action="store_true", help="skip pip-audit (keeps the last)")
     ap.add_argument(
         "--skip-pypi-check", action="store_true", help="skip the supplementary PyPI check"
@@ -439,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.property_examples > 0:
         result["properties"] = _properties(args.workdir, args.property_examples, timeout=900)
+    if not args.skip_kill_tests:
+        result["kill_tests"] = _kill_tests(timeout=900)
     if args.skip_audit:
         result["pip_audit"] = {"ran": False, "error": "skipped (--skip-audit)"}
         if args.out.exists():

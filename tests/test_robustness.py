@@ -73,7 +73,7 @@ def _train_and_kill(work: Path, sig: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_interrupted_training_marks_run_failed_and_keeps_champion(
     demo_workdir: Path, tmp_path: Path, sig: int
 ) -> None:
