@@ -520,7 +520,8 @@ def test_becomes_ready_when_a_champion_is_trained_later(svc_workdir: Path, tmp_p
             "--customers", str(data / "customers.parquet"),
             "--as-of", "2024-01-01", "--promote", "--workdir", str(work),
         ]  # fmt: skip
-        subprocess.run(train, check=True, capture_output=True, timeout=600)
+        done = subprocess.run(train, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
         trained = time.monotonic()
         while httpx.get(base + "/readyz", timeout=10).status_code != 200:
             assert time.monotonic() - trained < 30, "not ready 30 s after the champion was promoted"

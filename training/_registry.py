@@ -93,6 +93,41 @@ class Champion:
         return f"churn:v{self.churn_version}+value:v{self.value_version}"
 
 
+def _require_aliases(tracking_uri: str) -> None:
+    """For a sqlite store, check read-only that both champion aliases exist.
+
+    Opening a sqlite store through MLflow creates the file and runs its schema
+    migrations; a service polling for a champion while ``churnclv train``
+    creates the same store then raced it (``table _alembic_tmp_tags already
+    exists``, seen with two service workers). Reading the alias table directly
+    touches nothing: a store that is missing, still being created, or without
+    both aliases gets the usual "no registered model" error.
+    """
+    import sqlite3
+
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    missing = "run `churnclv train --promote` (or `churnclv demo`) first"
+    if not path.is_file():
+        raise InputError(f"no tracking store at {path}; {missing}")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = con.execute(
+                "SELECT name FROM registered_model_aliases WHERE alias = ? AND name IN (?, ?)",
+                (ALIAS, CHURN_MODEL, VALUE_MODEL),
+            ).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:  # no such table yet, or the file is not a finished store
+        rows = []
+    found = {r[0] for r in rows}
+    for name in (CHURN_MODEL, VALUE_MODEL):
+        if name not in found:
+            raise InputError(f"no registered model {name}@{ALIAS} in {tracking_uri}; {missing}")
+
+
 def load_champion(tracking_uri: str) -> Champion:
     """Load both ``@champion`` models from the registry at ``tracking_uri``.
 
@@ -105,6 +140,7 @@ def load_champion(tracking_uri: str) -> Champion:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    _require_aliases(tracking_uri)
     configure_mlflow(tracking_uri)
     client = MlflowClient()
     loaded: dict[str, tuple[BoosterModel, str, str, dict[str, str]]] = {}
