@@ -8,6 +8,7 @@ pandas timestamps, which churnclv reads as UTC, round-trip unshifted.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import re
@@ -137,6 +138,8 @@ def get_spark() -> SparkSession:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         conf_dir = Path(tempfile.mkdtemp(prefix="churnclv-spark-"))
+        # the JVM reads it at start-up only; without this every session left a folder behind
+        atexit.register(shutil.rmtree, conf_dir, ignore_errors=True)
         log4j = conf_dir / "log4j2.properties"
         log4j.write_text(_LOG4J)
         java_opts = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={log4j.as_uri()}"
