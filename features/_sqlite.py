@@ -39,7 +39,7 @@ def _epoch(values: pd.Series | np.ndarray) -> list[float | None]:
 
 def _objects(values: pd.Series) -> list[Any]:
     """A column's values with every missing value (NaN, NA, NaT) as None (SQLite NULL)."""
-    return [None if v is None or v != v or v is pd.NA else v for v in values.tolist()]
+    return [None if v is None or v is pd.NA or v != v else v for v in values.tolist()]
 
 
 def _converter(dtype: Any) -> Callable[[Sequence[Any]], Any]:

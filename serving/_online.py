@@ -1019,7 +1019,11 @@ class ServingState:
         return self.scorer is not None
 
     def load(self) -> bool:
-        """Load policy, champion and model info; on failure keep the reason in :attr:`error`."""
+        """Load policy, champion and model info; on failure keep the reason in :attr:`error`.
+
+        Logs only success: a failed attempt is the caller's to report, so a
+        retry loop can say each distinct reason once.
+        """
         from churnclv.decisions import load_policy
         from churnclv.training import load_champion
 
@@ -1030,13 +1034,7 @@ class ServingState:
             info = model_info(champion, self.tracking_uri)
         except Exception as exc:  # the service must start and say why it is not ready
             self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            logger.error(
-                "churnclv: champion NOT loaded from %s (%s); /readyz answers 503 and "
-                "prediction routes 503 until a champion is registered and the service restarts",
-                _redact(self.tracking_uri),
-                self.error,
-            )
-            return False
+            return False  # the caller logs (the service: once per distinct reason)
         self.scorer, self.info, self.error = scorer, info, None
         self.batcher = MicroBatcher(scorer.score_customers)
         logger.info(

@@ -30,10 +30,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import hmac
-import logging
 import math
 import os
-import threading
 from typing import Annotated, Any
 
 import bentoml
@@ -149,30 +147,6 @@ async def _model_route(request: Request) -> JSONResponse:
 
 #: Default cap, in seconds, of the back-off between champion load attempts.
 READY_RETRY_MAX_S = 30.0
-_quiet = threading.local()
-
-
-class _QuietLoadFilter(logging.Filter):
-    """Drops :meth:`ServingState.load`'s own failure line while :func:`_load_once` runs.
-
-    That line promises a restart is needed; the service logs its own line instead,
-    once per distinct reason.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (getattr(_quiet, "on", False) and record.levelno >= logging.ERROR)
-
-
-_online_logger.addFilter(_QuietLoadFilter())
-
-
-def _load_once(state: ServingState) -> bool:
-    """``state.load()`` without its failure log line (see :class:`_QuietLoadFilter`)."""
-    _quiet.on = True
-    try:
-        return state.load()
-    finally:
-        _quiet.on = False
 
 
 def _retry_max_s() -> float:
@@ -203,7 +177,7 @@ async def _retry_load(state: ServingState, last_error: str | None) -> None:
         await asyncio.sleep(delay)
         delay = min(delay * 2, cap)
         attempts += 1
-        if await loop.run_in_executor(None, _load_once, state):
+        if await loop.run_in_executor(None, state.load):
             _online_logger.info("churnclv: champion loaded after %d attempts", attempts)
             return
         if state.error != last_error:
@@ -236,7 +210,7 @@ class ChurnService:
         self.state = ServingState.from_env()
         self._retry: asyncio.Task[None] | None = None
         # never raises: failures are reported by __is_ready__ and one log line
-        if not _load_once(self.state):
+        if not self.state.load():
             _log_not_loaded(self.state, _retry_max_s())
         # Everything loaded so far (MLflow, pandas, the models) lives as long as the worker:
         # moved out of the collector's sight, a full collection no longer walks it on a

@@ -377,7 +377,7 @@ def test_corrupted_champion_is_retried_until_it_loads(
     """A champion whose artifact cannot be unpickled leaves the state not ready with one log
     line; the background retry loads it once the artifact is repaired, without a restart."""
     from churnclv.serving._online import ServingState
-    from churnclv.serving.service import _load_once, _log_not_loaded, _retry_load
+    from churnclv.serving.service import _log_not_loaded, _retry_load
 
     pickles = sorted((svc_workdir / "mlartifacts").rglob("python_model.pkl"))
     assert pickles
@@ -386,7 +386,7 @@ def test_corrupted_champion_is_retried_until_it_loads(
     state = ServingState.from_env({"CHURNCLV_WORKDIR": str(svc_workdir)})
 
     async def scenario() -> None:
-        assert not _load_once(state)
+        assert not state.load()
         assert "cannot load" in str(state.error)
         _log_not_loaded(state, 0.2)
         retry = asyncio.create_task(_retry_load(state, state.error))

@@ -60,6 +60,9 @@ class BoosterModel:
         self.reference_: dict[str, list[float]] = {}
         self.btyd_: dict[str, Any] | None = None
         self.calibrator_: dict[str, Any] | None = None
+        # derived caches: category code lookups per (column, categories), path explainer
+        self._category_lookup: dict[tuple[str, tuple[Any, ...]], np.ndarray] = {}
+        self._explainer: PathExplainer | None = None
 
     def with_btyd(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` plus the BTYD feature columns the model needs and the frame lacks."""
@@ -102,9 +105,7 @@ class BoosterModel:
         if isinstance(values.dtype, pd.CategoricalDtype):
             # code the frame's few categories once (cached), then look the rows up
             own_cats = tuple(values.cat.categories)
-            cache: dict[tuple[str, tuple[Any, ...]], np.ndarray] = self.__dict__.setdefault(
-                "_category_lookup", {}
-            )
+            cache = self._category_lookup
             lookup = cache.get((col, own_cats))
             if lookup is None:
                 if len(cache) > 256:
@@ -228,7 +229,7 @@ class BoosterModel:
         not TreeSHAP: about 100x the cost). ``x`` is the already-built
         :meth:`matrix` of ``frame``, if at hand.
         """
-        explainer = getattr(self, "_explainer", None)
+        explainer = self._explainer
         if explainer is None or explainer.booster is not self.booster_:
             explainer = self._explainer = PathExplainer(self.booster_)
         raw = explainer.contributions(self.matrix(frame) if x is None else x)
@@ -323,19 +324,25 @@ CHURN_MONOTONE: dict[str, int] = {
 }
 
 
+#: The LightGBM settings every booster of churnclv shares (churn, Tweedie value, two-part).
+GBM_COMMON: dict[str, Any] = {
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 40,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+}
+
+
 def ChurnModel(seed: int = 0) -> BoosterModel:
     """The churn estimator: binary LightGBM, monotone in the inputs a purchase moves one way."""
     return BoosterModel(
         "churn",
         {
             "objective": "binary",
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_data_in_leaf": 40,
-            "feature_fraction": 0.8,
-            "bagging_fraction": 0.8,
-            "bagging_freq": 1,
-            "lambda_l2": 1.0,
+            **GBM_COMMON,
             "monotone_by_feature": dict(CHURN_MONOTONE),
             "seed": seed,
         },
@@ -349,13 +356,7 @@ def ValueModel(seed: int = 0) -> BoosterModel:
         {
             "objective": "tweedie",
             "tweedie_variance_power": 1.3,
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_data_in_leaf": 40,
-            "feature_fraction": 0.8,
-            "bagging_fraction": 0.8,
-            "bagging_freq": 1,
-            "lambda_l2": 1.0,
+            **GBM_COMMON,
             "seed": seed,
         },
     )

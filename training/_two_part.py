@@ -18,7 +18,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnclv.training._model import BoosterModel
+from churnclv.training._model import GBM_COMMON, BoosterModel
 
 __all__ = ["SPEND_OBJECTIVES", "TwoPartValueModel"]
 
@@ -26,16 +26,6 @@ __all__ = ["SPEND_OBJECTIVES", "TwoPartValueModel"]
 #: ``log_l2`` (least squares on log1p(spend), back-transformed with Duan's smearing factor).
 SPEND_OBJECTIVES = ("gamma", "log_l2")
 _MIN_BUYERS = 50
-
-_COMMON = {
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 40,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-}
 
 
 class TwoPartValueModel(BoosterModel):
@@ -70,8 +60,8 @@ class TwoPartValueModel(BoosterModel):
         super().__init__(
             "value",
             {
-                "buy": {"objective": "binary", **_COMMON, "seed": seed},
-                "spend": {**spend, **_COMMON, "seed": seed},
+                "buy": {"objective": "binary", **GBM_COMMON, "seed": seed},
+                "spend": {**spend, **GBM_COMMON, "seed": seed},
                 "spend_objective": spend_objective,
             },
             num_boost_round,
