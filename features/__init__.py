@@ -15,10 +15,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from churnclv._errors import InputError
-from churnclv.features._sql import DEFAULT_EVENT_TYPES, WINDOWS, feature_sql, label_sql, rfm_sql
+from churnclv.features._sql import (
+    DEFAULT_EVENT_TYPES,
+    EVENT_BUCKET_BOUNDS,
+    TX_BUCKET_BOUNDS,
+    WINDOWS,
+    feature_sql,
+    label_sql,
+    rfm_sql,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -59,6 +68,30 @@ def _cutoff_frame(cutoffs: Sequence[pd.Timestamp | str] | pd.Timestamp | str) ->
     if values.empty:
         raise ValueError("at least one cutoff is required")
     return pd.DataFrame({"cutoff": values.drop_duplicates().sort_values().to_numpy()})
+
+
+def _bucket_maps(cut: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The ``tx_buckets`` and ``ev_buckets`` relations of the bucketed form.
+
+    Empty (use the direct form) unless there are several cutoffs, all at
+    midnight UTC: then every window start is a day boundary, and each day
+    maps to the start day ``lo`` of the bucket it falls in.
+    """
+    values = cut["cutoff"]
+    if len(values) < 2 or bool((values != values.dt.normalize()).any()):
+        return {}
+    cdays = ((values - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)).to_numpy("int64")
+    return {
+        "tx_buckets": _bucket_map(cdays, TX_BUCKET_BOUNDS),
+        "ev_buckets": _bucket_map(cdays, EVENT_BUCKET_BOUNDS),
+    }
+
+
+def _bucket_map(cutoff_days: np.ndarray, bounds: Sequence[int]) -> pd.DataFrame:
+    starts = np.unique(np.subtract.outer(cutoff_days, np.asarray(bounds, dtype="int64")))
+    days = np.arange(starts[0], cutoff_days.max(), dtype="int64")
+    lo = starts[np.searchsorted(starts, days, side="right") - 1]
+    return pd.DataFrame({"day": days, "lo": lo})
 
 
 #: An input relation: a frame, or the path of a Parquet file in the canonical schema.
@@ -150,12 +183,15 @@ def build_features(
         customers = _frame(customers, "customers")
     cut = _cutoff_frame(as_of)
     frames, static, with_signup = _inputs(transactions, events, customers, cut)
+    buckets = _bucket_maps(cut) if engine != "sqlite" else {}
+    frames.update(buckets)
     sql = feature_sql(
         with_events="events" in frames,
         event_types=event_types,
         static_columns=static,
         with_signup=with_signup,
         dialect=engine,
+        bucketed=bool(buckets),
     )
     if engine == "spark":
         from churnclv.features._spark import to_pandas
@@ -322,12 +358,15 @@ def spark_features(
     transactions = _frame(transactions, "transactions")  # type: ignore[assignment]
     events, customers = _frame(events, "events"), _frame(customers, "customers")
     frames, static, with_signup = _inputs(transactions, events, customers, cut)
+    buckets = _bucket_maps(cut)
+    frames.update(buckets)
     sql = feature_sql(
         with_events="events" in frames,
         event_types=event_types,
         static_columns=static,
         with_signup=with_signup,
         dialect="spark",
+        bucketed=bool(buckets),
     )
     return _spark_query(frames, sql), static
 

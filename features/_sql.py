@@ -19,7 +19,16 @@ from collections.abc import Sequence
 
 from churnclv.features._dialect import Dialect, get_dialect
 
-__all__ = ["DEFAULT_EVENT_TYPES", "WINDOWS", "feature_sql", "label_sql", "rfm_sql"]
+__all__ = [
+    "ANCIENT_BUCKET",
+    "DEFAULT_EVENT_TYPES",
+    "EVENT_BUCKET_BOUNDS",
+    "TX_BUCKET_BOUNDS",
+    "WINDOWS",
+    "feature_sql",
+    "label_sql",
+    "rfm_sql",
+]
 
 WINDOWS: tuple[int, ...] = (7, 30, 90, 365)
 DEFAULT_EVENT_TYPES: tuple[str, ...] = (
@@ -31,11 +40,21 @@ DEFAULT_EVENT_TYPES: tuple[str, ...] = (
     "complaint",
 )
 _DAY = 86400.0
+#: Days before a cutoff where a transaction window (or the prior-90-day window) starts.
+TX_BUCKET_BOUNDS: tuple[int, ...] = (0, *WINDOWS, 180)
+#: The same for the event windows (30 and 90 days, prior 90 days).
+EVENT_BUCKET_BOUNDS: tuple[int, ...] = (0, 30, 90, 180)
+#: Bucket start of the days before every window of every cutoff.
+ANCIENT_BUCKET = -1_000_000_000
 
 
-def _cutoff_and_tx_ctes(d: Dialect) -> str:
-    """The ``cut`` and ``tx`` CTEs every query starts with (epoch seconds, purchase day)."""
-    return f"""WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce FROM cutoffs),
+def _cutoff_and_tx_ctes(d: Dialect, *, bucketed: bool = False) -> str:
+    """The ``cut`` and ``tx`` CTEs every query starts with (epoch seconds, purchase day).
+
+    ``bucketed`` adds ``cday``, the cutoff's day number (cutoffs at midnight UTC).
+    """
+    cday = f", CAST(floor({d.epoch('cutoff')} / {_DAY}) AS BIGINT) AS cday" if bucketed else ""
+    return f"""WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce{cday} FROM cutoffs),
 tx AS (
     SELECT customer_id, {d.epoch("ts")} AS es, amount,
            CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
@@ -98,6 +117,217 @@ def _event_aggregates(event_types: Sequence[str]) -> str:
     return ",\n        ".join(parts)
 
 
+_PDAY = """pday AS (
+    SELECT customer_id, day, first_es, last_es,
+           (day - lag(day) OVER (PARTITION BY customer_id ORDER BY day)) AS gap
+    FROM (SELECT customer_id, day, min(es) AS first_es, max(es) AS last_es FROM tx
+          WHERE amount > 0 GROUP BY customer_id, day)
+),"""
+
+
+def _direct_tx_ctes() -> str:
+    """``gaps`` and ``agg``: every row joined to every later cutoff (any cutoff time)."""
+    return f"""{_PDAY}
+-- Purchase days as of each cutoff. A day counts when its first purchase is before the cutoff;
+-- it has a purchase in [c - w, c) exactly when its last purchase is at or after c - w (a
+-- window of 7+ days cannot fall inside one calendar day), so windowed distinct-day counts
+-- are plain filtered counts here instead of count(DISTINCT ...) over every row.
+gaps AS (
+    SELECT p.customer_id, c.cutoff,
+           count(*) AS n_days,
+           {_active_days()},
+           sum(p.gap) AS gap_sum, sum(p.gap * p.gap) AS gap_sq, count(p.gap) AS gap_n
+    FROM pday p JOIN cut c ON p.first_es < c.ce
+    GROUP BY p.customer_id, c.cutoff
+),
+agg AS (
+    SELECT
+        {_tx_aggregates()}
+    FROM tx t JOIN cut c ON t.es < c.ce
+    GROUP BY t.customer_id, c.cutoff, c.ce
+    HAVING count(*) FILTER (WHERE t.amount > 0) > 0
+)"""
+
+
+def _in_bucket(alias: str, relation: str, bucket_map: str) -> str:
+    """``FROM relation alias`` with each row's bucket start ``lo`` (its day's, or ancient)."""
+    return (
+        f"FROM {relation} {alias} LEFT JOIN {bucket_map} b ON b.day = {alias}.day\n"
+        f"    WHERE {alias}.day < (SELECT max(cday) FROM cut)\n"
+        f"    GROUP BY {alias}.customer_id, coalesce(b.lo, {ANCIENT_BUCKET})"
+    )
+
+
+def _since(lo: str, days: int) -> str:
+    return f"{lo} >= c.cday - {days}"
+
+
+def _bucketed_tx_ctes() -> str:
+    """``gaps`` and ``agg`` from per-(customer, bucket) partial aggregates.
+
+    For cutoffs at midnight UTC. ``tx_buckets(day, lo)`` maps each day to the
+    start day of its bucket: the days between consecutive window starts
+    (``cday - w`` for every cutoff and every ``w`` in :data:`TX_BUCKET_BOUNDS`)
+    share one, days before all of them form the ancient bucket. Every window
+    of every cutoff is then a union of whole buckets, so each row is
+    aggregated once into its bucket and only the small bucket table is joined
+    to the cutoffs, instead of every row to every later cutoff.
+    """
+    lo = f"coalesce(b.lo, {ANCIENT_BUCKET}) AS lo"
+    win, act = [], []
+    for w in WINDOWS:
+        win += [
+            f"CAST(coalesce(sum(t.n_pos) FILTER (WHERE {_since('t.lo', w)}), 0) AS BIGINT)"
+            f" AS tx_count_{w}d",
+            f"coalesce(sum(t.amount) FILTER (WHERE {_since('t.lo', w)}), 0.0) AS spend_{w}d",
+        ]
+        act.append(
+            f"CAST(coalesce(sum(p.n_days) FILTER (WHERE {_since('p.lo', w)}), 0) AS BIGINT)"
+            f" AS active_days_{w}d"
+        )
+    win.append(
+        "coalesce(sum(t.amount) FILTER (WHERE t.lo >= c.cday - 180 AND t.lo < c.cday - 90),"
+        " 0.0) AS spend_prior_90d"
+    )
+    sep = ",\n           "
+    return f"""{_PDAY}
+pb AS (
+    SELECT p.customer_id, {lo}, count(*) AS n_days,
+           sum(p.gap) AS gap_sum, sum(p.gap * p.gap) AS gap_sq, count(p.gap) AS gap_n
+    {_in_bucket("p", "pday", "tx_buckets")}
+),
+gaps AS (
+    SELECT p.customer_id, c.cutoff,
+           CAST(sum(p.n_days) AS BIGINT) AS n_days,
+           {sep.join(act)},
+           sum(p.gap_sum) AS gap_sum, sum(p.gap_sq) AS gap_sq,
+           CAST(sum(p.gap_n) AS BIGINT) AS gap_n
+    FROM pb p JOIN cut c ON p.lo < c.cday
+    GROUP BY p.customer_id, c.cutoff
+),
+tb AS (
+    SELECT t.customer_id, {lo},
+           min(t.es) FILTER (WHERE t.amount > 0) AS first_es,
+           max(t.es) FILTER (WHERE t.amount > 0) AS last_es,
+           count(*) FILTER (WHERE t.amount > 0) AS n_pos,
+           sum(t.amount) AS amount,
+           count(*) FILTER (WHERE t.amount < 0) AS n_neg,
+           sum(t.amount) FILTER (WHERE t.amount < 0) AS amount_neg
+    {_in_bucket("t", "tx", "tx_buckets")}
+),
+agg AS (
+    SELECT t.customer_id, c.cutoff, c.ce,
+           min(t.first_es) AS first_es,
+           max(t.last_es) AS last_es,
+           CAST(sum(t.n_pos) AS BIGINT) AS n_purchases,
+           sum(t.amount) AS monetary_total,
+           CAST(sum(t.n_neg) AS BIGINT) AS returns_count,
+           coalesce(-sum(t.amount_neg), 0.0) AS returns_total,
+           {sep.join(win)}
+    FROM tb t JOIN cut c ON t.lo < c.cday
+    GROUP BY t.customer_id, c.cutoff, c.ce
+    HAVING sum(t.n_pos) > 0
+)"""
+
+
+def _ev_cte(d: Dialect) -> str:
+    return f""",
+ev AS (
+    SELECT customer_id, {d.epoch("ts")} AS es, event_type,
+           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
+    FROM events
+),"""
+
+
+def _direct_event_ctes(d: Dialect, event_types: Sequence[str]) -> str:
+    """``eagg`` and ``edays``: every event joined to every later cutoff (any cutoff time)."""
+    return f"""{_ev_cte(d)}
+eagg AS (
+    SELECT
+        {_event_aggregates(event_types)}
+    FROM ev e JOIN cut c ON e.es < c.ce
+    GROUP BY e.customer_id, c.cutoff, c.ce
+),
+eday AS (
+    SELECT customer_id, day, min(es) AS first_es, max(es) AS last_es
+    FROM ev GROUP BY customer_id, day
+),
+edays AS (
+    SELECT d.customer_id, c.cutoff,
+           count(*) FILTER (WHERE d.last_es >= c.ce - {30 * _DAY}) AS event_active_days_30d,
+           count(*) FILTER (WHERE d.last_es >= c.ce - {90 * _DAY}) AS event_active_days_90d
+    FROM eday d JOIN cut c ON d.first_es < c.ce
+    GROUP BY d.customer_id, c.cutoff
+)"""
+
+
+def _bucketed_event_ctes(d: Dialect, event_types: Sequence[str]) -> str:
+    """``eagg`` and ``edays`` from per-(customer, bucket) partial aggregates.
+
+    As :func:`_bucketed_tx_ctes`, with ``ev_buckets`` built from
+    :data:`EVENT_BUCKET_BOUNDS`; the first pass already splits counts and
+    last times by event type (one column each), so the bucket table has one
+    row per customer and bucket. Event days are counted only where a 30- or
+    90-day window can see them (from 90 days before the first cutoff).
+    """
+    first: list[str] = []
+    parts: list[str] = []
+    for i, et in enumerate(event_types):
+        lit = "'" + et.replace("'", "''") + "'"
+        first += [
+            f"count(*) FILTER (WHERE e.event_type = {lit}) AS n_{i}",
+            f"max(e.es) FILTER (WHERE e.event_type = {lit}) AS last_{i}",
+        ]
+        for w in (30, 90):
+            parts.append(
+                f"CAST(coalesce(sum(e.n_{i}) FILTER (WHERE {_since('e.lo', w)}), 0) AS BIGINT)"
+                f" AS ev_{et}_{w}d"
+            )
+        parts.append(f"(c.ce - max(e.last_{i})) / {_DAY} AS days_since_{et}")
+
+    def n_since(days: int, cond: str = "") -> str:
+        return f"CAST(coalesce(sum(e.n) FILTER (WHERE {cond}{_since('e.lo', days)}), 0) AS BIGINT)"
+
+    parts += [
+        f"{n_since(30)} AS events_30d",
+        f"{n_since(90)} AS events_90d",
+        f"{n_since(180, 'e.lo < c.cday - 90 AND ')} AS events_prior_90d",
+        f"(c.ce - max(e.last_es)) / {_DAY} AS days_since_event",
+    ]
+    lo = f"coalesce(b.lo, {ANCIENT_BUCKET}) AS lo"
+    sep = ",\n           "
+    return f"""{_ev_cte(d)}
+eb AS (
+    SELECT e.customer_id, {lo}, count(*) AS n, max(e.es) AS last_es,
+           {sep.join(first)}
+    {_in_bucket("e", "ev", "ev_buckets")}
+),
+eagg AS (
+    SELECT e.customer_id, c.cutoff,
+           {sep.join(parts)}
+    FROM eb e JOIN cut c ON e.lo < c.cday
+    GROUP BY e.customer_id, c.cutoff, c.ce
+),
+eday AS (
+    SELECT customer_id, day FROM ev
+    WHERE day >= (SELECT min(cday) FROM cut) - 90
+    GROUP BY customer_id, day
+),
+edb AS (
+    SELECT d.customer_id, {lo}, count(*) AS n_days
+    {_in_bucket("d", "eday", "ev_buckets")}
+),
+edays AS (
+    SELECT d.customer_id, c.cutoff,
+           CAST(coalesce(sum(d.n_days) FILTER (WHERE {_since("d.lo", 30)}), 0) AS BIGINT)
+               AS event_active_days_30d,
+           CAST(coalesce(sum(d.n_days) FILTER (WHERE {_since("d.lo", 90)}), 0) AS BIGINT)
+               AS event_active_days_90d
+    FROM edb d JOIN cut c ON d.lo < c.cday
+    GROUP BY d.customer_id, c.cutoff
+)"""
+
+
 def feature_sql(
     *,
     with_events: bool,
@@ -105,6 +335,7 @@ def feature_sql(
     static_columns: Sequence[str] = (),
     with_signup: bool = False,
     dialect: str = "duckdb",
+    bucketed: bool = False,
 ) -> str:
     """SQL computing one feature row per customer and cutoff.
 
@@ -123,6 +354,12 @@ def feature_sql(
         Whether ``customers`` has ``signup_ts`` (gives ``days_since_signup``).
     dialect : {"duckdb", "spark", "sqlite"}
         The SQL dialect of the returned text.
+    bucketed : bool
+        Aggregate each row once into its bucket between window starts, then
+        join the buckets to the cutoffs (much less work for many cutoffs).
+        Needs every cutoff at midnight UTC and the relations
+        ``tx_buckets(day, lo)`` and ``ev_buckets(day, lo)`` (see
+        :func:`_bucketed_tx_ctes`); gives the same frame as the direct form.
     """
     d = get_dialect(dialect)
     for et in event_types:
@@ -132,29 +369,7 @@ def feature_sql(
     ev_cols = ""
     ev_join = ""
     if with_events:
-        ev_cte = f""",
-ev AS (
-    SELECT customer_id, {d.epoch("ts")} AS es, event_type,
-           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
-    FROM events
-),
-eagg AS (
-    SELECT
-        {_event_aggregates(event_types)}
-    FROM ev e JOIN cut c ON e.es < c.ce
-    GROUP BY e.customer_id, c.cutoff, c.ce
-),
-eday AS (
-    SELECT customer_id, day, min(es) AS first_es, max(es) AS last_es
-    FROM ev GROUP BY customer_id, day
-),
-edays AS (
-    SELECT d.customer_id, c.cutoff,
-           count(*) FILTER (WHERE d.last_es >= c.ce - {30 * _DAY}) AS event_active_days_30d,
-           count(*) FILTER (WHERE d.last_es >= c.ce - {90 * _DAY}) AS event_active_days_90d
-    FROM eday d JOIN cut c ON d.first_es < c.ce
-    GROUP BY d.customer_id, c.cutoff
-)"""
+        ev_cte = (_bucketed_event_ctes if bucketed else _direct_event_ctes)(d, event_types)
         cols = []
         for et in event_types:
             cols += [
@@ -196,32 +411,8 @@ edays AS (
     for w in WINDOWS:
         win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"gp.active_days_{w}d"]
     return f"""
-{_cutoff_and_tx_ctes(d)}
-pday AS (
-    SELECT customer_id, day, first_es, last_es,
-           (day - lag(day) OVER (PARTITION BY customer_id ORDER BY day)) AS gap
-    FROM (SELECT customer_id, day, min(es) AS first_es, max(es) AS last_es FROM tx
-          WHERE amount > 0 GROUP BY customer_id, day)
-),
--- Purchase days as of each cutoff. A day counts when its first purchase is before the cutoff;
--- it has a purchase in [c - w, c) exactly when its last purchase is at or after c - w (a
--- window of 7+ days cannot fall inside one calendar day), so windowed distinct-day counts
--- are plain filtered counts here instead of count(DISTINCT ...) over every row.
-gaps AS (
-    SELECT p.customer_id, c.cutoff,
-           count(*) AS n_days,
-           {_active_days()},
-           sum(p.gap) AS gap_sum, sum(p.gap * p.gap) AS gap_sq, count(p.gap) AS gap_n
-    FROM pday p JOIN cut c ON p.first_es < c.ce
-    GROUP BY p.customer_id, c.cutoff
-),
-agg AS (
-    SELECT
-        {_tx_aggregates()}
-    FROM tx t JOIN cut c ON t.es < c.ce
-    GROUP BY t.customer_id, c.cutoff, c.ce
-    HAVING count(*) FILTER (WHERE t.amount > 0) > 0
-){ev_cte},
+{_cutoff_and_tx_ctes(d, bucketed=bucketed)}
+{(_bucketed_tx_ctes if bucketed else _direct_tx_ctes)()}{ev_cte},
 base AS (
 SELECT
     a.customer_id,

@@ -178,23 +178,55 @@ def test_engine_matches_oracle_single_cutoff(
     assert_features_match(engine, oracle_features(d.transactions, ev, cust, as_of=d.as_of))
 
 
+# Cutoffs at any time of day take the direct form of the definition; several cutoffs all
+# at midnight UTC take the bucketed form (SQLite has only the direct form).
+ANY_TIME = (
+    pd.Timedelta(days=-400),
+    pd.Timedelta(days=-137, hours=-5, microseconds=-17),
+    pd.Timedelta(0),
+    pd.Timedelta(days=45, hours=12),
+)
+MIDNIGHTS = tuple(pd.Timedelta(days=d) for d in (-400, -365, -137, -30, -7, 0, 45))
+
+
 @pytest.mark.parametrize("engine_name", ["duckdb", "sqlite"])
 @pytest.mark.parametrize("seed", [3, 29])
-def test_engine_matches_oracle_multi_cutoff(seed: int, engine_name: str) -> None:
+@pytest.mark.parametrize("offsets", [ANY_TIME, MIDNIGHTS], ids=["any-time", "midnights"])
+def test_engine_matches_oracle_multi_cutoff(
+    seed: int, engine_name: str, offsets: tuple[pd.Timedelta, ...]
+) -> None:
     """A multi-cutoff call on generated data equals the oracle for every column and cutoff."""
     d = generate(300, seed=seed)
-    cutoffs = [
-        d.as_of - pd.Timedelta(days=400),
-        d.as_of - pd.Timedelta(days=137, hours=5, microseconds=17),
-        d.as_of,
-        d.as_of + pd.Timedelta(days=45, hours=12),
-    ]
+    assert d.as_of == d.as_of.normalize()
+    cutoffs = [d.as_of + off for off in offsets]
     engine = build_features(
         d.transactions, d.events, d.customers, as_of=cutoffs, engine=engine_name
     )
     assert engine["as_of"].nunique() == len(cutoffs)
     oracle = oracle_features(d.transactions, d.events, d.customers, as_of=cutoffs)
     assert_features_match(engine, oracle)
+
+
+def test_bucketed_and_direct_forms_give_identical_frames(synthetic: SyntheticData) -> None:
+    """At midnight cutoffs the bucketed SQL gives the direct SQL's frame, dtypes included."""
+    from churnclv.features import _bucket_maps, _cutoff_frame, _duckdb_query, _inputs
+    from churnclv.features._sql import feature_sql
+
+    d = synthetic
+    cut = _cutoff_frame([d.as_of - pd.Timedelta(days=k) for k in (0, 30, 60, 90, 365)])
+    frames, static, with_signup = _inputs(d.transactions, d.events, d.customers, cut)
+    buckets = _bucket_maps(cut)
+    assert set(buckets) == {"tx_buckets", "ev_buckets"}
+
+    def run(bucketed: bool) -> pd.DataFrame:
+        sql = feature_sql(
+            with_events=True, static_columns=static, with_signup=with_signup, bucketed=bucketed
+        )
+        return _duckdb_query({**frames, **buckets}, sql)
+
+    direct, bucketed = run(False), run(True)
+    assert len(direct) > 1000
+    pd.testing.assert_frame_equal(bucketed, direct, check_exact=False, atol=1e-9, rtol=0)
 
 
 @pytest.mark.parametrize(("churn_h", "value_h"), [(90, 365), (30, 60.5)])

@@ -90,6 +90,8 @@ def customers(draw: st.DrawFn) -> pd.DataFrame:
 
 
 cutoffs = st.integers(10 * US_PER_DAY, (SPAN_DAYS - 10) * US_PER_DAY).map(_at)
+# cutoffs at midnight UTC: several of them take the bucketed form of the definition
+midnights = st.integers(10, SPAN_DAYS - 10).map(lambda d: _at(d * US_PER_DAY))
 
 
 def _features(tx: pd.DataFrame, ev: pd.DataFrame, cust: pd.DataFrame, as_of) -> pd.DataFrame:
@@ -228,6 +230,26 @@ def test_multi_cutoff_equals_concatenated_single_cutoffs(
     tx: pd.DataFrame, ev: pd.DataFrame, cust: pd.DataFrame, cuts: list[pd.Timestamp]
 ) -> None:
     """One call with several cutoffs equals the concatenation of one call per cutoff."""
+    _assert_multi_equals_singles(tx, ev, cust, cuts)
+
+
+@SETTINGS_FEW
+@given(
+    tx=transactions(),
+    ev=events(),
+    cust=customers(),
+    cuts=st.lists(midnights, min_size=2, max_size=4, unique=True),
+)
+def test_bucketed_multi_cutoff_equals_single_cutoffs(
+    tx: pd.DataFrame, ev: pd.DataFrame, cust: pd.DataFrame, cuts: list[pd.Timestamp]
+) -> None:
+    """Several midnight cutoffs (the bucketed form) equal one direct-form call per cutoff."""
+    _assert_multi_equals_singles(tx, ev, cust, cuts)
+
+
+def _assert_multi_equals_singles(
+    tx: pd.DataFrame, ev: pd.DataFrame, cust: pd.DataFrame, cuts: list[pd.Timestamp]
+) -> None:
     multi = build_features(tx, ev, cust, as_of=cuts)
     singles = [build_features(tx, ev, cust, as_of=c) for c in sorted(cuts)]
     singles = [f for f in singles if len(f)]

@@ -108,6 +108,18 @@ def test_features_match_oracle(
     oracle.assert_features_match(multi[1], want)
 
 
+def test_bucketed_stack_matches_duckdb_and_oracle(data: SyntheticData, spark: object) -> None:
+    """At monthly midnight cutoffs (the bucketed form) Spark equals DuckDB and the oracle."""
+    oracle = pytest.importorskip("_oracle", reason="tests/_oracle.py is not present")
+    cutoffs = list(pd.date_range(end="2024-01-01", periods=4, freq="30D"))
+    args = (data.transactions, data.events, data.customers)
+    duck = build_features(*args, as_of=cutoffs)
+    got = build_features(*args, as_of=cutoffs, engine="spark")
+    _assert_same(duck, got)
+    assert got["as_of"].nunique() == len(cutoffs)
+    oracle.assert_features_match(got, oracle.oracle_features(*args, as_of=cutoffs))
+
+
 def test_labels_match_duckdb(data: SyntheticData, multi: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     """Labels of the stacked keys are the same on Spark and DuckDB."""
     keys = multi[0][["customer_id", "as_of"]]
