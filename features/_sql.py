@@ -456,22 +456,34 @@ ORDER BY b.as_of, b.customer_id
 """
 
 
-def rfm_sql(*, dialect: str = "duckdb") -> str:
+def rfm_sql(*, dialect: str = "duckdb", day_span: tuple[int, int] | None = None) -> str:
     """SQL of the RFM subset of :func:`feature_sql`: the same values, nothing else.
 
     One row per customer with a purchase before the cutoff: ``recency_days``,
     ``tenure_days``, ``frequency`` (repeat purchase days), ``n_purchases``,
     ``monetary_total`` and ``monetary_mean``, computed exactly as in the full
     vector (a purchase day counts when it holds a purchase before the cutoff).
+
+    ``day_span`` (DuckDB only), the first and last day number of any row,
+    counts purchase days with a bitmap of that span per group
+    (``bitstring_agg``) instead of ``count(DISTINCT day)``'s second hash
+    table: about half the time on 1M rows, at ``span / 8`` bytes per group.
     """
     d = get_dialect(dialect)
+    if day_span is None:
+        n_days = "count(DISTINCT t.day) FILTER (WHERE t.amount > 0)"
+    else:
+        if d.name != "duckdb":
+            raise ValueError("day_span needs the duckdb dialect")
+        lo, hi = (int(x) for x in day_span)
+        n_days = f"bit_count(bitstring_agg(t.day, {lo}, {hi}) FILTER (WHERE t.amount > 0))"
     return f"""
 {_cutoff_and_tx_ctes(d)}
 agg AS (
     SELECT t.customer_id, c.cutoff, c.ce,
            min(t.es) FILTER (WHERE t.amount > 0) AS first_es,
            max(t.es) FILTER (WHERE t.amount > 0) AS last_es,
-           count(DISTINCT t.day) FILTER (WHERE t.amount > 0) AS n_days,
+           {n_days} AS n_days,
            count(*) FILTER (WHERE t.amount > 0) AS n_purchases,
            sum(t.amount) AS monetary_total
     FROM tx t JOIN cut c ON t.es < c.ce

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from churnclv import features
 from churnclv._errors import InputError
 from churnclv._generate import SyntheticData, generate
 from churnclv.features import build_features, rfm_summary
@@ -63,11 +64,27 @@ def test_a_parquet_file_without_a_required_column_is_named(
         build_features(path, as_of=data.as_of)
 
 
-def test_rfm_summary_equals_the_rfm_columns_of_the_full_vector(data: SyntheticData) -> None:
+@pytest.mark.parametrize("day_count", ["bitmap", "count-distinct"])
+@pytest.mark.parametrize("source", ["frame", "parquet"])
+def test_rfm_summary_equals_the_rfm_columns_of_the_full_vector(
+    data: SyntheticData,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    day_count: str,
+    source: str,
+) -> None:
     """rfm_summary gives exactly build_features' RFM columns, for several cutoffs."""
+    if day_count == "count-distinct":
+        monkeypatch.setattr(features, "_DAY_BITMAP_BUDGET", 0)
+    tx: pd.DataFrame | Path = data.transactions
+    if source == "parquet":
+        tx = tmp_path / "tx.parquet"
+        data.transactions.to_parquet(tx, index=False)
+    span = features._day_span(features._relation(tx, ["ts"], "transactions"), 2)
+    assert (span is None) == (day_count == "count-distinct")
     cutoffs = [data.as_of - pd.Timedelta(days=200, hours=7), data.as_of]
     full = build_features(data.transactions, as_of=cutoffs)
-    got = rfm_summary(data.transactions, observation_period_end=cutoffs)
+    got = rfm_summary(tx, observation_period_end=cutoffs)
     cols = list(got.columns)
     assert cols == [
         "customer_id",
