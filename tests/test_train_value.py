@@ -148,3 +148,64 @@ def test_train_records_and_registers_the_winning_value_model(demo_workdir: Path)
     assert type(champ.value) is expected
     client = MlflowClient(uri, uri)
     assert client.get_model_version(VALUE_MODEL, champ.value_version).tags["model_kind"] == kind
+
+
+@pytest.mark.slow
+def test_registered_value_model_is_refitted_through_the_validation_cutoff(
+    demo_workdir: Path,
+) -> None:
+    """The champion value model learned from labels up to as_of (refitted on the latest
+    cutoffs, the validation cutoff included) and carries the out-of-time evaluation the run
+    logged, which was measured before the refit."""
+    import mlflow
+
+    uri = tracking_uri_for(demo_workdir)
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.search_runs(experiment_names=["churnclv"]).iloc[0]
+    valid = run["params.value_validation_cutoff"]
+    refit = run["params.value_refit_cutoffs"].split(",")
+    assert refit[-1] == valid
+    assert int(run["params.n_refit_value"]) > int(run["params.n_valid_value"])
+    champ = load_champion(uri)
+    horizon = float(run["params.value_horizon_days"])
+    assert champ.value.label_end_ == str((pd.Timestamp(valid) + pd.Timedelta(days=horizon)).date())
+    assert champ.value.evaluation_ == {
+        "cutoff": valid,
+        "rows": int(run["params.n_valid_value"]),
+        "metric": "value_gini",
+        "value": pytest.approx(run["metrics.value_gini"]),
+    }
+    # the churn model is not refitted: its labels end by the validation cutoff
+    assert pd.Timestamp(champ.churn.label_end_) <= pd.Timestamp(
+        run["params.churn_validation_cutoff"]
+    )
+
+
+class _Fitted:
+    """A stand-in champion: one feature, a fixed prediction, training provenance."""
+
+    def __init__(self, label_end: str | None, evaluation: dict | None) -> None:
+        self.features_ = ["x"]
+        self.label_end_ = label_end
+        self.evaluation_ = evaluation
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame["x"].to_numpy(float)
+
+
+def test_a_champion_fitted_on_the_validation_labels_is_judged_by_its_own_evaluation() -> None:
+    """Scored on rows whose labels it learned from, a champion would look better than it
+    is: the gate uses the out-of-time evaluation it recorded on the same window, and calls
+    it incomparable when there is none for this window."""
+    from churnclv.training._train import _champion_score
+
+    rows = pd.DataFrame({"as_of": pd.Timestamp("2023-01-01"), "x": np.arange(200.0)})
+    y = np.arange(200.0)  # in sample, the champion ranks perfectly
+    same = {"cutoff": "2023-01-01", "rows": 200, "metric": "value_gini", "value": 0.61}
+    assert _champion_score(_Fitted("2024-01-01", same), rows, y, "value") == 0.61
+    other = {**same, "cutoff": "2022-12-01"}
+    why = _champion_score(_Fitted("2024-01-01", other), rows, y, "value")
+    assert isinstance(why, str) and "cannot be judged" in why
+    # labels ending by the validation cutoff: scored on the rows as before
+    assert _champion_score(_Fitted("2023-01-01", None), rows, y, "value") == pytest.approx(1.0)
+    assert _champion_score(_Fitted(None, None), rows, y, "value") == pytest.approx(1.0)

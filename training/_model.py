@@ -60,6 +60,10 @@ class BoosterModel:
         self.reference_: dict[str, list[float]] = {}
         self.btyd_: dict[str, Any] | None = None
         self.calibrator_: dict[str, Any] | None = None
+        #: Set by ``train``: the end of the latest label window the model was fitted on
+        #: (ISO date), and its out-of-time evaluation (cutoff, rows, metric) before any refit.
+        self.label_end_: str | None = None
+        self.evaluation_: dict[str, Any] | None = None
         # derived caches: category code lookups per (column, categories), path explainer
         self._category_lookup: dict[tuple[str, tuple[Any, ...]], np.ndarray] = {}
         self._explainer: PathExplainer | None = None
@@ -258,6 +262,8 @@ class BoosterModel:
             "params": self.params,
             "reference": self.reference_,
             "btyd": self.btyd_,
+            "label_end": self.label_end_,
+            "evaluation": self.evaluation_,
         }
 
     def _load_common(self, schema: dict[str, Any]) -> None:
@@ -267,6 +273,8 @@ class BoosterModel:
         self.categories_ = schema["categories"]
         self.reference_ = schema.get("reference", {})
         self.btyd_ = schema.get("btyd")
+        self.label_end_ = schema.get("label_end")
+        self.evaluation_ = schema.get("evaluation")
 
     @classmethod
     def load(cls, folder: str | Path) -> BoosterModel:

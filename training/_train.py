@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -111,6 +112,22 @@ def _cutoffs(
     )
 
 
+def _refit_cutoffs(
+    valid: pd.Timestamp, first_ts: pd.Timestamp, max_cutoffs: int, step_days: float
+) -> list[pd.Timestamp]:
+    """The cutoffs the final value model is refitted on: the validation cutoff and up to
+    ``max_cutoffs - 1`` more, ``step_days`` apart before it (none earlier than 60 days
+    after the first purchase).
+
+    Every one of them has its label window end by ``as_of``; the purge gap between the
+    training cutoffs and the validation cutoff is included, so the model that scores
+    ``as_of`` has learned from the most recent labelled behaviour.
+    """
+    earliest = first_ts + pd.Timedelta(days=60)
+    cuts = [valid - pd.Timedelta(days=step_days * k) for k in range(max_cutoffs)]
+    return sorted(c for c in cuts if c >= earliest)
+
+
 def _pip_requirements() -> list[str]:
     import lightgbm
     import mlflow
@@ -165,6 +182,12 @@ def _champion_score(
     ``-inf`` when its artifact could not be loaded (a working model should
     replace a broken one), and a string saying why when it cannot be compared
     on these rows (then nothing is promoted).
+
+    A champion fitted on labels that reach into this validation window (a value
+    model refitted through its validation cutoff, see ``train(refit_value=...)``)
+    would be scored in sample: it is judged by the out-of-time evaluation it
+    recorded before its refit when that was on this same window (same cutoff and
+    number of rows), and is otherwise not comparable.
     """
     if model is None:
         return float("-inf")
@@ -174,6 +197,17 @@ def _champion_score(
             f"the champion needs features this run's data lacks ({', '.join(missing[:5])}); "
             "train with the same inputs to compare"
         )
+    label_end = getattr(model, "label_end_", None)
+    if label_end is not None and not valid.empty:
+        cutoff = pd.Timestamp(valid["as_of"].max())
+        if pd.Timestamp(label_end) > cutoff:
+            ev = getattr(model, "evaluation_", None) or {}
+            if ev.get("cutoff") == str(cutoff.date()) and ev.get("rows") == len(valid):
+                return float(ev["value"])
+            return (
+                f"the champion was fitted on labels up to {label_end}, after this run's "
+                f"validation cutoff {cutoff.date()}, so it cannot be judged on these rows"
+            )
     pred = model.predict(valid)
     if kind == "churn":
         return churn_metrics(y, pred)["churn_roc_auc"]
@@ -320,6 +354,7 @@ def train(
     churn_model: BoosterModel | None = None,
     value_model: BoosterModel | None = None,
     keep_candidates: bool = False,
+    refit_value: bool = True,
 ) -> TrainResult:
     """Fit the churn and value models on monthly cutoffs and evaluate out of time.
 
@@ -342,7 +377,19 @@ def train(
     ``churn_model`` and ``value_model`` replace the default estimators (any
     :class:`BoosterModel`-compatible object with ``fit``/``predict``; a given
     value model skips the selection). ``keep_candidates`` refits every value
-    candidate on all training rows and returns them in ``value_candidates``.
+    candidate on the final value model's rows and returns them in
+    ``value_candidates``.
+
+    With ``refit_value`` (the default) the value model that is registered is
+    refitted, once its kind is chosen and it has been evaluated, on the latest
+    ``max_cutoffs`` cutoffs up to and including the validation cutoff (all
+    labelled by ``as_of``): the purged training rows end a whole value horizon
+    before the validation cutoff (for a 365-day horizon, two years before
+    ``as_of``), so the model that scores ``as_of`` learns from recent behaviour.
+    The logged value metrics are those of the model fitted on the training rows
+    (the refitted one has seen the validation labels); the registered model
+    records that evaluation (``evaluation_``) and the end of its latest label
+    window (``label_end_``), which the champion gate uses.
 
     Raises
     ------
@@ -365,10 +412,14 @@ def train(
         first_ts, as_of, value_horizon_days, "value", max_cutoffs, cutoff_step_days
     )
 
-    say(f"features for {len(set(churn_cuts) | set(value_cuts))} cutoffs")
-    frame = build_features(
-        tx, tables.events, tables.customers, as_of=sorted(set(churn_cuts) | set(value_cuts))
+    refit_cuts = (
+        _refit_cutoffs(value_cuts[-1], first_ts, max_cutoffs, cutoff_step_days)
+        if refit_value and value_short is None
+        else []
     )
+    all_cuts = sorted(set(churn_cuts) | set(value_cuts) | set(refit_cuts))
+    say(f"features for {len(all_cuts)} cutoffs")
+    frame = build_features(tx, tables.events, tables.customers, as_of=all_cuts)
     labels = build_labels(
         tx, frame, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days
     )
@@ -433,10 +484,13 @@ def train(
                 churn.calibrate(c_cal, c_cal["churned"].to_numpy(int))
 
     value: BoosterModel
+    # the value model judged on the validation rows (before any refit)
+    value_eval: BoosterModel | None = None
     candidate_metrics: dict[str, float] = {}
     selection: dict[str, str] = {}
     candidates: dict[str, BoosterModel] = {}
     y_train = v_train["future_value"].clip(lower=0).to_numpy(float)
+    v_final = v_train
     if "value" in fallbacks:
         value, value_kind = fallback("value", fallbacks["value"]), "btyd_fallback"
     else:
@@ -444,20 +498,33 @@ def train(
             value_kind, selection = type(value_model).__name__, {"value_model_selection": "given"}
         else:
             value_kind, candidate_metrics, selection = _select_value_model(v_train, seed, say)
+        template = copy.deepcopy(value_model)  # unfitted, for the refit
         say(f"value model ({value_kind}) on {len(v_train):,} rows")
         try:
-            value = (value_model or VALUE_CANDIDATES[value_kind](seed)).fit(
+            value = value_eval = (value_model or VALUE_CANDIDATES[value_kind](seed)).fit(
                 v_train, y_train, seed=seed
             )
         except ValueError as exc:
             value = fallback("value", f"the value model cannot be trained: {exc}")
             value_kind = "btyd_fallback"
+        v_refit = frame[frame["as_of"].isin(refit_cuts)]
+        if value_eval is not None and len(v_refit) >= MIN_TRAIN_ROWS:
+            say(f"value model ({value_kind}) refitted on {len(v_refit):,} rows")
+            y_refit = v_refit["future_value"].clip(lower=0).to_numpy(float)
+            try:
+                value = (template or VALUE_CANDIDATES[value_kind](seed)).fit(
+                    v_refit, y_refit, seed=seed
+                )
+            except ValueError as exc:
+                selection["value_refit"] = f"not refitted: {exc}"
+            else:
+                v_final, y_train = v_refit, y_refit
         if keep_candidates and value_model is None and value_kind != "btyd_fallback":
             candidates[value_kind] = value
             for name, make in VALUE_CANDIDATES.items():
                 if name != value_kind:
                     with contextlib.suppress(ValueError):
-                        candidates[name] = make(seed).fit(v_train, y_train, seed=seed)
+                        candidates[name] = make(seed).fit(v_final, y_train, seed=seed)
     churn.btyd_ = value.btyd_ = btyd_now
     for candidate in candidates.values():
         candidate.btyd_ = btyd_now
@@ -486,8 +553,8 @@ def train(
         evaluation["churn"] = "none: BG/NBD cannot be fitted as of the validation cutoff"
     if v_valid.empty:
         evaluation["value"] = "none: no customer has a purchase before the validation cutoff"
-    elif "value" not in fallbacks:
-        p_value = value.predict(v_valid)
+    elif value_eval is not None:
+        p_value = value_eval.predict(v_valid)
     elif v_valid["btyd_clv_value"].notna().all():
         p_value = v_valid["btyd_clv_value"].to_numpy(float)
         evaluation["value"] = "BG/NBD + Gamma-Gamma fitted as of the validation cutoff"
@@ -522,6 +589,24 @@ def train(
         clv = v_valid["btyd_clv_value"].to_numpy(float)
         metrics |= {f"baseline_bgnbd_gg_{k}": v for k, v in value_metrics(yv, clv).items()}
 
+    # What each model learned from and how it was judged, for the champion gate of later runs.
+    for model, rows, horizon, cut, metric, mode_rows in (
+        (churn, c_train, churn_horizon_days, churn_cuts[-1], "churn_roc_auc", c_valid),
+        (value, v_final, value_horizon_days, value_cuts[-1], "value_gini", v_valid),
+    ):
+        if isinstance(model, BTYDModel) or rows.empty:
+            continue
+        model.label_end_ = str(
+            (pd.Timestamp(rows["as_of"].max()) + pd.Timedelta(days=horizon)).date()
+        )
+        if metric in metrics:
+            model.evaluation_ = {
+                "cutoff": str(cut.date()),
+                "rows": len(mode_rows),
+                "metric": metric,
+                "value": float(metrics[metric]),
+            }
+
     say("logging to MLflow")
     import mlflow
 
@@ -547,6 +632,12 @@ def train(
                     "n_valid_churn": len(c_valid),
                     "n_train_value": len(v_train),
                     "n_valid_value": len(v_valid),
+                    "value_refit_cutoffs": ",".join(
+                        str(c.date()) for c in sorted(v_final["as_of"].unique())
+                    )
+                    if v_final is not v_train
+                    else "none",
+                    "n_refit_value": len(v_final) if v_final is not v_train else 0,
                     "n_features": len(churn.features_),
                     "churn_model_kind": kinds["churn"],
                     "value_model_kind": kinds["value"],
@@ -631,7 +722,11 @@ def train(
         value_version=value_version,
         promoted=result_promoted,
         reasons=reasons,
-        n_rows={"churn_train": len(c_train), "value_train": len(v_train)},
+        n_rows={
+            "churn_train": len(c_train),
+            "value_train": len(v_train),
+            "value_refit": len(v_final) if v_final is not v_train else 0,
+        },
         fallbacks=fallbacks,
         model_kinds=kinds,
         value_candidates=candidates,
