@@ -255,7 +255,8 @@ def rfm_summary(
     """
     cut = _cutoff_frame(observation_period_end)
     frames, _, _ = _inputs(transactions, None, None, cut)
-    out = _duckdb_query(frames, rfm_sql(day_span=_day_span(frames["transactions"], len(cut))))
+    sql = rfm_sql(day_span=_day_span(frames["transactions"], len(cut)), one_cutoff=len(cut) == 1)
+    out = _duckdb_query(frames, sql)
     out["as_of"] = out["as_of"].astype("datetime64[us]")
     return out
 

@@ -456,7 +456,9 @@ ORDER BY b.as_of, b.customer_id
 """
 
 
-def rfm_sql(*, dialect: str = "duckdb", day_span: tuple[int, int] | None = None) -> str:
+def rfm_sql(
+    *, dialect: str = "duckdb", day_span: tuple[int, int] | None = None, one_cutoff: bool = False
+) -> str:
     """SQL of the RFM subset of :func:`feature_sql`: the same values, nothing else.
 
     One row per customer with a purchase before the cutoff: ``recency_days``,
@@ -468,27 +470,60 @@ def rfm_sql(*, dialect: str = "duckdb", day_span: tuple[int, int] | None = None)
     counts purchase days with a bitmap of that span per group
     (``bitstring_agg``) instead of ``count(DISTINCT day)``'s second hash
     table: about half the time on 1M rows, at ``span / 8`` bytes per group.
+    ``one_cutoff`` (the ``cutoffs`` relation holds one row) filters rows by
+    the cutoff and groups by customer alone instead of joining every row to
+    the cutoffs: about 10% less time for the same values (``ts < cutoff`` is
+    ``epoch(ts) < epoch(cutoff)``: epoch seconds keep microsecond order).
     """
     d = get_dialect(dialect)
+    pos = "FILTER (WHERE t.amount > 0)"
     if day_span is None:
-        n_days = "count(DISTINCT t.day) FILTER (WHERE t.amount > 0)"
+        n_days = f"count(DISTINCT t.day) {pos}"
     else:
         if d.name != "duckdb":
             raise ValueError("day_span needs the duckdb dialect")
         lo, hi = (int(x) for x in day_span)
-        n_days = f"bit_count(bitstring_agg(t.day, {lo}, {hi}) FILTER (WHERE t.amount > 0))"
+        n_days = f"bit_count(bitstring_agg(t.day, {lo}, {hi}) {pos})"
+    if one_cutoff:
+        # min/max on the timestamps themselves, epoch seconds of the two results only:
+        # epoch is monotone, so the values are the same doubles as in the full vector
+        day = f"CAST(floor({d.epoch('ts')} / {_DAY}) AS BIGINT)"
+        return f"""
+WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce FROM cutoffs),
+agg AS (
+    SELECT customer_id,
+           min(ts) FILTER (WHERE amount > 0) AS first_ts,
+           max(ts) FILTER (WHERE amount > 0) AS last_ts,
+           {n_days.replace("t.day", day).replace("t.amount", "amount")} AS n_days,
+           count(*) FILTER (WHERE amount > 0) AS n_purchases,
+           sum(amount) AS monetary_total
+    FROM transactions
+    WHERE ts < (SELECT cutoff FROM cut)
+    GROUP BY customer_id
+    HAVING count(*) FILTER (WHERE amount > 0) > 0
+)
+SELECT a.customer_id, c.cutoff AS as_of,
+       (c.ce - {d.epoch("a.last_ts")}) / {_DAY} AS recency_days,
+       (c.ce - {d.epoch("a.first_ts")}) / {_DAY} AS tenure_days,
+       a.n_days - 1 AS frequency,
+       a.n_purchases,
+       a.monetary_total,
+       a.monetary_total / a.n_days AS monetary_mean
+FROM agg a, cut c
+ORDER BY a.customer_id
+"""
     return f"""
 {_cutoff_and_tx_ctes(d)}
 agg AS (
     SELECT t.customer_id, c.cutoff, c.ce,
-           min(t.es) FILTER (WHERE t.amount > 0) AS first_es,
-           max(t.es) FILTER (WHERE t.amount > 0) AS last_es,
+           min(t.es) {pos} AS first_es,
+           max(t.es) {pos} AS last_es,
            {n_days} AS n_days,
-           count(*) FILTER (WHERE t.amount > 0) AS n_purchases,
+           count(*) {pos} AS n_purchases,
            sum(t.amount) AS monetary_total
     FROM tx t JOIN cut c ON t.es < c.ce
     GROUP BY t.customer_id, c.cutoff, c.ce
-    HAVING count(*) FILTER (WHERE t.amount > 0) > 0
+    HAVING count(*) {pos} > 0
 )
 SELECT customer_id, cutoff AS as_of,
        (ce - last_es) / {_DAY} AS recency_days,
