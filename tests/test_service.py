@@ -495,6 +495,27 @@ def test_real_http_server(served: str):
     assert np.isfinite(r.json()["predictions"][0]["predicted_value"])
 
 
+def test_idle_keep_alive_connection_outlives_uvicorns_default(served: str):
+    """A keep-alive connection idle for 6 s (uvicorn's default closes at 5 s) still answers."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(served)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.request("GET", "/livez")
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200
+        time.sleep(6)
+        conn.request("GET", "/livez")
+        again = conn.getresponse()
+        again.read()
+        assert again.status == 200
+    finally:
+        conn.close()
+
+
 @pytest.mark.slow
 def test_becomes_ready_when_a_champion_is_trained_later(svc_workdir: Path, tmp_path: Path):
     """Started on an empty work directory the service is up but not ready (503s); after

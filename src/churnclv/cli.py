@@ -505,6 +505,24 @@ def serve(
     workdir: Workdir = DEFAULT_WORKDIR,
     tracking_uri: TrackingUri = None,
     policy: PolicyOpt = None,
+    keep_alive: Annotated[
+        int,
+        typer.Option(
+            "--keep-alive",
+            help="Seconds an idle keep-alive connection stays open. Keep it above your "
+            "clients' pool idle expiry, or a request sent as the server closes the "
+            "connection meets a reset.",
+            min=1,
+        ),
+    ] = 75,
+    graceful_shutdown: Annotated[
+        int,
+        typer.Option(
+            "--graceful-shutdown",
+            help="On SIGTERM, seconds in-flight requests get to finish before they are cut.",
+            min=1,
+        ),
+    ] = 30,
 ) -> None:
     """Serve predictions over HTTP (BentoML): /predict, /predict_features, /lookup, /model.
 
@@ -536,6 +554,9 @@ def serve(
     exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     cmd = [exe, "serve", "churnclv.serving.service:ChurnService"]
     cmd += ["--host", host, "--port", str(port)]
+    # (hidden options of `bentoml serve`, passed on to uvicorn; its keep-alive default is 5 s)
+    cmd += ["--timeout-keep-alive", str(keep_alive)]
+    cmd += ["--timeout-graceful-shutdown", str(graceful_shutdown)]
     err.print(f"serving on http://{host}:{port} (work directory {workdir})")
     proc = subprocess.Popen(cmd, env=env)
     signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # stop the server with us
