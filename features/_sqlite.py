@@ -18,13 +18,22 @@ oracle by the tests).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["SQLiteFeatures"]
+__all__ = ["SQLiteFeatures", "epoch_seconds"]
+
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_seconds(value: datetime) -> float:
+    """Epoch seconds of a naive UTC datetime: the double :func:`_epoch` (and DuckDB) gives."""
+    return ((value - _EPOCH) // _MICROSECOND) / 1e6
 
 
 def _epoch(values: pd.Series | np.ndarray) -> list[float | None]:
@@ -108,28 +117,21 @@ class SQLiteFeatures:
 
         Not thread-safe: callers serialise calls on one instance.
         """
-        con = self._con
-        for table in ("transactions", "events", "customers", "cutoffs"):
-            con.execute(f"DELETE FROM {table}")
-        con.executemany(
-            "INSERT INTO transactions VALUES (?, ?, ?)",
-            zip(
-                _objects(transactions["customer_id"]),
-                _epoch(transactions["ts"]),
-                transactions["amount"].astype(float).tolist(),
-                strict=True,
-            ),
+        tx_rows = zip(
+            _objects(transactions["customer_id"]),
+            _epoch(transactions["ts"]),
+            transactions["amount"].astype(float).tolist(),
+            strict=True,
         )
+        ev_rows: Any = ()
         if events is not None and len(events):
-            con.executemany(
-                "INSERT INTO events VALUES (?, ?, ?)",
-                zip(
-                    _objects(events["customer_id"]),
-                    _epoch(events["ts"]),
-                    _objects(events["event_type"]),
-                    strict=True,
-                ),
+            ev_rows = zip(
+                _objects(events["customer_id"]),
+                _epoch(events["ts"]),
+                _objects(events["event_type"]),
+                strict=True,
             )
+        cust_rows: Any = ()
         if customers is not None and len(customers):
             signup = (
                 _epoch(customers["signup_ts"])
@@ -137,10 +139,29 @@ class SQLiteFeatures:
                 else [None] * len(customers)
             )
             cols = [_objects(customers[c]) for c in self.static_columns]
-            con.executemany(
-                self._insert_customers,
-                zip(_objects(customers["customer_id"]), signup, *cols, strict=True),
-            )
+            cust_rows = zip(_objects(customers["customer_id"]), signup, *cols, strict=True)
+        return self.run_rows(tx_rows, ev_rows, cust_rows, cutoffs)
+
+    def run_rows(
+        self,
+        transactions: Iterable[tuple[Any, ...]],
+        events: Iterable[tuple[Any, ...]],
+        customers: Iterable[tuple[Any, ...]],
+        cutoffs: Sequence[pd.Timestamp],
+    ) -> pd.DataFrame:
+        """:meth:`run` on rows already in the tables' layout (no input frames to build).
+
+        ``transactions`` are ``(customer_id, epoch seconds, amount)``, ``events``
+        ``(customer_id, epoch seconds, event_type)`` and ``customers``
+        ``(customer_id, signup epoch seconds or None, *static values)``, epoch
+        seconds being ``microseconds / 1e6`` (see :func:`epoch_seconds`).
+        """
+        con = self._con
+        for table in ("transactions", "events", "customers", "cutoffs"):
+            con.execute(f"DELETE FROM {table}")
+        con.executemany("INSERT INTO transactions VALUES (?, ?, ?)", transactions)
+        con.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
+        con.executemany(self._insert_customers, customers)
         cuts = np.array([pd.Timestamp(c).as_unit("us") for c in cutoffs], dtype="datetime64[us]")
         stamps = dict(zip((cuts.astype("int64") / 1e6).tolist(), cuts, strict=True))
         con.executemany("INSERT INTO cutoffs VALUES (?)", [(e,) for e in stamps])

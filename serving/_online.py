@@ -257,6 +257,30 @@ def canonical_frames(
     return tx, ev, pd.DataFrame(cust)
 
 
+def canonical_rows(
+    customers: Sequence[CustomerIn],
+    static_columns: Sequence[str],
+    keys: Sequence[str],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """:func:`canonical_frames` as SQLite rows, without building frames (small batches).
+
+    Timestamps become epoch seconds (:func:`~churnclv.features._sqlite.epoch_seconds`),
+    the values :class:`~churnclv.features._sqlite.SQLiteFeatures` stores for the frames.
+    """
+    from churnclv.features._sqlite import epoch_seconds
+
+    tx: list[tuple[Any, ...]] = []
+    ev: list[tuple[Any, ...]] = []
+    cust: list[tuple[Any, ...]] = []
+    for cid, c in zip(keys, customers, strict=True):
+        tx += [(cid, epoch_seconds(to_naive_utc(t.ts)), float(t.amount)) for t in c.transactions]
+        ev += [(cid, epoch_seconds(to_naive_utc(e.ts)), e.event_type.lower()) for e in c.events]
+        signup = epoch_seconds(to_naive_utc(c.signup_ts)) if c.signup_ts else None
+        attrs = [c.attributes.get(col) for col in static_columns]
+        cust.append((cid, signup, *(None if v is None else str(v) for v in attrs)))
+    return tx, ev, cust
+
+
 # ---- features on a long-lived connection ----------------------------------------------------
 class FeatureSession:
     """The feature definition on long-lived connections, run per batch.
@@ -365,6 +389,24 @@ class FeatureSession:
                 out = con.execute("EXECUTE churnclv_features").df()
             finally:
                 con.execute("ROLLBACK")
+        return finish_features(out, self.static_columns)
+
+    def customer_features(
+        self, customers: Sequence[CustomerIn], keys: Sequence[str], as_of: datetime
+    ) -> pd.DataFrame:
+        """:meth:`features` of validated request customers (ids replaced by ``keys``).
+
+        A batch small enough for SQLite goes there as rows, skipping the input
+        frames; a larger one is framed for DuckDB. Same output either way.
+        """
+        n_rows = sum(len(c.transactions) + len(c.events) for c in customers)
+        if n_rows > self.sqlite_max_rows:
+            tx, ev, cust = canonical_frames(customers, self.static_columns, keys)
+            return self.features(tx, ev, cust, as_of)
+        rows = canonical_rows(customers, self.static_columns, keys)
+        with self._lock:
+            self.calls["sqlite"] += 1
+            out = self._lite.run_rows(*rows, [pd.Timestamp(as_of)])
         return finish_features(out, self.static_columns)
 
     def close(self) -> None:
@@ -583,8 +625,7 @@ class OnlineScorer:
         for as_of, idx in groups.items():
             members = [customers[i] for i in idx]
             keys = [str(i) for i in idx]
-            tx, ev, cust = canonical_frames(members, self.static_columns, keys)
-            feats = self.session.features(tx, ev, cust, as_of)
+            feats = self.session.customer_features(members, keys, as_of)
             by_key = {k: n for n, k in enumerate(feats["customer_id"])}
             recs = self._score(feats) if len(feats) else []
             for i, key, c in zip(idx, keys, members, strict=True):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 
 from churnclv._generate import SyntheticData, generate
 from churnclv.features import build_features
-from churnclv.serving._online import FeatureSession
+from churnclv.serving._online import CustomerIn, FeatureSession, canonical_frames
 
 STATIC = ["plan", "region", "acquisition_channel"]
 
@@ -87,3 +88,53 @@ def test_session_gives_an_empty_frame_when_nobody_bought_before_as_of(
     want = build_features(data.transactions, data.events, data.customers, as_of=data.as_of)
     assert got.empty
     assert list(got.columns) == list(want.columns)
+
+
+def _request_customers(data: SyntheticData) -> list[CustomerIn]:
+    """The generated histories as request customers; every third one with +02:00 timestamps
+    and upper-case event types (what canonicalisation must undo)."""
+    tz = timezone(timedelta(hours=2))
+    out = []
+    for i, (cid, tx) in enumerate(data.transactions.groupby("customer_id", sort=True)):
+        ev = data.events[data.events["customer_id"] == cid]
+        row = data.customers[data.customers["customer_id"] == cid].iloc[0]
+
+        def stamp(ts: pd.Timestamp, shifted: bool = i % 3 == 0) -> datetime:
+            return ts.tz_localize("UTC").tz_convert(tz).to_pydatetime() if shifted else ts
+
+        out.append(
+            CustomerIn(
+                customer_id=str(cid),
+                transactions=[
+                    {"ts": stamp(t), "amount": a}
+                    for t, a in zip(tx["ts"], tx["amount"], strict=True)
+                ],
+                events=[
+                    {"ts": stamp(t), "event_type": e.upper() if i % 3 == 0 else e}
+                    for t, e in zip(ev["ts"], ev["event_type"], strict=True)
+                ],
+                signup_ts=None if pd.isna(row["signup_ts"]) else stamp(row["signup_ts"]),
+                attributes={c: row[c] for c in STATIC if i % 4 or c != "region"},
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("sqlite_max_rows", [10**9, 0], ids=["sqlite rows", "duckdb frames"])
+def test_request_customers_give_the_frames_features(
+    data: SyntheticData, sqlite_max_rows: int
+) -> None:
+    """Request customers, as SQLite rows or as frames for DuckDB, give build_features' frame."""
+    customers = _request_customers(data)
+    keys = [f"k{i}" for i in range(len(customers))]
+    session = FeatureSession(STATIC, sqlite_max_rows=sqlite_max_rows)
+    try:
+        got = session.customer_features(customers, keys, data.as_of)
+        assert session.calls["sqlite"] == int(sqlite_max_rows > 0)
+    finally:
+        session.close()
+    tx, ev, cust = canonical_frames(customers, STATIC, keys)
+    want = build_features(tx, ev, cust, as_of=data.as_of)
+    assert len(got) > 40
+    assert got.dtypes.astype(str).to_dict() == want.dtypes.astype(str).to_dict()
+    pd.testing.assert_frame_equal(got, want, check_exact=False, atol=1e-9, rtol=0)

@@ -22,7 +22,7 @@ take days and convert to weeks by default.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "BetaGeoFitter",
     "GammaGammaFitter",
     "apply_btyd",
+    "btyd_arrays",
     "btyd_features",
     "fit_btyd",
 ]
@@ -960,19 +961,7 @@ def apply_btyd(models: BTYDModels, rfm: pd.DataFrame, *, horizon_days: float) ->
         ``frequency == 0`` or ``monetary_mean <= 0`` or missing) and ``btyd_clv``
         (undiscounted expected purchases times expected spend).
     """
-    if not (np.isfinite(horizon_days) and horizon_days >= 0):
-        raise ValueError(f"horizon_days must be finite and >= 0, got {horizon_days!r}")
-    bgf, ggf = models.bgf, models.ggf
-    unit = float(bgf.time_unit_days)
-    x, tx, big_t, mon = _rfm_arrays(rfm, unit)
-    t = horizon_days / unit
-    p_alive = bgf.conditional_probability_alive(x, tx, big_t)
-    e_n = bgf.conditional_expected_number_of_purchases_up_to_time(t, x, tx, big_t)
-    p_none = bgf.probability_no_purchase_up_to_time(t, x, tx, big_t)
-    usable = (x > 0) & np.isfinite(mon) & (mon > 0)
-    spend = ggf.conditional_expected_average_profit(
-        np.where(usable, x, 0.0), np.where(usable, mon, 0.0)
-    )
+    p_alive, spend, ((e_n, p_none),) = btyd_arrays(models, rfm, (horizon_days,))
     return pd.DataFrame(
         {
             "btyd_p_alive": p_alive,
@@ -983,6 +972,35 @@ def apply_btyd(models: BTYDModels, rfm: pd.DataFrame, *, horizon_days: float) ->
         },
         index=rfm.index,
     )
+
+
+def btyd_arrays(
+    models: BTYDModels, rfm: pd.DataFrame, horizons_days: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """:func:`apply_btyd`'s arrays for several horizons, sharing what does not depend on one.
+
+    Returns P(alive), the Gamma-Gamma expected spend per purchase, and per
+    horizon the expected purchases and P(no purchase) (no frames built).
+    """
+    for h in horizons_days:
+        if not (np.isfinite(h) and h >= 0):
+            raise ValueError(f"horizon_days must be finite and >= 0, got {h!r}")
+    bgf, ggf = models.bgf, models.ggf
+    unit = float(bgf.time_unit_days)
+    x, tx, big_t, mon = _rfm_arrays(rfm, unit)
+    p_alive = bgf.conditional_probability_alive(x, tx, big_t)
+    usable = (x > 0) & np.isfinite(mon) & (mon > 0)
+    spend = ggf.conditional_expected_average_profit(
+        np.where(usable, x, 0.0), np.where(usable, mon, 0.0)
+    )
+    per_horizon = [
+        (
+            bgf.conditional_expected_number_of_purchases_up_to_time(h / unit, x, tx, big_t),
+            bgf.probability_no_purchase_up_to_time(h / unit, x, tx, big_t),
+        )
+        for h in horizons_days
+    ]
+    return p_alive, spend, per_horizon
 
 
 def btyd_features(

@@ -18,7 +18,7 @@ from churnclv.training._btyd import (
     BetaGeoFitter,
     BTYDModels,
     GammaGammaFitter,
-    apply_btyd,
+    btyd_arrays,
     fit_btyd,
 )
 
@@ -73,16 +73,17 @@ def btyd_columns(rfm: pd.DataFrame, params: dict[str, Any] | None) -> pd.DataFra
         ),
         ggf=GammaGammaFitter.from_params(gg["p"], gg["q"], gg["v"]),
     )
-    churn = apply_btyd(models, rfm, horizon_days=params["churn_horizon_days"])
-    value = apply_btyd(models, rfm, horizon_days=params["value_horizon_days"])
+    p_alive, spend, ((e_churn, p_none_churn), (e_value, _)) = btyd_arrays(
+        models, rfm, (params["churn_horizon_days"], params["value_horizon_days"])
+    )
     return pd.DataFrame(
         {
-            "btyd_p_alive": churn["btyd_p_alive"],
-            "btyd_p_no_purchase_churn": churn["btyd_p_no_purchase"],
-            "btyd_expected_purchases_churn": churn["btyd_expected_purchases"],
-            "btyd_expected_purchases_value": value["btyd_expected_purchases"],
-            "btyd_expected_spend": value["btyd_expected_spend"],
-            "btyd_clv_value": value["btyd_clv"],
+            "btyd_p_alive": p_alive,
+            "btyd_p_no_purchase_churn": p_none_churn,
+            "btyd_expected_purchases_churn": e_churn,
+            "btyd_expected_purchases_value": e_value,
+            "btyd_expected_spend": spend,
+            "btyd_clv_value": e_value * spend,
         },
         index=rfm.index,
     )
