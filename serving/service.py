@@ -198,11 +198,26 @@ def _workers() -> int:
         return 2
 
 
+def _access_log() -> bool:
+    """Whether BentoML logs every request (``CHURNCLV_ACCESS_LOG=1``; off by default).
+
+    Formatting and writing one log record per request cost about 8% of a
+    worker's CPU at 200 requests/s (py-spy); request counts and latencies stay
+    on ``/metrics`` either way.
+    """
+    return os.environ.get("CHURNCLV_ACCESS_LOG", "0").strip().lower() in ("1", "true", "yes")
+
+
 _extra_routes = Starlette(routes=[Route("/model", _model_route, methods=["GET"])])
 
 
 @bentoml.asgi_app(_extra_routes, path="/")
-@bentoml.service(name="churnclv", workers=_workers(), traffic={"timeout": 120})
+@bentoml.service(
+    name="churnclv",
+    workers=_workers(),
+    traffic={"timeout": 120},
+    logging={"access": {"enabled": _access_log()}},
+)
 class ChurnService:
     """Churn probability, predicted value, tiers and retention actions over HTTP."""
 

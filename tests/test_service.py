@@ -516,6 +516,20 @@ def test_idle_keep_alive_connection_outlives_uvicorns_default(served: str):
         conn.close()
 
 
+def test_access_log_is_off_by_default_and_on_when_asked(svc_workdir: Path, tmp_path: Path):
+    """Requests are not logged one by one unless CHURNCLV_ACCESS_LOG (--access-log) asks."""
+    import httpx
+    from test_soak import running_server
+
+    for enabled in (False, True):
+        log = tmp_path / f"serve-{enabled}.log"
+        env = {"CHURNCLV_ACCESS_LOG": "1" if enabled else "0", "CHURNCLV_WORKERS": "1"}
+        with running_server(svc_workdir, 60, env=env, log=log) as (base, _):
+            for _ in range(3):
+                assert httpx.get(base + "/model", timeout=10).status_code == 200
+        assert ("/model" in log.read_text(errors="replace")) is enabled
+
+
 @pytest.mark.slow
 def test_becomes_ready_when_a_champion_is_trained_later(svc_workdir: Path, tmp_path: Path):
     """Started on an empty work directory the service is up but not ready (503s); after
