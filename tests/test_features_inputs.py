@@ -100,3 +100,22 @@ def test_rfm_summary_equals_the_rfm_columns_of_the_full_vector(
     ]
     assert len(got) > 100 * n_cutoffs
     pd.testing.assert_frame_equal(got, full[cols], check_exact=False, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        (["b", "a", "b", None], "str"),
+        (["b", "a", "b", None], "object"),
+        (["é", "z", "Z"], "str"),
+        ([], "str"),
+        ([None], "str"),
+        (["x"], "object"),
+        (["1", 2.5, None], "object"),
+    ],
+    ids=["dupes+missing", "object", "unicode", "empty", "all-missing", "one", "mixed"],
+)
+def test_small_category_conversion_equals_astype(values: list[object], dtype: str) -> None:
+    """The direct category build of small static columns equals astype("category")."""
+    s = pd.Series(values, dtype=dtype, name="plan")
+    pd.testing.assert_series_equal(features._as_category(s), s.astype("category"))
