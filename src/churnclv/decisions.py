@@ -336,23 +336,24 @@ def rfm_scores(
         for k in ("recency_days", "frequency", "monetary_total")
     }
 
+    return pd.DataFrame(_rfm_score_arrays(frame, ref), index=frame.index)
+
+
+def _rfm_score_arrays(frame: pd.DataFrame, ref: dict[str, list[float]]) -> dict[str, np.ndarray]:
     def score(share: np.ndarray) -> np.ndarray:
         return np.clip(1 + np.floor(5 * share), 1, 5).astype(int)
 
-    return pd.DataFrame(
-        {
-            "r_score": score(
-                _share_below(
-                    ref["recency_days"], frame["recency_days"].to_numpy(float), strictly_above=True
-                )
-            ),
-            "f_score": score(_share_below(ref["frequency"], frame["frequency"].to_numpy(float))),
-            "m_score": score(
-                _share_below(ref["monetary_total"], frame["monetary_total"].to_numpy(float))
-            ),
-        },
-        index=frame.index,
-    )
+    return {
+        "r_score": score(
+            _share_below(
+                ref["recency_days"], frame["recency_days"].to_numpy(float), strictly_above=True
+            )
+        ),
+        "f_score": score(_share_below(ref["frequency"], frame["frequency"].to_numpy(float))),
+        "m_score": score(
+            _share_below(ref["monetary_total"], frame["monetary_total"].to_numpy(float))
+        ),
+    }
 
 
 def decide(
@@ -398,13 +399,12 @@ def decide(
         mid_share = policy.high_share + policy.medium_share
         medium_min = np.quantile(ref, 1 - mid_share) if mid_share > 0 else np.inf
         cols["value_tier"] = np.select([v >= high_min, v >= medium_min], ["high", "medium"], "low")
-        rfm = rfm_scores(out, reference)
-        r, f, m = (rfm[c].to_numpy() for c in ("r_score", "f_score", "m_score"))
-        for c in ("r_score", "f_score", "m_score"):
-            if c in out.columns:  # rescored in place, keeping the column order
-                out[c] = rfm[c]
-            else:
-                cols[c] = rfm[c].to_numpy()
+        rfm = _rfm_score_arrays(out, reference)
+        r, f, m = (rfm[c] for c in ("r_score", "f_score", "m_score"))
+        rescored = {c: rfm[c] for c in rfm if c in out.columns}
+        if rescored:  # in place, keeping the column order
+            out = out.assign(**rescored)
+        cols.update({c: rfm[c] for c in rfm if c not in out.columns})
     else:
         rank = pd.Series(-v).rank(method="first").to_numpy() / max(n, 1)
         cols["value_tier"] = np.select(
