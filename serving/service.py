@@ -43,6 +43,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from churnclv._errors import InputError
+from churnclv.serving._bentoml_fixes import cancel_timeout_timers
 from churnclv.serving._online import (
     MAX_LOOKUP_IDS,
     CustomerIn,
@@ -222,6 +223,7 @@ class ChurnService:
     """Churn probability, predicted value, tiers and retention actions over HTTP."""
 
     def __init__(self) -> None:
+        cancel_timeout_timers()  # see serving/_bentoml_fixes.py: per-request timers kept 120 s
         self.state = ServingState.from_env()
         self._retry: asyncio.Task[None] | None = None
         # never raises: failures are reported by __is_ready__ and one log line
