@@ -273,9 +273,10 @@ def _day_span(relation: Any, n_cutoffs: int) -> tuple[int, int] | None:
     else:
         con = _connect()
         try:
-            first, last, n_rows = con.execute(
+            row = con.execute(
                 f"SELECT min(ts), max(ts), count(*) FROM ({relation.sql()})"
             ).fetchone()
+            first, last, n_rows = row if row is not None else (None, None, 0)
         finally:
             con.close()
     if n_rows == 0 or pd.isna(first) or pd.isna(last):
