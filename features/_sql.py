@@ -48,16 +48,24 @@ EVENT_BUCKET_BOUNDS: tuple[int, ...] = (0, 30, 90, 180)
 ANCIENT_BUCKET = -1_000_000_000
 
 
+#: A row's bucket start: its day's from the bucket map, or the ancient bucket.
+_BUCKET_LO = f"coalesce(b.lo, {ANCIENT_BUCKET})"
+
+
+def _day(d: Dialect, ts: str) -> str:
+    """The UTC day number (days since 1970-01-01, floored) of the timestamp ``ts``."""
+    return f"CAST(floor({d.epoch(ts)} / {_DAY}) AS BIGINT)"
+
+
 def _cutoff_and_tx_ctes(d: Dialect, *, bucketed: bool = False) -> str:
     """The ``cut`` and ``tx`` CTEs every query starts with (epoch seconds, purchase day).
 
     ``bucketed`` adds ``cday``, the cutoff's day number (cutoffs at midnight UTC).
     """
-    cday = f", CAST(floor({d.epoch('cutoff')} / {_DAY}) AS BIGINT) AS cday" if bucketed else ""
+    cday = f", {_day(d, 'cutoff')} AS cday" if bucketed else ""
     return f"""WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce{cday} FROM cutoffs),
 tx AS (
-    SELECT customer_id, {d.epoch("ts")} AS es, amount,
-           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
+    SELECT customer_id, {d.epoch("ts")} AS es, amount, {_day(d, "ts")} AS day
     FROM transactions
 ),"""
 
@@ -154,7 +162,7 @@ def _in_bucket(alias: str, relation: str, bucket_map: str) -> str:
     return (
         f"FROM {relation} {alias} LEFT JOIN {bucket_map} b ON b.day = {alias}.day\n"
         f"    WHERE {alias}.day < (SELECT max(cday) FROM cut)\n"
-        f"    GROUP BY {alias}.customer_id, coalesce(b.lo, {ANCIENT_BUCKET})"
+        f"    GROUP BY {alias}.customer_id, {_BUCKET_LO}"
     )
 
 
@@ -173,7 +181,7 @@ def _bucketed_tx_ctes() -> str:
     aggregated once into its bucket and only the small bucket table is joined
     to the cutoffs, instead of every row to every later cutoff.
     """
-    lo = f"coalesce(b.lo, {ANCIENT_BUCKET}) AS lo"
+    lo = f"{_BUCKET_LO} AS lo"
     win, act = [], []
     for w in WINDOWS:
         win += [
@@ -233,8 +241,7 @@ agg AS (
 def _ev_cte(d: Dialect) -> str:
     return f""",
 ev AS (
-    SELECT customer_id, {d.epoch("ts")} AS es, event_type,
-           CAST(floor({d.epoch("ts")} / {_DAY}) AS BIGINT) AS day
+    SELECT customer_id, {d.epoch("ts")} AS es, event_type, {_day(d, "ts")} AS day
     FROM events
 ),"""
 
@@ -294,7 +301,7 @@ def _bucketed_event_ctes(d: Dialect, event_types: Sequence[str]) -> str:
         f"{n_since(180, 'e.lo < c.cday - 90 AND ')} AS events_prior_90d",
         f"(c.ce - max(e.last_es)) / {_DAY} AS days_since_event",
     ]
-    lo = f"coalesce(b.lo, {ANCIENT_BUCKET}) AS lo"
+    lo = f"{_BUCKET_LO} AS lo"
     sep = ",\n           "
     return f"""{_ev_cte(d)}
 eb AS (
@@ -476,64 +483,50 @@ def rfm_sql(
     ``epoch(ts) < epoch(cutoff)``: epoch seconds keep microsecond order).
     """
     d = get_dialect(dialect)
+    if one_cutoff:
+        # min/max on the timestamps themselves, epoch seconds of the two results only:
+        # epoch is monotone, so the values are the same doubles as in the full vector
+        head = f"WITH cut AS (SELECT cutoff, {d.epoch('cutoff')} AS ce FROM cutoffs),"
+        rows, keys = "transactions t WHERE t.ts < (SELECT cutoff FROM cut)", "t.customer_id"
+        when, day = "t.ts", _day(d, "t.ts")
+        first, last = d.epoch("a.first_t"), d.epoch("a.last_t")
+        source, cut, order = "agg a, cut c", "c", "a.customer_id"
+    else:
+        head = _cutoff_and_tx_ctes(d)
+        rows, keys = "tx t JOIN cut c ON t.es < c.ce", "t.customer_id, c.cutoff, c.ce"
+        when, day = "t.es", "t.day"
+        first, last = "a.first_t", "a.last_t"
+        source, cut, order = "agg a", "a", "as_of, a.customer_id"
     pos = "FILTER (WHERE t.amount > 0)"
     if day_span is None:
-        n_days = f"count(DISTINCT t.day) {pos}"
+        n_days = f"count(DISTINCT {day}) {pos}"
     else:
         if d.name != "duckdb":
             raise ValueError("day_span needs the duckdb dialect")
         lo, hi = (int(x) for x in day_span)
-        n_days = f"bit_count(bitstring_agg(t.day, {lo}, {hi}) {pos})"
-    if one_cutoff:
-        # min/max on the timestamps themselves, epoch seconds of the two results only:
-        # epoch is monotone, so the values are the same doubles as in the full vector
-        day = f"CAST(floor({d.epoch('ts')} / {_DAY}) AS BIGINT)"
-        return f"""
-WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce FROM cutoffs),
+        n_days = f"bit_count(bitstring_agg({day}, {lo}, {hi}) {pos})"
+    return f"""
+{head}
 agg AS (
-    SELECT customer_id,
-           min(ts) FILTER (WHERE amount > 0) AS first_ts,
-           max(ts) FILTER (WHERE amount > 0) AS last_ts,
-           {n_days.replace("t.day", day).replace("t.amount", "amount")} AS n_days,
-           count(*) FILTER (WHERE amount > 0) AS n_purchases,
-           sum(amount) AS monetary_total
-    FROM transactions
-    WHERE ts < (SELECT cutoff FROM cut)
-    GROUP BY customer_id
-    HAVING count(*) FILTER (WHERE amount > 0) > 0
+    SELECT {keys},
+           min({when}) {pos} AS first_t,
+           max({when}) {pos} AS last_t,
+           {n_days} AS n_days,
+           count(*) {pos} AS n_purchases,
+           sum(t.amount) AS monetary_total
+    FROM {rows}
+    GROUP BY {keys}
+    HAVING count(*) {pos} > 0
 )
-SELECT a.customer_id, c.cutoff AS as_of,
-       (c.ce - {d.epoch("a.last_ts")}) / {_DAY} AS recency_days,
-       (c.ce - {d.epoch("a.first_ts")}) / {_DAY} AS tenure_days,
+SELECT a.customer_id, {cut}.cutoff AS as_of,
+       ({cut}.ce - {last}) / {_DAY} AS recency_days,
+       ({cut}.ce - {first}) / {_DAY} AS tenure_days,
        a.n_days - 1 AS frequency,
        a.n_purchases,
        a.monetary_total,
        a.monetary_total / a.n_days AS monetary_mean
-FROM agg a, cut c
-ORDER BY a.customer_id
-"""
-    return f"""
-{_cutoff_and_tx_ctes(d)}
-agg AS (
-    SELECT t.customer_id, c.cutoff, c.ce,
-           min(t.es) {pos} AS first_es,
-           max(t.es) {pos} AS last_es,
-           {n_days} AS n_days,
-           count(*) {pos} AS n_purchases,
-           sum(t.amount) AS monetary_total
-    FROM tx t JOIN cut c ON t.es < c.ce
-    GROUP BY t.customer_id, c.cutoff, c.ce
-    HAVING count(*) {pos} > 0
-)
-SELECT customer_id, cutoff AS as_of,
-       (ce - last_es) / {_DAY} AS recency_days,
-       (ce - first_es) / {_DAY} AS tenure_days,
-       n_days - 1 AS frequency,
-       n_purchases,
-       monetary_total,
-       monetary_total / n_days AS monetary_mean
-FROM agg
-ORDER BY as_of, customer_id
+FROM {source}
+ORDER BY {order}
 """
 
 
