@@ -199,16 +199,7 @@ def build_features(
         customers = _frame(customers, "customers")
     cut = _cutoff_frame(as_of)
     frames, static, with_signup = _inputs(transactions, events, customers, cut)
-    buckets = _bucket_maps(cut) if engine != "sqlite" else {}
-    frames.update(buckets)
-    sql = feature_sql(
-        with_events="events" in frames,
-        event_types=event_types,
-        static_columns=static,
-        with_signup=with_signup,
-        dialect=engine,
-        bucketed=bool(buckets),
-    )
+    sql = _feature_query(frames, static, with_signup, event_types, engine)
     if engine == "spark":
         from churnclv.features._spark import to_pandas
 
@@ -218,6 +209,27 @@ def build_features(
     else:
         out = _duckdb_query(frames, sql)
     return finish_features(out, static)
+
+
+def _feature_query(
+    frames: dict[str, Any],
+    static: list[str],
+    with_signup: bool,
+    event_types: Sequence[str],
+    dialect: str,
+) -> str:
+    """The feature SQL for ``frames``; adds the bucket maps to ``frames`` when the bucketed
+    form applies (several midnight cutoffs, not SQLite)."""
+    buckets = _bucket_maps(frames["cutoffs"]) if dialect != "sqlite" else {}
+    frames.update(buckets)
+    return feature_sql(
+        with_events="events" in frames,
+        event_types=event_types,
+        static_columns=static,
+        with_signup=with_signup,
+        dialect=dialect,
+        bucketed=bool(buckets),
+    )
 
 
 def _relation(value: Input, columns: Sequence[str] | None, what: str) -> Any:
@@ -418,16 +430,7 @@ def spark_features(
     transactions = _frame(transactions, "transactions")  # type: ignore[assignment]
     events, customers = _frame(events, "events"), _frame(customers, "customers")
     frames, static, with_signup = _inputs(transactions, events, customers, cut)
-    buckets = _bucket_maps(cut)
-    frames.update(buckets)
-    sql = feature_sql(
-        with_events="events" in frames,
-        event_types=event_types,
-        static_columns=static,
-        with_signup=with_signup,
-        dialect="spark",
-        bucketed=bool(buckets),
-    )
+    sql = _feature_query(frames, static, with_signup, event_types, "spark")
     return _spark_query(frames, sql), static
 
 
