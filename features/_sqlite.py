@@ -117,13 +117,22 @@ class SQLiteFeatures:
 
         Not thread-safe: callers serialise calls on one instance.
         """
+        return self.run_rows(*self.frame_rows(transactions, events, customers), cutoffs)
+
+    def frame_rows(
+        self,
+        transactions: pd.DataFrame,
+        events: pd.DataFrame | None,
+        customers: pd.DataFrame | None,
+    ) -> tuple[Iterable[tuple[Any, ...]], Iterable[tuple[Any, ...]], Iterable[tuple[Any, ...]]]:
+        """The input frames as the rows :meth:`run_rows` takes."""
         tx_rows = zip(
             _objects(transactions["customer_id"]),
             _epoch(transactions["ts"]),
             transactions["amount"].astype(float).tolist(),
             strict=True,
         )
-        ev_rows: Any = ()
+        ev_rows: Iterable[tuple[Any, ...]] = ()
         if events is not None and len(events):
             ev_rows = zip(
                 _objects(events["customer_id"]),
@@ -131,7 +140,7 @@ class SQLiteFeatures:
                 _objects(events["event_type"]),
                 strict=True,
             )
-        cust_rows: Any = ()
+        cust_rows: Iterable[tuple[Any, ...]] = ()
         if customers is not None and len(customers):
             signup = (
                 _epoch(customers["signup_ts"])
@@ -140,7 +149,7 @@ class SQLiteFeatures:
             )
             cols = [_objects(customers[c]) for c in self.static_columns]
             cust_rows = zip(_objects(customers["customer_id"]), signup, *cols, strict=True)
-        return self.run_rows(tx_rows, ev_rows, cust_rows, cutoffs)
+        return tx_rows, ev_rows, cust_rows
 
     def run_rows(
         self,
@@ -150,6 +159,8 @@ class SQLiteFeatures:
         cutoffs: Sequence[pd.Timestamp],
     ) -> pd.DataFrame:
         """:meth:`run` on rows already in the tables' layout (no input frames to build).
+
+        Not thread-safe: callers serialise calls on one instance.
 
         ``transactions`` are ``(customer_id, epoch seconds, amount)``, ``events``
         ``(customer_id, epoch seconds, event_type)`` and ``customers``

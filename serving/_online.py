@@ -21,7 +21,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -365,10 +365,7 @@ class FeatureSession:
     ) -> pd.DataFrame:
         """The feature frame of ``customers`` as of one cutoff (canonical input frames)."""
         if len(transactions) + len(events) <= self.sqlite_max_rows:
-            with self._lock:
-                self.calls["sqlite"] += 1
-                out = self._lite.run(transactions, events, customers, [pd.Timestamp(as_of)])
-            return finish_features(out, self.static_columns)
+            return self._on_sqlite(self._lite.frame_rows(transactions, events, customers), as_of)
         cut = pd.DataFrame({"cutoff": np.array([pd.Timestamp(as_of)], dtype="datetime64[us]")})
         with self._lock:
             self.calls["duckdb"] += 1
@@ -403,7 +400,12 @@ class FeatureSession:
         if n_rows > self.sqlite_max_rows:
             tx, ev, cust = canonical_frames(customers, self.static_columns, keys)
             return self.features(tx, ev, cust, as_of)
-        rows = canonical_rows(customers, self.static_columns, keys)
+        return self._on_sqlite(canonical_rows(customers, self.static_columns, keys), as_of)
+
+    def _on_sqlite(
+        self, rows: tuple[Iterable[tuple[Any, ...]], ...], as_of: datetime | pd.Timestamp
+    ) -> pd.DataFrame:
+        """Transactions, events and customers rows through the SQLite runner, finished."""
         with self._lock:
             self.calls["sqlite"] += 1
             out = self._lite.run_rows(*rows, [pd.Timestamp(as_of)])
