@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from typing import Any
 
 __all__ = ["cancel_timeout_timers"]
 
-_BUGGY_LINE = "loop.call_later(self.timeout, self._set_timer_out, waiter)"
+#: The timer scheduled as a bare statement: its handle is dropped, so nothing can cancel it.
+_UNCANCELLABLE_TIMER = re.compile(
+    r"^\s*loop\.call_later\(self\.timeout, self\._set_timer_out, waiter\)\s*$", re.MULTILINE
+)
 
 
 def cancel_timeout_timers() -> bool:
@@ -39,9 +43,7 @@ def cancel_timeout_timers() -> bool:
         source = inspect.getsource(TimeoutMiddleware.__call__)
     except (OSError, TypeError):  # pragma: no cover - no source to check against
         return False
-    if _BUGGY_LINE not in source or ".cancel()" in source.split(_BUGGY_LINE, 1)[1].replace(
-        "fut.cancel()", ""
-    ):
+    if not _UNCANCELLABLE_TIMER.search(source):
         return False
     from starlette.responses import JSONResponse
 
