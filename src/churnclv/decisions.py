@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "Policy",
     "campaign_summary",
     "decide",
+    "decide_columns",
     "load_policy",
     "reference_distribution",
     "rfm_scores",
@@ -339,21 +341,104 @@ def rfm_scores(
     return pd.DataFrame(_rfm_score_arrays(frame, ref), index=frame.index)
 
 
-def _rfm_score_arrays(frame: pd.DataFrame, ref: dict[str, list[float]]) -> dict[str, np.ndarray]:
+def _floats(column: Any) -> np.ndarray:
+    """A column (Series, array or list) as a float array, missing values as NaN."""
+    if hasattr(column, "to_numpy"):
+        return np.asarray(column.to_numpy(dtype=float, na_value=np.nan), dtype=float)
+    return np.asarray(column, dtype=float)
+
+
+def _rfm_score_arrays(
+    columns: Mapping[str, Any], ref: Mapping[str, list[float]]
+) -> dict[str, np.ndarray]:
     def score(share: np.ndarray) -> np.ndarray:
         return np.clip(1 + np.floor(5 * share), 1, 5).astype(int)
 
     return {
         "r_score": score(
-            _share_below(
-                ref["recency_days"], frame["recency_days"].to_numpy(float), strictly_above=True
-            )
+            _share_below(ref["recency_days"], _floats(columns["recency_days"]), strictly_above=True)
         ),
-        "f_score": score(_share_below(ref["frequency"], frame["frequency"].to_numpy(float))),
-        "m_score": score(
-            _share_below(ref["monetary_total"], frame["monetary_total"].to_numpy(float))
-        ),
+        "f_score": score(_share_below(ref["frequency"], _floats(columns["frequency"]))),
+        "m_score": score(_share_below(ref["monetary_total"], _floats(columns["monetary_total"]))),
     }
+
+
+def decide_columns(
+    columns: Mapping[str, Any],
+    policy: Policy,
+    *,
+    churn_horizon_days: float,
+    reference: Mapping[str, list[float]] | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`decide`'s new columns, from columns given as arrays (or a frame).
+
+    ``columns`` maps the names :func:`decide` reads to arrays, Series or lists
+    of one length (a :class:`pandas.DataFrame` is such a mapping). Returns the
+    arrays ``value_tier``, ``risk_band``, ``lifecycle_stage``, ``rfm_segment``,
+    ``action`` (strings), ``expected_net_gain``, ``action_cost`` and
+    ``expected_saved_value``, plus ``r_score``, ``f_score`` and ``m_score``
+    when they were scored against ``reference``. No frame is built, which is
+    what keeps the service's one-customer call cheap.
+    """
+    p = _floats(columns["churn_probability"])
+    v = _floats(columns["predicted_value"])
+    n = len(p)
+    cols: dict[str, np.ndarray] = {}
+    if reference and "predicted_value" in reference:
+        ref = np.asarray(reference["predicted_value"], dtype=float)
+        high_min = np.quantile(ref, 1 - policy.high_share) if policy.high_share > 0 else np.inf
+        mid_share = policy.high_share + policy.medium_share
+        medium_min = np.quantile(ref, 1 - mid_share) if mid_share > 0 else np.inf
+        cols["value_tier"] = np.select([v >= high_min, v >= medium_min], ["high", "medium"], "low")
+        rfm = _rfm_score_arrays(columns, reference)
+        cols.update(rfm)
+        r, f, m = (rfm[c] for c in ("r_score", "f_score", "m_score"))
+    else:
+        rank = pd.Series(-v).rank(method="first").to_numpy() / max(n, 1)
+        cols["value_tier"] = np.select(
+            [rank <= policy.high_share, rank <= policy.high_share + policy.medium_share],
+            ["high", "medium"],
+            "low",
+        )
+        r, f, m = (np.asarray(columns[c]) for c in ("r_score", "f_score", "m_score"))
+    cols["risk_band"] = np.select(
+        [p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low"
+    )
+    rec = _floats(columns["recency_days"])
+    ten = _floats(columns["tenure_days"])
+    gap = _floats(columns["gap_mean_days"])
+    churned_days = policy.churned_recency_days or churn_horizon_days
+    silent_limit = np.where(
+        np.isfinite(gap) & (gap > 0), policy.silent_gap_multiple * gap, policy.silent_default_days
+    )
+    cols["lifecycle_stage"] = np.select(
+        [rec > churned_days, ten <= policy.new_max_tenure_days, rec > silent_limit],
+        ["churned", "new", "silent"],
+        "active",
+    )
+    segments = _segments(r, f, m).astype(str).astype(object)
+    cols["rfm_segment"] = segments.astype(str)
+    at_stake = p * np.clip(v, 0, None)
+    best_gain = np.zeros(n)
+    best_action = np.full(n, "none", dtype=object)
+    best_cost = np.zeros(n)
+    best_uplift = np.zeros(n)
+    for action in policy.actions:
+        uplift = action.uplift_for(segments)
+        gain = np.where(uplift > 0, at_stake * uplift - action.cost, -np.inf)
+        better = gain > best_gain
+        best_gain = np.where(better, gain, best_gain)
+        best_action = np.where(better, action.name, best_action)
+        best_cost = np.where(better, action.cost, best_cost)
+        best_uplift = np.where(better, uplift, best_uplift)
+    cols["action"] = best_action.astype(str)
+    cols["expected_net_gain"] = best_gain
+    cols["action_cost"] = best_cost
+    cols["expected_saved_value"] = at_stake * best_uplift
+    return cols
+
+
+_STRING_DECISIONS = ("value_tier", "risk_band", "lifecycle_stage", "rfm_segment", "action")
 
 
 def decide(
@@ -385,70 +470,19 @@ def decide(
     -------
     pandas.DataFrame
         A copy with ``value_tier``, ``risk_band``, ``lifecycle_stage``,
-        ``rfm_segment``, ``action`` and ``expected_net_gain``.
+        ``rfm_segment``, ``action`` and ``expected_net_gain`` (computed by
+        :func:`decide_columns`).
     """
+    cols = decide_columns(
+        scored, policy, churn_horizon_days=churn_horizon_days, reference=reference
+    )
     out = scored.copy()
-    n = len(out)
-    p = out["churn_probability"].to_numpy(float)
-    v = out["predicted_value"].to_numpy(float)
+    rescored = {c: cols.pop(c) for c in ("r_score", "f_score", "m_score") if c in out and c in cols}
+    if rescored:  # existing score columns in place, keeping the column order
+        out = out.assign(**rescored)
     # New columns are gathered and joined once: per-column assignment dominates small frames.
-    cols: dict[str, Any] = {}
-    if reference and "predicted_value" in reference:
-        ref = np.asarray(reference["predicted_value"], dtype=float)
-        high_min = np.quantile(ref, 1 - policy.high_share) if policy.high_share > 0 else np.inf
-        mid_share = policy.high_share + policy.medium_share
-        medium_min = np.quantile(ref, 1 - mid_share) if mid_share > 0 else np.inf
-        cols["value_tier"] = np.select([v >= high_min, v >= medium_min], ["high", "medium"], "low")
-        rfm = _rfm_score_arrays(out, reference)
-        r, f, m = (rfm[c] for c in ("r_score", "f_score", "m_score"))
-        rescored = {c: rfm[c] for c in rfm if c in out.columns}
-        if rescored:  # in place, keeping the column order
-            out = out.assign(**rescored)
-        cols.update({c: rfm[c] for c in rfm if c not in out.columns})
-    else:
-        rank = pd.Series(-v).rank(method="first").to_numpy() / max(n, 1)
-        cols["value_tier"] = np.select(
-            [rank <= policy.high_share, rank <= policy.high_share + policy.medium_share],
-            ["high", "medium"],
-            "low",
-        )
-        r, f, m = (out[c].to_numpy() for c in ("r_score", "f_score", "m_score"))
-    cols["risk_band"] = np.select(
-        [p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low"
-    )
-    rec = out["recency_days"].to_numpy(float)
-    ten = out["tenure_days"].to_numpy(float)
-    gap = out["gap_mean_days"].to_numpy(float)
-    churned_days = policy.churned_recency_days or churn_horizon_days
-    silent_limit = np.where(
-        np.isfinite(gap) & (gap > 0), policy.silent_gap_multiple * gap, policy.silent_default_days
-    )
-    cols["lifecycle_stage"] = np.select(
-        [rec > churned_days, ten <= policy.new_max_tenure_days, rec > silent_limit],
-        ["churned", "new", "silent"],
-        "active",
-    )
-    segments = _segments(r, f, m).astype(str).astype(object)
-    cols["rfm_segment"] = segments
-    at_stake = p * np.clip(v, 0, None)
-    best_gain = np.zeros(n)
-    best_action = np.full(n, "none", dtype=object)
-    best_cost = np.zeros(n)
-    best_uplift = np.zeros(n)
-    for action in policy.actions:
-        uplift = action.uplift_for(segments)
-        gain = np.where(uplift > 0, at_stake * uplift - action.cost, -np.inf)
-        better = gain > best_gain
-        best_gain = np.where(better, gain, best_gain)
-        best_action = np.where(better, action.name, best_action)
-        best_cost = np.where(better, action.cost, best_cost)
-        best_uplift = np.where(better, uplift, best_uplift)
-    cols["action"] = best_action.astype(str)
-    cols["expected_net_gain"] = best_gain
-    cols["action_cost"] = best_cost
-    cols["expected_saved_value"] = at_stake * best_uplift
     new = pd.DataFrame(cols, index=out.index)
-    for c in ("value_tier", "risk_band", "lifecycle_stage", "rfm_segment", "action"):
+    for c in _STRING_DECISIONS:
         new[c] = new[c].astype("str")
     out = out.drop(columns=[c for c in cols if c in out.columns])
     return pd.concat([out, new], axis=1)
