@@ -872,22 +872,23 @@ class BTYDModels:
     ggf: GammaGammaFitter
 
 
+def _rfm_column(rfm: Mapping[str, Any] | pd.DataFrame, name: str) -> np.ndarray:
+    """One RFM column as float64 (a Series' missing values as NaN), named in errors."""
+    values = rfm[name]
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return _as_float_array(name, values)
+
+
 def _rfm_arrays(
-    rfm: pd.DataFrame, time_unit_days: float
+    rfm: Mapping[str, Any] | pd.DataFrame, time_unit_days: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    missing = [c for c in _RFM_COLUMNS if c not in rfm.columns]
+    """``x``, ``t_x``, ``T`` (in time units) and the mean spend of an RFM frame or a
+    mapping of column arrays (the service scores small batches without frames)."""
+    missing = [c for c in _RFM_COLUMNS if c not in rfm]
     if missing:
         raise ValueError(f"rfm is missing columns {missing}; needs {list(_RFM_COLUMNS)}")
-    x = _as_float_array("frequency", rfm["frequency"].to_numpy(dtype=np.float64, na_value=np.nan))
-    rec = _as_float_array(
-        "recency_days", rfm["recency_days"].to_numpy(dtype=np.float64, na_value=np.nan)
-    )
-    ten = _as_float_array(
-        "tenure_days", rfm["tenure_days"].to_numpy(dtype=np.float64, na_value=np.nan)
-    )
-    mon = _as_float_array(
-        "monetary_mean", rfm["monetary_mean"].to_numpy(dtype=np.float64, na_value=np.nan)
-    )
+    x, rec, ten, mon = (_rfm_column(rfm, c) for c in _RFM_COLUMNS)
     _check_finite_nonnegative("recency_days", rec)
     _check_finite_nonnegative("tenure_days", ten)
     over = rec > ten
@@ -975,7 +976,7 @@ def apply_btyd(models: BTYDModels, rfm: pd.DataFrame, *, horizon_days: float) ->
 
 
 def btyd_arrays(
-    models: BTYDModels, rfm: pd.DataFrame, horizons_days: Sequence[float]
+    models: BTYDModels, rfm: Mapping[str, Any] | pd.DataFrame, horizons_days: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """:func:`apply_btyd`'s arrays for several horizons, sharing what does not depend on one.
 

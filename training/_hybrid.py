@@ -9,6 +9,7 @@ customer or millions, identically.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,14 @@ from churnclv.training._btyd import (
     fit_btyd,
 )
 
-__all__ = ["BTYD_COLUMNS", "btyd_columns", "btyd_params", "fit_params", "stack_btyd"]
+__all__ = [
+    "BTYD_COLUMNS",
+    "btyd_column_arrays",
+    "btyd_columns",
+    "btyd_params",
+    "fit_params",
+    "stack_btyd",
+]
 
 BTYD_COLUMNS = (
     "btyd_p_alive",
@@ -64,28 +72,37 @@ def btyd_params(
 
 def btyd_columns(rfm: pd.DataFrame, params: dict[str, Any] | None) -> pd.DataFrame:
     """The hybrid's BTYD feature columns for ``rfm`` (NaN everywhere without params)."""
-    if params is None or rfm.empty:
-        return pd.DataFrame({c: np.full(len(rfm), np.nan) for c in BTYD_COLUMNS}, index=rfm.index)
+    return pd.DataFrame(btyd_column_arrays(rfm, params), index=rfm.index)
+
+
+def btyd_column_arrays(
+    rfm: Mapping[str, Any] | pd.DataFrame, params: dict[str, Any] | None
+) -> dict[str, np.ndarray]:
+    """:func:`btyd_columns` as arrays, for a frame or a mapping of column arrays."""
+    n = len(rfm) if isinstance(rfm, pd.DataFrame) else len(rfm["frequency"])
+    if params is None or n == 0:
+        return {c: np.full(n, np.nan) for c in BTYD_COLUMNS}
+    p_alive, spend, ((e_churn, p_none_churn), (e_value, _)) = btyd_arrays(
+        _models(params), rfm, (params["churn_horizon_days"], params["value_horizon_days"])
+    )
+    return {
+        "btyd_p_alive": p_alive,
+        "btyd_p_no_purchase_churn": p_none_churn,
+        "btyd_expected_purchases_churn": e_churn,
+        "btyd_expected_purchases_value": e_value,
+        "btyd_expected_spend": spend,
+        "btyd_clv_value": e_value * spend,
+    }
+
+
+def _models(params: dict[str, Any]) -> BTYDModels:
+    """The fitted pair of stored parameters."""
     bg, gg = params["bgnbd"], params["gamma_gamma"]
-    models = BTYDModels(
+    return BTYDModels(
         bgf=BetaGeoFitter.from_params(
             bg["r"], bg["alpha"], bg["a"], bg["b"], time_unit_days=params["time_unit_days"]
         ),
         ggf=GammaGammaFitter.from_params(gg["p"], gg["q"], gg["v"]),
-    )
-    p_alive, spend, ((e_churn, p_none_churn), (e_value, _)) = btyd_arrays(
-        models, rfm, (params["churn_horizon_days"], params["value_horizon_days"])
-    )
-    return pd.DataFrame(
-        {
-            "btyd_p_alive": p_alive,
-            "btyd_p_no_purchase_churn": p_none_churn,
-            "btyd_expected_purchases_churn": e_churn,
-            "btyd_expected_purchases_value": e_value,
-            "btyd_expected_spend": spend,
-            "btyd_clv_value": e_value * spend,
-        },
-        index=rfm.index,
     )
 
 

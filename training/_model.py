@@ -10,6 +10,7 @@ wrapper class.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from churnclv.training._explain import PathExplainer
-from churnclv.training._hybrid import BTYD_COLUMNS, btyd_columns
+from churnclv.training._hybrid import BTYD_COLUMNS, btyd_column_arrays, btyd_columns
 
 __all__ = [
     "BoosterModel",
@@ -32,6 +33,9 @@ __all__ = [
 
 # r/f/m scores in a feature frame rank customers within that frame; they depend on who else
 # is in the batch, so they are never model inputs (decisions rescore against the reference).
+#: A feature frame, or a mapping of column name to array (the service's small batches).
+Columns = pd.DataFrame | Mapping[str, Any]
+
 _NON_FEATURES = {"customer_id", "as_of", "churned", "future_value", "r_score", "f_score", "m_score"}
 
 
@@ -66,30 +70,41 @@ class BoosterModel:
         self.evaluation_: dict[str, Any] | None = None
         # derived caches: category code lookups per (column, categories), path explainer
         self._category_lookup: dict[tuple[str, tuple[Any, ...]], np.ndarray] = {}
+        self._category_positions: dict[str, dict[str, int]] = {}
         self._explainer: PathExplainer | None = None
 
-    def with_btyd(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` plus the BTYD feature columns the model needs and the frame lacks."""
-        need = [c for c in BTYD_COLUMNS if c in self.features_ and c not in frame.columns]
+    def with_btyd(self, frame: Columns) -> Columns:
+        """``frame`` plus the BTYD feature columns the model needs and the frame lacks.
+
+        ``frame`` is a DataFrame or a mapping of column arrays (what the service
+        scores small batches with); the result is of the same kind.
+        """
+        need = [c for c in BTYD_COLUMNS if c in self.features_ and c not in frame]
         if not need or self.btyd_ is None:
             return frame
-        return pd.concat([frame, btyd_columns(frame, self.btyd_)[need]], axis=1)
+        if isinstance(frame, pd.DataFrame):
+            return pd.concat([frame, btyd_columns(frame, self.btyd_)[need]], axis=1)
+        arrays = btyd_column_arrays(frame, self.btyd_)
+        return {**frame, **{c: arrays[c] for c in need}}
 
-    def matrix(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def matrix(self, frame: Columns | np.ndarray) -> np.ndarray:
         """The model's float input matrix for ``frame`` (an ndarray passes through).
 
-        Numeric columns are taken in one block; categoricals are coded against the
-        training categories (unknown or missing -> NaN). Build it once and pass it
-        to :meth:`predict` and :meth:`contributions` to avoid repeating the work.
+        ``frame`` is a DataFrame or a mapping of column arrays. Numeric columns
+        are taken in one block; categoricals are coded against the training
+        categories (unknown or missing -> NaN). Build it once and pass it to
+        :meth:`predict` and :meth:`contributions` to avoid repeating the work.
         """
         if isinstance(frame, np.ndarray):
             return frame
         frame = self.with_btyd(frame)
-        missing = [c for c in self.features_ if c not in frame.columns]
+        missing = [c for c in self.features_ if c not in frame]
         if missing:
             raise ValueError(f"feature frame lacks columns: {', '.join(missing[:10])}")
-        x = np.empty((len(frame), len(self.features_)), dtype=float)
         numeric = [i for i, c in enumerate(self.features_) if c not in self.categories_]
+        if not isinstance(frame, pd.DataFrame):
+            return self._mapping_matrix(frame, numeric)
+        x = np.empty((len(frame), len(self.features_)), dtype=float)
         if numeric:
             block = frame[[self.features_[i] for i in numeric]]
             try:
@@ -102,11 +117,26 @@ class BoosterModel:
             x[:, self.features_.index(col)] = self._codes(col, frame[col], cats)
         return x
 
-    def _codes(self, col: str, values: pd.Series, cats: list[str]) -> np.ndarray:
+    def _mapping_matrix(self, columns: Mapping[str, Any], numeric: list[int]) -> np.ndarray:
+        """:meth:`matrix` of a mapping of column arrays (numeric arrays, string categoricals)."""
+        x = np.empty((len(columns[self.features_[0]]), len(self.features_)), dtype=float)
+        for i in numeric:
+            values = columns[self.features_[i]]
+            try:
+                x[:, i] = values
+            except (TypeError, ValueError):
+                x[:, i] = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(
+                    float, na_value=np.nan
+                )
+        for col, cats in self.categories_.items():
+            x[:, self.features_.index(col)] = self._codes(col, columns[col], cats)
+        return x
+
+    def _codes(self, col: str, values: Any, cats: list[str]) -> np.ndarray:
         """Training-category codes of ``values`` as floats (unseen or missing -> NaN)."""
         # get_indexer gives -1 for unseen and missing values (pd.Categorical with unknown
         # values is deprecated in pandas 3.1 and will raise).
-        if isinstance(values.dtype, pd.CategoricalDtype):
+        if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
             # code the frame's few categories once (cached), then look the rows up
             own_cats = tuple(values.cat.categories)
             cache = self._category_lookup
@@ -121,9 +151,19 @@ class BoosterModel:
             # own code -1 is a missing value (and the lookup may be empty)
             codes = lookup[own] if len(lookup) else np.full(len(own), -1)
             codes = np.where(own >= 0, codes, -1)
-        else:
+        elif isinstance(values, pd.Series):
             strings = values.astype("string").to_numpy(dtype=object, na_value=None)
             codes = pd.Index(cats, dtype=object).get_indexer(strings)
+        else:  # an array or list (the service's small batches): strings, None or NaN
+            position = self._category_positions.get(col)
+            if position is None:
+                position = self._category_positions[col] = {c: i for i, c in enumerate(cats)}
+            codes = np.array(
+                [
+                    -1 if v is None or v is pd.NA or v != v else position.get(str(v), -1)
+                    for v in values
+                ]
+            )
         return np.where(codes < 0, np.nan, codes).astype(float)
 
     def fit(self, frame: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> BoosterModel:
@@ -140,6 +180,8 @@ class BoosterModel:
 
     def _set_schema(self, frame: pd.DataFrame) -> None:
         """Record the input columns and the categories of the categorical ones."""
+        self._category_lookup.clear()  # the code caches follow the categories
+        self._category_positions.clear()
         self.features_ = feature_columns(frame)
         self.categories_ = {
             c: sorted(frame[c].dropna().astype(str).unique().tolist())
@@ -233,11 +275,15 @@ class BoosterModel:
         not TreeSHAP: about 100x the cost). ``x`` is the already-built
         :meth:`matrix` of ``frame``, if at hand.
         """
+        raw = self.contribution_matrix(self.matrix(frame) if x is None else x)
+        return pd.DataFrame(raw, columns=self.features_, index=frame.index)
+
+    def contribution_matrix(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`contributions` of a :meth:`matrix` as an array (columns: ``features_``)."""
         explainer = self._explainer
         if explainer is None or explainer.booster is not self.booster_:
             explainer = self._explainer = PathExplainer(self.booster_)
-        raw = explainer.contributions(self.matrix(frame) if x is None else x)
-        return pd.DataFrame(raw, columns=self.features_, index=frame.index)
+        return explainer.contributions(x)
 
     def importance(self) -> pd.Series:
         """Total gain per feature, highest first."""
