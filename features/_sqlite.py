@@ -167,6 +167,19 @@ class SQLiteFeatures:
         ``(customer_id, signup epoch seconds or None, *static values)``, epoch
         seconds being ``microseconds / 1e6`` (see :func:`epoch_seconds`).
         """
+        return pd.DataFrame(self.run_columns(transactions, events, customers, cutoffs))
+
+    def run_columns(
+        self,
+        transactions: Iterable[tuple[Any, ...]],
+        events: Iterable[tuple[Any, ...]],
+        customers: Iterable[tuple[Any, ...]],
+        cutoffs: Sequence[pd.Timestamp],
+    ) -> dict[str, Any]:
+        """:meth:`run_rows`' columns as arrays of the result dtypes, without the frame.
+
+        Not thread-safe: callers serialise calls on one instance.
+        """
         con = self._con
         for table in ("transactions", "events", "customers", "cutoffs"):
             con.execute(f"DELETE FROM {table}")
@@ -187,7 +200,7 @@ class SQLiteFeatures:
                 data[name] = np.array([stamps[v] for v in col], dtype="datetime64[us]")
             else:
                 data[name] = _converter(self.dtypes.get(name))(col)
-        return pd.DataFrame(data)
+        return data
 
     def close(self) -> None:
         """Close the connection."""

@@ -10,8 +10,9 @@ from churnclv._io import InputTables
 from churnclv.decisions import Policy, decide, select_under_budget
 from churnclv.features import build_features
 from churnclv.training import Champion
+from churnclv.training._model import Columns
 
-__all__ = ["SCORE_COLUMNS", "score", "score_features"]
+__all__ = ["SCORE_COLUMNS", "predict", "score", "score_features"]
 
 #: The feature columns score_features carries into decisions and its output.
 _DECISION_COLUMNS = frozenset(
@@ -42,6 +43,27 @@ SCORE_COLUMNS = (
 )
 
 
+def predict(
+    features: Columns,
+    champion: Champion,
+    predictions: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[Columns, np.ndarray, np.ndarray, np.ndarray]:
+    """The model step shared by batch and online scoring.
+
+    ``features`` is a frame or a mapping of column arrays. Returns the
+    features with the BTYD columns the churn model needs, the churn model's
+    input matrix (for its contributions), P(churn) and the predicted value
+    (``predictions`` when given, e.g. computed on Spark executors). BTYD
+    columns and matrices are built once and shared by all the model calls.
+    """
+    features = champion.churn.with_btyd(features)
+    x_churn = champion.churn.matrix(features)
+    if predictions is not None:
+        return features, x_churn, *predictions
+    p = champion.churn.predict(x_churn)
+    return features, x_churn, p, champion.value.predict(champion.value.matrix(features))
+
+
 def score_features(
     features: pd.DataFrame,
     champion: Champion,
@@ -63,14 +85,9 @@ def score_features(
     # Decisions read a few columns; copying only those keeps a one-customer call cheap.
     keep = [c for c in features.columns if c in _DECISION_COLUMNS]
     scored = features[keep].copy()
-    # BTYD columns and input matrices are built once and shared by all three model calls.
-    features = champion.churn.with_btyd(features)
-    x_churn = champion.churn.matrix(features)
-    if predictions is None:
-        scored["churn_probability"] = champion.churn.predict(x_churn)
-        scored["predicted_value"] = champion.value.predict(champion.value.matrix(features))
-    else:
-        scored["churn_probability"], scored["predicted_value"] = predictions
+    features, x_churn, scored["churn_probability"], scored["predicted_value"] = predict(
+        features, champion, predictions
+    )
     scored = decide(
         scored,
         policy,

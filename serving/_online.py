@@ -33,11 +33,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from churnclv._errors import InputError
-from churnclv.decisions import Policy
+from churnclv.decisions import Policy, decide_columns
 from churnclv.features import DEFAULT_EVENT_TYPES, finish_features
 from churnclv.features._sql import feature_sql
 from churnclv.serving._batch import SCORE_COLUMNS
 from churnclv.training import Champion
+from churnclv.training._model import Columns
 
 __all__ = [
     "DECISION_INPUTS",
@@ -402,6 +403,23 @@ class FeatureSession:
             return self.features(tx, ev, cust, as_of)
         return self._on_sqlite(canonical_rows(customers, self.static_columns, keys), as_of)
 
+    def customer_columns(
+        self, customers: Sequence[CustomerIn], keys: Sequence[str], as_of: datetime
+    ) -> Columns:
+        """:meth:`customer_features` as column arrays where the batch runs on SQLite.
+
+        The values equal the frame's; string attributes stay strings instead of
+        becoming categoricals (the models code both alike). A batch too large
+        for SQLite comes back as the frame of :meth:`customer_features`.
+        """
+        n_rows = sum(len(c.transactions) + len(c.events) for c in customers)
+        if n_rows > self.sqlite_max_rows:
+            return self.customer_features(customers, keys, as_of)
+        rows = canonical_rows(customers, self.static_columns, keys)
+        with self._lock:
+            self.calls["sqlite"] += 1
+            return self._lite.run_columns(*rows, [pd.Timestamp(as_of)])
+
     def _on_sqlite(
         self, rows: tuple[Iterable[tuple[Any, ...]], ...], as_of: datetime | pd.Timestamp
     ) -> pd.DataFrame:
@@ -516,30 +534,47 @@ def reason_text(feature: str, row: Mapping[str, Any]) -> str:
 
 
 def reasons(
-    features: pd.DataFrame, contributions: pd.DataFrame, k: int = 3
+    features: Columns,
+    contributions: pd.DataFrame | np.ndarray,
+    k: int = 3,
+    *,
+    columns: Sequence[str] | None = None,
 ) -> list[list[dict[str, Any]]]:
     """The top ``k`` churn-model contributions of each row, largest magnitude first.
 
     Parameters
     ----------
-    features : pandas.DataFrame
-        Feature rows (the model's input).
-    contributions : pandas.DataFrame
+    features : pandas.DataFrame or mapping of str to array
+        Feature rows (the model's input), as a frame or as column arrays.
+    contributions : pandas.DataFrame or numpy.ndarray
         ``BoosterModel.contributions`` of the same rows (raw-score scale; > 0
-        raises the churn probability).
+        raises the churn probability), or its array (``contribution_matrix``).
+    k : int
+        Reasons per row.
+    columns : sequence of str, optional
+        The feature of each column of an array ``contributions``.
 
     Returns
     -------
     list of list of dict
         Per row: ``{"feature", "value", "contribution", "text"}`` objects.
     """
-    contrib = contributions.to_numpy(dtype=float)
-    cols = list(contributions.columns)
+    if isinstance(contributions, pd.DataFrame):
+        contrib = contributions.to_numpy(dtype=float)
+        cols = list(contributions.columns)
+    elif columns is None:
+        raise ValueError("reasons: pass columns= with an array of contributions")
+    else:
+        contrib, cols = np.asarray(contributions, dtype=float), list(columns)
     top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
     context = ["recency_days", "gap_mean_days", "returns_count", "returns_total"]
     used = [cols[j] for j in np.unique(top)]
-    needed = [c for c in dict.fromkeys([*used, *context]) if c in features.columns]
-    records = features[needed].to_dict("records")
+    needed = [c for c in dict.fromkeys([*used, *context]) if c in features]
+    if isinstance(features, pd.DataFrame):
+        records = features[needed].to_dict("records")
+    else:  # plain Python values, as to_dict gives
+        values = [features[c].tolist() for c in needed]
+        records = [dict(zip(needed, row, strict=True)) for row in zip(*values, strict=True)]
     out: list[list[dict[str, Any]]] = []
     for i, row in enumerate(records):
         items = []
@@ -562,17 +597,24 @@ def reasons(
 
 
 # ---- the scorer -----------------------------------------------------------------------------
-def _records(scored: pd.DataFrame, why: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    # Column-wise tolist() gives plain Python values (float, str) without per-row pandas work.
-    cols = [*SCORE_COLUMNS, "as_of"]
-    values = [scored[c].tolist() for c in SCORE_COLUMNS]
-    values.append([pd.Timestamp(t).isoformat() for t in scored["as_of"].tolist()])
-    out = []
-    for row, r in zip(zip(*values, strict=True), why, strict=True):
-        rec = dict(zip(cols, row, strict=True))
-        rec["reasons"] = r
-        out.append(rec)
-    return out
+def _records(
+    features: Columns,
+    predictions: tuple[np.ndarray, np.ndarray],
+    decided: Mapping[str, np.ndarray],
+    why: list[list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """One JSON-ready dict per row: the DESIGN §7 columns, ``as_of`` and ``reasons``."""
+    # Column-wise tolist() gives plain Python values (float, str) without per-row work.
+    values = [
+        features["customer_id"].tolist(),
+        predictions[0].tolist(),
+        predictions[1].tolist(),
+        *(decided[c].tolist() for c in SCORE_COLUMNS[3:]),
+        [pd.Timestamp(t).isoformat() for t in features["as_of"].tolist()],
+        why,
+    ]
+    cols = [*SCORE_COLUMNS, "as_of", "reasons"]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 @dataclass
@@ -602,13 +644,24 @@ class OnlineScorer:
         self.session = FeatureSession(self.static_columns)
 
     # -- the shared model step --
-    def _score(self, feats: pd.DataFrame) -> list[dict[str, Any]]:
-        from churnclv.serving._batch import score_features
+    def _score(self, feats: Columns) -> list[dict[str, Any]]:
+        """Records for a feature frame or column arrays: the batch path's model step,
+        decisions and reasons (:func:`~churnclv.serving._batch.predict`,
+        :func:`~churnclv.decisions.decide_columns`, :func:`reasons`), with no frame
+        built on the way (most of a one-customer call's cost was frame overhead)."""
+        from churnclv.serving._batch import predict
 
-        scored = score_features(feats, self.champion, self.policy)
-        # popped first: pandas deep-copies attrs into every column it hands out
-        why = scored.attrs.pop("reasons_detail")
-        return _records(scored, why)
+        champion = self.champion
+        feats, x_churn, p, v = predict(feats, champion)
+        decided = decide_columns(
+            collections.ChainMap({"churn_probability": p, "predicted_value": v}, feats),
+            self.policy,
+            churn_horizon_days=champion.churn_horizon_days,
+            reference=champion.value.reference_ or None,
+        )
+        contributions = champion.churn.contribution_matrix(x_churn)
+        why = reasons(feats, contributions, columns=champion.churn.features_)
+        return _records(feats, (p, v), decided, why)
 
     def score_customers(
         self, customers: Sequence[CustomerIn], now: datetime | None = None
@@ -627,9 +680,9 @@ class OnlineScorer:
         for as_of, idx in groups.items():
             members = [customers[i] for i in idx]
             keys = [str(i) for i in idx]
-            feats = self.session.customer_features(members, keys, as_of)
+            feats = self.session.customer_columns(members, keys, as_of)
             by_key = {k: n for n, k in enumerate(feats["customer_id"])}
-            recs = self._score(feats) if len(feats) else []
+            recs = self._score(feats) if by_key else []
             for i, key, c in zip(idx, keys, members, strict=True):
                 n = by_key.get(key)
                 if n is None:  # validation guarantees a purchase; keep a clear error anyway

@@ -138,3 +138,22 @@ def test_request_customers_give_the_frames_features(
     assert len(got) > 40
     assert got.dtypes.astype(str).to_dict() == want.dtypes.astype(str).to_dict()
     pd.testing.assert_frame_equal(got, want, check_exact=False, atol=1e-9, rtol=0)
+
+
+def test_request_columns_hold_the_frames_values(data: SyntheticData) -> None:
+    """customer_columns (SQLite, no frame) holds customer_features' values, column by column."""
+    customers = _request_customers(data)
+    keys = [f"k{i}" for i in range(len(customers))]
+    session = FeatureSession(STATIC)
+    try:
+        got = session.customer_columns(customers, keys, data.as_of)
+        want = session.customer_features(customers, keys, data.as_of)
+    finally:
+        session.close()
+    assert list(got) == list(want.columns)
+    for col in want.columns:
+        if col in STATIC:  # strings here, categoricals in the frame: same values
+            assert list(got[col]) == want[col].astype(object).tolist(), col
+        else:
+            assert str(got[col].dtype) == str(want[col].dtype), col
+            pd.testing.assert_series_equal(pd.Series(got[col], name=col), want[col], obj=col)
