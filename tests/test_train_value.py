@@ -10,6 +10,7 @@ import pytest
 
 from churnclv.training import (
     VALUE_MODEL,
+    ChurnModel,
     TwoPartValueModel,
     ValueModel,
     load_champion,
@@ -98,6 +99,33 @@ def test_two_part_refuses_too_few_buyers() -> None:
     y = np.where(np.arange(len(y)) < 20, 5.0, 0.0)
     with pytest.raises(ValueError, match="buyers"):
         TwoPartValueModel().fit(frame, y)
+
+
+def _heavy_tailed_frame(n: int = 6000) -> tuple[pd.DataFrame, np.ndarray]:
+    """Customers in four groups; 70% buy nothing, buyers spend lognormal (sigma 1.5)."""
+    rng = np.random.default_rng(4)
+    g = rng.integers(0, 4, n).astype(float)
+    buy = rng.random(n) < 0.3
+    y = np.where(buy, rng.lognormal(3.0 + 0.5 * g, 1.5), 0.0)
+    return pd.DataFrame({"customer_id": [f"C{i:05d}" for i in range(n)], "group": g}), y
+
+
+def test_tweedie_value_model_predicts_the_actual_total_of_its_training_rows(
+    tmp_path: Path,
+) -> None:
+    """The Tweedie booster's predictions are rescaled so that their total over its training
+    rows equals the actual total (the boosted fit alone is measurably low on heavy-tailed
+    spend), the scale survives save/load, and a churn model is never rescaled."""
+    frame, y = _heavy_tailed_frame()
+    model = ValueModel(seed=0).fit(frame, y, seed=0)
+    raw_ratio = model.predict_raw(frame).sum() / y.sum()
+    assert abs(raw_ratio - 1) > 0.01  # the booster alone misses the total
+    assert model.predict(frame).sum() / y.sum() == pytest.approx(1.0, rel=1e-9)
+    np.testing.assert_allclose(model.predict(frame), model.predict_raw(frame) * model.level_)
+    loaded = load_model(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+    churn = ChurnModel(seed=0).fit(frame, (y == 0).astype(int), seed=0)
+    assert churn.level_ == 1.0
 
 
 def test_value_selection_is_deterministic_and_uses_the_latest_training_cutoff() -> None:
