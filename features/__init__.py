@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import duckdb
 import numpy as np
@@ -111,7 +111,7 @@ def _bucket_map(cutoff_days: np.ndarray, bounds: Sequence[int]) -> pd.DataFrame:
 
 
 #: An input relation: a frame, or the path of a Parquet file in the canonical schema.
-Input = pd.DataFrame | str | os.PathLike[str]
+Input: TypeAlias = pd.DataFrame | str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def build_features(
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
     if engine != "duckdb":
-        transactions = _frame(transactions, "transactions")  # type: ignore[assignment]
+        transactions = _frame(transactions, "transactions")
         events = _frame(events, "events")
         customers = _frame(customers, "customers")
     cut = _cutoff_frame(as_of)
@@ -427,7 +427,7 @@ def spark_features(
         When pyspark or Java 17+ is missing.
     """
     cut = _cutoff_frame(as_of)
-    transactions = _frame(transactions, "transactions")  # type: ignore[assignment]
+    transactions = _frame(transactions, "transactions")
     events, customers = _frame(events, "events"), _frame(customers, "customers")
     frames, static, with_signup = _inputs(transactions, events, customers, cut)
     sql = _feature_query(frames, static, with_signup, event_types, "spark")

@@ -36,7 +36,7 @@ def epoch_seconds(value: datetime) -> float:
     return ((value - _EPOCH) // _MICROSECOND) / 1e6
 
 
-def _epoch(values: pd.Series | np.ndarray) -> list[float | None]:
+def _epoch(values: pd.Series) -> list[float | None]:
     """Epoch seconds of a timestamp column as DuckDB's ``epoch()`` computes them."""
     ts = values.to_numpy(dtype="datetime64[us]")
     secs = ts.astype("int64") / 1e6

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import lightgbm as lgb
 import numpy as np
@@ -34,7 +34,7 @@ __all__ = [
 # r/f/m scores in a feature frame rank customers within that frame; they depend on who else
 # is in the batch, so they are never model inputs (decisions rescore against the reference).
 #: A feature frame, or a mapping of column name to array (the service's small batches).
-Columns = pd.DataFrame | Mapping[str, Any]
+Columns: TypeAlias = pd.DataFrame | Mapping[str, Any]
 
 _NON_FEATURES = {"customer_id", "as_of", "churned", "future_value", "r_score", "f_score", "m_score"}
 
