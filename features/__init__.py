@@ -267,7 +267,10 @@ def rfm_summary(
     """
     cut = _cutoff_frame(observation_period_end)
     frames, _, _ = _inputs(transactions, None, None, cut)
-    sql = rfm_sql(day_span=_day_span(frames["transactions"], len(cut)), one_cutoff=len(cut) == 1)
+    one = cut["cutoff"].iloc[0] if len(cut) == 1 else None
+    if one is not None:
+        del frames["cutoffs"]  # the one cutoff is a literal in the SQL
+    sql = rfm_sql(day_span=_day_span(frames["transactions"], len(cut)), cutoff=one)
     out = _duckdb_query(frames, sql)
     out["as_of"] = out["as_of"].astype("datetime64[us]")
     return out
@@ -281,7 +284,13 @@ def _day_span(relation: Any, n_cutoffs: int) -> tuple[int, int] | None:
     """
     if isinstance(relation, pd.DataFrame):
         n_rows = len(relation)
-        first, last = relation["ts"].min(), relation["ts"].max()
+        ts = relation["ts"]
+        first = last = np.datetime64("NaT")
+        if isinstance(ts.dtype, np.dtype) and ts.dtype.kind == "M":  # numpy: ~6x pandas' here
+            values = ts.to_numpy()
+            first, last = values.min(), values.max()  # NaT if any row is NaT
+        if np.isnat(first) or np.isnat(last):  # pandas skips missing values
+            first, last = ts.min(), ts.max()
     else:
         con = _connect()
         try:

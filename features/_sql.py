@@ -16,6 +16,7 @@ subset of the dialects.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from churnclv.features._dialect import Dialect, get_dialect
 
@@ -464,7 +465,10 @@ ORDER BY b.as_of, b.customer_id
 
 
 def rfm_sql(
-    *, dialect: str = "duckdb", day_span: tuple[int, int] | None = None, one_cutoff: bool = False
+    *,
+    dialect: str = "duckdb",
+    day_span: tuple[int, int] | None = None,
+    cutoff: datetime | None = None,
 ) -> str:
     """SQL of the RFM subset of :func:`feature_sql`: the same values, nothing else.
 
@@ -477,34 +481,39 @@ def rfm_sql(
     counts purchase days with a bitmap of that span per group
     (``bitstring_agg``) instead of ``count(DISTINCT day)``'s second hash
     table: about half the time on 1M rows, at ``span / 8`` bytes per group.
-    ``one_cutoff`` (the ``cutoffs`` relation holds one row) filters rows by
-    the cutoff and groups by customer alone instead of joining every row to
-    the cutoffs: about 10% less time for the same values (``ts < cutoff`` is
-    ``epoch(ts) < epoch(cutoff)``: epoch seconds keep microsecond order).
+
+    ``cutoff``, the one cutoff as a literal (DuckDB only), replaces the
+    ``cutoffs`` relation: rows are filtered by a constant and grouped by
+    customer alone instead of being joined to the cutoffs, which saves about
+    15% of a 1M-row call (planning included) for the same values (``ts <
+    cutoff`` is ``epoch(ts) < epoch(cutoff)``: epoch seconds keep microsecond
+    order).
     """
     d = get_dialect(dialect)
-    if one_cutoff:
+    if (day_span is not None or cutoff is not None) and d.name != "duckdb":
+        raise ValueError("day_span and a literal cutoff need the duckdb dialect")
+    if cutoff is not None:
         # min/max on the timestamps themselves, epoch seconds of the two results only:
         # epoch is monotone, so the values are the same doubles as in the full vector
-        head = f"WITH cut AS (SELECT cutoff, {d.epoch('cutoff')} AS ce FROM cutoffs),"
-        rows, keys = "transactions t WHERE t.ts < (SELECT cutoff FROM cut)", "t.customer_id"
+        stamp = f"TIMESTAMP '{cutoff.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+        head, ce, as_of = "WITH", d.epoch(stamp), stamp
+        rows, keys = f"transactions t WHERE t.ts < {stamp}", "t.customer_id"
         when, day = "t.ts", _day(d, "t.ts")
         first, last = d.epoch("a.first_t"), d.epoch("a.last_t")
-        source, cut, order = "agg a, cut c", "c", "a.customer_id"
+        source, order = "agg a", "a.customer_id"
     else:
-        head = _cutoff_and_tx_ctes(d)
+        head, ce, as_of = _cutoff_and_tx_ctes(d), "a.ce", "a.cutoff"
         rows, keys = "tx t JOIN cut c ON t.es < c.ce", "t.customer_id, c.cutoff, c.ce"
         when, day = "t.es", "t.day"
         first, last = "a.first_t", "a.last_t"
-        source, cut, order = "agg a", "a", "as_of, a.customer_id"
+        source, order = "agg a", "as_of, a.customer_id"
     pos = "FILTER (WHERE t.amount > 0)"
     if day_span is None:
         n_days = f"count(DISTINCT {day}) {pos}"
     else:
-        if d.name != "duckdb":
-            raise ValueError("day_span needs the duckdb dialect")
         lo, hi = (int(x) for x in day_span)
-        n_days = f"bit_count(bitstring_agg({day}, {lo}, {hi}) {pos})"
+        # INTEGER day numbers: a little cheaper to set in the bitmap than BIGINT, same days
+        n_days = f"bit_count(bitstring_agg(CAST({day} AS INTEGER), {lo}, {hi}) {pos})"
     return f"""
 {head}
 agg AS (
@@ -518,9 +527,9 @@ agg AS (
     GROUP BY {keys}
     HAVING count(*) {pos} > 0
 )
-SELECT a.customer_id, {cut}.cutoff AS as_of,
-       ({cut}.ce - {last}) / {_DAY} AS recency_days,
-       ({cut}.ce - {first}) / {_DAY} AS tenure_days,
+SELECT a.customer_id, {as_of} AS as_of,
+       ({ce} - {last}) / {_DAY} AS recency_days,
+       ({ce} - {first}) / {_DAY} AS tenure_days,
        a.n_days - 1 AS frequency,
        a.n_purchases,
        a.monetary_total,

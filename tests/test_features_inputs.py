@@ -102,6 +102,21 @@ def test_rfm_summary_equals_the_rfm_columns_of_the_full_vector(
     pd.testing.assert_frame_equal(got, full[cols], check_exact=False, atol=1e-9, rtol=0)
 
 
+@pytest.mark.parametrize("offset_us", [0, 1], ids=["at a purchase", "1us after it"])
+def test_rfm_summary_one_cutoff_is_exact_to_the_microsecond(offset_us: int) -> None:
+    """A single cutoff (a literal in the SQL) excludes a purchase at it and keeps one 1us before."""
+    ts = pd.to_datetime(
+        ["2023-01-02 10:00:00.000000", "2023-03-04 05:06:07.123456", "2023-03-04 09:00:00.000000"]
+    ).astype("datetime64[us]")
+    tx = pd.DataFrame({"customer_id": ["a", "a", "a"], "ts": ts, "amount": [10.0, 20.0, 40.0]})
+    cutoff = ts[1] + pd.Timedelta(microseconds=offset_us)
+    got = rfm_summary(tx, observation_period_end=cutoff)
+    full = build_features(tx, as_of=cutoff)
+    pd.testing.assert_frame_equal(got, full[list(got.columns)], check_exact=True)
+    assert got["n_purchases"].tolist() == [1 + offset_us]
+    assert got["as_of"].tolist() == [cutoff]
+
+
 @pytest.mark.parametrize(
     ("values", "dtype"),
     [
