@@ -276,6 +276,9 @@ def rfm_summary(
     return out
 
 
+_UNITS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
 def _day_span(relation: Any, n_cutoffs: int) -> tuple[int, int] | None:
     """First and last day number of the transactions, when day bitmaps fit the budget.
 
@@ -285,12 +288,14 @@ def _day_span(relation: Any, n_cutoffs: int) -> tuple[int, int] | None:
     if isinstance(relation, pd.DataFrame):
         n_rows = len(relation)
         ts = relation["ts"]
-        first = last = np.datetime64("NaT")
-        if isinstance(ts.dtype, np.dtype) and ts.dtype.kind == "M":  # numpy: ~6x pandas' here
-            values = ts.to_numpy()
-            first, last = values.min(), values.max()  # NaT if any row is NaT
-        if np.isnat(first) or np.isnat(last):  # pandas skips missing values
-            first, last = ts.min(), ts.max()
+        unit = np.datetime_data(ts.dtype)[0] if isinstance(ts.dtype, np.dtype) else None
+        if n_rows and ts.dtype.kind == "M" and unit in _UNITS_PER_DAY:
+            # integer min/max of the raw values: ~10x pandas' datetime min/max here
+            raw, per_day = ts.to_numpy().view("i8"), _UNITS_PER_DAY[unit]
+            first, last = int(raw.min()), int(raw.max())
+            if first != np.iinfo(np.int64).min:  # the smallest int64 is NaT
+                return _bitmap_fits(first // per_day, last // per_day, n_rows, n_cutoffs)
+        first, last = ts.min(), ts.max()  # pandas skips missing values
     else:
         con = _connect()
         try:
@@ -304,9 +309,14 @@ def _day_span(relation: Any, n_cutoffs: int) -> tuple[int, int] | None:
         return None
     epoch, day = pd.Timestamp("1970-01-01"), pd.Timedelta(days=1)
     lo, hi = (pd.Timestamp(first) - epoch) // day, (pd.Timestamp(last) - epoch) // day
+    return _bitmap_fits(int(lo), int(hi), n_rows, n_cutoffs)
+
+
+def _bitmap_fits(lo: int, hi: int, n_rows: int, n_cutoffs: int) -> tuple[int, int] | None:
+    """``(lo, hi)`` when day bitmaps of that span fit the budget in the worst case."""
     if ((hi - lo + 1) // 8 + 16) * n_rows * n_cutoffs > _DAY_BITMAP_BUDGET:
         return None
-    return int(lo), int(hi)
+    return lo, hi
 
 
 def _inputs(

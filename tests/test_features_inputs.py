@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -134,3 +135,12 @@ def test_small_category_conversion_equals_astype(values: list[object], dtype: st
     """The direct category build of small static columns equals astype("category")."""
     s = pd.Series(values, dtype=dtype, name="plan")
     pd.testing.assert_series_equal(features._as_category(s), s.astype("category"))
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("with_nat", [False, True], ids=["complete", "with NaT"])
+def test_day_span_is_the_floored_day_numbers_of_the_extremes(unit: str, with_nat: bool) -> None:
+    """_day_span gives the first and last UTC day numbers, flooring before 1970, NaT skipped."""
+    stamps = ["1969-12-31 23:59:59", "2021-06-30 12:00:00", *(["NaT"] if with_nat else [])]
+    frame = pd.DataFrame({"ts": np.array(stamps, dtype=f"datetime64[{unit}]")})
+    assert features._day_span(frame, 1) == (-1, 18808)
