@@ -94,6 +94,7 @@ class SQLiteFeatures:
         self.sql = sql
         self.static_columns = list(static_columns)
         self.dtypes = dict(dtypes or {})
+        self._converters: dict[str, Callable[[Sequence[Any]], Any]] = {}
         con = sqlite3.connect(":memory:", check_same_thread=False, cached_statements=16)
         con.execute("CREATE TABLE transactions (customer_id TEXT, ts REAL, amount REAL)")
         con.execute("CREATE TABLE events (customer_id TEXT, ts REAL, event_type TEXT)")
@@ -199,7 +200,10 @@ class SQLiteFeatures:
             if name == "as_of":
                 data[name] = np.array([stamps[v] for v in col], dtype="datetime64[us]")
             else:
-                data[name] = _converter(self.dtypes.get(name))(col)
+                convert = self._converters.get(name)
+                if convert is None:
+                    convert = self._converters[name] = _converter(self.dtypes.get(name))
+                data[name] = convert(col)
         return data
 
     def close(self) -> None:

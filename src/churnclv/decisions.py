@@ -317,8 +317,32 @@ def reference_distribution(
     }
 
 
+#: Reference samples as arrays, with their quantiles: id(list) -> (list, array, {q: value}).
+#: The list itself is kept, so its id cannot be reused while the entry lives.
+_SAMPLES: dict[int, tuple[list[float], np.ndarray, dict[float, float]]] = {}
+
+
+def _sample(sample: list[float]) -> tuple[np.ndarray, dict[float, float]]:
+    """A reference sample as a float array plus its quantile memo, converted once per list
+    (the service decides one customer at a time against the same reference)."""
+    hit = _SAMPLES.get(id(sample))
+    if hit is None or hit[0] is not sample:
+        if len(_SAMPLES) > 64:
+            _SAMPLES.clear()
+        hit = _SAMPLES[id(sample)] = (sample, np.asarray(sample, dtype=float), {})
+    return hit[1], hit[2]
+
+
+def _quantile(sample: list[float], q: float) -> float:
+    """``np.quantile(sample, q)``, memoised per sample."""
+    ref, memo = _sample(sample)
+    if q not in memo:
+        memo[q] = float(np.quantile(ref, q))
+    return memo[q]
+
+
 def _share_below(sample: list[float], x: np.ndarray, *, strictly_above: bool = False) -> np.ndarray:
-    ref = np.asarray(sample, dtype=float)
+    ref = _sample(sample)[0]
     if strictly_above:
         return 1.0 - np.searchsorted(ref, x, side="right") / len(ref)
     return np.searchsorted(ref, x, side="left") / len(ref)
@@ -385,10 +409,10 @@ def decide_columns(
     n = len(p)
     cols: dict[str, np.ndarray] = {}
     if reference and "predicted_value" in reference:
-        ref = np.asarray(reference["predicted_value"], dtype=float)
-        high_min = np.quantile(ref, 1 - policy.high_share) if policy.high_share > 0 else np.inf
+        ref = reference["predicted_value"]
+        high_min = _quantile(ref, 1 - policy.high_share) if policy.high_share > 0 else np.inf
         mid_share = policy.high_share + policy.medium_share
-        medium_min = np.quantile(ref, 1 - mid_share) if mid_share > 0 else np.inf
+        medium_min = _quantile(ref, 1 - mid_share) if mid_share > 0 else np.inf
         cols["value_tier"] = np.select([v >= high_min, v >= medium_min], ["high", "medium"], "low")
         rfm = _rfm_score_arrays(columns, reference)
         cols.update(rfm)
