@@ -190,8 +190,10 @@ def _workers() -> int:
     """Worker processes (``CHURNCLV_WORKERS``, default 2).
 
     Each worker has its own interpreter lock, champion and micro-batcher; one
-    worker tops out near one core (measured ~190 req/s at p99 ~200 ms on this
-    2-core machine; two workers served 250 req/s at p99 ~170 ms).
+    worker tops out near one core on this 2-core machine. Measured with the
+    frame-free scoring path, two workers serve 300 req/s of single-customer
+    ``/predict`` at p99 31-41 ms (``benchmarks/serve.py``). Before that path,
+    one worker reached ~190 req/s at p99 ~200 ms.
     """
     try:
         return max(1, int(os.environ.get("CHURNCLV_WORKERS", "2")))
