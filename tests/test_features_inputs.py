@@ -103,6 +103,40 @@ def test_rfm_summary_equals_the_rfm_columns_of_the_full_vector(
     pd.testing.assert_frame_equal(got, full[cols], check_exact=False, atol=1e-9, rtol=0)
 
 
+def test_rfm_summary_counts_returns_in_money_only() -> None:
+    """Returns lower the monetary total but are no purchase, no purchase day and no customer."""
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "a", "r", "b"],
+            "ts": pd.to_datetime(
+                [
+                    "2023-01-01 09:00",  # a: purchase
+                    "2023-01-01 18:00",  # a: same day, a second purchase
+                    "2023-01-03 12:00",  # a: return on a day without purchase
+                    "2023-01-05 00:00",  # a: purchase
+                    "2023-01-02 00:00",  # r: only a return
+                    "2023-01-11 00:00",  # b: after the cutoff
+                ]
+            ).astype("datetime64[us]"),
+            "amount": [10.0, 30.0, -5.0, 20.0, -7.0, 99.0],
+        }
+    )
+    got = rfm_summary(tx, observation_period_end="2023-01-10")
+    expected = pd.DataFrame(
+        {
+            "customer_id": pd.array(["a"], dtype="str"),
+            "as_of": pd.to_datetime(["2023-01-10"]).astype("datetime64[us]"),
+            "recency_days": [5.0],
+            "tenure_days": [9.0 - 9 / 24],
+            "frequency": [1],
+            "n_purchases": [3],
+            "monetary_total": [55.0],
+            "monetary_mean": [27.5],
+        }
+    )
+    pd.testing.assert_frame_equal(got, expected)
+
+
 @pytest.mark.parametrize("offset_us", [0, 1], ids=["at a purchase", "1us after it"])
 def test_rfm_summary_one_cutoff_is_exact_to_the_microsecond(offset_us: int) -> None:
     """A single cutoff (a literal in the SQL) excludes a purchase at it and keeps one 1us before."""
