@@ -43,7 +43,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from churnclv._errors import InputError
-from churnclv.serving._bentoml_fixes import cancel_timeout_timers
+from churnclv.serving._bentoml_fixes import cancel_timeout_timers, quiet_client_errors
 from churnclv.serving._online import (
     MAX_LOOKUP_IDS,
     CustomerIn,
@@ -226,6 +226,7 @@ class ChurnService:
 
     def __init__(self) -> None:
         cancel_timeout_timers()  # see serving/_bentoml_fixes.py: per-request timers kept 120 s
+        quiet_client_errors()  # a 4xx BentoML rejects is one WARNING line, not a traceback
         self.state = ServingState.from_env()
         self._retry: asyncio.Task[None] | None = None
         # never raises: failures are reported by __is_ready__ and one log line

@@ -269,6 +269,18 @@ def test_bad_requests_get_4xx_naming_the_field(
     assert needle in r.text
 
 
+def test_a_rejected_body_is_one_warning_line_in_the_log(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+):
+    """BentoML's 400 on a malformed body is logged as one WARNING line, no ERROR traceback."""
+    with caplog.at_level("INFO"):
+        r = _post_raw(client, "/predict", '{"customers": [{"customer_id": 5}]}')
+    assert r.status_code == 400
+    ours = [rec for rec in caplog.records if rec.name == "bentoml._internal.server.http_app"]
+    assert [(rec.levelname, rec.exc_info) for rec in ours] == [("WARNING", None)]
+    assert ours[0].getMessage().startswith("Client error on /predict [POST]: 400 ")
+
+
 def test_timestamp_after_as_of_is_rejected(client: TestClient):
     """A transaction or event at or after as_of gets 422 naming the customer and the field."""
     body = _small("late")
