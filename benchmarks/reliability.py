@@ -218,6 +218,11 @@ KILL_TESTS = {
         "training killed by SIGTERM mid-run", "champion_changes"),
     "test_interrupted_training_marks_run_failed_and_keeps_champion[SIGINT]": (
         "training interrupted by SIGINT mid-run", "champion_changes"),
+    "test_an_interrupt_a_finalizer_swallowed_still_stops_the_training[logging]": (
+        "an interrupt lost in a finalizer while logging the run", "champion_changes"),
+    "test_an_interrupt_a_finalizer_swallowed_still_stops_the_training[between-gates]": (
+        "an interrupt lost in a finalizer between the two promotion gates",
+        "champion_changes"),
     "test_killed_training_run_is_failed_by_the_next_training": (
         "training SIGKILLed mid-run, then a new training", "champion_changes"),
     "test_failed_write_leaves_the_old_file": (

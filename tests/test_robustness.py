@@ -89,6 +89,52 @@ def test_interrupted_training_marks_run_failed_and_keeps_champion(
     assert _champions(work) == before
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("where", ["_log_plots", "second _gate"], ids=["logging", "between-gates"])
+def test_an_interrupt_a_finalizer_swallowed_still_stops_the_training(
+    demo_workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """An interrupt lost inside a finalizer during logging or gating ends the run FAILED, with
+    no champion changed, although every gate is forced to promote."""
+    from _signals import lose_an_interrupt
+
+    import churnclv.training._train as train_module
+    from churnclv._interrupt import handle_interrupts
+    from churnclv._io import load_inputs
+    from churnclv.training import train
+
+    work = tmp_path / "work"
+    shutil.copytree(demo_workdir, work)
+    before = _champions(work)
+    runs_before = len(_statuses(work))
+    plots, gates = train_module._log_plots, []
+
+    def log_plots(*args: object) -> None:
+        plots(*args)
+        if where == "_log_plots":
+            lose_an_interrupt()
+
+    def gate(*args: object) -> tuple[bool, str]:
+        gates.append(args[0])
+        if where == "second _gate" and len(gates) == 2:
+            lose_an_interrupt()
+        return True, "forced to promote by the test"
+
+    monkeypatch.setattr(train_module, "_log_plots", log_plots)
+    monkeypatch.setattr(train_module, "_gate", gate)
+    data = work / "data"
+    tables = load_inputs(
+        data / "transactions.parquet", data / "events.parquet", data / "customers.parquet"
+    )
+    with handle_interrupts(), pytest.raises(KeyboardInterrupt):
+        train(tables, as_of="2024-01-01", tracking_uri=tracking_uri_for(work), seed=3, promote=True)
+    statuses = _statuses(work)
+    assert len(statuses) == runs_before + 1
+    assert statuses.count("FAILED") == 1 and "RUNNING" not in statuses
+    assert _champions(work) == before
+    assert gates == ([] if where == "_log_plots" else [CHURN_MODEL, VALUE_MODEL])
+
+
 def test_killed_training_run_is_failed_by_the_next_training(
     demo_workdir: Path, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from churnclv._errors import InputError
+from churnclv._interrupt import raise_if_interrupted
 from churnclv._io import InputTables
 from churnclv.decisions import reference_distribution
 from churnclv.features import build_features, build_labels
@@ -678,6 +679,9 @@ def train(
                 "model_details.json",
             )
             _log_plots(churn, value, c_valid, yc, p_churn, v_valid, yv, p_value)
+            # An interrupt raised inside one of MLflow's finalizers is lost: look again
+            # before each step that must not happen once the user has asked to stop.
+            raise_if_interrupted()
             say("registering models")
             churn_version, _ = _log_model(
                 churn, CHURN_MODEL, c_valid if p_churn is not None else now
@@ -693,7 +697,11 @@ def train(
                 (VALUE_MODEL, value_version, "value"),
             ):
                 client.set_model_version_tag(name, version, "model_kind", kinds[kind])
+            winners: list[tuple[str, str]] = []
             if promote:
+                # Every gate first (each loads and scores a champion), the aliases last and
+                # together: an interrupt before them changes no champion, and none lands
+                # between one model's promotion and the other's gate.
                 for name, version, kind, valid, y in (
                     (CHURN_MODEL, churn_version, "churn", c_valid, yc),
                     (VALUE_MODEL, value_version, "value", v_valid, yv),
@@ -702,14 +710,17 @@ def train(
                     win, why = _gate(
                         name, kind, metrics.get(metric, float("nan")), fallbacks.get(kind), valid, y
                     )
-                    if win:
-                        client.set_registered_model_alias(name, ALIAS, version)
                     verdict = ("promoted: " if win else "not promoted: ") + why
                     client.set_model_version_tag(name, version, "promotion", verdict)
                     mlflow.set_tag(f"promotion_{kind}", verdict)
                     result_promoted[kind] = win
                     reasons[kind] = why
+                    if win:
+                        winners.append((name, version))
             mlflow.log_text(json.dumps(reasons, indent=2), "promotion.json")
+            raise_if_interrupted()  # after an interrupt: no promotion, and the run ends FAILED
+            for name, version in winners:
+                client.set_registered_model_alias(name, ALIAS, version)
     except BaseException:
         # An interrupt can land inside start_run, after the run row exists but before the
         # context owns it: end every run this process left RUNNING, then re-raise.

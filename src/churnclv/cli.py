@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from churnclv._errors import ChurnclvError, InputError
+from churnclv._interrupt import forget_interrupts, handle_interrupts, interrupted
 
 __all__ = ["app", "main"]
 
@@ -572,7 +573,8 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # stop the server with us
     try:
         code = proc.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not a failure
+        forget_interrupts()
         proc.terminate()
         code = proc.wait(timeout=30)
     if code not in (0, -15, 143):
@@ -714,24 +716,15 @@ def _print_summary(scored: Any) -> None:
     out.print(a)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C: open MLflow runs end FAILED, temp files are removed."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; map churnclv errors to exit 2 (input) or 1 (other) with one line."""
-    import signal
-    import threading
+    """Run the CLI; map churnclv errors to exit 2 (input) or 1 (other) with one line.
 
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
+    SIGTERM unwinds like Ctrl-C (open MLflow runs end FAILED, temp files are
+    removed), and an interrupt whose exception was lost in a finalizer still
+    ends the command with exit 1 (see ``churnclv._interrupt``).
+    """
+    with handle_interrupts():
         return _run(argv)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _fail_runs_left_running() -> None:
@@ -746,9 +739,9 @@ def _run(argv: list[str] | None) -> int:
     failed: int | None = None
     try:
         # Without standalone mode typer *returns* exit codes: typer.Exit(n) gives n and an
-        # interrupt (Ctrl-C, or SIGTERM via _terminate) gives 130.
+        # interrupt (Ctrl-C, or SIGTERM: see handle_interrupts) gives 130.
         rv = app(args=argv, standalone_mode=False)
-        if rv == 130:
+        if rv == 130 or interrupted() is not None:
             print("aborted", file=sys.stderr)
             failed = 1
         else:
