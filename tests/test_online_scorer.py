@@ -73,3 +73,70 @@ def test_scoring_customers_equals_score_features_on_their_frame(
             assert rec[col] == row[col], col
         assert rec["as_of"] == pd.Timestamp(row["as_of"]).isoformat()
         assert rec["reasons"] == detail
+
+
+def _feature_rows(demo_workdir: Path, n: int) -> list[dict[str, object]]:
+    from churnclv.features import build_features
+
+    data = demo_workdir / "data"
+    tx, ev, cu = (
+        pd.read_parquet(data / f"{t}.parquet") for t in ("transactions", "events", "customers")
+    )
+    feats = build_features(tx, ev, cu, as_of=pd.Timestamp(AS_OF)).head(n)
+    feats["as_of"] = feats["as_of"].astype(str)
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        for row in feats.to_dict(orient="records")
+    ]
+
+
+def _numeric_column(scorer: OnlineScorer) -> str:
+    """A numeric model input that may be null (not one of the decisions' inputs)."""
+    from churnclv.serving._online import DECISION_INPUTS
+
+    categorical = set(scorer.champion.churn.categories_) | set(scorer.champion.value.categories_)
+    return next(
+        c for c in scorer.required_columns if c not in categorical and c not in DECISION_INPUTS
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "bad_row"),
+    [
+        ([True, False, True], 0),  # booleans: pandas makes a bool column
+        ([1.5, True, 2.0], 1),  # a boolean among numbers: an object column
+        ([1.5, 2.0, "3"], 2),  # a string
+        ([1, [2], 3], 1),  # a list
+    ],
+    ids=["all booleans", "one boolean", "a string", "a list"],
+)
+def test_feature_rows_reject_non_numbers_naming_the_row(
+    demo_workdir: Path, scorer: OnlineScorer, values: list[object], bad_row: int
+) -> None:
+    """A numeric column holding booleans, strings or lists is rejected, naming row and column."""
+    from churnclv.serving._online import RequestError
+
+    rows = _feature_rows(demo_workdir, 3)
+    col = _numeric_column(scorer)
+    for row, v in zip(rows, values, strict=True):
+        row[col] = v
+    with pytest.raises(RequestError, match="must be a number or null") as err:
+        scorer.feature_frame(rows)
+    assert err.value.field == f"rows[{bad_row}].{col}"
+
+
+@pytest.mark.parametrize(
+    "values", [[1, 2, 3], [1.5, None, 2], [None, None, None], [1, 2.5, 10**30]],
+    ids=["ints", "floats and null", "all null", "a huge int"],
+)  # fmt: skip
+def test_feature_rows_accept_numbers_and_nulls(
+    demo_workdir: Path, scorer: OnlineScorer, values: list[object]
+) -> None:
+    """JSON numbers and nulls in a numeric column become floats (null as NaN)."""
+    rows = _feature_rows(demo_workdir, 3)
+    col = _numeric_column(scorer)
+    for row, v in zip(rows, values, strict=True):
+        row[col] = v
+    got = scorer.feature_frame(rows)[col]
+    want = [float("nan") if v is None else float(v) for v in values]  # type: ignore[arg-type]
+    pd.testing.assert_series_equal(got, pd.Series(want, name=col), check_exact=True)
