@@ -47,8 +47,9 @@ def forget_interrupts() -> None:
 
 def raise_if_interrupted() -> None:
     """Raise ``KeyboardInterrupt`` again when a signal arrived (its first raise may be lost)."""
-    if _RECEIVED:
-        raise KeyboardInterrupt(f"signal {_RECEIVED[0]}")
+    signum = interrupted()
+    if signum is not None:
+        raise KeyboardInterrupt(f"signal {signum}")
 
 
 @contextmanager
