@@ -1,5 +1,6 @@
 """Training, evaluation, tracking and the model registry (DESIGN §5)."""
 
+from churnclv.training._btyd import BetaGeoFitter, GammaGammaFitter
 from churnclv.training._fallback import BTYDModel
 from churnclv.training._metrics import churn_metrics, normalized_gini, value_metrics
 from churnclv.training._model import BoosterModel, ChurnModel, ValueModel, load_model
@@ -21,9 +22,11 @@ __all__ = [
     "CHURN_MODEL",
     "VALUE_MODEL",
     "BTYDModel",
+    "BetaGeoFitter",
     "BoosterModel",
     "Champion",
     "ChurnModel",
+    "GammaGammaFitter",
     "TrainResult",
     "TwoPartValueModel",
     "ValueModel",

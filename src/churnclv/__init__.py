@@ -1,12 +1,101 @@
 """churnclv: customer churn and lifetime-value prediction.
 
-Point-in-time RFM and engagement features (DuckDB), LightGBM churn and value
-models tracked in MLflow, policy-driven decisions (tiers, stages, segments,
-retention actions) and a BentoML service.
+Point-in-time RFM and engagement features (DuckDB or Spark), LightGBM churn and value
+models on top of BG/NBD and Gamma-Gamma, tracked in MLflow, policy-driven decisions
+(value tiers, risk bands, lifecycle stages, RFM segments, retention actions) and a
+BentoML service.
+
+Every public name is importable from here; the modules behind them are private and may
+move. Names are loaded on first use, so ``import churnclv`` stays cheap.
+
+Examples
+--------
+>>> import churnclv
+>>> sorted(churnclv.__all__)[:3]
+['BetaGeoFitter', 'Champion', 'ChurnclvError']
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from churnclv._errors import ChurnclvError, InputError
 
-__all__ = ["ChurnclvError", "InputError", "__version__"]
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from churnclv._generate import SyntheticData, generate
+    from churnclv._io import ColumnMap, InputTables, load_inputs
+    from churnclv.decisions import Policy, decide, load_policy, rfm_segment
+    from churnclv.features import build_features, build_labels, rfm_summary
+    from churnclv.serving import score
+    from churnclv.training import (
+        BetaGeoFitter,
+        Champion,
+        GammaGammaFitter,
+        TrainResult,
+        load_champion,
+        train,
+    )
 
 __version__ = "0.1.0"
+
+# public name -> module that owns it (imported on first access)
+_OWNERS: dict[str, str] = {
+    "load_inputs": "churnclv._io",
+    "ColumnMap": "churnclv._io",
+    "InputTables": "churnclv._io",
+    "build_features": "churnclv.features",
+    "build_labels": "churnclv.features",
+    "rfm_summary": "churnclv.features",
+    "BetaGeoFitter": "churnclv.training",
+    "GammaGammaFitter": "churnclv.training",
+    "train": "churnclv.training",
+    "TrainResult": "churnclv.training",
+    "load_champion": "churnclv.training",
+    "Champion": "churnclv.training",
+    "score": "churnclv.serving",
+    "decide": "churnclv.decisions",
+    "load_policy": "churnclv.decisions",
+    "Policy": "churnclv.decisions",
+    "rfm_segment": "churnclv.decisions",
+    "generate": "churnclv._generate",
+    "SyntheticData": "churnclv._generate",
+}
+
+__all__ = [
+    "BetaGeoFitter",
+    "Champion",
+    "ChurnclvError",
+    "ColumnMap",
+    "GammaGammaFitter",
+    "InputError",
+    "InputTables",
+    "Policy",
+    "SyntheticData",
+    "TrainResult",
+    "__version__",
+    "build_features",
+    "build_labels",
+    "decide",
+    "generate",
+    "load_champion",
+    "load_inputs",
+    "load_policy",
+    "rfm_segment",
+    "rfm_summary",
+    "score",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    owner = _OWNERS.get(name)
+    if owner is None:
+        raise AttributeError(f"module 'churnclv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(owner), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
