@@ -98,8 +98,9 @@ def test_an_interrupt_a_finalizer_swallowed_still_stops_the_training(
     no champion changed, although every gate is forced to promote."""
     from _signals import lose_an_interrupt
 
-    import churnclv.training._train as train_module
-    from churnclv._interrupt import handle_interrupts
+    import churnclv.training._registry as registry_module
+    import churnclv.training._tracking as tracking_module
+    from churnclv._interrupt import handle_interrupts, stop_requested
     from churnclv._io import load_inputs
     from churnclv.training import train
 
@@ -107,7 +108,7 @@ def test_an_interrupt_a_finalizer_swallowed_still_stops_the_training(
     shutil.copytree(demo_workdir, work)
     before = _champions(work)
     runs_before = len(_statuses(work))
-    plots, gates = train_module._log_plots, []
+    plots, gates = tracking_module._log_plots, []
 
     def log_plots(*args: object) -> None:
         plots(*args)
@@ -120,14 +121,21 @@ def test_an_interrupt_a_finalizer_swallowed_still_stops_the_training(
             lose_an_interrupt()
         return True, "forced to promote by the test"
 
-    monkeypatch.setattr(train_module, "_log_plots", log_plots)
-    monkeypatch.setattr(train_module, "_gate", gate)
+    monkeypatch.setattr(tracking_module, "_log_plots", log_plots)
+    monkeypatch.setattr(registry_module, "_gate", gate)
     data = work / "data"
     tables = load_inputs(
         data / "transactions.parquet", data / "events.parquet", data / "customers.parquet"
     )
     with handle_interrupts(), pytest.raises(KeyboardInterrupt):
-        train(tables, as_of="2024-01-01", tracking_uri=tracking_uri_for(work), seed=3, promote=True)
+        train(
+            tables,
+            as_of="2024-01-01",
+            tracking_uri=tracking_uri_for(work),
+            seed=3,
+            promote=True,
+            should_stop=stop_requested,
+        )
     statuses = _statuses(work)
     assert len(statuses) == runs_before + 1
     assert statuses.count("FAILED") == 1 and "RUNNING" not in statuses

@@ -17,7 +17,7 @@ from churnclv.training import (
     load_model,
     tracking_uri_for,
 )
-from churnclv.training._train import _select_value_model
+from churnclv.training._fit import select_value_model as _select_value_model
 
 
 def _hand_frame(n: int = 3000, shift: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -225,7 +225,7 @@ def test_a_champion_fitted_on_the_validation_labels_is_judged_by_its_own_evaluat
     """Scored on rows whose labels it learned from, a champion would look better than it
     is: the gate uses the out-of-time evaluation it recorded on the same window, and calls
     it incomparable when there is none for this window."""
-    from churnclv.training._train import _champion_score
+    from churnclv.training._registry import _champion_score
 
     rows = pd.DataFrame({"as_of": pd.Timestamp("2023-01-01"), "x": np.arange(200.0)})
     y = np.arange(200.0)  # in sample, the champion ranks perfectly

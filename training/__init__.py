@@ -14,7 +14,8 @@ from churnclv.training._registry import (
     log_report,
     tracking_uri_for,
 )
-from churnclv.training._train import TrainResult, fail_interrupted_runs, train
+from churnclv.training._tracking import fail_interrupted_runs
+from churnclv.training._train import TrainResult, train
 from churnclv.training._two_part import TwoPartValueModel
 
 __all__ = [

@@ -1,25 +1,44 @@
-"""MLflow tracking and registry: where runs go, what the champion is, how it loads."""
+"""The model registry: where runs go, registration, the champion gate, and loading champions.
+
+A training registers one version of each model (:func:`register_models`); with
+``promote`` each version is judged against the current champion on the same
+validation rows (:func:`judge`), and only after both gates have run are the
+winners given the ``champion`` alias (:func:`crown`).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import tempfile
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from churnclv._errors import ChurnclvError, InputError
-from churnclv.training._model import BoosterModel
+from churnclv.training._fallback import BTYDModel
+from churnclv.training._metrics import churn_metrics, value_metrics
+from churnclv.training._model import BoosterModel, PyfuncBooster
 
 __all__ = [
     "ALIAS",
     "CHURN_MODEL",
+    "EXPERIMENT",
     "VALUE_MODEL",
     "Champion",
+    "Promotion",
     "champion_plots",
     "configure_mlflow",
+    "crown",
+    "judge",
     "load_champion",
     "log_report",
+    "register_models",
     "tracking_uri_for",
     "use_experiment",
 ]
@@ -76,7 +95,33 @@ def use_experiment(name: str, tracking_uri: str) -> None:
 
 @dataclass(frozen=True)
 class Champion:
-    """The champion churn and value models and what they were trained with."""
+    """The champion churn and value models and what they were trained with.
+
+    Returned by :func:`load_champion`; scoring and the service use it.
+
+    Attributes
+    ----------
+    churn, value : BoosterModel
+        The churn model (P(churn) within ``churn_horizon_days``) and the value
+        model (expected value within ``value_horizon_days``).
+    churn_version, value_version : str
+        Their versions in the registry.
+    churn_run_id, value_run_id : str
+        The MLflow runs that trained them.
+    churn_horizon_days, value_horizon_days : float
+        The label horizons they were trained for.
+
+    Examples
+    --------
+    >>> from churnclv import Champion
+    >>> champion = Champion(
+    ...     churn=None, value=None,  # the models, as load_champion returns them
+    ...     churn_version="3", value_version="2", churn_run_id="r1", value_run_id="r2",
+    ...     churn_horizon_days=90.0, value_horizon_days=365.0,
+    ... )
+    >>> champion.model_version
+    'churn:v3+value:v2'
+    """
 
     churn: BoosterModel
     value: BoosterModel
@@ -131,10 +176,40 @@ def _require_aliases(tracking_uri: str) -> None:
 def load_champion(tracking_uri: str) -> Champion:
     """Load both ``@champion`` models from the registry at ``tracking_uri``.
 
+    Parameters
+    ----------
+    tracking_uri : str
+        The MLflow tracking and registry URI, e.g. ``sqlite:///work/mlruns.db``
+        (:func:`tracking_uri_for` gives a work directory's).
+
+    Returns
+    -------
+    Champion
+        Both models, their versions and runs, and the horizons they were trained for.
+
     Raises
     ------
     InputError
         When no champion is registered (train with ``--promote`` first).
+    ChurnclvError
+        When a champion's artifact cannot be loaded.
+
+    See Also
+    --------
+    churnclv.train : trains the models and, with ``promote=True``, sets the champions.
+
+    Examples
+    --------
+    A store without a champion says how to get one (:func:`churnclv.train`'s
+    example loads a trained one):
+
+    >>> import tempfile
+    >>> from churnclv import InputError, load_champion
+    >>> try:
+    ...     load_champion(f"sqlite:///{tempfile.mkdtemp()}/mlruns.db")
+    ... except InputError as exc:
+    ...     print(str(exc).split("; ")[1])
+    run `churnclv train --promote` (or `churnclv demo`) first
     """
     import mlflow
     from mlflow import MlflowClient
@@ -179,8 +254,6 @@ _MODEL_PLOTS = ("churn_calibration.png", "churn_gains.png", "value_deciles.png")
 
 def champion_plots(tracking_uri: str, champion: Champion) -> dict[str, bytes]:
     """The champion run's evaluation PNGs (calibration, gains, value deciles), if logged."""
-    import tempfile
-
     import mlflow
 
     configure_mlflow(tracking_uri)
@@ -212,3 +285,213 @@ def log_report(
             mlflow.log_figure(fig, f"report/{name}")
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
     return str(run.info.run_id)
+
+
+def _pip_requirements() -> list[str]:
+    import lightgbm
+    import mlflow
+
+    return [f"mlflow=={mlflow.__version__}", f"lightgbm=={lightgbm.__version__}", "churnclv"]
+
+
+def _log_model(model: BoosterModel, name: str, example: pd.DataFrame) -> str:
+    """Log ``model`` to the active run as a pyfunc model registered as ``name``; its version."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = example[model.features_].head(5).copy()
+    for col in model.categories_:
+        example[col] = example[col].astype("string").astype(object)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / "model_dir")
+        signature = infer_signature(example, model.predict(example))
+        info = mlflow.pyfunc.log_model(
+            name=model.kind,
+            python_model=PyfuncBooster(),
+            artifacts={"model_dir": str(folder)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=_pip_requirements(),
+        )
+    return str(info.registered_model_version)
+
+
+def register_models(
+    churn: BoosterModel,
+    value: BoosterModel,
+    examples: tuple[pd.DataFrame, pd.DataFrame],
+    kinds: Mapping[str, str],
+) -> dict[str, str]:
+    """Register both models from the active run; their versions by kind.
+
+    ``examples`` are rows of each model's input (their first five become the
+    input example and signature); each version is tagged ``model_kind``.
+    """
+    from mlflow import MlflowClient
+
+    versions = {
+        "churn": _log_model(churn, CHURN_MODEL, examples[0]),
+        "value": _log_model(value, VALUE_MODEL, examples[1]),
+    }
+    client = MlflowClient()
+    for kind, name in _NAMES.items():
+        client.set_model_version_tag(name, versions[kind], "model_kind", kinds[kind])
+    return versions
+
+
+#: The registered model of each kind.
+_NAMES = {"churn": CHURN_MODEL, "value": VALUE_MODEL}
+#: The metric each kind is judged by.
+_METRICS = {"churn": "churn_roc_auc", "value": "value_gini"}
+
+
+def _champion(name: str) -> tuple[bool, BoosterModel | None]:
+    """Whether ``name@champion`` exists, and the model (None when it cannot be loaded)."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient().get_model_version_by_alias(name, ALIAS)
+    except MlflowException:
+        return False, None
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}").unwrap_python_model().model
+    except Exception:
+        return True, None
+    return True, model
+
+
+def _champion_score(
+    model: BoosterModel | None, valid: pd.DataFrame, y: np.ndarray, kind: str
+) -> float | str:
+    """The current champion's metric on this run's validation rows.
+
+    ``-inf`` when its artifact could not be loaded (a working model should
+    replace a broken one), and a string saying why when it cannot be compared
+    on these rows (then nothing is promoted).
+
+    A champion fitted on labels that reach into this validation window (a value
+    model refitted through its validation cutoff, see ``train(refit_value=...)``)
+    would be scored in sample: it is judged by the out-of-time evaluation it
+    recorded before its refit when that was on this same window (same cutoff and
+    number of rows), and is otherwise not comparable.
+    """
+    if model is None:
+        return float("-inf")
+    missing = [c for c in model.features_ if c not in valid.columns]
+    if missing:
+        return (
+            f"the champion needs features this run's data lacks ({', '.join(missing[:5])}); "
+            "train with the same inputs to compare"
+        )
+    label_end = getattr(model, "label_end_", None)
+    if label_end is not None and not valid.empty:
+        cutoff = pd.Timestamp(valid["as_of"].max())
+        if pd.Timestamp(label_end) > cutoff:
+            ev = getattr(model, "evaluation_", None) or {}
+            if ev.get("cutoff") == str(cutoff.date()) and ev.get("rows") == len(valid):
+                return float(ev["value"])
+            return (
+                f"the champion was fitted on labels up to {label_end}, after this run's "
+                f"validation cutoff {cutoff.date()}, so it cannot be judged on these rows"
+            )
+    pred = model.predict(valid)
+    if kind == "churn":
+        return churn_metrics(y, pred)["churn_roc_auc"]
+    return value_metrics(y, pred)["value_gini"]
+
+
+def _gate(
+    name: str,
+    kind: str,
+    new: float,
+    fallback: str | None,
+    valid: pd.DataFrame,
+    y: np.ndarray,
+) -> tuple[bool, str]:
+    """Whether this run's ``kind`` model takes the champion alias, and why.
+
+    A trained model must beat the champion on the same validation rows. A BTYD
+    fallback (``fallback`` says why it was used) becomes champion only when
+    there is none or the champion is itself a fallback (then the newer fit
+    replaces it); it never replaces a trained champion. A trained model
+    replaces a fallback champion whenever its own metric is finite.
+    """
+    metric = _METRICS[kind]
+    exists, model = _champion(name)
+    if fallback is not None:
+        if not exists:
+            return True, "no champion yet; the BG/NBD fallback takes the alias"
+        if isinstance(model, BTYDModel):
+            return True, "BG/NBD fallback refitted; it replaces the previous fallback champion"
+        if model is None:
+            return True, "the champion cannot be loaded; BG/NBD fallback replaces it"
+        return False, "a BG/NBD fallback never replaces a trained champion"
+    if not exists:
+        return bool(np.isfinite(new)), f"no champion yet; {metric}={new:.4f}"
+    if isinstance(model, BTYDModel):
+        return (
+            bool(np.isfinite(new)),
+            f"{metric}={new:.4f}; a trained model replaces the BG/NBD fallback champion",
+        )
+    old = _champion_score(model, valid, y, kind)
+    if isinstance(old, str):
+        return False, old
+    win = bool(np.isfinite(new) and new > old)
+    return win, f"{metric} {new:.4f} vs champion {old:.4f} on the same validation rows"
+
+
+@dataclass
+class Promotion:
+    """The champion gates' verdicts: who wins (``promoted``), why, and the versions to crown."""
+
+    promoted: dict[str, bool] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    winners: list[tuple[str, str]] = field(default_factory=list)
+
+
+def judge(
+    promote: bool,
+    versions: Mapping[str, str],
+    metrics: Mapping[str, float],
+    fallbacks: Mapping[str, str],
+    validation: Mapping[str, tuple[pd.DataFrame, np.ndarray]],
+) -> Promotion:
+    """Run both champion gates (with ``promote``) and log the verdicts to the active run.
+
+    Each version gets a ``promotion`` tag and the run a ``promotion_<kind>``
+    tag; the reasons go to ``promotion.json`` (empty without ``promote``).
+    Every gate runs (each loads and scores a champion) before any alias is set
+    (:func:`crown`): an interrupt before the aliases changes no champion, and
+    none lands between one model's promotion and the other's gate.
+    ``validation`` holds each kind's validation rows and labels.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    result = Promotion()
+    client = MlflowClient()
+    for kind, name in _NAMES.items() if promote else ():
+        valid, y = validation[kind]
+        new = metrics.get(_METRICS[kind], float("nan"))
+        win, why = _gate(name, kind, new, fallbacks.get(kind), valid, y)
+        verdict = ("promoted: " if win else "not promoted: ") + why
+        client.set_model_version_tag(name, versions[kind], "promotion", verdict)
+        mlflow.set_tag(f"promotion_{kind}", verdict)
+        result.promoted[kind] = win
+        result.reasons[kind] = why
+        if win:
+            result.winners.append((name, versions[kind]))
+    mlflow.log_text(json.dumps(result.reasons, indent=2), "promotion.json")
+    return result
+
+
+def crown(promotion: Promotion) -> None:
+    """Give the winners of :func:`judge` the ``champion`` alias, together."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for name, version in promotion.winners:
+        client.set_registered_model_alias(name, ALIAS, version)

@@ -11,9 +11,12 @@ test; the instrumented handler showed the ``KeyboardInterrupt`` raised inside
 ``InstanceState._cleanup``).
 
 :func:`handle_interrupts` installs a handler that remembers the signal before
-it raises; :func:`raise_if_interrupted` re-raises a remembered signal at the
-points where carrying on would be wrong (before a promotion, before a
-training run may end as finished, when a command returns).
+it raises. At the points where carrying on would be wrong, the record is read
+again: :func:`stop_requested` is the stop callback a training is given
+(``train(should_stop=stop_requested)`` stops before registering, before a
+promotion and before its run may end as finished), :func:`interrupted` tells a
+command that returned normally that it was interrupted, and
+:func:`raise_if_interrupted` re-raises a remembered signal.
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["forget_interrupts", "handle_interrupts", "interrupted", "raise_if_interrupted"]
+__all__ = [
+    "forget_interrupts",
+    "handle_interrupts",
+    "interrupted",
+    "raise_if_interrupted",
+    "stop_requested",
+]
 
 #: The signals received while :func:`handle_interrupts` was active, in order.
 _RECEIVED: list[int] = []
@@ -38,6 +47,11 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 def interrupted() -> int | None:
     """The first signal received and not yet cleared, or None."""
     return _RECEIVED[0] if _RECEIVED else None
+
+
+def stop_requested() -> bool:
+    """Whether a signal arrived and was not cleared: a stop callback for ``train``."""
+    return interrupted() is not None
 
 
 def forget_interrupts() -> None:

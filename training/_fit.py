@@ -1,0 +1,344 @@
+"""Fit the models of a training plan: churn (calibrated), value (selected, refitted), fallbacks.
+
+Every estimator a training fits is built and fitted here, and every attribute
+set on a fitted model after its ``fit`` (the BTYD pair it scores with, its
+reference population, its label window and evaluation) is set here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from churnclv._errors import InputError
+from churnclv.decisions import reference_distribution
+from churnclv.training._fallback import BTYDModel
+from churnclv.training._metrics import normalized_gini, value_metrics
+from churnclv.training._model import BoosterModel, ChurnModel, ValueModel
+from churnclv.training._plan import Plan
+from churnclv.training._two_part import TwoPartValueModel
+
+__all__ = [
+    "MIN_TRAIN_ROWS",
+    "VALUE_CANDIDATES",
+    "ChurnFit",
+    "ValueFit",
+    "attach_scoring_state",
+    "fit_churn",
+    "fit_value",
+    "model_kinds",
+    "record_provenance",
+    "select_value_model",
+    "untrainable",
+]
+
+Progress = Callable[[str], None]
+
+#: Fewest training rows a LightGBM model is fitted on; below it the BTYD fallback is used.
+MIN_TRAIN_ROWS = 50
+
+
+def _two_part(seed: int) -> BoosterModel:
+    return TwoPartValueModel(seed, spend_objective="log_l2")
+
+
+#: The value model candidates compared on the inner fold, by ``value_model_kind``.
+VALUE_CANDIDATES: dict[str, Callable[[int], BoosterModel]] = {
+    "tweedie": ValueModel,
+    "two_part": _two_part,
+}
+
+
+def untrainable(plan: Plan) -> dict[str, str]:
+    """Why each model kind cannot be trained on ``plan`` (history too short, too few rows)."""
+    fallbacks: dict[str, str] = {}
+    for what, short, rows, h in (
+        ("churn", plan.churn_short, plan.c_train, plan.churn_horizon_days),
+        ("value", plan.value_short, plan.v_train, plan.value_horizon_days),
+    ):
+        if short is not None:
+            fallbacks[what] = short
+        elif len(rows) < MIN_TRAIN_ROWS:
+            fallbacks[what] = (
+                f"too few training rows for the {what} horizon of {h:g} days ({len(rows)} "
+                f"customer-cutoffs, {MIN_TRAIN_ROWS} needed)"
+            )
+    return fallbacks
+
+
+def fit_fallback(
+    kind: str, why: str, plan: Plan, fallbacks: dict[str, str], seed: int, say: Progress
+) -> BoosterModel:
+    """The BTYD fallback for ``kind``, fitted as of ``as_of``; records ``why`` in ``fallbacks``.
+
+    Raises
+    ------
+    InputError
+        When BG/NBD cannot be fitted as of ``as_of`` either.
+    """
+    if plan.btyd_now is None:
+        raise InputError(
+            f"{why}; the BG/NBD fallback cannot be fitted either (too few repeat buyers "
+            f"before {plan.as_of.date()})"
+        )
+    say(f"{kind}: {why}; using the BG/NBD fallback")
+    fallbacks[kind] = why
+    return BTYDModel(kind, plan.btyd_now, why).fit(plan.now, seed=seed)
+
+
+@dataclass
+class ChurnFit:
+    """The churn model and the cutoff it was calibrated on (``"none"`` without calibration)."""
+
+    model: BoosterModel
+    calibration_cutoff: str = "none"
+
+
+def fit_churn(
+    plan: Plan,
+    fallbacks: dict[str, str],
+    churn_model: BoosterModel | None,
+    seed: int,
+    say: Progress,
+) -> ChurnFit:
+    """Fit the churn model on the training rows and calibrate it out of time.
+
+    With three or more training cutoffs the latest is held out as the
+    calibration fold. A model that cannot be trained (listed in ``fallbacks``,
+    or whose fit raises ``ValueError``) is replaced by the BTYD fallback.
+    """
+    if "churn" in fallbacks:
+        return ChurnFit(fit_fallback("churn", fallbacks["churn"], plan, fallbacks, seed, say))
+    c_train = plan.c_train
+    train_cuts = sorted(c_train["as_of"].unique())
+    calibrate = len(train_cuts) >= 3
+    c_fit = c_train[c_train["as_of"] < train_cuts[-1]] if calibrate else c_train
+    c_cal = c_train[c_train["as_of"] == train_cuts[-1]] if calibrate else c_train.iloc[:0]
+    say(f"churn model on {len(c_fit):,} rows")
+    try:
+        churn = (churn_model or ChurnModel(seed)).fit(
+            c_fit, c_fit["churned"].to_numpy(int), seed=seed
+        )
+    except ValueError as exc:
+        why = f"the churn model cannot be trained: {exc}"
+        return ChurnFit(fit_fallback("churn", why, plan, fallbacks, seed, say))
+    if not calibrate:
+        return ChurnFit(churn)
+    churn.calibrate(c_cal, c_cal["churned"].to_numpy(int))
+    return ChurnFit(churn, str(pd.Timestamp(train_cuts[-1]).date()))
+
+
+def select_value_model(
+    v_train: pd.DataFrame, seed: int, say: Progress
+) -> tuple[str, dict[str, float], dict[str, str]]:
+    """Pick the value model kind on an inner out-of-time fold (the latest training cutoff).
+
+    Both candidates (Tweedie, two-part) are fitted on the earlier training
+    cutoffs and scored on the latest one (never the validation cutoff). The
+    higher normalized Gini wins; a difference within one paired-bootstrap
+    standard error (200 resamples of the fold's customers) is a tie, which the
+    smaller ``|total ratio - 1|`` breaks. Returns the winner, the fold's metrics
+    and params describing the selection.
+    """
+    cuts = sorted(v_train["as_of"].unique())
+    if len(cuts) < 2:
+        return (
+            "tweedie",
+            {},
+            {"value_model_selection": "default (one training cutoff: no inner fold to compare on)"},
+        )
+    fit = v_train[v_train["as_of"] < cuts[-1]]
+    fold = v_train[v_train["as_of"] == cuts[-1]]
+    y_fit = fit["future_value"].clip(lower=0).to_numpy(float)
+    y = fold["future_value"].to_numpy(float)
+    preds: dict[str, np.ndarray] = {}
+    metrics: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    for name, make in VALUE_CANDIDATES.items():
+        say(f"value candidate {name} on {len(fit):,} rows")
+        try:
+            preds[name] = make(seed).fit(fit, y_fit, seed=seed).predict(fold)
+        except ValueError as exc:
+            notes[f"value_candidate_{name}"] = f"not fitted: {exc}"
+            continue
+        m = value_metrics(y, preds[name])
+        for key in ("gini", "total_ratio", "spearman"):
+            metrics[f"value_candidate_{name}_{key}"] = m[f"value_{key}"]
+    params = {
+        "value_selection_cutoff": str(pd.Timestamp(cuts[-1]).date()),
+        "n_value_selection_fit": str(len(fit)),
+        "n_value_selection_fold": str(len(fold)),
+        **notes,
+    }
+    if not preds:
+        return "tweedie", metrics, {**params, "value_model_selection": "default (no candidate)"}
+    if len(preds) == 1:
+        (only,) = preds
+        return only, metrics, {**params, "value_model_selection": "the only candidate fitted"}
+    best, why = _gini_or_total_ratio(y, preds, metrics, seed)
+    return best, metrics, {**params, "value_model_selection": why}
+
+
+def _gini_or_total_ratio(
+    y: np.ndarray, preds: Mapping[str, np.ndarray], metrics: dict[str, float], seed: int
+) -> tuple[str, str]:
+    """Tweedie vs two-part: the higher Gini beyond one bootstrap se, else the better total.
+
+    Adds the standard error of the Gini difference to ``metrics``; returns the
+    winner and why.
+    """
+    a, b = "tweedie", "two_part"
+    ga, gb = metrics[f"value_candidate_{a}_gini"], metrics[f"value_candidate_{b}_gini"]
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(200):
+        i = rng.integers(0, len(y), len(y))
+        diffs.append(normalized_gini(y[i], preds[b][i]) - normalized_gini(y[i], preds[a][i]))
+    se = float(np.nanstd(diffs))
+    metrics["value_candidate_gini_diff_se"] = se
+    if abs(gb - ga) > se:
+        why = f"higher Gini ({gb:.4f} two_part vs {ga:.4f} tweedie, se {se:.4f})"
+        return (b if gb > ga else a), why
+    ra = abs(metrics[f"value_candidate_{a}_total_ratio"] - 1)
+    rb = abs(metrics[f"value_candidate_{b}_total_ratio"] - 1)
+    why = (
+        f"Gini tie ({gb:.4f} two_part vs {ga:.4f} tweedie, se {se:.4f}); "
+        f"|total ratio - 1| {rb:.3f} vs {ra:.3f}"
+    )
+    return (b if rb < ra else a), why
+
+
+@dataclass
+class ValueFit:
+    """The value model of a training and how it was chosen.
+
+    ``model`` is the registered model; ``evaluated`` the one fitted on the
+    training rows and judged on the validation rows (None for the BTYD
+    fallback); ``rows``/``refitted`` the rows ``model`` was last fitted on and
+    whether that was the refit; ``selection`` and ``candidate_metrics`` the
+    params and metrics of the kind's selection.
+    """
+
+    model: BoosterModel
+    kind: str
+    rows: pd.DataFrame
+    evaluated: BoosterModel | None = None
+    refitted: bool = False
+    selection: dict[str, str] = field(default_factory=dict)
+    candidate_metrics: dict[str, float] = field(default_factory=dict)
+    candidates: dict[str, BoosterModel] = field(default_factory=dict)
+
+
+def fit_value(
+    plan: Plan,
+    fallbacks: dict[str, str],
+    value_model: BoosterModel | None,
+    keep_candidates: bool,
+    seed: int,
+    say: Progress,
+) -> ValueFit:
+    """Select the value model kind, fit it on the training rows, then refit it.
+
+    A given ``value_model`` skips the selection (:func:`select_value_model`).
+    The model fitted on the training rows is the one evaluated; it is refitted
+    on the plan's refit rows when there are at least :data:`MIN_TRAIN_ROWS`.
+    With ``keep_candidates`` every candidate kind is fitted on the final rows.
+    A model that cannot be trained is replaced by the BTYD fallback.
+    """
+    v_train = plan.v_train
+    if "value" in fallbacks:
+        model = fit_fallback("value", fallbacks["value"], plan, fallbacks, seed, say)
+        return ValueFit(model, "btyd_fallback", v_train)
+    kind, metrics, selection = (
+        (type(value_model).__name__, {}, {"value_model_selection": "given"})
+        if value_model is not None
+        else select_value_model(v_train, seed, say)
+    )
+    template = copy.deepcopy(value_model)  # unfitted, for the refit
+    say(f"value model ({kind}) on {len(v_train):,} rows")
+    y_train = v_train["future_value"].clip(lower=0).to_numpy(float)
+    try:
+        evaluated = (value_model or VALUE_CANDIDATES[kind](seed)).fit(v_train, y_train, seed=seed)
+    except ValueError as exc:
+        why = f"the value model cannot be trained: {exc}"
+        model = fit_fallback("value", why, plan, fallbacks, seed, say)
+        return ValueFit(model, "btyd_fallback", v_train, None, False, selection, metrics)
+    fit = ValueFit(evaluated, kind, v_train, evaluated, False, selection, metrics)
+    _refit_value(fit, plan.refit_rows, template, seed, say)
+    if keep_candidates and value_model is None:
+        fit.candidates[kind] = fit.model
+        y_final = fit.rows["future_value"].clip(lower=0).to_numpy(float)
+        for name, make in VALUE_CANDIDATES.items():
+            if name != kind:
+                with contextlib.suppress(ValueError):
+                    fit.candidates[name] = make(seed).fit(fit.rows, y_final, seed=seed)
+    return fit
+
+
+def _refit_value(
+    fit: ValueFit, rows: pd.DataFrame, template: BoosterModel | None, seed: int, say: Progress
+) -> None:
+    """Refit ``fit``'s kind on ``rows`` (a fresh estimator, or a copy of ``template``)."""
+    if len(rows) < MIN_TRAIN_ROWS:
+        return
+    say(f"value model ({fit.kind}) refitted on {len(rows):,} rows")
+    y = rows["future_value"].clip(lower=0).to_numpy(float)
+    try:
+        fit.model = (template or VALUE_CANDIDATES[fit.kind](seed)).fit(rows, y, seed=seed)
+    except ValueError as exc:
+        fit.selection["value_refit"] = f"not refitted: {exc}"
+    else:
+        fit.rows, fit.refitted = rows, True
+
+
+def attach_scoring_state(
+    churn: BoosterModel, value: ValueFit, plan: Plan, fallbacks: Mapping[str, str]
+) -> None:
+    """Give the fitted models the BTYD pair as of ``as_of`` and the value reference population.
+
+    Scores and tiers rank against the churn validation rows, or, for the BTYD
+    value fallback, the customers as of ``as_of`` it was fitted on.
+    """
+    churn.btyd_ = value.model.btyd_ = plan.btyd_now
+    for candidate in value.candidates.values():
+        candidate.btyd_ = plan.btyd_now
+    c_valid, v_valid = plan.c_valid, plan.v_valid
+    ref_rows = plan.now if "value" in fallbacks else c_valid if not c_valid.empty else v_valid
+    value.model.reference_ = reference_distribution(ref_rows, value.model.predict(ref_rows))
+
+
+def record_provenance(
+    churn: BoosterModel, value: ValueFit, plan: Plan, metrics: Mapping[str, float]
+) -> None:
+    """Record on each trained model the end of its labels and its out-of-time evaluation.
+
+    The champion gate of later runs reads them (``label_end_``, ``evaluation_``).
+    """
+    for model, rows, horizon, cut, metric, valid in (
+        (churn, plan.c_train, plan.churn_horizon_days, plan.churn_cuts[-1], "churn_roc_auc",
+         plan.c_valid),
+        (value.model, value.rows, plan.value_horizon_days, plan.value_cuts[-1], "value_gini",
+         plan.v_valid),
+    ):  # fmt: skip
+        if isinstance(model, BTYDModel) or rows.empty:
+            continue
+        model.label_end_ = str(
+            (pd.Timestamp(rows["as_of"].max()) + pd.Timedelta(days=horizon)).date()
+        )
+        if metric in metrics:
+            model.evaluation_ = {
+                "cutoff": str(cut.date()),
+                "rows": len(valid),
+                "metric": metric,
+                "value": float(metrics[metric]),
+            }
+
+
+def model_kinds(fallbacks: Mapping[str, str], value: ValueFit) -> dict[str, str]:
+    """What each registered model is: ``lightgbm`` or ``btyd_fallback`` churn, the value kind."""
+    return {"churn": "btyd_fallback" if "churn" in fallbacks else "lightgbm", "value": value.kind}

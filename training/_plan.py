@@ -1,0 +1,181 @@
+"""Plan a training: the cutoffs, the labelled feature stack and the purged out-of-time split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from churnclv._io import InputTables
+from churnclv.features import build_features, build_labels
+from churnclv.training._hybrid import fit_params, stack_btyd
+
+__all__ = ["Plan", "cutoffs", "plan_training", "purged_split", "refit_cutoffs"]
+
+#: Days after the first purchase before which no cutoff is placed.
+_WARM_UP_DAYS = 60
+
+
+def cutoffs(
+    first_ts: pd.Timestamp,
+    as_of: pd.Timestamp,
+    horizon: float,
+    what: str,
+    max_cutoffs: int,
+    step_days: float = 30,
+) -> tuple[list[pd.Timestamp], str | None]:
+    """The validation cutoff (last) and the purged training cutoffs before it.
+
+    The validation cutoff is ``as_of - horizon``; training cutoffs step back
+    ``step_days`` from ``validation - horizon``, so every training label window
+    ends before the validation rows' features begin, and none is earlier than
+    60 days after the first purchase. The second item says why no model can be
+    trained (no training cutoff), else None.
+    """
+    valid = (as_of - pd.Timedelta(days=horizon)).floor("D")
+    earliest = first_ts + pd.Timedelta(days=_WARM_UP_DAYS)
+    cuts: list[pd.Timestamp] = []
+    c = valid - pd.Timedelta(days=horizon)
+    while c >= earliest and len(cuts) < max_cutoffs - 1:
+        cuts.append(c)
+        c = c - pd.Timedelta(days=step_days)
+    cuts = [*sorted(cuts), valid]
+    if len(cuts) >= 2:
+        return cuts, None
+    need = first_ts + pd.Timedelta(days=_WARM_UP_DAYS + 2 * horizon)
+    return cuts, (
+        f"history too short for the {what} horizon of {horizon:g} days: training needs a "
+        f"cutoff whose label window ends before the validation cutoff {valid.date()} "
+        f"(data from {first_ts.date()}, so as_of must be at least {need.date()}, or use a "
+        f"shorter --{what}-horizon-days)"
+    )
+
+
+def refit_cutoffs(
+    valid: pd.Timestamp, first_ts: pd.Timestamp, max_cutoffs: int, step_days: float
+) -> list[pd.Timestamp]:
+    """The cutoffs the final value model is refitted on.
+
+    The validation cutoff and up to ``max_cutoffs - 1`` more, ``step_days``
+    apart before it (none earlier than 60 days after the first purchase). Every
+    one of them has its label window end by ``as_of``; the purge gap between the
+    training cutoffs and the validation cutoff is included, so the model that
+    scores ``as_of`` has learned from the most recent labelled behaviour.
+    """
+    earliest = first_ts + pd.Timedelta(days=_WARM_UP_DAYS)
+    cuts = [valid - pd.Timedelta(days=step_days * k) for k in range(max_cutoffs)]
+    return sorted(c for c in cuts if c >= earliest)
+
+
+def purged_split(
+    frame: pd.DataFrame, cuts: list[pd.Timestamp], horizon: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and validation rows of ``cuts`` (the last one validates).
+
+    Purged out-of-time split: a training row's label window must end by the
+    validation cutoff, so nothing the model learns from overlaps what it is
+    judged on.
+    """
+    rows = frame[frame["as_of"].isin(cuts)]
+    purge = cuts[-1] - pd.Timedelta(days=horizon)
+    return rows[rows["as_of"] <= purge], rows[rows["as_of"] == cuts[-1]]
+
+
+@dataclass
+class Plan:
+    """The rows a training fits, validates and refits on, and why a model cannot be trained.
+
+    ``frame`` holds the features, labels and BTYD columns of every cutoff;
+    ``now`` the features as of ``as_of`` and ``btyd_now`` the BG/NBD +
+    Gamma-Gamma pair fitted on them (None when it cannot be fitted), which
+    travels with the models for scoring. ``churn_short``/``value_short`` say
+    why the history is too short for a horizon (None when it is long enough).
+    """
+
+    as_of: pd.Timestamp
+    first_ts: pd.Timestamp
+    churn_horizon_days: float
+    value_horizon_days: float
+    churn_cuts: list[pd.Timestamp]
+    value_cuts: list[pd.Timestamp]
+    refit_cuts: list[pd.Timestamp]
+    churn_short: str | None
+    value_short: str | None
+    frame: pd.DataFrame
+    now: pd.DataFrame
+    btyd_now: dict[str, Any] | None
+    c_train: pd.DataFrame
+    c_valid: pd.DataFrame
+    v_train: pd.DataFrame
+    v_valid: pd.DataFrame
+
+    @property
+    def refit_rows(self) -> pd.DataFrame:
+        """The rows of the value model's refit cutoffs (empty without a refit)."""
+        return self.frame[self.frame["as_of"].isin(self.refit_cuts)]
+
+
+def plan_training(
+    tables: InputTables,
+    as_of: pd.Timestamp,
+    horizons: tuple[float, float],
+    max_cutoffs: int,
+    cutoff_step_days: float,
+    refit_value: bool,
+    say: Callable[[str], None],
+) -> Plan:
+    """Place the cutoffs, build their labelled features with BTYD columns, and split them.
+
+    ``horizons`` are the churn and value horizons in days. Each model gets its
+    own cutoffs (:func:`cutoffs`) and purged split (:func:`purged_split`); with
+    ``refit_value`` the value model's refit cutoffs (:func:`refit_cutoffs`) are
+    built too. Features are computed once
+    for the union of all cutoffs, with one BG/NBD + Gamma-Gamma pair fitted per
+    cutoff on its own history.
+    """
+    churn_horizon_days, value_horizon_days = horizons
+    tx = tables.transactions
+    first_ts = tx.loc[tx["amount"] > 0, "ts"].min()
+    churn_cuts, churn_short = cutoffs(
+        first_ts, as_of, churn_horizon_days, "churn", max_cutoffs, cutoff_step_days
+    )
+    value_cuts, value_short = cutoffs(
+        first_ts, as_of, value_horizon_days, "value", max_cutoffs, cutoff_step_days
+    )
+    refit_cuts = (
+        refit_cutoffs(value_cuts[-1], first_ts, max_cutoffs, cutoff_step_days)
+        if refit_value and value_short is None
+        else []
+    )
+    all_cuts = sorted(set(churn_cuts) | set(value_cuts) | set(refit_cuts))
+    say(f"features for {len(all_cuts)} cutoffs")
+    frame = build_features(tx, tables.events, tables.customers, as_of=all_cuts)
+    labels = build_labels(
+        tx, frame, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days
+    )
+    frame = frame.merge(labels, on=["customer_id", "as_of"], how="left", validate="one_to_one")
+    say("BG/NBD + Gamma-Gamma per cutoff (hybrid features)")
+    frame = stack_btyd(frame, churn_horizon_days, value_horizon_days)
+    now = build_features(tx, as_of=as_of)
+    c_train, c_valid = purged_split(frame, churn_cuts, churn_horizon_days)
+    v_train, v_valid = purged_split(frame, value_cuts, value_horizon_days)
+    return Plan(
+        as_of=as_of,
+        first_ts=first_ts,
+        churn_horizon_days=churn_horizon_days,
+        value_horizon_days=value_horizon_days,
+        churn_cuts=churn_cuts,
+        value_cuts=value_cuts,
+        refit_cuts=refit_cuts,
+        churn_short=churn_short,
+        value_short=value_short,
+        frame=frame,
+        now=now,
+        btyd_now=fit_params(now, churn_horizon_days, value_horizon_days),
+        c_train=c_train,
+        c_valid=c_valid,
+        v_train=v_train,
+        v_valid=v_valid,
+    )

@@ -1,0 +1,292 @@
+"""A training's MLflow run: its lifecycle, what it logs, and runs left RUNNING by dead processes.
+
+A run is owned by the process that started it (tags ``churnclv.pid`` and
+``churnclv.host``). A run that ends by an exception (an interrupt included)
+ends FAILED; one left RUNNING by a process that was killed is marked FAILED
+by the next training on the same host (:func:`start_tracking`); one an
+interrupt left RUNNING in this process is marked FAILED by
+:func:`fail_interrupted_runs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from churnclv._io import InputTables
+from churnclv.training._evaluate import Evaluation, recency_score
+from churnclv.training._model import BoosterModel
+from churnclv.training._registry import EXPERIMENT, configure_mlflow, use_experiment
+
+if TYPE_CHECKING:
+    from mlflow import ActiveRun
+
+    from churnclv.training._fit import ChurnFit, ValueFit
+    from churnclv.training._plan import Plan
+
+__all__ = [
+    "checkpoint",
+    "fail_interrupted_runs",
+    "log_run",
+    "run_params",
+    "start_tracking",
+    "tracked_run",
+]
+
+
+def checkpoint(should_stop: Callable[[], bool] | None) -> None:
+    """Raise ``KeyboardInterrupt`` when ``should_stop`` says the training must stop.
+
+    Called before each step that must not happen once a stop was asked for:
+    registering the models, setting the champion aliases, ending the run FINISHED.
+    """
+    if should_stop is not None and should_stop():
+        raise KeyboardInterrupt("training stopped: a stop was requested")
+
+
+def fingerprint(tables: InputTables) -> str:
+    """A short hash of the input tables' contents (tag ``data_fingerprint``)."""
+    h = hashlib.sha256()
+    for df in (tables.transactions, tables.events, tables.customers):
+        if df is not None:
+            h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def git_sha() -> str:
+    """The commit checked out in the current directory (tag ``git_sha``), or ``unknown``."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _owner() -> dict[str, str]:
+    """The tags naming this process as a run's owner."""
+    return {"churnclv.pid": str(os.getpid()), "churnclv.host": socket.gethostname()}
+
+
+def start_tracking(tracking_uri: str, experiment: str = EXPERIMENT) -> None:
+    """Point MLflow at ``tracking_uri`` and ``experiment``; fail runs orphaned by dead processes."""
+    configure_mlflow(tracking_uri)
+    use_experiment(experiment, tracking_uri)
+    _fail_orphaned_runs()
+
+
+@contextmanager
+def tracked_run(run_name: str) -> Iterator[ActiveRun]:
+    """An MLflow run owned by this process; on any exception every run it owns ends FAILED.
+
+    An interrupt can land inside ``start_run``, after the run row exists but
+    before the context owns it: every run this process left RUNNING is ended,
+    then the exception propagates.
+    """
+    import mlflow
+
+    owner = _owner()
+    try:
+        with mlflow.start_run(run_name=run_name, tags=owner) as run:
+            yield run
+    except BaseException:
+        _fail_own_runs(owner)
+        raise
+
+
+def run_params(
+    plan: Plan, churn: ChurnFit, value: ValueFit, kinds: Mapping[str, str], seed: int
+) -> dict[str, Any]:
+    """The params of a training run: its window, cutoffs, row counts and model choices."""
+    refit = value.rows if value.refitted else None
+    return {
+        "as_of": str(plan.as_of),
+        "churn_horizon_days": plan.churn_horizon_days,
+        "value_horizon_days": plan.value_horizon_days,
+        "churn_cutoffs": ",".join(str(c.date()) for c in plan.churn_cuts),
+        "value_cutoffs": ",".join(str(c.date()) for c in plan.value_cuts),
+        "churn_validation_cutoff": str(plan.churn_cuts[-1].date()),
+        "value_validation_cutoff": str(plan.value_cuts[-1].date()),
+        "n_train_churn": len(plan.c_train),
+        "n_valid_churn": len(plan.c_valid),
+        "n_train_value": len(plan.v_train),
+        "n_valid_value": len(plan.v_valid),
+        "value_refit_cutoffs": ",".join(str(c.date()) for c in sorted(refit["as_of"].unique()))
+        if refit is not None
+        else "none",
+        "n_refit_value": len(refit) if refit is not None else 0,
+        "n_features": len(churn.model.features_),
+        "churn_model_kind": kinds["churn"],
+        "value_model_kind": kinds["value"],
+        "churn_best_iteration": churn.model.best_iteration_,
+        "value_best_iteration": value.model.best_iteration_,
+        "churn_calibration": getattr(churn.model, "calibration_", {}).get("method", "none"),
+        "churn_calibration_cutoff": churn.calibration_cutoff,
+        **value.selection,
+        "seed": seed,
+    }
+
+
+def log_run(
+    tables: InputTables,
+    plan: Plan,
+    churn: ChurnFit,
+    value: ValueFit,
+    evaluation: Evaluation,
+    fallbacks: Mapping[str, str],
+    kinds: Mapping[str, str],
+    seed: int,
+) -> None:
+    """Log to the active run its params, tags, metrics, model details and plots.
+
+    Tags: the data fingerprint and window, the git SHA, why each fallback was
+    used (``fallback_<kind>``) and how each kind was evaluated
+    (``evaluation_<kind>``). Metrics: every finite one of ``evaluation``.
+    """
+    import mlflow
+
+    mlflow.log_params(run_params(plan, churn, value, kinds, seed))
+    mlflow.set_tags(
+        {
+            "data_fingerprint": fingerprint(tables),
+            "data_window": f"{tables.transactions['ts'].min()} .. {plan.as_of}",
+            "git_sha": git_sha(),
+            **{f"fallback_{k}": why for k, why in fallbacks.items()},
+            **{f"evaluation_{k}": why for k, why in evaluation.reasons.items()},
+        }
+    )
+    mlflow.log_metrics({k: v for k, v in evaluation.metrics.items() if np.isfinite(v)})
+    mlflow.log_dict(
+        {
+            "churn": churn.model.importance().round(3).to_dict(),
+            "value": value.model.importance().round(3).to_dict(),
+        },
+        "feature_importance.json",
+    )
+    mlflow.log_dict(
+        {
+            "calibration": getattr(churn.model, "calibration_", {"method": "none"}),
+            "btyd": plan.btyd_now,
+            "model_kinds": kinds,
+            "fallbacks": fallbacks,
+        },
+        "model_details.json",
+    )
+    _log_plots(churn.model, value.model, plan, evaluation)
+
+
+def _log_plots(
+    churn: BoosterModel, value: BoosterModel, plan: Plan, evaluation: Evaluation
+) -> None:
+    """Log the importance plots, and the evaluation plots of what was evaluated."""
+    import mlflow
+
+    from churnclv.training import _plots as plots
+
+    c_valid, yc, p_churn = plan.c_valid, evaluation.yc, evaluation.p_churn
+    figures = {
+        "plots/churn_importance.png": plots.importance_plot(
+            churn.importance(), "Churn model: gain"
+        ),
+        "plots/value_importance.png": plots.importance_plot(
+            value.importance(), "Value model: gain"
+        ),
+    }
+    if p_churn is not None:
+        scores = {"model": p_churn, "RFM recency": recency_score(c_valid)}
+        if c_valid["btyd_p_no_purchase_churn"].notna().all():
+            scores["BG/NBD"] = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
+        figures["plots/churn_roc.png"] = plots.roc_plot(yc, scores)
+        figures["plots/churn_calibration.png"] = plots.calibration_plot(yc, p_churn)
+        figures["plots/churn_gains.png"] = plots.gains_plot(yc, scores)
+    if evaluation.p_value is not None:
+        figures["plots/value_deciles.png"] = plots.value_deciles_plot(
+            evaluation.yv, evaluation.p_value
+        )
+    for path, fig in figures.items():
+        mlflow.log_figure(fig, path)
+
+
+def fail_interrupted_runs() -> None:
+    """Mark FAILED the runs this process left RUNNING; call once an interrupt has unwound.
+
+    An interrupt that lands inside one of MLflow's database sessions leaves that
+    connection holding sqlite's write lock for as long as the exception's traceback
+    keeps it alive, so cleanup attempted while the exception propagates fails with
+    "database is locked". Called after the traceback is gone (the CLI does), a
+    garbage collection closes that connection, rolling its transaction back.
+    """
+    import gc
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return
+    gc.collect()
+    _fail_own_runs(_owner())
+
+
+def _fail_own_runs(owner: dict[str, str]) -> None:
+    """Best effort: mark FAILED the runs ``owner`` left RUNNING."""
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient()
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            return
+        query = (
+            "attributes.status = 'RUNNING' and "
+            f"tags.`churnclv.pid` = '{owner['churnclv.pid']}' and "
+            f"tags.`churnclv.host` = '{owner['churnclv.host']}'"
+        )
+        for run in client.search_runs([exp.experiment_id], query):
+            client.set_terminated(run.info.run_id, status="FAILED")
+    except Exception:  # best effort: the next training fails orphans anyway
+        pass
+
+
+def _fail_orphaned_runs() -> None:
+    """Mark FAILED the runs this host left RUNNING when their process died (e.g. SIGKILL).
+
+    A run killed without a chance to end itself stays RUNNING forever; its
+    ``churnclv.pid`` tag tells whether the process that owned it is gone.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        return
+    host = socket.gethostname()
+    for run in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
+        tags = run.data.tags
+        if tags.get("churnclv.host") != host or "churnclv.pid" not in tags:
+            continue
+        pid = int(tags["churnclv.pid"])
+        if pid == os.getpid() or _alive(pid):
+            continue
+        client.set_tag(
+            run.info.run_id, "churnclv.failure", f"process {pid} ended without finishing"
+        )
+        client.set_terminated(run.info.run_id, status="FAILED")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
