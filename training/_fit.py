@@ -30,6 +30,7 @@ __all__ = [
     "ValueFit",
     "attach_scoring_state",
     "fit_churn",
+    "fit_fallback",
     "fit_value",
     "model_kinds",
     "record_provenance",

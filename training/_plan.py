@@ -95,7 +95,6 @@ class Plan:
     """
 
     as_of: pd.Timestamp
-    first_ts: pd.Timestamp
     churn_horizon_days: float
     value_horizon_days: float
     churn_cuts: list[pd.Timestamp]
@@ -163,7 +162,6 @@ def plan_training(
     v_train, v_valid = purged_split(frame, value_cuts, value_horizon_days)
     return Plan(
         as_of=as_of,
-        first_ts=first_ts,
         churn_horizon_days=churn_horizon_days,
         value_horizon_days=value_horizon_days,
         churn_cuts=churn_cuts,
