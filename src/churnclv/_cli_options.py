@@ -18,22 +18,29 @@ __all__ = [
     "AmountCol",
     "AsOf",
     "Budget",
+    "BundleName",
+    "BundlePolicy",
+    "ChurnHorizon",
     "CustomerCol",
     "Customers",
     "Engine",
     "EventTypeCol",
     "Events",
+    "ExportModelUri",
     "GracefulShutdown",
     "KeepAlive",
+    "MaxCutoffs",
     "ModelUri",
     "NoAmount",
     "OutFile",
     "PolicyOpt",
     "PriceCol",
+    "Promote",
     "QuantityCol",
     "TrackingUri",
     "Transactions",
     "TsCol",
+    "ValueHorizon",
     "Workdir",
     "check_as_of",
     "column_map",
@@ -103,6 +110,32 @@ Budget = Annotated[
 PolicyOpt = Annotated[
     Path | None,
     typer.Option("--policy", help="Decision policy YAML; default: the shipped policy."),
+]
+ChurnHorizon = Annotated[
+    float, typer.Option(help="Churn = no purchase within this many days.", min=1)
+]
+ValueHorizon = Annotated[
+    float, typer.Option(help="Future value = net spend within this many days.", min=1)
+]
+Promote = Annotated[
+    bool, typer.Option(help="Alias the new models 'champion' if they beat the current one.")
+]
+MaxCutoffs = Annotated[int, typer.Option(help="Most monthly cutoffs stacked per model.", min=2)]
+ExportModelUri = Annotated[
+    str | None,
+    typer.Option(
+        help="The registered pair to export: models:/churnclv-churn@ALIAS (the pair "
+        "churnclv-churn@ALIAS + churnclv-value@ALIAS) or models:/churnclv-churn/N; "
+        "default the @champion pair."
+    ),
+]
+BundlePolicy = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Decision policy YAML to bundle; default: the shipped one."),
+]
+BundleName = Annotated[
+    str | None,
+    typer.Option(help="Bundle folder name; default churnclv-churn-v<N>-value-v<M>."),
 ]
 KeepAlive = Annotated[
     int,

@@ -15,33 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from churnclv import ChurnclvError, InputError
-from churnclv._cli_options import (
-    DEFAULT_WORKDIR,
-    AccessLog,
-    AmountCol,
-    AsOf,
-    Budget,
-    CustomerCol,
-    Customers,
-    Engine,
-    Events,
-    EventTypeCol,
-    GracefulShutdown,
-    KeepAlive,
-    ModelUri,
-    NoAmount,
-    OutFile,
-    PolicyOpt,
-    PriceCol,
-    QuantityCol,
-    TrackingUri,
-    Transactions,
-    TsCol,
-    Workdir,
-    check_as_of,
-    column_map,
-    parse_as_of,
-)
+from churnclv import _cli_options as opt
 from churnclv._cli_output import (
     err,
     load_tables,
@@ -80,7 +54,7 @@ def _inputs(
 ) -> Any:
     """Load the input tables and check ``as_of`` falls after their first purchase."""
     tables = load_tables(transactions, events, customers, columns)
-    check_as_of(tables, as_of, transactions)
+    opt.check_as_of(tables, as_of, transactions)
     return tables
 
 
@@ -105,7 +79,7 @@ def generate(
     """
     import churnclv
 
-    ts = parse_as_of(as_of)
+    ts = opt.parse_as_of(as_of)
     with step(f"generating {customers:,} customers"):
         data = churnclv.generate(
             customers, seed=seed, as_of=ts, history_days=history_days, future_days=future_days
@@ -117,31 +91,31 @@ def generate(
 
 @app.command()
 def features(
-    transactions: Transactions,
-    as_of: AsOf,
-    out_file: OutFile,
-    events: Events = None,
-    customers: Customers = None,
-    engine: Engine = "duckdb",
-    customer_col: CustomerCol = "customer_id",
-    ts_col: TsCol = "ts",
-    amount_col: AmountCol = "amount",
-    event_type_col: EventTypeCol = "event_type",
-    quantity_col: QuantityCol = None,
-    price_col: PriceCol = None,
-    no_amount: NoAmount = False,
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    transactions: opt.Transactions,
+    as_of: opt.AsOf,
+    out_file: opt.OutFile,
+    events: opt.Events = None,
+    customers: opt.Customers = None,
+    engine: opt.Engine = "duckdb",
+    customer_col: opt.CustomerCol = "customer_id",
+    ts_col: opt.TsCol = "ts",
+    amount_col: opt.AmountCol = "amount",
+    event_type_col: opt.EventTypeCol = "event_type",
+    quantity_col: opt.QuantityCol = None,
+    price_col: opt.PriceCol = None,
+    no_amount: opt.NoAmount = False,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """Compute the point-in-time feature frame of every customer as of a date."""
     from churnclv.features import build_features
 
-    ts = parse_as_of(as_of)
+    ts = opt.parse_as_of(as_of)
     tables = _inputs(
         transactions,
         events,
         customers,
-        column_map(
+        opt.column_map(
             customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
         ),
         ts,
@@ -163,43 +137,35 @@ def features(
 
 @app.command()
 def train(
-    transactions: Transactions,
-    as_of: AsOf,
-    events: Events = None,
-    customers: Customers = None,
-    churn_horizon_days: Annotated[
-        float, typer.Option(help="Churn = no purchase within this many days.", min=1)
-    ] = 90,
-    value_horizon_days: Annotated[
-        float, typer.Option(help="Future value = net spend within this many days.", min=1)
-    ] = 365,
-    promote: Annotated[
-        bool, typer.Option(help="Alias the new models 'champion' if they beat the current one.")
-    ] = False,
-    max_cutoffs: Annotated[
-        int, typer.Option(help="Most monthly cutoffs stacked per model.", min=2)
-    ] = 12,
+    transactions: opt.Transactions,
+    as_of: opt.AsOf,
+    events: opt.Events = None,
+    customers: opt.Customers = None,
+    churn_horizon_days: opt.ChurnHorizon = 90,
+    value_horizon_days: opt.ValueHorizon = 365,
+    promote: opt.Promote = False,
+    max_cutoffs: opt.MaxCutoffs = 12,
     seed: Annotated[int, typer.Option(help="Random seed of the models.")] = 0,
-    customer_col: CustomerCol = "customer_id",
-    ts_col: TsCol = "ts",
-    amount_col: AmountCol = "amount",
-    event_type_col: EventTypeCol = "event_type",
-    quantity_col: QuantityCol = None,
-    price_col: PriceCol = None,
-    no_amount: NoAmount = False,
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    customer_col: opt.CustomerCol = "customer_id",
+    ts_col: opt.TsCol = "ts",
+    amount_col: opt.AmountCol = "amount",
+    event_type_col: opt.EventTypeCol = "event_type",
+    quantity_col: opt.QuantityCol = None,
+    price_col: opt.PriceCol = None,
+    no_amount: opt.NoAmount = False,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """Fit, evaluate out of time, log to MLflow and register the churn and value models."""
     from churnclv.training import tracking_uri_for
     from churnclv.training import train as fit
 
-    ts = parse_as_of(as_of)
+    ts = opt.parse_as_of(as_of)
     tables = _inputs(
         transactions,
         events,
         customers,
-        column_map(
+        opt.column_map(
             customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
         ),
         ts,
@@ -225,40 +191,40 @@ def train(
 
 @app.command()
 def score(
-    transactions: Transactions,
-    as_of: AsOf,
-    out_file: OutFile,
-    events: Events = None,
-    customers: Customers = None,
-    model_uri: ModelUri = None,
-    engine: Engine = "duckdb",
-    policy: PolicyOpt = None,
-    budget: Budget = None,
+    transactions: opt.Transactions,
+    as_of: opt.AsOf,
+    out_file: opt.OutFile,
+    events: opt.Events = None,
+    customers: opt.Customers = None,
+    model_uri: opt.ModelUri = None,
+    engine: opt.Engine = "duckdb",
+    policy: opt.PolicyOpt = None,
+    budget: opt.Budget = None,
     report: Annotated[
         Path | None, typer.Option(help="Also write the HTML decision report to this file.")
     ] = None,
-    customer_col: CustomerCol = "customer_id",
-    ts_col: TsCol = "ts",
-    amount_col: AmountCol = "amount",
-    event_type_col: EventTypeCol = "event_type",
-    quantity_col: QuantityCol = None,
-    price_col: PriceCol = None,
-    no_amount: NoAmount = False,
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    customer_col: opt.CustomerCol = "customer_id",
+    ts_col: opt.TsCol = "ts",
+    amount_col: opt.AmountCol = "amount",
+    event_type_col: opt.EventTypeCol = "event_type",
+    quantity_col: opt.QuantityCol = None,
+    price_col: opt.PriceCol = None,
+    no_amount: opt.NoAmount = False,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """Score every customer as of a date with the champion models and the decision policy."""
     from churnclv import load_policy
     from churnclv import score as run_score
     from churnclv.training import bundle_policy, champion_from_uri, tracking_uri_for
 
-    ts = parse_as_of(as_of)
+    ts = opt.parse_as_of(as_of)
     pol = load_policy(policy or bundle_policy(model_uri))
     tables = _inputs(
         transactions,
         events,
         customers,
-        column_map(
+        opt.column_map(
             customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
         ),
         ts,
@@ -282,24 +248,11 @@ def export(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder to write the bundle into, e.g. models/.")
     ],
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
-    model_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="The registered pair to export: models:/churnclv-churn@ALIAS (the pair "
-            "churnclv-churn@ALIAS + churnclv-value@ALIAS) or models:/churnclv-churn/N; "
-            "default the @champion pair."
-        ),
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option("--policy", help="Decision policy YAML to bundle; default: the shipped one."),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option(help="Bundle folder name; default churnclv-churn-v<N>-value-v<M>."),
-    ] = None,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
+    model_uri: opt.ExportModelUri = None,
+    policy: opt.BundlePolicy = None,
+    name: opt.BundleName = None,
 ) -> None:
     """Export the champion bundle: both models, policy, reference population and schema.
 
@@ -318,12 +271,12 @@ def export(
 
 @app.command()
 def demo(
-    workdir: Workdir = DEFAULT_WORKDIR,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     customers: Annotated[int, typer.Option(help="Number of synthetic customers.", min=200)] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    policy: PolicyOpt = None,
-    budget: Budget = None,
-    tracking_uri: TrackingUri = None,
+    policy: opt.PolicyOpt = None,
+    budget: opt.Budget = None,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """The main job on embedded defaults.
 
@@ -359,13 +312,13 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service to the network.")
     ] = "127.0.0.1",
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
-    model_uri: ModelUri = None,
-    policy: PolicyOpt = None,
-    keep_alive: KeepAlive = 75,
-    graceful_shutdown: GracefulShutdown = 30,
-    access_log: AccessLog = False,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
+    model_uri: opt.ModelUri = None,
+    policy: opt.PolicyOpt = None,
+    keep_alive: opt.KeepAlive = 75,
+    graceful_shutdown: opt.GracefulShutdown = 30,
+    access_log: opt.AccessLog = False,
 ) -> None:
     """Serve predictions over HTTP (BentoML): /predict, /predict_features, /lookup, /model.
 
@@ -402,8 +355,8 @@ def report(
         Path, typer.Option(help="A scores file written by `churnclv score` or `demo`.")
     ],
     out_file: Annotated[Path, typer.Option("--out", help="The HTML report to write.")],
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """Write the HTML decision report (tier x risk, actions, lifecycle, segments, model plots)."""
     from churnclv import load_champion
@@ -422,8 +375,8 @@ def report(
 
 @app.command()
 def ui(
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
     port: Annotated[int, typer.Option(help="TCP port of the MLflow UI.", min=1, max=65535)] = 5000,
     host: Annotated[
         str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the UI to the network.")
