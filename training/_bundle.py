@@ -104,6 +104,7 @@ def export_bundle(
     )
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the bundle from a service's user
     try:
         runs: dict[str, Any] = {}
         models: dict[str, BoosterModel] = {}

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -91,7 +89,7 @@ def realised_saved_value(scored: pd.DataFrame, truth: pd.DataFrame) -> float:
         * truth["expected_value_365"].to_numpy()
         * uplift.fillna(0).to_numpy()
     )
-    return float(np.asarray(saved)[sel].sum())
+    return float(saved[sel].sum())
 
 
 def run_demo(
