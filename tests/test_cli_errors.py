@@ -152,3 +152,73 @@ def test_history_too_short_even_for_btyd_exits_2(
     assert "history too short for the churn horizon of 90 days" in err
     assert "the BG/NBD fallback cannot be fitted either" in err
     assert not (work / "mlruns.db").exists()
+
+
+def _fake_bundle(folder: Path) -> Path:
+    """A folder that passes for a bundle up to the point where its models would load."""
+    from importlib import resources
+
+    folder.mkdir()
+    (folder / "bundle.json").write_text('{"format": 1}')
+    policy = resources.files("churnclv").joinpath("default_policy.yaml").read_text()
+    (folder / "policy.yaml").write_text(policy)
+    return folder
+
+
+def test_score_model_uri_that_is_no_bundle_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`score --model-uri` on a folder without bundle.json fails before any work, exit 2."""
+    tx = tmp_path / "tx.csv"
+    tx.write_text(GOOD)
+    out = tmp_path / "scores.parquet"
+    args = ["score", "--transactions", str(tx), "--as-of", "2024-03-01", "--out", str(out)]
+    code, err = _run(capsys, [*args, "--model-uri", str(tmp_path), "--workdir", str(tmp_path)])
+    assert code == 2
+    assert "is not a churnclv bundle" in err
+    assert not out.exists()
+
+
+def test_export_without_a_store_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`export` from a work directory without a registry says what to run first, exit 2."""
+    code, err = _run(capsys, ["export", "--out", str(tmp_path / "m"), "--workdir", str(tmp_path)])
+    assert code == 2
+    assert "no tracking store" in err and "churnclv train --promote" in err
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_serve_passes_model_uri_and_bundle_policy_to_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --model-uri BUNDLE` hands the service the bundle and, without --policy, its policy."""
+    import subprocess
+
+    seen: dict[str, str] = {}
+
+    class FakeServer:
+        def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+            seen.update(env)
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeServer)
+    bundle = _fake_bundle(tmp_path / "bundle")
+    assert main(["serve", "--model-uri", str(bundle), "--workdir", str(tmp_path)]) == 0
+    assert seen["CHURNCLV_MODEL_URI"] == str(bundle.resolve())
+    assert seen["CHURNCLV_POLICY"] == str((bundle / "policy.yaml").resolve())
+    assert main(["serve", "--model-uri", "models:/churnclv-churn@staging"]) == 0
+    assert seen["CHURNCLV_MODEL_URI"] == "models:/churnclv-churn@staging"
+    assert seen["CHURNCLV_POLICY"] == ""
+    assert main(["serve", "--workdir", str(tmp_path)]) == 0
+    assert seen["CHURNCLV_MODEL_URI"] == ""
+
+
+def test_serve_model_uri_that_is_no_bundle_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --model-uri folder that is no bundle fails before the server starts, exit 2."""
+    code, err = _run(capsys, ["serve", "--model-uri", str(tmp_path / "nothing")])
+    assert code == 2
+    assert "is not a churnclv bundle" in err

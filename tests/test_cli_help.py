@@ -10,7 +10,7 @@ import typer
 
 from churnclv.cli import app
 
-VERBS = ["demo", "generate", "features", "train", "score", "report", "serve", "ui"]
+VERBS = ["demo", "generate", "features", "train", "score", "export", "report", "serve", "ui"]
 
 
 def _command() -> typer.core.TyperGroup:

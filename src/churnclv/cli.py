@@ -9,17 +9,31 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from churnclv._errors import ChurnclvError, InputError
-from churnclv._interrupt import forget_interrupts, handle_interrupts, interrupted
+from churnclv import ChurnclvError, InputError
+from churnclv import _cli_options as opt
+from churnclv._cli_output import (
+    err,
+    load_tables,
+    note,
+    out,
+    print_campaign,
+    print_fallbacks,
+    print_metrics,
+    print_summary,
+    read_scores,
+    step,
+    write_synthetic,
+    write_table,
+)
+from churnclv._cli_process import exec_mlflow_ui, require_bentoml, run_bentoml_serve
+from churnclv._demo import run_demo
+from churnclv._interrupt import handle_interrupts, interrupted
+from churnclv._reporting import write_decision_report
 
 __all__ = ["app", "main"]
 
@@ -33,153 +47,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-
-DEFAULT_WORKDIR = Path("churnclv-work")
-
-# ---- shared options -------------------------------------------------------------------------
-Transactions = Annotated[
-    Path,
-    typer.Option(help="Transactions table (CSV or Parquet): customer id, timestamp, amount."),
-]
-Events = Annotated[
-    Path | None,
-    typer.Option(help="Engagement events table: customer id, timestamp, event type."),
-]
-Customers = Annotated[
-    Path | None,
-    typer.Option(help="Customers table: customer id, optional signup_ts and static attributes."),
-]
-CustomerCol = Annotated[str, typer.Option(help="Source column holding the customer id.")]
-TsCol = Annotated[str, typer.Option(help="Source column holding the timestamp or date.")]
-AmountCol = Annotated[
-    str, typer.Option(help="Source column holding the amount (negative = return).")
-]
-EventTypeCol = Annotated[str, typer.Option(help="Source column holding the event type.")]
-QuantityCol = Annotated[
-    str | None,
-    typer.Option(help="With --price-col: amount = quantity x price (invoice-line exports)."),
-]
-PriceCol = Annotated[str | None, typer.Option(help="With --quantity-col: the unit price column.")]
-NoAmount = Annotated[
-    bool,
-    typer.Option(
-        "--no-amount",
-        help="The transactions carry no amount (dates only): every row is a purchase worth 1, "
-        "so value predictions are purchase counts.",
-    ),
-]
-AsOf = Annotated[
-    str,
-    typer.Option(help="Cutoff date (YYYY-MM-DD or ISO timestamp); only rows before it are used."),
-]
-Workdir = Annotated[
-    Path,
-    typer.Option(help="Work directory: holds mlruns.db, outputs and the scored snapshot."),
-]
-TrackingUri = Annotated[
-    str | None,
-    typer.Option(help="MLflow tracking URI; default sqlite:///<workdir>/mlruns.db."),
-]
-Engine = Annotated[
-    str,
-    typer.Option(
-        help="Feature engine: duckdb (embedded default) or spark (Apache Spark; needs "
-        "churnclv[spark] and Java 17+; master from CHURNCLV_SPARK_MASTER, default local[2])."
-    ),
-]
-Budget = Annotated[
-    float | None,
-    typer.Option(
-        help="Campaign budget: select customers by best expected gain per unit cost until it "
-        "is spent (default: every customer whose action pays).",
-        min=0,
-    ),
-]
-PolicyOpt = Annotated[
-    Path | None,
-    typer.Option("--policy", help="Decision policy YAML; default: the shipped policy."),
-]
 
 
-def _columns(
-    customer_col: str,
-    ts_col: str,
-    amount_col: str,
-    event_type_col: str,
-    quantity_col: str | None,
-    price_col: str | None,
-    no_amount: bool = False,
+def _inputs(
+    transactions: Path, events: Path | None, customers: Path | None, columns: object, as_of: object
 ) -> Any:
-    from churnclv._io import ColumnMap
-
-    if no_amount:
-        if quantity_col or price_col:
-            raise InputError("--no-amount excludes --quantity-col and --price-col")
-        return ColumnMap(customer_col, ts_col, "", event_type_col, None, None, no_amount=True)
-
-    if (quantity_col is None) != (price_col is None):
-        raise InputError("--quantity-col and --price-col go together: give both or neither")
-    return ColumnMap(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col)
-
-
-def _as_of(value: str) -> Any:
-    import pandas as pd
-
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise InputError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)") from None
-    if ts is pd.NaT:
-        raise InputError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)")
-    return ts.tz_convert(None) if ts.tzinfo else ts
-
-
-def _load(transactions: Path, events: Path | None, customers: Path | None, columns: Any) -> Any:
-    from churnclv._io import LoadReport, load_inputs
-
-    report = LoadReport()
-    with _step("loading inputs"):
-        tables = load_inputs(transactions, events, customers, columns, report)
-    for note in report.notes:
-        err.print(f"[yellow]note:[/] {note}")
+    """Load the input tables and check ``as_of`` falls after their first purchase."""
+    tables = load_tables(transactions, events, customers, columns)
+    opt.check_as_of(tables, as_of, transactions)
     return tables
-
-
-def _check_as_of(tables: Any, as_of: Any, path: Path) -> None:
-    tx = tables.transactions
-    purchases = tx.loc[tx["amount"] > 0, "ts"]
-    if purchases.empty or purchases.min() >= as_of:
-        first = tx["ts"].min()
-        raise InputError(
-            f"transactions file {path}: as_of {as_of.date()} is before all data "
-            f"(column 'ts': first purchase {purchases.min() if not purchases.empty else first})"
-        )
-
-
-@contextmanager
-def _step(label: str) -> Iterator[Callable[[str], None]]:
-    """Show a spinner with ``label`` (updated by the yielded callback) while work runs."""
-    start = time.perf_counter()
-    with err.status(f"[bold]{label}[/]…") as status:
-
-        def update(msg: str) -> None:
-            status.update(f"[bold]{label}[/]: {msg}…")
-
-        yield update
-    err.print(f"[green]✓[/] {label} [dim]({time.perf_counter() - start:.1f}s)[/]")
-
-
-def _write(df: Any, path: Path) -> Path:
-    from churnclv._io import atomic_write
-
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
-    if suffix in {".parquet", ".pq", ""}:
-        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-    raise InputError(f"--out {path}: unsupported file type {suffix!r} (use .parquet or .csv)")
 
 
 # ---- verbs ----------------------------------------------------------------------------------
@@ -201,60 +77,59 @@ def generate(
     Files: transactions.parquet, events.parquet, customers.parquet and
     truth.parquet (true P(alive), expected and realised purchases and value).
     """
-    from churnclv._generate import generate as gen
-    from churnclv._generate import write
+    import churnclv
 
-    ts = _as_of(as_of)
-    with _step(f"generating {customers:,} customers"):
-        data = gen(
+    ts = opt.parse_as_of(as_of)
+    with step(f"generating {customers:,} customers"):
+        data = churnclv.generate(
             customers, seed=seed, as_of=ts, history_days=history_days, future_days=future_days
         )
-        paths = write(data, out_dir)
+        paths = write_synthetic(data, out_dir)
     for name, p in paths.items():
         out.print(f"{name}: {p}")
 
 
 @app.command()
 def features(
-    transactions: Transactions,
-    as_of: AsOf,
-    out_file: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")],
-    events: Events = None,
-    customers: Customers = None,
-    engine: Engine = "duckdb",
-    customer_col: CustomerCol = "customer_id",
-    ts_col: TsCol = "ts",
-    amount_col: AmountCol = "amount",
-    event_type_col: EventTypeCol = "event_type",
-    quantity_col: QuantityCol = None,
-    price_col: PriceCol = None,
-    no_amount: NoAmount = False,
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    transactions: opt.Transactions,
+    as_of: opt.AsOf,
+    out_file: opt.OutFile,
+    events: opt.Events = None,
+    customers: opt.Customers = None,
+    engine: opt.Engine = "duckdb",
+    customer_col: opt.CustomerCol = "customer_id",
+    ts_col: opt.TsCol = "ts",
+    amount_col: opt.AmountCol = "amount",
+    event_type_col: opt.EventTypeCol = "event_type",
+    quantity_col: opt.QuantityCol = None,
+    price_col: opt.PriceCol = None,
+    no_amount: opt.NoAmount = False,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """Compute the point-in-time feature frame of every customer as of a date."""
     from churnclv.features import build_features
 
-    ts = _as_of(as_of)
-    tables = _load(
+    ts = opt.parse_as_of(as_of)
+    tables = _inputs(
         transactions,
         events,
         customers,
-        _columns(
+        opt.column_map(
             customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
         ),
+        ts,
     )
-    _check_as_of(tables, ts, transactions)
-    with _step("computing features"):
+    with step("computing features"):
         frame = build_features(
             tables.transactions, tables.events, tables.customers, as_of=ts, engine=engine
         )
-    _write(frame, out_file)
+    write_table(frame, out_file)
     before = tables.transactions.loc[tables.transactions["ts"] < ts, "customer_id"]
     without = before.nunique() - len(frame)
     if without:
-        err.print(
-            f"[yellow]note:[/] {without:,} customers with rows before as_of have no purchase "
+        note(
+            f"{without:,} customers with rows before as_of have no purchase "
             "(returns or zero amounts only) and therefore no feature row"
         )
     out.print(f"{len(frame):,} customers x {frame.shape[1] - 2} features -> {out_file}")
@@ -262,50 +137,42 @@ def features(
 
 @app.command()
 def train(
-    transactions: Transactions,
-    as_of: AsOf,
-    events: Events = None,
-    customers: Customers = None,
-    churn_horizon_days: Annotated[
-        float, typer.Option(help="Churn = no purchase within this many days.", min=1)
-    ] = 90,
-    value_horizon_days: Annotated[
-        float, typer.Option(help="Future value = net spend within this many days.", min=1)
-    ] = 365,
-    promote: Annotated[
-        bool, typer.Option(help="Alias the new models 'champion' if they beat the current one.")
-    ] = False,
-    max_cutoffs: Annotated[
-        int, typer.Option(help="Most monthly cutoffs stacked per model.", min=2)
-    ] = 12,
+    transactions: opt.Transactions,
+    as_of: opt.AsOf,
+    events: opt.Events = None,
+    customers: opt.Customers = None,
+    churn_horizon_days: opt.ChurnHorizon = 90,
+    value_horizon_days: opt.ValueHorizon = 365,
+    promote: opt.Promote = False,
+    max_cutoffs: opt.MaxCutoffs = 12,
     seed: Annotated[int, typer.Option(help="Random seed of the models.")] = 0,
-    customer_col: CustomerCol = "customer_id",
-    ts_col: TsCol = "ts",
-    amount_col: AmountCol = "amount",
-    event_type_col: EventTypeCol = "event_type",
-    quantity_col: QuantityCol = None,
-    price_col: PriceCol = None,
-    no_amount: NoAmount = False,
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    customer_col: opt.CustomerCol = "customer_id",
+    ts_col: opt.TsCol = "ts",
+    amount_col: opt.AmountCol = "amount",
+    event_type_col: opt.EventTypeCol = "event_type",
+    quantity_col: opt.QuantityCol = None,
+    price_col: opt.PriceCol = None,
+    no_amount: opt.NoAmount = False,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """Fit, evaluate out of time, log to MLflow and register the churn and value models."""
     from churnclv.training import tracking_uri_for
     from churnclv.training import train as fit
 
-    ts = _as_of(as_of)
-    tables = _load(
+    ts = opt.parse_as_of(as_of)
+    tables = _inputs(
         transactions,
         events,
         customers,
-        _columns(
+        opt.column_map(
             customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
         ),
+        ts,
     )
-    _check_as_of(tables, ts, transactions)
     workdir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri_for(workdir, tracking_uri)
-    with _step("training") as update:
+    with step("training") as update:
         result = fit(
             tables,
             as_of=ts,
@@ -317,183 +184,125 @@ def train(
             seed=seed,
             progress=update,
         )
-    for kind, why in result.fallbacks.items():
-        err.print(
-            f"[yellow]fallback:[/] {kind} model: {why}; registered the BG/NBD "
-            f"{'P(no purchase)' if kind == 'churn' else '+ Gamma-Gamma CLV'} model instead",
-            soft_wrap=True,
-        )
-    _print_metrics(result)
+    print_fallbacks(result)
+    print_metrics(result)
     out.print(f"run {result.run_id} in {uri}")
-
-
-def _print_metrics(result: Any) -> None:
-    t = Table(title="Out-of-time evaluation", show_lines=False)
-    t.add_column("metric")
-    t.add_column("model", justify="right")
-    t.add_column("RFM baseline", justify="right")
-    for key in (
-        "churn_roc_auc",
-        "churn_pr_auc",
-        "churn_brier",
-        "churn_ece",
-        "churn_top_decile_lift",
-        "value_gini",
-        "value_spearman",
-        "value_total_ratio",
-    ):
-        base = result.metrics.get(f"baseline_rfm_{key}", float("nan"))
-        model = result.metrics.get(key, float("nan"))
-        t.add_row(key, f"{model:.4f}" if model == model else "n/a", f"{base:.4f}")
-    out.print(t)
-    kinds = getattr(result, "model_kinds", {})
-    if kinds:
-        out.print(f"models: churn {kinds.get('churn')}, value {kinds.get('value')}")
-    for kind, why in result.reasons.items():
-        verdict = "promoted" if result.promoted.get(kind) else "not promoted"
-        out.print(f"{kind} model v{getattr(result, kind + '_version')}: {verdict} ({why})")
 
 
 @app.command()
 def score(
-    transactions: Transactions,
-    as_of: AsOf,
-    out_file: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")],
-    events: Events = None,
-    customers: Customers = None,
-    model_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="Reserved: models:/ URIs other than the registry champion are not supported yet."
-        ),
-    ] = None,
-    engine: Engine = "duckdb",
-    policy: PolicyOpt = None,
-    budget: Budget = None,
+    transactions: opt.Transactions,
+    as_of: opt.AsOf,
+    out_file: opt.OutFile,
+    events: opt.Events = None,
+    customers: opt.Customers = None,
+    model_uri: opt.ModelUri = None,
+    engine: opt.Engine = "duckdb",
+    policy: opt.PolicyOpt = None,
+    budget: opt.Budget = None,
     report: Annotated[
         Path | None, typer.Option(help="Also write the HTML decision report to this file.")
     ] = None,
-    customer_col: CustomerCol = "customer_id",
-    ts_col: TsCol = "ts",
-    amount_col: AmountCol = "amount",
-    event_type_col: EventTypeCol = "event_type",
-    quantity_col: QuantityCol = None,
-    price_col: PriceCol = None,
-    no_amount: NoAmount = False,
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    customer_col: opt.CustomerCol = "customer_id",
+    ts_col: opt.TsCol = "ts",
+    amount_col: opt.AmountCol = "amount",
+    event_type_col: opt.EventTypeCol = "event_type",
+    quantity_col: opt.QuantityCol = None,
+    price_col: opt.PriceCol = None,
+    no_amount: opt.NoAmount = False,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """Score every customer as of a date with the champion models and the decision policy."""
-    from churnclv.decisions import load_policy
-    from churnclv.serving import score as run_score
-    from churnclv.training import load_champion, tracking_uri_for
+    from churnclv import load_policy
+    from churnclv import score as run_score
+    from churnclv.training import bundle_policy, champion_from_uri, tracking_uri_for
 
-    if model_uri is not None:
-        raise InputError(
-            "--model-uri is not supported yet: score uses the registry's @champion models"
-        )
-    ts = _as_of(as_of)
-    pol = load_policy(policy)
-    tables = _load(
+    ts = opt.parse_as_of(as_of)
+    pol = load_policy(policy or bundle_policy(model_uri))
+    tables = _inputs(
         transactions,
         events,
         customers,
-        _columns(
+        opt.column_map(
             customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
         ),
+        ts,
     )
-    _check_as_of(tables, ts, transactions)
-    with _step("loading champion"):
-        champion = load_champion(tracking_uri_for(workdir, tracking_uri))
-    with _step("scoring"):
-        if engine == "spark":
-            from churnclv.serving._spark import score_spark
-
-            scored = score_spark(tables, as_of=ts, champion=champion, policy=pol)
-            if budget is not None:
-                from churnclv.decisions import select_under_budget
-
-                scored = select_under_budget(scored, pol, budget)
-        else:
-            scored = run_score(
-                tables, as_of=ts, champion=champion, policy=pol, engine=engine, budget=budget
-            )
-    _write(scored, out_file)
+    uri = tracking_uri_for(workdir, tracking_uri)
+    with step("loading champion"):
+        champion = champion_from_uri(uri, model_uri)
+    with step("scoring"):
+        scored = run_score(
+            tables, as_of=ts, champion=champion, policy=pol, engine=engine, budget=budget
+        )
+    write_table(scored, out_file)
     out.print(f"{len(scored):,} customers scored with {champion.model_version} -> {out_file}")
-    _print_campaign(scored)
+    print_campaign(scored)
     if report is not None:
-        uri = tracking_uri_for(workdir, tracking_uri)
-        _report(scored, report, uri, champion)
+        write_decision_report(scored, report, uri, champion)
+
+
+@app.command()
+def export(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder to write the bundle into, e.g. models/.")
+    ],
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
+    model_uri: opt.ExportModelUri = None,
+    policy: opt.BundlePolicy = None,
+    name: opt.BundleName = None,
+) -> None:
+    """Export the champion bundle: both models, policy, reference population and schema.
+
+    The bundle is a folder of MLflow model directories (churn/, value/) plus
+    policy.yaml, reference.json, schema.json and bundle.json; `score --model-uri`
+    and `serve --model-uri` take it without the tracking store.
+    """
+    from churnclv import export_bundle
+    from churnclv.training import tracking_uri_for
+
+    uri = tracking_uri_for(workdir, tracking_uri)
+    with step("exporting"):
+        folder = export_bundle(uri, out_dir, model_uri=model_uri, policy=policy, name=name)
+    out.print(f"bundle: {folder}")
 
 
 @app.command()
 def demo(
-    workdir: Workdir = DEFAULT_WORKDIR,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     customers: Annotated[int, typer.Option(help="Number of synthetic customers.", min=200)] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    policy: PolicyOpt = None,
-    budget: Budget = None,
-    tracking_uri: TrackingUri = None,
+    policy: opt.PolicyOpt = None,
+    budget: opt.Budget = None,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """The main job on embedded defaults.
 
     generate -> features -> train -> register -> batch score -> tier/action summary.
     """
-    import pandas as pd
-
-    from churnclv._generate import generate as gen
-    from churnclv._generate import write
-    from churnclv._io import ColumnMap
-    from churnclv.decisions import load_policy
-    from churnclv.serving import score as run_score
-    from churnclv.training import load_champion, tracking_uri_for
-    from churnclv.training import train as fit
-
     started = time.perf_counter()
-    pol = load_policy(policy)
-    workdir.mkdir(parents=True, exist_ok=True)
-    data_dir = workdir / "data"
-    with _step(f"generating {customers:,} synthetic customers"):
-        data = gen(customers, seed=seed, history_days=1100)
-        paths = write(data, data_dir)
-    as_of = pd.Timestamp(data.as_of)
-    tables = _load(paths["transactions"], paths["events"], paths["customers"], ColumnMap())
-    uri = tracking_uri_for(workdir, tracking_uri)
-    with _step("training and registering") as update:
-        result = fit(
-            tables, as_of=as_of, tracking_uri=uri, promote=True, seed=seed, progress=update
-        )
-    _print_metrics(result)
-    with _step("loading champion"):
-        champion = load_champion(uri)
-    with _step("batch scoring"):
-        scored = run_score(tables, as_of=as_of, champion=champion, policy=pol, budget=budget)
-        scores_path = _write(scored, workdir / "scores.parquet")
-    _print_summary(scored)
-    _print_campaign(scored)
-    truth = data.truth.set_index("customer_id").reindex(scored["customer_id"])
-    sel = scored["selected"].to_numpy()
-    uplift = scored["expected_saved_value"] / (
-        scored["churn_probability"] * scored["predicted_value"].clip(lower=0)
-    ).where(lambda s: s > 0)
-    realised = float(
-        (
-            truth["churned_90"].to_numpy()
-            * truth["expected_value_365"].to_numpy()
-            * uplift.fillna(0).to_numpy()
-        )[sel].sum()
+    result = run_demo(
+        workdir,
+        customers=customers,
+        seed=seed,
+        policy=policy,
+        budget=budget,
+        tracking_uri=tracking_uri,
+        step=step,
+        note=note,
     )
-    note = (
-        f"Synthetic ground truth: the selected customers who really churn within 90 days carry "
-        f"{realised:,.0f} of true expected value x uplift (the value the campaign could save), "
-        f"against {scored.loc[sel, 'expected_saved_value'].sum():,.0f} predicted."
+    print_metrics(result.train)
+    print_summary(result.scored)
+    print_campaign(result.scored)
+    out.print(result.note)
+    out.print(f"report: {result.report_path}")
+    out.print(
+        f"scores: {result.scores_path}  ({len(result.scored):,} customers, "
+        f"{result.champion.model_version})"
     )
-    out.print(note)
-    with _step("report"):
-        report_path = _report(scored, workdir / "report.html", uri, champion, notes=[note])
-    out.print(f"report: {report_path}")
-    out.print(f"scores: {scores_path}  ({len(scored):,} customers, {champion.model_version})")
-    out.print(f"MLflow: mlflow ui --backend-store-uri {uri}")
+    out.print(f"MLflow: mlflow ui --backend-store-uri {result.tracking_uri}")
     out.print(f"[dim]demo finished in {time.perf_counter() - started:.1f}s[/]")
 
 
@@ -503,82 +312,41 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the service to the network.")
     ] = "127.0.0.1",
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
-    policy: PolicyOpt = None,
-    keep_alive: Annotated[
-        int,
-        typer.Option(
-            "--keep-alive",
-            help="Seconds an idle keep-alive connection stays open. Keep it above your "
-            "clients' pool idle expiry, or a request sent as the server closes the "
-            "connection meets a reset.",
-            min=1,
-        ),
-    ] = 75,
-    graceful_shutdown: Annotated[
-        int,
-        typer.Option(
-            "--graceful-shutdown",
-            help="On SIGTERM, seconds in-flight requests get to finish before they are cut.",
-            min=1,
-        ),
-    ] = 30,
-    access_log: Annotated[
-        bool,
-        typer.Option(
-            "--access-log/--no-access-log",
-            envvar="CHURNCLV_ACCESS_LOG",
-            help="Log every request (costs about 8% of the CPU at 200 requests/s; "
-            "counts and latencies are on /metrics either way).",
-        ),
-    ] = False,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
+    model_uri: opt.ModelUri = None,
+    policy: opt.PolicyOpt = None,
+    keep_alive: opt.KeepAlive = 75,
+    graceful_shutdown: opt.GracefulShutdown = 30,
+    access_log: opt.AccessLog = False,
 ) -> None:
     """Serve predictions over HTTP (BentoML): /predict, /predict_features, /lookup, /model.
 
-    The champion is loaded from the registry at start-up; /readyz answers 503 until it is.
+    The champion (or the --model-uri models) is loaded at start-up; /readyz answers 503
+    until it is.
     Set CHURNCLV_API_KEY to require 'Authorization: Bearer <key>' on every route but
     /livez, /readyz and /metrics.
     """
-    import shutil
-    import signal
-    import subprocess
+    from churnclv import load_policy
+    from churnclv.training import bundle_policy, tracking_uri_for
 
-    from churnclv.decisions import load_policy
-    from churnclv.training import tracking_uri_for
-
-    if shutil.which("bentoml", path=str(Path(sys.executable).parent)) is None:
-        try:
-            import bentoml  # noqa: F401
-        except ImportError:
-            raise InputError("serving needs BentoML: pip install 'churnclv[serve]'") from None
+    require_bentoml()
+    policy = policy or bundle_policy(model_uri)  # a folder that is no bundle fails here
     load_policy(policy)  # a bad policy fails here with exit 2, not as a never-ready service
     workdir = workdir.resolve()
+    if model_uri and not model_uri.startswith("models:/"):
+        model_uri = str(Path(model_uri.removeprefix("file://")).resolve())
     env = {
         **os.environ,
         "CHURNCLV_WORKDIR": str(workdir),
         "CHURNCLV_TRACKING_URI": tracking_uri_for(workdir, tracking_uri),
+        "CHURNCLV_MODEL_URI": model_uri or "",
         "CHURNCLV_POLICY": str(policy.resolve()) if policy else "",
         "CHURNCLV_ACCESS_LOG": "1" if access_log else "0",
     }
     env.setdefault("OMP_NUM_THREADS", "1")  # LightGBM's OpenMP spin hurts small batches
-    exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
-    cmd = [exe, "serve", "churnclv.serving.service:ChurnService"]
-    cmd += ["--host", host, "--port", str(port)]
-    # (hidden options of `bentoml serve`, passed on to uvicorn; its keep-alive default is 5 s)
-    cmd += ["--timeout-keep-alive", str(keep_alive)]
-    cmd += ["--timeout-graceful-shutdown", str(graceful_shutdown)]
     err.print(f"serving on http://{host}:{port} (work directory {workdir})")
-    proc = subprocess.Popen(cmd, env=env)
-    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # stop the server with us
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped: not a failure
-        forget_interrupts()
-        proc.terminate()
-        code = proc.wait(timeout=30)
-    if code not in (0, -15, 143):
-        raise ChurnclvError(f"bentoml serve exited with status {code}")
+    run_bentoml_serve(env, host, port, keep_alive, graceful_shutdown)
 
 
 @app.command()
@@ -587,71 +355,28 @@ def report(
         Path, typer.Option(help="A scores file written by `churnclv score` or `demo`.")
     ],
     out_file: Annotated[Path, typer.Option("--out", help="The HTML report to write.")],
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
 ) -> None:
     """Write the HTML decision report (tier x risk, actions, lifecycle, segments, model plots)."""
-    import pandas as pd
+    from churnclv import load_champion
+    from churnclv.training import tracking_uri_for
 
-    from churnclv.training import load_champion, tracking_uri_for
-
-    if not scores.is_file():
-        raise InputError(f"scores file not found: {scores}")
-    try:
-        scored = pd.read_parquet(scores) if scores.suffix != ".csv" else pd.read_csv(scores)
-    except Exception as exc:
-        raise InputError(f"scores file {scores} cannot be read: {exc}") from None
-    missing = {"customer_id", "value_tier", "risk_band", "action", "selected"} - set(scored.columns)
-    if missing:
-        raise InputError(f"scores file {scores}: missing columns {', '.join(sorted(missing))}")
+    scored = read_scores(scores)
     uri = tracking_uri_for(workdir, tracking_uri)
     try:
         champion = load_champion(uri)
     except ChurnclvError:
         champion = None
-    with _step("report"):
-        path = _report(scored, out_file, uri, champion)
+    with step("report"):
+        path = write_decision_report(scored, out_file, uri, champion)
     out.print(f"report: {path}")
-
-
-def _report(
-    scored: Any, path: Path, uri: str, champion: Any, notes: list[str] | None = None
-) -> Path:
-    from churnclv._report import decision_figures, write_report
-    from churnclv.decisions import campaign_summary
-    from churnclv.training import champion_plots, log_report
-
-    summary = campaign_summary(scored)
-    plots = champion_plots(uri, champion) if champion is not None else {}
-    figures = decision_figures(scored)
-    written = write_report(
-        scored, path, summary=summary, model_plots=plots, figures=figures, notes=notes
-    )
-    if champion is not None:
-        log_report(
-            uri,
-            written,
-            dict(figures),
-            {f"campaign_{k}": v for k, v in summary.items()},
-        )
-    return written
-
-
-def _print_campaign(scored: Any) -> None:
-    from churnclv.decisions import campaign_summary
-
-    s = campaign_summary(scored)
-    out.print(
-        f"campaign: {int(s['customers']):,} customers, cost {s['cost']:,.0f}, expected saved value "
-        f"{s['expected_saved_value']:,.0f}, expected net gain {s['expected_net_gain']:,.0f}, "
-        f"ROI {s['roi']:.1f}x"
-    )
 
 
 @app.command()
 def ui(
-    workdir: Workdir = DEFAULT_WORKDIR,
-    tracking_uri: TrackingUri = None,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
     port: Annotated[int, typer.Option(help="TCP port of the MLflow UI.", min=1, max=65535)] = 5000,
     host: Annotated[
         str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the UI to the network.")
@@ -663,57 +388,7 @@ def ui(
     """
     from churnclv.training import tracking_uri_for
 
-    uri = tracking_uri_for(workdir, tracking_uri)
-    if uri.startswith("sqlite:///"):
-        store = Path(uri.removeprefix("sqlite:///"))
-        if not store.is_file():
-            raise InputError(
-                f"no MLflow store at {store}: run `churnclv demo --workdir {workdir}` or "
-                "`churnclv train` first, or pass --tracking-uri"
-            )
-    elif "://" not in uri and not Path(uri).exists():
-        raise InputError(f"no MLflow store at {uri}")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    cmd += ["--host", host, "--port", str(port)]
-    err.print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl+C stops it")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvp(cmd[0], cmd)
-
-
-def _print_summary(scored: Any) -> None:
-    total = float(scored["predicted_value"].sum())
-    grid = (
-        scored.groupby(["value_tier", "risk_band"], observed=True)
-        .agg(customers=("customer_id", "size"), value=("predicted_value", "sum"))
-        .reset_index()
-    )
-    t = Table(title="Predicted value by value tier x churn risk")
-    for col in ("value tier", "risk band", "customers", "predicted value", "share of value"):
-        t.add_column(col, justify="right" if col not in ("value tier", "risk band") else "left")
-    order = {"high": 0, "medium": 1, "low": 2}
-    grid = grid.sort_values(["value_tier", "risk_band"], key=lambda s: s.map(order))
-    for row in grid.itertuples():
-        t.add_row(
-            row.value_tier,
-            row.risk_band,
-            f"{row.customers:,}",
-            f"{row.value:,.0f}",
-            f"{row.value / total:.1%}" if total else "-",
-        )
-    out.print(t)
-    actions = (
-        scored.groupby("action")
-        .agg(customers=("customer_id", "size"), gain=("expected_net_gain", "sum"))
-        .sort_values("customers", ascending=False)
-    )
-    a = Table(title="Retention action mix")
-    a.add_column("action")
-    a.add_column("customers", justify="right")
-    a.add_column("expected net gain", justify="right")
-    for name, row in actions.iterrows():
-        a.add_row(str(name), f"{int(row.customers):,}", f"{row.gain:,.0f}")
-    out.print(a)
+    exec_mlflow_ui(tracking_uri_for(workdir, tracking_uri), workdir, host, port)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,224 @@
+"""The ``churnclv`` CLI's shared options and the parsing of their values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from churnclv import InputError
+
+if TYPE_CHECKING:
+    from churnclv import ColumnMap
+
+__all__ = [
+    "DEFAULT_WORKDIR",
+    "AccessLog",
+    "AmountCol",
+    "AsOf",
+    "Budget",
+    "BundleName",
+    "BundlePolicy",
+    "ChurnHorizon",
+    "CustomerCol",
+    "Customers",
+    "Engine",
+    "EventTypeCol",
+    "Events",
+    "ExportModelUri",
+    "GracefulShutdown",
+    "KeepAlive",
+    "MaxCutoffs",
+    "ModelUri",
+    "NoAmount",
+    "OutFile",
+    "PolicyOpt",
+    "PriceCol",
+    "Promote",
+    "QuantityCol",
+    "TrackingUri",
+    "Transactions",
+    "TsCol",
+    "ValueHorizon",
+    "Workdir",
+    "check_as_of",
+    "column_map",
+    "parse_as_of",
+]
+
+DEFAULT_WORKDIR = Path("churnclv-work")
+
+Transactions = Annotated[
+    Path,
+    typer.Option(help="Transactions table (CSV or Parquet): customer id, timestamp, amount."),
+]
+Events = Annotated[
+    Path | None,
+    typer.Option(help="Engagement events table: customer id, timestamp, event type."),
+]
+Customers = Annotated[
+    Path | None,
+    typer.Option(help="Customers table: customer id, optional signup_ts and static attributes."),
+]
+CustomerCol = Annotated[str, typer.Option(help="Source column holding the customer id.")]
+TsCol = Annotated[str, typer.Option(help="Source column holding the timestamp or date.")]
+AmountCol = Annotated[
+    str, typer.Option(help="Source column holding the amount (negative = return).")
+]
+EventTypeCol = Annotated[str, typer.Option(help="Source column holding the event type.")]
+QuantityCol = Annotated[
+    str | None,
+    typer.Option(help="With --price-col: amount = quantity x price (invoice-line exports)."),
+]
+PriceCol = Annotated[str | None, typer.Option(help="With --quantity-col: the unit price column.")]
+NoAmount = Annotated[
+    bool,
+    typer.Option(
+        "--no-amount",
+        help="The transactions carry no amount (dates only): every row is a purchase worth 1, "
+        "so value predictions are purchase counts.",
+    ),
+]
+AsOf = Annotated[
+    str,
+    typer.Option(help="Cutoff date (YYYY-MM-DD or ISO timestamp); only rows before it are used."),
+]
+Workdir = Annotated[
+    Path,
+    typer.Option(help="Work directory: holds mlruns.db, outputs and the scored snapshot."),
+]
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(help="MLflow tracking URI; default sqlite:///<workdir>/mlruns.db."),
+]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="Feature engine: duckdb (embedded default) or spark (Apache Spark; needs "
+        "churnclv[spark] and Java 17+; master from CHURNCLV_SPARK_MASTER, default local[2])."
+    ),
+]
+Budget = Annotated[
+    float | None,
+    typer.Option(
+        help="Campaign budget: select customers by best expected gain per unit cost until it "
+        "is spent (default: every customer whose action pays).",
+        min=0,
+    ),
+]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Decision policy YAML; default: the shipped policy."),
+]
+ChurnHorizon = Annotated[
+    float, typer.Option(help="Churn = no purchase within this many days.", min=1)
+]
+ValueHorizon = Annotated[
+    float, typer.Option(help="Future value = net spend within this many days.", min=1)
+]
+Promote = Annotated[
+    bool, typer.Option(help="Alias the new models 'champion' if they beat the current one.")
+]
+MaxCutoffs = Annotated[int, typer.Option(help="Most monthly cutoffs stacked per model.", min=2)]
+ExportModelUri = Annotated[
+    str | None,
+    typer.Option(
+        help="The registered pair to export: models:/churnclv-churn@ALIAS (the pair "
+        "churnclv-churn@ALIAS + churnclv-value@ALIAS) or models:/churnclv-churn/N; "
+        "default the @champion pair."
+    ),
+]
+BundlePolicy = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Decision policy YAML to bundle; default: the shipped one."),
+]
+BundleName = Annotated[
+    str | None,
+    typer.Option(help="Bundle folder name; default churnclv-churn-v<N>-value-v<M>."),
+]
+KeepAlive = Annotated[
+    int,
+    typer.Option(
+        "--keep-alive",
+        help="Seconds an idle keep-alive connection stays open. Keep it above your "
+        "clients' pool idle expiry, or a request sent as the server closes the "
+        "connection meets a reset.",
+        min=1,
+    ),
+]
+GracefulShutdown = Annotated[
+    int,
+    typer.Option(
+        "--graceful-shutdown",
+        help="On SIGTERM, seconds in-flight requests get to finish before they are cut.",
+        min=1,
+    ),
+]
+AccessLog = Annotated[
+    bool,
+    typer.Option(
+        "--access-log/--no-access-log",
+        envvar="CHURNCLV_ACCESS_LOG",
+        help="Log every request (costs about 8% of the CPU at 200 requests/s; "
+        "counts and latencies are on /metrics either way).",
+    ),
+]
+OutFile = Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")]
+ModelUri = Annotated[
+    str | None,
+    typer.Option(
+        help="The models to use instead of the registry's @champion pair: a bundle folder "
+        "written by `churnclv export` (its policy applies unless --policy is given), "
+        "models:/churnclv-churn@ALIAS or models:/churnclv-value@ALIAS (the pair "
+        "churnclv-churn@ALIAS + churnclv-value@ALIAS of the --tracking-uri registry), or "
+        "models:/churnclv-churn/N (version N and the value model of the same training run)."
+    ),
+]
+
+
+def column_map(
+    customer_col: str,
+    ts_col: str,
+    amount_col: str,
+    event_type_col: str,
+    quantity_col: str | None,
+    price_col: str | None,
+    no_amount: bool = False,
+) -> ColumnMap:
+    """The :class:`ColumnMap` the column flags describe; InputError for flags that clash."""
+    from churnclv import ColumnMap
+
+    if no_amount:
+        if quantity_col or price_col:
+            raise InputError("--no-amount excludes --quantity-col and --price-col")
+        return ColumnMap(customer_col, ts_col, "", event_type_col, None, None, no_amount=True)
+
+    if (quantity_col is None) != (price_col is None):
+        raise InputError("--quantity-col and --price-col go together: give both or neither")
+    return ColumnMap(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col)
+
+
+def parse_as_of(value: str) -> Any:
+    """``--as-of`` as a naive :class:`pandas.Timestamp` (an aware one converted to UTC)."""
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise InputError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)") from None
+    if ts is pd.NaT:
+        raise InputError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)")
+    return ts.tz_convert(None) if ts.tzinfo else ts
+
+
+def check_as_of(tables: Any, as_of: Any, path: Path) -> None:
+    """InputError naming the transactions file when ``as_of`` precedes every purchase."""
+    tx = tables.transactions
+    purchases = tx.loc[tx["amount"] > 0, "ts"]
+    if purchases.empty or purchases.min() >= as_of:
+        first = tx["ts"].min()
+        raise InputError(
+            f"transactions file {path}: as_of {as_of.date()} is before all data "
+            f"(column 'ts': first purchase {purchases.min() if not purchases.empty else first})"
+        )

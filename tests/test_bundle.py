@@ -1,0 +1,141 @@
+"""`churnclv export` bundles and `--model-uri`: a bundle scores as the registry champion does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnclv import champion_from_uri, export_bundle, load_bundle, load_champion
+from churnclv.cli import main
+from churnclv.training import bundle_policy, run_record, tracking_uri_for
+
+pytestmark = pytest.mark.slow
+
+
+def _inputs(work: Path) -> list[str]:
+    data = work / "data"
+    return [
+        "--transactions", str(data / "transactions.parquet"),
+        "--events", str(data / "events.parquet"),
+        "--customers", str(data / "customers.parquet"),
+        "--as-of", "2024-01-01",
+    ]  # fmt: skip
+
+
+def _assert_same_scores(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a.columns) == list(b.columns)
+    assert len(a) == len(b)
+    for col in a.columns:
+        if pd.api.types.is_numeric_dtype(a[col]) and not pd.api.types.is_bool_dtype(a[col]):
+            np.testing.assert_allclose(
+                a[col].to_numpy(float), b[col].to_numpy(float), rtol=0, atol=1e-9, err_msg=col
+            )
+        else:
+            pd.testing.assert_series_equal(a[col], b[col], check_names=True)
+
+
+@pytest.fixture(scope="module")
+def bundle(demo_workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo champion exported by `churnclv export`."""
+    out = tmp_path_factory.mktemp("models")
+    assert main(["export", "--out", str(out), "--workdir", str(demo_workdir)]) == 0
+    (folder,) = out.iterdir()
+    return folder
+
+
+def test_export_writes_mlflow_model_dirs_policy_reference_and_schema(
+    bundle: Path, demo_workdir: Path
+) -> None:
+    """The bundle holds both MLflow model directories, the policy, reference and schema."""
+    champion = load_champion(tracking_uri_for(demo_workdir))
+    assert bundle.name == (
+        f"churnclv-churn-v{champion.churn_version}-value-v{champion.value_version}"
+    )
+    for kind in ("churn", "value"):
+        assert (bundle / kind / "MLmodel").is_file()
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    assert manifest["model_version"] == champion.model_version
+    assert manifest["models"]["churn"]["run_id"] == champion.churn_run_id
+    assert json.loads((bundle / "reference.json").read_text()) == champion.value.reference_
+    schema = json.loads((bundle / "schema.json").read_text())
+    assert schema["churn"]["features"] == list(champion.churn.features_)
+    assert bundle_policy(str(bundle)) == bundle / "policy.yaml"
+    record = run_record("sqlite:///unused.db", champion.churn_run_id, str(bundle))
+    assert (
+        record["params"]["churn_horizon_days"]
+        == manifest["models"]["churn"]["params"]["churn_horizon_days"]
+    )
+
+
+def test_bundle_scores_equal_registry_champion_on_fresh_workdir(
+    bundle: Path, demo_workdir: Path, tmp_path: Path
+) -> None:
+    """`score --model-uri <bundle>` with an empty work directory equals the registry champion."""
+    fresh = tmp_path / "fresh"
+    via_bundle, via_registry = tmp_path / "bundle.parquet", tmp_path / "registry.parquet"
+    score = ["score", *_inputs(demo_workdir)]
+    assert (
+        main(
+            [*score, "--out", str(via_bundle), "--model-uri", str(bundle), "--workdir", str(fresh)]
+        )
+        == 0
+    )
+    assert not (fresh / "mlruns.db").exists()  # no registry was needed or created
+    assert main([*score, "--out", str(via_registry), "--workdir", str(demo_workdir)]) == 0
+    _assert_same_scores(pd.read_parquet(via_bundle), pd.read_parquet(via_registry))
+
+
+def test_load_bundle_and_models_uris_give_the_champion(bundle: Path, demo_workdir: Path) -> None:
+    """A bundle, an alias URI and a version URI all load the registry's champion pair."""
+    uri = tracking_uri_for(demo_workdir)
+    champion = load_champion(uri)
+    for other in (
+        load_bundle(bundle),
+        champion_from_uri(uri, f"file://{bundle}"),
+        champion_from_uri(uri, "models:/churnclv-value@champion"),
+        champion_from_uri(uri, f"models:/churnclv-value/{champion.value_version}"),
+        champion_from_uri(uri, f"models:/churnclv-churn/{champion.churn_version}"),
+    ):
+        assert other.model_version == champion.model_version
+        assert (other.churn_run_id, other.value_run_id) == (
+            champion.churn_run_id,
+            champion.value_run_id,
+        )
+        assert other.churn_horizon_days == champion.churn_horizon_days
+        assert other.value.features_ == champion.value.features_
+
+
+def test_export_bundle_replaces_an_older_bundle(bundle: Path, demo_workdir: Path) -> None:
+    """Exporting again under the same name replaces the folder whole."""
+    stale = bundle.parent / "again"
+    stale.mkdir()
+    (stale / "leftover.txt").write_text("old")
+    folder = export_bundle(tracking_uri_for(demo_workdir), bundle.parent, name="again")
+    assert folder == stale
+    assert not (folder / "leftover.txt").exists()
+    assert (folder / "bundle.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("models:/other-model@champion", "must be churnclv-churn or churnclv-value"),
+        ("models:/churnclv-churn@no-such-alias", "not found"),
+        ("models:/churnclv-churn/x", "use models:/churnclv-churn@ALIAS"),
+        ("no-such-folder", "is not a churnclv bundle"),
+    ],
+)
+def test_bad_model_uri_exits_2(
+    uri: str, message: str, demo_workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model URI that names no bundle or registered pair is a usage error (exit 2)."""
+    out = tmp_path / "s.parquet"
+    args = ["score", *_inputs(demo_workdir), "--out", str(out), "--model-uri", uri]
+    code = main([*args, "--workdir", str(demo_workdir)])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
