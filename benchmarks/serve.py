@@ -193,7 +193,7 @@ def _floor(workdir: Path, customer: dict[str, Any], repeats: int = 50) -> dict[s
     feats = []
     for _ in range(repeats):
         t = time.perf_counter()
-        scorer.session.customer_features(cust, [cust[0].customer_id], cust[0].as_of)  # type: ignore[arg-type]
+        scorer.session.customer_features(cust, [cust[0].customer_id], cust[0].as_of)
         feats.append((time.perf_counter() - t) * 1000)
     scorer.session.close()
     return {
