@@ -148,7 +148,7 @@ def _prepare(size: Size, paths: dict[str, Path]) -> dict[str, Any]:
 
     if all(p.exists() for p in paths.values()):
         return json.loads((paths["transactions"].parent / "meta.json").read_text())
-    from churnclv._generate import generate
+    from churnclv import generate
 
     t0 = time.perf_counter()
     data = generate(size.customers, seed=SEED, as_of=AS_OF, future_days=0)

@@ -26,11 +26,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnclv._generate import generate
-from churnclv._io import ColumnMap, InputTables, load_transactions
-from churnclv.features import build_features, build_labels
-from churnclv.training import churn_metrics, train, value_metrics
-from churnclv.training._hybrid import btyd_columns, fit_params
+from churnclv import (
+    ColumnMap,
+    InputTables,
+    build_features,
+    build_labels,
+    generate,
+    load_champion,
+    load_inputs,
+    stack_btyd,
+    train,
+)
+from churnclv.training import churn_metrics, value_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
@@ -55,8 +62,6 @@ def _holdout(
         keep_candidates=True,
     )
     train_s = time.perf_counter() - t0
-    from churnclv.training import load_champion
-
     champ = load_champion(uri)
     feats = build_features(tables.transactions, tables.events, tables.customers, as_of=as_of)
     labels = build_labels(
@@ -66,7 +71,7 @@ def _holdout(
     v = labels["future_value"].to_numpy(float)
     p = champ.churn.predict(feats)
     pv = champ.value.predict(feats)
-    bt = btyd_columns(feats, fit_params(feats, churn_h, value_h))
+    bt = stack_btyd(feats, churn_h, value_h)  # one cutoff: one BG/NBD + Gamma-Gamma fit
     out: dict[str, object] = {
         "as_of": str(as_of.date()),
         "customers": len(feats),
@@ -142,15 +147,15 @@ def online_retail() -> dict[str, object] | None:
     """Online Retail as of 2011-09-01, 90-day churn and value (net of returns)."""
     if not RETAIL.exists():
         return None
-    tx = load_transactions(
+    tx = load_inputs(
         RETAIL,
-        ColumnMap(
+        columns=ColumnMap(
             customer_col="CustomerID",
             ts_col="InvoiceDate",
             quantity_col="Quantity",
             price_col="UnitPrice",
         ),
-    )
+    ).transactions
     as_of = pd.Timestamp("2011-09-01")
     with tempfile.TemporaryDirectory() as tmp:
         res = _holdout(InputTables(tx), as_of, 90, 90, tmp)
@@ -183,7 +188,7 @@ def _retail_diagnostics(
     """
     import numpy as np
 
-    from churnclv.training._model import ChurnModel, ValueModel
+    from churnclv.training import ChurnModel, ValueModel
 
     first = tx.loc[tx["amount"] > 0, "ts"].min() + pd.Timedelta(days=60)
     cuts = [as_of - pd.Timedelta(days=value_h + 30 * k) for k in range(12)]
@@ -197,7 +202,7 @@ def _retail_diagnostics(
         build_labels(tx, now, churn_horizon_days=churn_h, value_horizon_days=value_h),
         on=["customer_id", "as_of"],
     )
-    now = pd.concat([now, btyd_columns(now, fit_params(now, churn_h, value_h))], axis=1)
+    now = stack_btyd(now, churn_h, value_h)
     y = now["churned"].to_numpy(int)
     v = now["future_value"].to_numpy(float)
     fold = np.random.default_rng(0).integers(0, 5, len(now))

@@ -177,9 +177,8 @@ def _event_loop_runner() -> Any:
 
 def _floor(workdir: Path, customer: dict[str, Any], repeats: int = 50) -> dict[str, Any]:
     """The bare in-process validate + features + models + decisions call, one customer."""
-    from churnclv.decisions import load_policy
-    from churnclv.serving._online import CustomerIn, OnlineScorer, validate_customers
-    from churnclv.training import load_champion, tracking_uri_for
+    from churnclv import CustomerIn, OnlineScorer, load_champion, load_policy, validate_customers
+    from churnclv.training import tracking_uri_for
 
     scorer = OnlineScorer(load_champion(tracking_uri_for(workdir)), load_policy())
     cust = [CustomerIn.model_validate(customer)]
@@ -194,10 +193,7 @@ def _floor(workdir: Path, customer: dict[str, Any], repeats: int = 50) -> dict[s
     feats = []
     for _ in range(repeats):
         t = time.perf_counter()
-        from churnclv.serving._online import canonical_frames
-
-        tx, ev, cu = canonical_frames(cust, scorer.static_columns)
-        scorer.session.features(tx, ev, cu, cust[0].as_of)  # type: ignore[arg-type]
+        scorer.session.customer_features(cust, [cust[0].customer_id], cust[0].as_of)
         feats.append((time.perf_counter() - t) * 1000)
     scorer.session.close()
     return {
@@ -211,7 +207,7 @@ def _floor(workdir: Path, customer: dict[str, Any], repeats: int = 50) -> dict[s
 def _feature_rows(workdir: Path, n: int = 1000) -> list[dict[str, Any]]:
     import pandas as pd
 
-    from churnclv.features import build_features
+    from churnclv import build_features
 
     data = workdir / "data"
     tx = pd.read_parquet(data / "transactions.parquet")

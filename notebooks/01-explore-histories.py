@@ -55,8 +55,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from churnclv._io import ColumnMap, load_inputs
-from churnclv.features import build_features, build_labels
+from churnclv import ColumnMap, build_features, build_labels, load_inputs
 
 pd.set_option("display.width", 120)
 pd.set_option("display.max_columns", 30)

@@ -41,6 +41,8 @@ CUSTOMERS = os.environ.get("CHURNCLV_CUSTOMERS", str(DATA / "customers.parquet")
 EXPERIMENT = os.environ.get("CHURNCLV_EXPERIMENT", "churnclv")
 
 # %%
+import logging
+
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
@@ -50,7 +52,6 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from churnclv.training import ALIAS, CHURN_MODEL, VALUE_MODEL, churn_metrics, tracking_uri_for
-from churnclv.training._registry import configure_mlflow
 
 pd.set_option("display.width", 140)
 pd.set_option("display.max_columns", 30)
@@ -62,7 +63,11 @@ if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exi
         f"no MLflow store at {uri}: run `churnclv demo` or set "
         "CHURNCLV_WORKDIR / CHURNCLV_TRACKING_URI"
     )
-configure_mlflow(uri)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+for name in ("mlflow", "alembic"):  # keep the notebook's output to the results
+    logging.getLogger(name).setLevel(logging.ERROR)
+mlflow.set_tracking_uri(uri)
+mlflow.set_registry_uri(uri)
 client = MlflowClient()
 runs = mlflow.search_runs(experiment_names=[EXPERIMENT], order_by=["start_time ASC"])
 runs = runs[runs["status"] == "FINISHED"].reset_index(drop=True)
@@ -154,9 +159,7 @@ table.round(4)
 have_data = bool(TRANSACTIONS) and Path(TRANSACTIONS).exists()
 curves: dict[str, dict[str, np.ndarray]] = {}
 if have_data:
-    from churnclv._io import load_inputs
-    from churnclv.features import build_features, build_labels
-    from churnclv.training._hybrid import stack_btyd
+    from churnclv import build_features, build_labels, load_inputs, stack_btyd
 
     tables = load_inputs(
         TRANSACTIONS,

@@ -212,9 +212,8 @@ mix.round(2)
 # %%
 have_inputs = Path(TRANSACTIONS).exists() and as_of is not None
 if have_inputs:
-    from churnclv._io import load_inputs
-    from churnclv.features import build_features
-    from churnclv.training import load_champion, tracking_uri_for
+    from churnclv import build_features, load_champion, load_inputs
+    from churnclv.training import tracking_uri_for
 
     champ = load_champion(tracking_uri_for(WORKDIR, TRACKING_URI or None))
     tables = load_inputs(

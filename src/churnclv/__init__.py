@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from churnclv.decisions import Policy, decide, load_policy, rfm_segment
     from churnclv.features import build_features, build_labels, rfm_summary
     from churnclv.serving import score
+    from churnclv.serving._online import CustomerIn, OnlineScorer, validate_customers
     from churnclv.training import (
         BetaGeoFitter,
         Champion,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         load_champion,
         train,
     )
+    from churnclv.training._hybrid import stack_btyd
 
 __version__ = "0.1.0"
 
@@ -60,6 +62,10 @@ _OWNERS: dict[str, str] = {
     "load_bundle": "churnclv.training",
     "champion_from_uri": "churnclv.training",
     "score": "churnclv.serving",
+    "OnlineScorer": "churnclv.serving._online",
+    "CustomerIn": "churnclv.serving._online",
+    "validate_customers": "churnclv.serving._online",
+    "stack_btyd": "churnclv.training._hybrid",
     "decide": "churnclv.decisions",
     "load_policy": "churnclv.decisions",
     "Policy": "churnclv.decisions",
@@ -73,9 +79,11 @@ __all__ = [
     "Champion",
     "ChurnclvError",
     "ColumnMap",
+    "CustomerIn",
     "GammaGammaFitter",
     "InputError",
     "InputTables",
+    "OnlineScorer",
     "Policy",
     "SyntheticData",
     "TrainResult",
@@ -93,7 +101,9 @@ __all__ = [
     "rfm_segment",
     "rfm_summary",
     "score",
+    "stack_btyd",
     "train",
+    "validate_customers",
 ]
 
 

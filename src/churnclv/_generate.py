@@ -85,6 +85,18 @@ class SyntheticData:
         predictions and the realised outcomes; see :func:`generate`.
     as_of : pandas.Timestamp
         The reference time separating history from the future.
+
+    Examples
+    --------
+    >>> from churnclv import InputTables, generate
+    >>> data = generate(20, seed=1, history_days=200, future_days=30)
+    >>> data.as_of
+    Timestamp('2024-01-01 00:00:00')
+    >>> list(data.customers.columns)
+    ['customer_id', 'signup_ts', 'plan', 'region', 'acquisition_channel']
+    >>> tables = InputTables(data.transactions, data.events, data.customers)
+    >>> bool((tables.transactions["ts"] < data.as_of).any())
+    True
     """
 
     transactions: pd.DataFrame
@@ -242,6 +254,20 @@ def generate(
     ------
     ValueError
         If an argument is out of range or ``as_of`` is timezone-aware.
+
+    Examples
+    --------
+    >>> from churnclv import generate
+    >>> data = generate(50, seed=1, history_days=200, future_days=30)
+    >>> len(data.customers), list(data.transactions.columns)
+    (50, ['customer_id', 'ts', 'amount', 'order_id', 'channel'])
+    >>> data.truth[["customer_id", "p_alive"]].round(3).head(3)
+      customer_id  p_alive
+    0     C000001    0.915
+    1     C000002    0.954
+    2     C000003    0.407
+    >>> generate(50, seed=1, history_days=200, future_days=30).truth.equals(data.truth)
+    True
     """
     _validate(n_customers, history_days, future_days)
     as_of_ts = pd.Timestamp(as_of)

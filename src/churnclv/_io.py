@@ -49,6 +49,36 @@ class ColumnMap:
         such as UCI Online Retail); ``amount_col`` is then ignored.
     no_amount : bool
         Histories without amounts (dates only): every row is a purchase worth 1.
+
+    See Also
+    --------
+    load_inputs : Read tables through a column map.
+
+    Examples
+    --------
+    Invoice lines whose columns carry other names (as in UCI Online Retail):
+
+    >>> import pandas as pd
+    >>> from churnclv import ColumnMap, load_inputs
+    >>> pd.DataFrame(
+    ...     {
+    ...         "CustomerID": ["A", "A", "B"],
+    ...         "InvoiceDate": ["2024-01-03", "2024-02-10", "2024-01-20"],
+    ...         "Quantity": [2, 1, 3],
+    ...         "UnitPrice": [5.0, 20.0, 1.5],
+    ...     }
+    ... ).to_csv("lines.csv", index=False)
+    >>> columns = ColumnMap(
+    ...     customer_col="CustomerID",
+    ...     ts_col="InvoiceDate",
+    ...     quantity_col="Quantity",
+    ...     price_col="UnitPrice",
+    ... )
+    >>> load_inputs("lines.csv", columns=columns).transactions
+      customer_id         ts  amount
+    0           A 2024-01-03    10.0
+    1           A 2024-02-10    20.0
+    2           B 2024-01-20     4.5
     """
 
     customer_col: str = "customer_id"
@@ -75,9 +105,34 @@ class LoadReport:
 class InputTables:
     """The canonical tables of one run.
 
-    ``transactions`` has customer_id (str), ts (datetime64), amount (float64);
-    ``events`` customer_id, ts, event_type (str); ``customers`` customer_id and
-    static attributes (``signup_ts`` optional).
+    :func:`load_inputs` builds them from files; frames already in memory with the
+    canonical column names can be wrapped directly (what :func:`churnclv.train`
+    and :func:`churnclv.score` take).
+
+    Attributes
+    ----------
+    transactions : pandas.DataFrame
+        ``customer_id`` (str), ``ts`` (naive datetime64), ``amount``
+        (float64; negative = return). Other columns are ignored.
+    events : pandas.DataFrame or None
+        ``customer_id``, ``ts``, ``event_type`` (str).
+    customers : pandas.DataFrame or None
+        ``customer_id``, optional ``signup_ts`` and static attributes.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from churnclv import InputTables
+    >>> tx = pd.DataFrame(
+    ...     {
+    ...         "customer_id": ["A", "A", "B"],
+    ...         "ts": pd.to_datetime(["2024-01-03", "2024-02-10", "2024-01-20"]),
+    ...         "amount": [10.0, 20.0, 4.5],
+    ...     }
+    ... )
+    >>> tables = InputTables(tx)
+    >>> len(tables.transactions), tables.events, tables.customers
+    (3, None, None)
     """
 
     transactions: pd.DataFrame
@@ -337,7 +392,57 @@ def load_inputs(
     columns: ColumnMap | None = None,
     report: LoadReport | None = None,
 ) -> InputTables:
-    """Load the transactions and the optional events and customers tables."""
+    """Load the transactions and the optional events and customers tables.
+
+    Each file (CSV or Parquet) is read through DuckDB, its columns are renamed
+    by ``columns`` and validated: ids, timestamps and amounts must parse, and
+    every problem raises :class:`~churnclv.InputError` with a one-line message
+    naming the file, the column and a sample of offending values.
+
+    Parameters
+    ----------
+    transactions : str or path-like
+        Transactions file: customer id, timestamp, amount.
+    events : str or path-like, optional
+        Engagement events file: customer id, timestamp, event type.
+    customers : str or path-like, optional
+        Customers file: customer id, optional ``signup_ts``, static attributes.
+    columns : ColumnMap, optional
+        Source column names; default: the canonical ones.
+    report : LoadReport, optional
+        Collects what loading found (rows without a customer id, exact
+        duplicates, returns) for the caller to print.
+
+    Returns
+    -------
+    InputTables
+        The canonical tables.
+
+    Raises
+    ------
+    InputError
+        A missing, empty or unreadable file, a missing column or invalid values.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from churnclv import InputError, load_inputs
+    >>> pd.DataFrame(
+    ...     {
+    ...         "customer_id": ["A", "A", "B"],
+    ...         "ts": ["2024-01-03", "2024-02-10", "2024-01-20"],
+    ...         "amount": [10.0, -2.5, 4.5],
+    ...     }
+    ... ).to_csv("transactions.csv", index=False)
+    >>> tables = load_inputs("transactions.csv")
+    >>> tables.transactions.dtypes.astype(str).to_dict()
+    {'customer_id': 'str', 'ts': 'datetime64[us]', 'amount': 'float64'}
+    >>> try:
+    ...     load_inputs("nowhere.csv")
+    ... except InputError as err:
+    ...     print(err)
+    transactions file not found: nowhere.csv
+    """
     return InputTables(
         transactions=load_transactions(transactions, columns, report),
         events=load_events(events, columns, report) if events else None,
