@@ -102,6 +102,7 @@ def run_demo(
     tracking_uri: str | None = None,
     step: Step = _quiet_step,
     note: Callable[[str], None] = lambda message: None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DemoResult:
     """Generate synthetic customers, train and promote, score them and write the report.
 
@@ -125,6 +126,9 @@ def run_demo(
         yields a progress callback (the CLI shows spinners with it).
     note : callable, optional
         Called with each note loading the inputs raised.
+    should_stop : callable, optional
+        Passed to :func:`churnclv.train`: training stops (``KeyboardInterrupt``)
+        before registering or promoting when it returns True.
     """
     import pandas as pd
 
@@ -151,7 +155,13 @@ def run_demo(
     uri = tracking_uri_for(work, tracking_uri)
     with step("training and registering") as update:
         result = train(
-            tables, as_of=as_of, tracking_uri=uri, promote=True, seed=seed, progress=update
+            tables,
+            as_of=as_of,
+            tracking_uri=uri,
+            promote=True,
+            seed=seed,
+            progress=update,
+            should_stop=should_stop,
         )
     with step("loading champion"):
         champion = load_champion(uri)

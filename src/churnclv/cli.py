@@ -32,7 +32,7 @@ from churnclv._cli_output import (
 )
 from churnclv._cli_process import exec_mlflow_ui, require_bentoml, run_bentoml_serve
 from churnclv._demo import run_demo
-from churnclv._interrupt import handle_interrupts, interrupted
+from churnclv._interrupt import handle_interrupts, interrupted, stop_requested
 from churnclv._reporting import write_decision_report
 
 __all__ = ["app", "main"]
@@ -183,6 +183,7 @@ def train(
             max_cutoffs=max_cutoffs,
             seed=seed,
             progress=update,
+            should_stop=stop_requested,
         )
     print_fallbacks(result)
     print_metrics(result)
@@ -292,6 +293,7 @@ def demo(
         tracking_uri=tracking_uri,
         step=step,
         note=note,
+        should_stop=stop_requested,
     )
     print_metrics(result.train)
     print_summary(result.scored)
