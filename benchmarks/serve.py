@@ -178,7 +178,8 @@ def _event_loop_runner() -> Any:
 def _floor(workdir: Path, customer: dict[str, Any], repeats: int = 50) -> dict[str, Any]:
     """The bare in-process validate + features + models + decisions call, one customer."""
     from churnclv.decisions import load_policy
-    from churnclv.serving._online import CustomerIn, OnlineScorer, validate_customers
+    from churnclv.serving._requests import CustomerIn, validate_customers
+    from churnclv.serving._scorer import OnlineScorer
     from churnclv.training import load_champion, tracking_uri_for
 
     scorer = OnlineScorer(load_champion(tracking_uri_for(workdir)), load_policy())
@@ -194,7 +195,7 @@ def _floor(workdir: Path, customer: dict[str, Any], repeats: int = 50) -> dict[s
     feats = []
     for _ in range(repeats):
         t = time.perf_counter()
-        from churnclv.serving._online import canonical_frames
+        from churnclv.features._session import canonical_frames
 
         tx, ev, cu = canonical_frames(cust, scorer.static_columns)
         scorer.session.features(tx, ev, cu, cust[0].as_of)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ not: about 13 ms of CPU for one customer, of which execution is about 2 ms.
 SQLite compiles the same text once per connection (Python's statement cache)
 and computes one 150-row history in about 1 ms, but it has no vectorised
 engine and costs about 0.5 ms more per such customer, so it pays only for
-small inputs. :class:`~churnclv.serving._online.FeatureSession` sends batches
+small inputs. :class:`~churnclv.features._session.FeatureSession` sends batches
 up to a row threshold here and larger ones to DuckDB.
 
 Timestamps are loaded as epoch seconds (``microseconds / 1e6``, the double

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _REFERENCE_POINTS = 1001
+_RFM_SCORES = ("r_score", "f_score", "m_score")
 
 VALUE_TIERS = ("high", "medium", "low")
 RISK_BANDS = ("high", "medium", "low")
@@ -84,7 +85,31 @@ class Action:
 
 @dataclass(frozen=True)
 class Policy:
-    """Decision thresholds and actions (see ``default_policy.yaml``)."""
+    """Decision thresholds and actions (see ``default_policy.yaml``).
+
+    Parameters
+    ----------
+    high_share, medium_share : float
+        Shares of the reference population in the high and medium value tiers.
+    risk_high, risk_medium : float
+        P(churn) thresholds of the high and medium risk bands.
+    new_max_tenure_days : float
+        Customers this young (days since first purchase) are ``new``.
+    silent_gap_multiple, silent_default_days : float
+        ``silent`` after this many usual gaps without a purchase (or this many
+        days when there is no gap yet).
+    churned_recency_days : float or None
+        ``churned`` past this recency; ``None`` uses the model's churn horizon.
+    actions : tuple of Action
+        The retention actions to choose from.
+
+    Examples
+    --------
+    >>> from churnclv.decisions import Action, Policy
+    >>> policy = Policy(actions=(Action("email", cost=1.0, uplift=0.05),))
+    >>> policy.risk_high, [a.name for a in policy.actions]
+    (0.6, ['email'])
+    """
 
     high_share: float = 0.20
     medium_share: float = 0.30
@@ -128,11 +153,30 @@ def _section(doc: dict[str, Any], name: str, src: str) -> Any:
 def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     """Read and validate a YAML policy; ``None`` reads the shipped default.
 
+    Parameters
+    ----------
+    path : path-like, optional
+        A policy YAML file (the layout of the shipped ``default_policy.yaml``).
+
+    Returns
+    -------
+    Policy
+        The validated policy.
+
     Raises
     ------
     InputError
         Unknown or missing keys, negative costs, thresholds out of order; the
         message names the key.
+
+    Examples
+    --------
+    >>> from churnclv.decisions import load_policy
+    >>> policy = load_policy()
+    >>> policy.risk_high, policy.risk_medium
+    (0.6, 0.3)
+    >>> [a.name for a in policy.actions]
+    ['email_reminder', 'discount_coupon', 'personal_call']
     """
     if path is None:
         text = resources.files("churnclv").joinpath("default_policy.yaml").read_text()
@@ -288,7 +332,30 @@ def _segments(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def rfm_segment(r_score: int, f_score: int, m_score: int) -> str:
-    """The classic RFM segment of scores 1-5 (F and M are averaged, rounding half up)."""
+    """The classic RFM segment of scores 1-5 (F and M are averaged, rounding half up).
+
+    Parameters
+    ----------
+    r_score, f_score, m_score : int
+        Recency, frequency and monetary scores, each 1-5 (5 = most recent,
+        most frequent, highest spending; see :func:`rfm_scores`).
+
+    Returns
+    -------
+    str
+        One of :data:`RFM_SEGMENTS`.
+
+    Raises
+    ------
+    ValueError
+        When a score is outside 1-5.
+
+    Examples
+    --------
+    >>> from churnclv.decisions import rfm_segment
+    >>> rfm_segment(5, 5, 5), rfm_segment(1, 1, 1), rfm_segment(2, 3, 4)
+    ('champions', 'lost', 'at_risk')
+    """
     if not all(1 <= x <= 5 for x in (r_score, f_score, m_score)):
         raise ValueError(f"RFM scores out of range: r={r_score} f={f_score} m={m_score}")
     return str(_segments(np.array([r_score]), np.array([f_score]), np.array([m_score]))[0])
@@ -357,12 +424,16 @@ def rfm_scores(
     strictly): the most recent, most frequent, highest-spending customers get 5,
     and ties share the lower score (every one-time buyer has F = 1).
     """
-    ref = reference or {
-        k: np.sort(frame[k].to_numpy(float)).tolist()
+    ref = reference or _own_reference(frame)
+    return pd.DataFrame(_rfm_score_arrays(frame, ref), index=frame.index)
+
+
+def _own_reference(columns: Mapping[str, Any]) -> dict[str, list[float]]:
+    """The columns themselves as the RFM reference population (sorted samples)."""
+    return {
+        k: np.sort(_floats(columns[k])).tolist()
         for k in ("recency_days", "frequency", "monetary_total")
     }
-
-    return pd.DataFrame(_rfm_score_arrays(frame, ref), index=frame.index)
 
 
 def _floats(column: Any) -> np.ndarray:
@@ -401,7 +472,8 @@ def decide_columns(
     arrays ``value_tier``, ``risk_band``, ``lifecycle_stage``, ``rfm_segment``,
     ``action`` (strings), ``expected_net_gain``, ``action_cost`` and
     ``expected_saved_value``, plus ``r_score``, ``f_score`` and ``m_score``
-    when they were scored against ``reference``. No frame is built, which is
+    when they were scored (against ``reference``, or against the columns
+    themselves when neither a reference nor ready scores are given). No frame is built, which is
     what keeps the service's one-customer call cheap.
     """
     p = _floats(columns["churn_probability"])
@@ -424,7 +496,12 @@ def decide_columns(
             ["high", "medium"],
             "low",
         )
-        r, f, m = (np.asarray(columns[c]) for c in ("r_score", "f_score", "m_score"))
+        if all(c in columns for c in _RFM_SCORES):
+            r, f, m = (np.asarray(columns[c]) for c in _RFM_SCORES)
+        else:
+            rfm = _rfm_score_arrays(columns, _own_reference(columns))
+            cols.update(rfm)
+            r, f, m = (rfm[c] for c in _RFM_SCORES)
     cols["risk_band"] = np.select(
         [p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low"
     )
@@ -478,8 +555,9 @@ def decide(
     ----------
     scored : pandas.DataFrame
         ``churn_probability``, ``predicted_value``, ``recency_days``,
-        ``tenure_days``, ``gap_mean_days``, ``frequency``, ``monetary_total``
-        (or, without a reference, ready ``r_score``, ``f_score``, ``m_score``).
+        ``tenure_days``, ``gap_mean_days``, ``frequency``, ``monetary_total``;
+        without a reference, ready ``r_score``, ``f_score``, ``m_score`` are
+        used when all three are present.
     policy : Policy
         Thresholds and actions.
     churn_horizon_days : float
@@ -487,8 +565,9 @@ def decide(
     reference : dict, optional
         The training population (:func:`reference_distribution`). With it, value
         tiers cut at the reference's predicted-value quantiles and RFM scores rank
-        against it, so a customer's decisions do not depend on the batch. Without
-        it, tiers are shares of this frame and its own r/f/m scores are used.
+        against it (:func:`rfm_scores`), so a customer's decisions do not depend on
+        the batch. Without it, tiers are shares of this frame and RFM scores rank
+        against the frame itself (same definition, this frame as the population).
 
     Returns
     -------
@@ -496,12 +575,35 @@ def decide(
         A copy with ``value_tier``, ``risk_band``, ``lifecycle_stage``,
         ``rfm_segment``, ``action`` and ``expected_net_gain`` (computed by
         :func:`decide_columns`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from churnclv.decisions import decide, load_policy
+    >>> scored = pd.DataFrame({
+    ...     "customer_id": ["a", "b", "c"],
+    ...     "churn_probability": [0.9, 0.2, 0.7],
+    ...     "predicted_value": [400.0, 50.0, 120.0],
+    ...     "recency_days": [80.0, 5.0, 40.0],
+    ...     "tenure_days": [400.0, 300.0, 30.0],
+    ...     "gap_mean_days": [20.0, 10.0, None],
+    ...     "frequency": [12, 30, 0],
+    ...     "monetary_total": [900.0, 1500.0, 60.0],
+    ... })
+    >>> out = decide(scored, load_policy(), churn_horizon_days=90)
+    >>> print(out[["customer_id", "risk_band", "lifecycle_stage", "rfm_segment", "action"]])
+      customer_id risk_band lifecycle_stage  rfm_segment           action
+    0           a      high          silent  hibernating  discount_coupon
+    1           b       low          active        loyal             none
+    2           c      high             new  hibernating   email_reminder
+    >>> out["expected_net_gain"].round(2).tolist()
+    [13.0, 0.0, 2.02]
     """
     cols = decide_columns(
         scored, policy, churn_horizon_days=churn_horizon_days, reference=reference
     )
     out = scored.copy()
-    rescored = {c: cols.pop(c) for c in ("r_score", "f_score", "m_score") if c in out and c in cols}
+    rescored = {c: cols.pop(c) for c in _RFM_SCORES if c in out and c in cols}
     if rescored:  # existing score columns in place, keeping the column order
         out = out.assign(**rescored)
     # New columns are gathered and joined once: per-column assignment dominates small frames.
@@ -536,7 +638,7 @@ def select_under_budget(
         total cost never exceeds ``budget``.
     """
     if budget is not None and (not math.isfinite(budget) or budget < 0):
-        raise InputError(f"--budget must be a non-negative number, got {budget}")
+        raise InputError(f"budget must be a non-negative number, got {budget}")
     out = decided.copy()
     if "action_cost" not in out or "expected_saved_value" not in out:
         # Frames decided elsewhere (older score files): gain = saved value - cost.
