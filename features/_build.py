@@ -182,16 +182,14 @@ def rfm_summary(
     --------
     >>> import pandas as pd
     >>> from churnclv.features import rfm_summary
-    >>> tx = pd.DataFrame({
-    ...     "customer_id": ["a", "a", "b"],
-    ...     "ts": pd.to_datetime(["2024-01-05", "2024-02-10", "2024-02-20"]),
-    ...     "amount": [30.0, 20.0, 15.0],
-    ... })
-    >>> rfm = rfm_summary(tx, observation_period_end="2024-03-01")
-    >>> print(rfm[["customer_id", "tenure_days", "frequency", "monetary_mean"]])
-      customer_id  tenure_days  frequency  monetary_mean
-    0           a         56.0          1           25.0
-    1           b         10.0          0           15.0
+    >>> days = pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-21", "2024-02-01"])
+    >>> tx = pd.DataFrame({"customer_id": ["x", "x", "x", "y"], "ts": days})
+    >>> tx["amount"] = [10.0, 5.0, 30.0, 8.0]
+    >>> rfm = rfm_summary(tx, observation_period_end="2024-02-11")
+    >>> print(rfm[["customer_id", "tenure_days", "frequency", "n_purchases", "monetary_mean"]])
+      customer_id  tenure_days  frequency  n_purchases  monetary_mean
+    0           x         41.0          1            3           22.5
+    1           y         10.0          0            1            8.0
     """
     cut = cutoff_frame(observation_period_end)
     frames, _, _ = input_relations(transactions, None, None, cut)
@@ -300,11 +298,9 @@ def build_labels(
     --------
     >>> import pandas as pd
     >>> from churnclv.features import build_labels
-    >>> tx = pd.DataFrame({
-    ...     "customer_id": ["a", "a", "b"],
-    ...     "ts": pd.to_datetime(["2024-01-05", "2024-04-01", "2024-02-20"]),
-    ...     "amount": [30.0, 25.0, 15.0],
-    ... })
+    >>> rows = [("a", "2024-01-05", 30.0), ("a", "2024-04-01", 25.0), ("b", "2024-02-20", 15.0)]
+    >>> tx = pd.DataFrame(rows, columns=["customer_id", "ts", "amount"])
+    >>> tx["ts"] = pd.to_datetime(tx["ts"])
     >>> keys = pd.DataFrame({"customer_id": ["a", "b"], "as_of": pd.Timestamp("2024-03-01")})
     >>> print(build_labels(tx, keys, churn_horizon_days=90, value_horizon_days=365))
       customer_id      as_of  churned  future_value

@@ -31,8 +31,8 @@ _DAY_BITMAP_BUDGET = 1 << 30
 def connect() -> duckdb.DuckDBPyConnection:
     """A new connection (close it) to this process's in-memory DuckDB database.
 
-    The database is opened on first use and shared: opening one costs about
-    12 ms, a connection to it well under 1 ms. Relations registered on a
+    The database is opened on first use and shared: a connection (cursor) to
+    it is much cheaper than opening a database. Relations registered on a
     connection are visible to that connection only.
     """
     with _DATABASE_LOCK:

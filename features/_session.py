@@ -155,10 +155,9 @@ class FeatureSession:
     """The feature definition on long-lived connections, run per batch.
 
     Small batches (at most ``sqlite_max_rows`` transaction + event rows) run
-    on SQLite, whose compiled statement is reused: DuckDB re-plans the query
-    on every call, about 13 ms of CPU even for one customer, against about
-    2 ms on SQLite. Larger batches run on DuckDB, whose vectorised engine wins
-    from a few thousand rows on (``benchmarks/serve.py`` measures both). The
+    on SQLite, whose compiled statement is reused, while DuckDB re-plans the
+    query on every call. Larger batches run on DuckDB, whose vectorised engine
+    wins from a few thousand rows on (``benchmarks/serve.py`` measures both). The
     DuckDB inputs live in temp tables that each call refills; calls are
     serialised by a lock. Either way the output equals
     :func:`churnclv.features.build_features` on the same frames with the same
@@ -201,25 +200,22 @@ class FeatureSession:
             f"CREATE TEMP TABLE customers (customer_id VARCHAR, signup_ts TIMESTAMP{static_ddl})"
         )
         con.execute("CREATE TEMP TABLE cutoffs (cutoff TIMESTAMP)")
-        sql = feature_sql(
-            with_events=True,
-            event_types=event_types,
-            static_columns=self.static_columns,
-            with_signup=True,
-        )
-        con.execute("PREPARE churnclv_features AS " + sql)
+
+        def sql(dialect: str) -> str:
+            return feature_sql(
+                with_events=True,
+                event_types=event_types,
+                static_columns=self.static_columns,
+                with_signup=True,
+                dialect=dialect,
+            )
+
+        con.execute("PREPARE churnclv_features AS " + sql("duckdb"))
         self._con = con
         con.execute("INSERT INTO cutoffs VALUES ('2000-01-01')")
         dtypes = dict(con.execute("EXECUTE churnclv_features").df().dtypes)
         con.execute("DELETE FROM cutoffs")
-        lite_sql = feature_sql(
-            with_events=True,
-            event_types=event_types,
-            static_columns=self.static_columns,
-            with_signup=True,
-            dialect="sqlite",
-        )
-        self._lite = SQLiteFeatures(lite_sql, self.static_columns, dtypes)
+        self._lite = SQLiteFeatures(sql("sqlite"), self.static_columns, dtypes)
         self.calls = {"sqlite": 0, "duckdb": 0}
 
     def features(
@@ -239,7 +235,7 @@ class FeatureSession:
             con.execute("BEGIN")
             try:
                 # DuckDB replacement scans read these locals by name (DuckDB still re-binds
-                # the prepared statement on every EXECUTE: measured, hence SQLite above).
+                # the prepared statement on every EXECUTE, hence SQLite for small batches).
                 _tx, _ev, _cust, _cut = transactions, events, customers, cut
                 for table, local in (
                     ("transactions", "_tx"),

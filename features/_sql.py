@@ -11,6 +11,10 @@ The text is rendered for a :class:`~churnclv.features._dialect.Dialect`
 (``"duckdb"``, ``"spark"`` or ``"sqlite"``); only epoch seconds, identifier
 quoting and the two-argument maximum differ, everything else is the common
 subset of the dialects.
+
+The module is longer than ~500 lines on purpose: it is the one definition of
+the vector (direct and bucketed forms, RFM subset, labels), kept in one file
+so that every column's SQL can be read and changed in one place.
 """
 
 from __future__ import annotations

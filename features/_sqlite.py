@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,10 @@ __all__ = ["SQLiteFeatures", "epoch_seconds"]
 
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+#: Rows of one input table in its SQLite layout.
+_Rows: TypeAlias = Iterable[tuple[Any, ...]]
 
 
 def epoch_seconds(value: datetime) -> float:
@@ -153,11 +157,7 @@ class SQLiteFeatures:
         return tx_rows, ev_rows, cust_rows
 
     def run_rows(
-        self,
-        transactions: Iterable[tuple[Any, ...]],
-        events: Iterable[tuple[Any, ...]],
-        customers: Iterable[tuple[Any, ...]],
-        cutoffs: Sequence[pd.Timestamp],
+        self, transactions: _Rows, events: _Rows, customers: _Rows, cutoffs: Sequence[pd.Timestamp]
     ) -> pd.DataFrame:
         """:meth:`run` on rows already in the tables' layout (no input frames to build).
 
@@ -171,11 +171,7 @@ class SQLiteFeatures:
         return pd.DataFrame(self.run_columns(transactions, events, customers, cutoffs))
 
     def run_columns(
-        self,
-        transactions: Iterable[tuple[Any, ...]],
-        events: Iterable[tuple[Any, ...]],
-        customers: Iterable[tuple[Any, ...]],
-        cutoffs: Sequence[pd.Timestamp],
+        self, transactions: _Rows, events: _Rows, customers: _Rows, cutoffs: Sequence[pd.Timestamp]
     ) -> dict[str, Any]:
         """:meth:`run_rows`' columns as arrays of the result dtypes, without the frame.
 

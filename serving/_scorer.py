@@ -87,7 +87,7 @@ class OnlineScorer:
         """Records for a feature frame or column arrays: the batch path's model step,
         decisions and reasons (:func:`~churnclv.serving._batch.predict`,
         :func:`~churnclv.decisions.decide_columns`, :func:`reasons`), with no frame
-        built on the way (most of a one-customer call's cost was frame overhead)."""
+        built on the way (frame overhead dominates a one-customer call)."""
 
         champion = self.champion
         feats, x_churn, p, v = predict(feats, champion)
