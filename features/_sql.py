@@ -11,6 +11,10 @@ The text is rendered for a :class:`~churnclv.features._dialect.Dialect`
 (``"duckdb"``, ``"spark"`` or ``"sqlite"``); only epoch seconds, identifier
 quoting and the two-argument maximum differ, everything else is the common
 subset of the dialects.
+
+The module is longer than ~500 lines on purpose: it is the one definition of
+the vector (direct and bucketed forms, RFM subset, labels), kept in one file
+so that every column's SQL can be read and changed in one place.
 """
 
 from __future__ import annotations
@@ -69,6 +73,25 @@ tx AS (
     SELECT customer_id, {d.epoch("ts")} AS es, amount, {_day(d, "ts")} AS day
     FROM transactions
 ),"""
+
+
+def _rfm_columns(ce: str, first: str, last: str, n_days: str) -> str:
+    """The RFM columns of the vector, defined once for :func:`feature_sql` and :func:`rfm_sql`.
+
+    ``ce``, ``first`` and ``last`` are the epoch seconds of the cutoff and of
+    the first and last purchase, ``n_days`` the purchase days; the aggregate
+    relation is ``a`` (``n_purchases``, ``monetary_total``).
+    """
+    return ",\n    ".join(
+        [
+            f"({ce} - {last}) / {_DAY} AS recency_days",
+            f"({ce} - {first}) / {_DAY} AS tenure_days",
+            f"{n_days} - 1 AS frequency",
+            "a.n_purchases",
+            "a.monetary_total",
+            f"a.monetary_total / {n_days} AS monetary_mean",
+        ]
+    )
 
 
 def _active_days() -> str:
@@ -425,12 +448,7 @@ base AS (
 SELECT
     a.customer_id,
     a.cutoff AS as_of,
-    (a.ce - a.last_es) / {_DAY} AS recency_days,
-    (a.ce - a.first_es) / {_DAY} AS tenure_days,
-    gp.n_days - 1 AS frequency,
-    a.n_purchases,
-    a.monetary_total,
-    a.monetary_total / gp.n_days AS monetary_mean,
+    {_rfm_columns("a.ce", "a.first_es", "a.last_es", "gp.n_days")},
     a.returns_count,
     a.returns_total,
     {", ".join(win_cols)},
@@ -449,16 +467,7 @@ LEFT JOIN gaps gp ON gp.customer_id = a.customer_id AND gp.cutoff = a.cutoff
 )
 SELECT
     b.*,
-    CASE WHEN b.gap_mean_days > 0 THEN b.recency_days / b.gap_mean_days END AS overdue_ratio,
-    CAST(ceil(5 * cume_dist() OVER (
-             PARTITION BY b.as_of ORDER BY b.recency_days DESC NULLS LAST))
-         AS INTEGER) AS r_score,
-    CAST(ceil(5 * cume_dist() OVER (
-             PARTITION BY b.as_of ORDER BY b.frequency NULLS LAST))
-         AS INTEGER) AS f_score,
-    CAST(ceil(5 * cume_dist() OVER (
-             PARTITION BY b.as_of ORDER BY round(b.monetary_total, 6) NULLS LAST))
-         AS INTEGER) AS m_score
+    CASE WHEN b.gap_mean_days > 0 THEN b.recency_days / b.gap_mean_days END AS overdue_ratio
 FROM base b
 ORDER BY b.as_of, b.customer_id
 """
@@ -538,12 +547,7 @@ agg AS (
     HAVING count(r.p_when) > 0
 )
 SELECT a.customer_id, {as_of} AS as_of,
-       ({ce} - {last}) / {_DAY} AS recency_days,
-       ({ce} - {first}) / {_DAY} AS tenure_days,
-       a.n_days - 1 AS frequency,
-       a.n_purchases,
-       a.monetary_total,
-       a.monetary_total / a.n_days AS monetary_mean
+       {_rfm_columns(ce, first, last, "a.n_days")}
 FROM agg a
 ORDER BY {order}
 """

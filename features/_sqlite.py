@@ -5,7 +5,7 @@ not: about 13 ms of CPU for one customer, of which execution is about 2 ms.
 SQLite compiles the same text once per connection (Python's statement cache)
 and computes one 150-row history in about 1 ms, but it has no vectorised
 engine and costs about 0.5 ms more per such customer, so it pays only for
-small inputs. :class:`~churnclv.serving._online.FeatureSession` sends batches
+small inputs. :class:`~churnclv.features._session.FeatureSession` sends batches
 up to a row threshold here and larger ones to DuckDB.
 
 Timestamps are loaded as epoch seconds (``microseconds / 1e6``, the double
@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,10 @@ __all__ = ["SQLiteFeatures", "epoch_seconds"]
 
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+#: Rows of one input table in its SQLite layout.
+_Rows: TypeAlias = Iterable[tuple[Any, ...]]
 
 
 def epoch_seconds(value: datetime) -> float:
@@ -153,11 +157,7 @@ class SQLiteFeatures:
         return tx_rows, ev_rows, cust_rows
 
     def run_rows(
-        self,
-        transactions: Iterable[tuple[Any, ...]],
-        events: Iterable[tuple[Any, ...]],
-        customers: Iterable[tuple[Any, ...]],
-        cutoffs: Sequence[pd.Timestamp],
+        self, transactions: _Rows, events: _Rows, customers: _Rows, cutoffs: Sequence[pd.Timestamp]
     ) -> pd.DataFrame:
         """:meth:`run` on rows already in the tables' layout (no input frames to build).
 
@@ -171,11 +171,7 @@ class SQLiteFeatures:
         return pd.DataFrame(self.run_columns(transactions, events, customers, cutoffs))
 
     def run_columns(
-        self,
-        transactions: Iterable[tuple[Any, ...]],
-        events: Iterable[tuple[Any, ...]],
-        customers: Iterable[tuple[Any, ...]],
-        cutoffs: Sequence[pd.Timestamp],
+        self, transactions: _Rows, events: _Rows, customers: _Rows, cutoffs: Sequence[pd.Timestamp]
     ) -> dict[str, Any]:
         """:meth:`run_rows`' columns as arrays of the result dtypes, without the frame.
 

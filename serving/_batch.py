@@ -1,18 +1,16 @@
-"""Batch scoring: features as of a date -> champion models -> decisions."""
+"""Batch scoring: feature rows -> champion models -> decisions and reasons."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from churnclv._errors import InputError
-from churnclv._io import InputTables
+from churnclv._reasons import reasons
 from churnclv.decisions import Policy, decide, select_under_budget
-from churnclv.features import build_features
 from churnclv.training import Champion
 from churnclv.training._model import Columns
 
-__all__ = ["SCORE_COLUMNS", "predict", "score", "score_features"]
+__all__ = ["SCORE_COLUMNS", "predict", "score_features"]
 
 #: The feature columns score_features carries into decisions and its output.
 _DECISION_COLUMNS = frozenset(
@@ -24,9 +22,6 @@ _DECISION_COLUMNS = frozenset(
         "gap_mean_days",
         "frequency",
         "monetary_total",
-        "r_score",
-        "f_score",
-        "m_score",
     }
 )
 
@@ -98,8 +93,6 @@ def score_features(
     scored = select_under_budget(scored, policy, budget)
     extra = ["as_of", "model_version", "selected", "action_cost", "expected_saved_value"]
     if with_reasons:
-        from churnclv.serving._online import reasons  # lazy: _online imports this module
-
         why = reasons(features, champion.churn.contributions(features, x_churn))
         scored["reasons"] = ["; ".join(r["text"] for r in items) for items in why]
         extra.append("reasons")
@@ -107,27 +100,3 @@ def score_features(
     if with_reasons:
         out.attrs["reasons_detail"] = why  # structured reasons, for the service's JSON
     return out
-
-
-def score(
-    tables: InputTables,
-    *,
-    as_of: pd.Timestamp | str,
-    champion: Champion,
-    policy: Policy,
-    engine: str = "duckdb",
-    budget: float | None = None,
-) -> pd.DataFrame:
-    """Score every customer with a purchase before ``as_of``.
-
-    Rows at or after ``as_of`` are ignored. Raises :class:`InputError` when no
-    customer has a purchase before ``as_of``.
-    """
-    as_of = pd.Timestamp(as_of)
-    feats = build_features(
-        tables.transactions, tables.events, tables.customers, as_of=as_of, engine=engine
-    )
-    if feats.empty:
-        first = tables.transactions["ts"].min()
-        raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
-    return score_features(feats, champion, policy, budget=budget)

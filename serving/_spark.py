@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnclv._errors import InputError
-from churnclv._io import InputTables
+from churnclv._io import InputTables, check_as_of
 from churnclv.decisions import Policy
 from churnclv.features import finish_features, spark_features
 from churnclv.serving._batch import score_features
@@ -71,6 +70,8 @@ def score_spark(
     pandas.DataFrame
         The columns of :func:`churnclv.serving.score`, one row per customer in
         the same order; equal to the DuckDB path's result up to float rounding.
+        Every customer is ``selected`` whose action pays (no budget here:
+        :func:`churnclv.serving.score` applies one).
 
     Raises
     ------
@@ -83,6 +84,7 @@ def score_spark(
     from churnclv.features._spark import get_spark, quiet_pandas_warnings, to_pandas
 
     as_of = pd.Timestamp(as_of)
+    check_as_of(tables.transactions, as_of)
     feats, static = spark_features(
         tables.transactions, tables.events, tables.customers, as_of=as_of
     )
@@ -97,9 +99,6 @@ def score_spark(
         rows = finish_features(to_pandas(predicted), static)
     finally:
         models.unpersist()
-    if rows.empty:
-        first = tables.transactions["ts"].min()
-        raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
     predictions = (
         rows["churn_probability"].to_numpy(float),
         rows["predicted_value"].to_numpy(float),

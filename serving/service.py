@@ -1,4 +1,4 @@
-"""The BentoML 1.4 service (DESIGN §8): a thin shell over :mod:`churnclv.serving._online`.
+"""The BentoML 1.4 service (DESIGN §8): a thin shell over :mod:`churnclv.serving._state`.
 
 Run it with ``churnclv serve`` (which sets ``CHURNCLV_WORKDIR``,
 ``CHURNCLV_TRACKING_URI`` and ``CHURNCLV_POLICY``) or
@@ -44,15 +44,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from churnclv._errors import InputError
 from churnclv.serving._bentoml_fixes import cancel_timeout_timers, quiet_client_errors
-from churnclv.serving._online import (
+from churnclv.serving._requests import (
     MAX_LOOKUP_IDS,
     CustomerIn,
     RequestError,
-    ServingState,
-    _redact,
     validate_customers,
 )
-from churnclv.serving._online import logger as _online_logger
+from churnclv.serving._state import ServingState
+from churnclv.serving._state import logger as _online_logger
+from churnclv.serving._state import redact as _redact
 
 __all__ = ["ApiKeyMiddleware", "ChurnService"]
 

@@ -55,18 +55,6 @@ def _utc_day(ts: pd.Series) -> pd.Series:
     return ts.dt.floor("D")
 
 
-def _score(values: pd.Series, *, descending: bool) -> pd.Series:
-    """``ceil(5 * cume_dist)`` with peers (equal values) sharing the highest position."""
-    n = len(values)
-    v = values.to_numpy()
-    if descending:
-        at_or_before = np.array([(v >= x).sum() for x in v])
-    else:
-        at_or_before = np.array([(v <= x).sum() for x in v])
-    # exact integer ceil(5 * k / n)
-    return pd.Series(-(-5 * at_or_before // n), index=values.index, dtype="int64")
-
-
 def _per_customer(index: pd.Index, series: pd.Series, fill: float | int) -> pd.Series:
     """Align a per-customer aggregate on ``index``; customers without rows get ``fill``."""
     out = series.reindex(index).fillna(fill)
@@ -183,9 +171,6 @@ def _one_cutoff(
     out["overdue_ratio"] = (out["recency_days"] / out["gap_mean_days"]).where(
         out["gap_mean_days"] > 0
     )
-    out["r_score"] = _score(out["recency_days"], descending=True)
-    out["f_score"] = _score(out["frequency"], descending=False)
-    out["m_score"] = _score(out["monetary_total"].round(6), descending=False)
     return out.reset_index()
 
 

@@ -55,10 +55,10 @@ def test_no_budget_selects_every_paying_action(scores: pd.DataFrame) -> None:
 
 
 def test_negative_budget_is_an_input_error(scores: pd.DataFrame) -> None:
-    """A negative budget is refused with a message naming --budget."""
+    """A negative budget is refused with a message naming the budget."""
     from churnclv import InputError
 
-    with pytest.raises(InputError, match="--budget"):
+    with pytest.raises(InputError, match="budget must be"):
         select_under_budget(scores, load_policy(), -1.0)
 
 

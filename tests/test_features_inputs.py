@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnclv import features
 from churnclv._errors import InputError
 from churnclv._generate import SyntheticData, generate
-from churnclv.features import build_features, rfm_summary
+from churnclv.features import _build, _engines, _inputs, build_features, rfm_summary
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +77,12 @@ def test_rfm_summary_equals_the_rfm_columns_of_the_full_vector(
 ) -> None:
     """rfm_summary gives exactly build_features' RFM columns, at one cutoff and at several."""
     if day_count == "count-distinct":
-        monkeypatch.setattr(features, "_DAY_BITMAP_BUDGET", 0)
+        monkeypatch.setattr(_engines, "_DAY_BITMAP_BUDGET", 0)
     tx: pd.DataFrame | Path = data.transactions
     if source == "parquet":
         tx = tmp_path / "tx.parquet"
         data.transactions.to_parquet(tx, index=False)
-    span = features._day_span(features._relation(tx, ["ts"], "transactions"), 2)
+    span = _engines.day_span(_inputs.relation(tx, ["ts"], "transactions"), 2)
     assert (span is None) == (day_count == "count-distinct")
     cutoffs = [data.as_of - pd.Timedelta(days=200, hours=7), data.as_of][-n_cutoffs:]
     full = build_features(data.transactions, as_of=cutoffs)
@@ -168,13 +167,13 @@ def test_rfm_summary_one_cutoff_is_exact_to_the_microsecond(offset_us: int) -> N
 def test_small_category_conversion_equals_astype(values: list[object], dtype: str) -> None:
     """The direct category build of small static columns equals astype("category")."""
     s = pd.Series(values, dtype=dtype, name="plan")
-    pd.testing.assert_series_equal(features._as_category(s), s.astype("category"))
+    pd.testing.assert_series_equal(_build._as_category(s), s.astype("category"))
 
 
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
 @pytest.mark.parametrize("with_nat", [False, True], ids=["complete", "with NaT"])
 def test_day_span_is_the_floored_day_numbers_of_the_extremes(unit: str, with_nat: bool) -> None:
-    """_day_span gives the first and last UTC day numbers, flooring before 1970, NaT skipped."""
+    """day_span gives the first and last UTC day numbers, flooring before 1970, NaT skipped."""
     stamps = ["1969-12-31 23:59:59", "2021-06-30 12:00:00", *(["NaT"] if with_nat else [])]
     frame = pd.DataFrame({"ts": np.array(stamps, dtype=f"datetime64[{unit}]")})
-    assert features._day_span(frame, 1) == (-1, 18808)
+    assert _engines.day_span(frame, 1) == (-1, 18808)

@@ -209,20 +209,21 @@ def test_engine_matches_oracle_multi_cutoff(
 
 def test_bucketed_and_direct_forms_give_identical_frames(synthetic: SyntheticData) -> None:
     """At midnight cutoffs the bucketed SQL gives the direct SQL's frame, dtypes included."""
-    from churnclv.features import _bucket_maps, _cutoff_frame, _duckdb_query, _inputs
+    from churnclv.features._engines import duckdb_query
+    from churnclv.features._inputs import bucket_maps, cutoff_frame, input_relations
     from churnclv.features._sql import feature_sql
 
     d = synthetic
-    cut = _cutoff_frame([d.as_of - pd.Timedelta(days=k) for k in (0, 30, 60, 90, 365)])
-    frames, static, with_signup = _inputs(d.transactions, d.events, d.customers, cut)
-    buckets = _bucket_maps(cut)
+    cut = cutoff_frame([d.as_of - pd.Timedelta(days=k) for k in (0, 30, 60, 90, 365)])
+    frames, static, with_signup = input_relations(d.transactions, d.events, d.customers, cut)
+    buckets = bucket_maps(cut)
     assert set(buckets) == {"tx_buckets", "ev_buckets"}
 
     def run(bucketed: bool) -> pd.DataFrame:
         sql = feature_sql(
             with_events=True, static_columns=static, with_signup=with_signup, bucketed=bucketed
         )
-        return _duckdb_query({**frames, **buckets}, sql)
+        return duckdb_query({**frames, **buckets}, sql)
 
     direct, bucketed = run(False), run(True)
     assert len(direct) > 1000

@@ -10,7 +10,8 @@ import pytest
 
 from churnclv.decisions import load_policy
 from churnclv.serving._batch import score_features
-from churnclv.serving._online import CustomerIn, OnlineScorer
+from churnclv.serving._requests import CustomerIn
+from churnclv.serving._scorer import OnlineScorer
 from churnclv.training import load_champion, tracking_uri_for
 
 AS_OF = datetime(2024, 1, 1)
@@ -92,7 +93,7 @@ def _feature_rows(demo_workdir: Path, n: int) -> list[dict[str, object]]:
 
 def _numeric_column(scorer: OnlineScorer) -> str:
     """A numeric model input that may be null (not one of the decisions' inputs)."""
-    from churnclv.serving._online import DECISION_INPUTS
+    from churnclv.serving._requests import DECISION_INPUTS
 
     categorical = set(scorer.champion.churn.categories_) | set(scorer.champion.value.categories_)
     return next(
@@ -114,7 +115,7 @@ def test_feature_rows_reject_non_numbers_naming_the_row(
     demo_workdir: Path, scorer: OnlineScorer, values: list[object], bad_row: int
 ) -> None:
     """A numeric column holding booleans, strings or lists is rejected, naming row and column."""
-    from churnclv.serving._online import RequestError
+    from churnclv.serving._requests import RequestError
 
     rows = _feature_rows(demo_workdir, 3)
     col = _numeric_column(scorer)

@@ -23,17 +23,14 @@ pytest.importorskip("bentoml")
 from starlette.testclient import TestClient
 
 from churnclv._io import InputTables
+from churnclv._reasons import reason_text
 from churnclv.cli import main
 from churnclv.decisions import load_policy
 from churnclv.features import build_features
+from churnclv.features._session import FeatureSession, canonical_frames
 from churnclv.serving import score
-from churnclv.serving._online import (
-    CustomerIn,
-    FeatureSession,
-    MicroBatcher,
-    canonical_frames,
-    reason_text,
-)
+from churnclv.serving._batcher import MicroBatcher
+from churnclv.serving._requests import CustomerIn
 from churnclv.training import load_champion, tracking_uri_for
 
 AS_OF = pd.Timestamp("2024-01-01")
@@ -336,7 +333,7 @@ def test_lookup_lists_missing_ids(client: TestClient, tables: InputTables):
 
 def test_lookup_reloads_a_changed_snapshot(svc_workdir: Path, tmp_path: Path):
     """A rewritten scores.parquet is picked up without a restart."""
-    from churnclv.serving._online import ScoresSnapshot
+    from churnclv.serving._snapshot import ScoresSnapshot
 
     path = tmp_path / "scores.parquet"
     pd.DataFrame({"customer_id": ["a"], "churn_probability": [0.1]}).to_parquet(path)
@@ -364,7 +361,7 @@ def test_missing_champion_is_not_ready_and_answers_503(client: TestClient, tmp_p
     """Without a champion the service starts, /readyz is 503 and prediction routes answer 503."""
     import bentoml
 
-    from churnclv.serving._online import ServingState
+    from churnclv.serving._state import ServingState
 
     svc = bentoml.get_current_service()
     empty = ServingState.from_env({"CHURNCLV_WORKDIR": str(tmp_path)})
@@ -388,7 +385,7 @@ def test_corrupted_champion_is_retried_until_it_loads(
 ):
     """A champion whose artifact cannot be unpickled leaves the state not ready with one log
     line; the background retry loads it once the artifact is repaired, without a restart."""
-    from churnclv.serving._online import ServingState
+    from churnclv.serving._state import ServingState
     from churnclv.serving.service import _log_not_loaded, _retry_load
 
     pickles = sorted((svc_workdir / "mlartifacts").rglob("python_model.pkl"))

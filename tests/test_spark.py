@@ -176,7 +176,7 @@ def test_real_data_matches_duckdb(spark: object) -> None:
 def test_score_spark_matches_duckdb_scoring(tmp_path: Path, spark: object) -> None:
     """Scoring on Spark (features and models on executors) equals DuckDB scoring to 1e-6."""
     from churnclv.cli import main
-    from churnclv.decisions import load_policy
+    from churnclv.decisions import load_policy, select_under_budget
     from churnclv.serving import score
     from churnclv.serving._spark import score_spark
     from churnclv.training import load_champion, tracking_uri_for
@@ -195,3 +195,9 @@ def test_score_spark_matches_duckdb_scoring(tmp_path: Path, spark: object) -> No
     got = score_spark(tables, as_of=as_of, champion=champion, policy=policy)
     assert len(duck) > 500
     _assert_same(duck, got)
+    # score(engine="spark") is score_spark plus the budget selection (the CLI's --engine spark)
+    via_score = score(
+        tables, as_of=as_of, champion=champion, policy=policy, engine="spark", budget=50.0
+    )
+    _assert_same(select_under_budget(got, policy, 50.0), via_score)
+    assert 0 < via_score["selected"].sum() < (via_score["action"] != "none").sum()

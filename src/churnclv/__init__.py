@@ -27,8 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from churnclv._io import ColumnMap, InputTables, load_inputs
     from churnclv.decisions import Policy, decide, load_policy, rfm_segment
     from churnclv.features import build_features, build_labels, rfm_summary
-    from churnclv.serving import score
-    from churnclv.serving._online import CustomerIn, OnlineScorer, validate_customers
+    from churnclv.serving import CustomerIn, OnlineScorer, score, validate_customers
     from churnclv.training import (
         BetaGeoFitter,
         Champion,
@@ -62,9 +61,9 @@ _OWNERS: dict[str, str] = {
     "load_bundle": "churnclv.training",
     "champion_from_uri": "churnclv.training",
     "score": "churnclv.serving",
-    "OnlineScorer": "churnclv.serving._online",
-    "CustomerIn": "churnclv.serving._online",
-    "validate_customers": "churnclv.serving._online",
+    "OnlineScorer": "churnclv.serving",
+    "CustomerIn": "churnclv.serving",
+    "validate_customers": "churnclv.serving",
     "stack_btyd": "churnclv.training._hybrid",
     "decide": "churnclv.decisions",
     "load_policy": "churnclv.decisions",

@@ -26,6 +26,7 @@ __all__ = [
     "InputTables",
     "LoadReport",
     "atomic_write_parquet",
+    "check_as_of",
     "load_customers",
     "load_events",
     "load_inputs",
@@ -472,3 +473,53 @@ def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], object]) 
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def check_as_of(
+    transactions: pd.DataFrame,
+    as_of: pd.Timestamp | str,
+    *,
+    source: str | os.PathLike[str] | None = None,
+) -> None:
+    """Check that some purchase (``amount > 0``) lies before ``as_of``.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame
+        ``ts`` and ``amount`` columns (the canonical transactions).
+    as_of : timestamp or str
+        The cutoff.
+    source : str or path, optional
+        The transactions file; the message then names it and the column.
+
+    Raises
+    ------
+    InputError
+        When no purchase is before ``as_of`` (the message gives the first one).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> tx = pd.DataFrame({"ts": pd.to_datetime(["2024-03-01"]), "amount": [5.0]})
+    >>> check_as_of(tx, "2024-06-01")
+    >>> check_as_of(tx, "2024-01-01")
+    Traceback (most recent call last):
+    ...
+    churnclv._errors.InputError: as_of 2024-01-01 00:00:00 is before all purchases (first transaction 2024-03-01 00:00:00)
+    >>> check_as_of(tx, "2024-01-01", source="tx.csv")
+    Traceback (most recent call last):
+    ...
+    churnclv._errors.InputError: transactions file tx.csv: as_of 2024-01-01 is before all data (column 'ts': first purchase 2024-03-01 00:00:00)
+    """  # noqa: E501
+    as_of = pd.Timestamp(as_of)
+    purchases = transactions.loc[transactions["amount"] > 0, "ts"]
+    if not (purchases.empty or purchases.min() >= as_of):
+        return
+    if source is None:
+        first = transactions["ts"].min()
+        raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
+    first = purchases.min() if not purchases.empty else transactions["ts"].min()
+    raise InputError(
+        f"transactions file {os.fspath(source)}: as_of {as_of.date()} is before all data "
+        f"(column 'ts': first purchase {first})"
+    )

@@ -1,25 +1,22 @@
 """Predictions to decisions (DESIGN §6): tiers, bands, stages, segments, actions.
 
 Pure functions over a frame of predictions and RFM features; every threshold,
-action, cost and uplift comes from a :class:`Policy` read from YAML. This module
+action, cost and uplift comes from a :class:`Policy` read from YAML
+(:func:`load_policy`, implemented in :mod:`churnclv._policy`). This module
 imports neither BentoML nor MLflow.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from churnclv._errors import InputError
+from churnclv._policy import RFM_SEGMENTS, Action, Policy, load_policy
 
 __all__ = [
     "LIFECYCLE_STAGES",
@@ -39,215 +36,11 @@ __all__ = [
 ]
 
 _REFERENCE_POINTS = 1001
+_RFM_SCORES = ("r_score", "f_score", "m_score")
 
 VALUE_TIERS = ("high", "medium", "low")
 RISK_BANDS = ("high", "medium", "low")
 LIFECYCLE_STAGES = ("new", "active", "silent", "churned")
-RFM_SEGMENTS = (
-    "champions",
-    "loyal",
-    "potential_loyalist",
-    "new_customer",
-    "promising",
-    "need_attention",
-    "about_to_sleep",
-    "at_risk",
-    "cant_lose_them",
-    "hibernating",
-    "lost",
-)
-
-
-@dataclass(frozen=True)
-class Action:
-    """A retention action: what it costs and the chance it saves a would-be churner.
-
-    ``uplift_by_segment`` overrides ``uplift`` for named RFM segments;
-    ``segments``, when given, restricts the action to those segments.
-    """
-
-    name: str
-    cost: float
-    uplift: float
-    uplift_by_segment: tuple[tuple[str, float], ...] = ()
-    segments: tuple[str, ...] | None = None
-
-    def uplift_for(self, segments: np.ndarray) -> np.ndarray:
-        """The uplift of this action for each customer's segment (0 where not eligible)."""
-        up = np.full(len(segments), self.uplift, dtype=float)
-        for seg, u in self.uplift_by_segment:
-            up[segments == seg] = u
-        if self.segments is not None:
-            up[~np.isin(segments, list(self.segments))] = 0.0
-        return up
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Decision thresholds and actions (see ``default_policy.yaml``)."""
-
-    high_share: float = 0.20
-    medium_share: float = 0.30
-    risk_high: float = 0.6
-    risk_medium: float = 0.3
-    new_max_tenure_days: float = 60
-    silent_gap_multiple: float = 2.0
-    silent_default_days: float = 60
-    churned_recency_days: float | None = None
-    actions: tuple[Action, ...] = ()
-
-
-def _num(
-    raw: dict[str, Any],
-    section: str,
-    key: str,
-    src: str,
-    *,
-    lo: float,
-    hi: float,
-    allow_none: bool = False,
-) -> Any:
-    if key not in raw:
-        raise InputError(f"policy {src}: missing key '{section}.{key}'")
-    val = raw[key]
-    if val is None and allow_none:
-        return None
-    if isinstance(val, bool) or not isinstance(val, int | float) or not math.isfinite(val):
-        raise InputError(f"policy {src}: '{section}.{key}' must be a number, got {val!r}")
-    if not lo <= val <= hi:
-        raise InputError(f"policy {src}: '{section}.{key}' = {val} must be within [{lo}, {hi}]")
-    return float(val)
-
-
-def _section(doc: dict[str, Any], name: str, src: str) -> Any:
-    if name not in doc:
-        raise InputError(f"policy {src}: missing section '{name}'")
-    return doc[name]
-
-
-def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
-    """Read and validate a YAML policy; ``None`` reads the shipped default.
-
-    Raises
-    ------
-    InputError
-        Unknown or missing keys, negative costs, thresholds out of order; the
-        message names the key.
-    """
-    if path is None:
-        text = resources.files("churnclv").joinpath("default_policy.yaml").read_text()
-        src = "default"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"policy file not found: {p}")
-        text, src = p.read_text(), str(p)
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"policy {src}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(doc, dict):
-        raise InputError(f"policy {src}: expected a mapping at the top level")
-    known = {"value_tier", "risk_band", "lifecycle", "actions"}
-    for key in doc:
-        if key not in known:
-            raise InputError(
-                f"policy {src}: unknown key '{key}' (known: {', '.join(sorted(known))})"
-            )
-    sections = {}
-    for name, keys in {
-        "value_tier": {"high_share", "medium_share"},
-        "risk_band": {"high", "medium"},
-        "lifecycle": {
-            "new_max_tenure_days",
-            "silent_gap_multiple",
-            "silent_default_days",
-            "churned_recency_days",
-        },
-    }.items():
-        sec = _section(doc, name, src)
-        if not isinstance(sec, dict):
-            raise InputError(f"policy {src}: '{name}' must be a mapping")
-        for key in sec:
-            if key not in keys:
-                raise InputError(f"policy {src}: unknown key '{name}.{key}'")
-        sections[name] = sec
-    vt, rb, lc = sections["value_tier"], sections["risk_band"], sections["lifecycle"]
-    high_share = _num(vt, "value_tier", "high_share", src, lo=0, hi=1)
-    medium_share = _num(vt, "value_tier", "medium_share", src, lo=0, hi=1)
-    if high_share + medium_share > 1:
-        raise InputError(
-            f"policy {src}: 'value_tier.high_share' + 'value_tier.medium_share' exceed 1"
-        )
-    risk_high = _num(rb, "risk_band", "high", src, lo=0, hi=1)
-    risk_medium = _num(rb, "risk_band", "medium", src, lo=0, hi=1)
-    if risk_medium >= risk_high:
-        raise InputError(
-            f"policy {src}: 'risk_band.medium' ({risk_medium}) must be below "
-            f"'risk_band.high' ({risk_high})"
-        )
-    raw_actions = _section(doc, "actions", src)
-    if not isinstance(raw_actions, list):
-        raise InputError(f"policy {src}: 'actions' must be a list")
-    actions: list[Action] = []
-    for i, a in enumerate(raw_actions):
-        where = f"actions[{i}]"
-        if not isinstance(a, dict) or not {"name", "cost", "uplift"} <= set(a):
-            raise InputError(f"policy {src}: '{where}' needs the keys name, cost, uplift")
-        extra = set(a) - {"name", "cost", "uplift", "uplift_by_segment", "segments"}
-        if extra:
-            raise InputError(f"policy {src}: unknown key '{where}.{sorted(extra)[0]}'")
-        by_seg = a.get("uplift_by_segment") or {}
-        if not isinstance(by_seg, dict):
-            raise InputError(f"policy {src}: '{where}.uplift_by_segment' must be a mapping")
-        for seg in by_seg:
-            if seg not in RFM_SEGMENTS:
-                raise InputError(
-                    f"policy {src}: unknown segment '{where}.uplift_by_segment.{seg}' "
-                    f"(known: {', '.join(RFM_SEGMENTS)})"
-                )
-        segs = a.get("segments")
-        if segs is not None:
-            if not isinstance(segs, list) or not segs:
-                raise InputError(f"policy {src}: '{where}.segments' must be a non-empty list")
-            for seg in segs:
-                if seg not in RFM_SEGMENTS:
-                    raise InputError(
-                        f"policy {src}: unknown segment {seg!r} in '{where}.segments' "
-                        f"(known: {', '.join(RFM_SEGMENTS)})"
-                    )
-        name = a["name"]
-        if not isinstance(name, str) or not name or name == "none":
-            raise InputError(
-                f"policy {src}: '{where}.name' must be a non-empty name other than 'none'"
-            )
-        if any(x.name == name for x in actions):
-            raise InputError(f"policy {src}: '{where}.name' {name!r} is duplicated")
-        actions.append(
-            Action(
-                name,
-                _num(a, where, "cost", src, lo=0, hi=math.inf),
-                _num(a, where, "uplift", src, lo=0, hi=1),
-                tuple(
-                    (seg, _num(by_seg, f"{where}.uplift_by_segment", seg, src, lo=0, hi=1))
-                    for seg in by_seg
-                ),
-                tuple(segs) if segs is not None else None,
-            )
-        )
-    return Policy(
-        high_share=high_share,
-        medium_share=medium_share,
-        risk_high=risk_high,
-        risk_medium=risk_medium,
-        new_max_tenure_days=_num(lc, "lifecycle", "new_max_tenure_days", src, lo=0, hi=math.inf),
-        silent_gap_multiple=_num(lc, "lifecycle", "silent_gap_multiple", src, lo=0, hi=math.inf),
-        silent_default_days=_num(lc, "lifecycle", "silent_default_days", src, lo=0, hi=math.inf),
-        churned_recency_days=_num(
-            lc, "lifecycle", "churned_recency_days", src, lo=0, hi=math.inf, allow_none=True
-        ),
-        actions=tuple(actions),
-    )
 
 
 # (r_score range, fm_score range) -> segment; the classic RFM map, with "lost" carved out
@@ -288,7 +81,30 @@ def _segments(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def rfm_segment(r_score: int, f_score: int, m_score: int) -> str:
-    """The classic RFM segment of scores 1-5 (F and M are averaged, rounding half up)."""
+    """The classic RFM segment of scores 1-5 (F and M are averaged, rounding half up).
+
+    Parameters
+    ----------
+    r_score, f_score, m_score : int
+        Recency, frequency and monetary scores, each 1-5 (5 = most recent,
+        most frequent, highest spending; see :func:`rfm_scores`).
+
+    Returns
+    -------
+    str
+        One of :data:`RFM_SEGMENTS`.
+
+    Raises
+    ------
+    ValueError
+        When a score is outside 1-5.
+
+    Examples
+    --------
+    >>> from churnclv.decisions import rfm_segment
+    >>> rfm_segment(5, 5, 5), rfm_segment(1, 1, 1), rfm_segment(2, 3, 4)
+    ('champions', 'lost', 'at_risk')
+    """
     if not all(1 <= x <= 5 for x in (r_score, f_score, m_score)):
         raise ValueError(f"RFM scores out of range: r={r_score} f={f_score} m={m_score}")
     return str(_segments(np.array([r_score]), np.array([f_score]), np.array([m_score]))[0])
@@ -357,12 +173,16 @@ def rfm_scores(
     strictly): the most recent, most frequent, highest-spending customers get 5,
     and ties share the lower score (every one-time buyer has F = 1).
     """
-    ref = reference or {
-        k: np.sort(frame[k].to_numpy(float)).tolist()
+    ref = reference or _own_reference(frame)
+    return pd.DataFrame(_rfm_score_arrays(frame, ref), index=frame.index)
+
+
+def _own_reference(columns: Mapping[str, Any]) -> dict[str, list[float]]:
+    """The columns themselves as the RFM reference population (sorted samples)."""
+    return {
+        k: np.sort(_floats(columns[k])).tolist()
         for k in ("recency_days", "frequency", "monetary_total")
     }
-
-    return pd.DataFrame(_rfm_score_arrays(frame, ref), index=frame.index)
 
 
 def _floats(column: Any) -> np.ndarray:
@@ -401,7 +221,8 @@ def decide_columns(
     arrays ``value_tier``, ``risk_band``, ``lifecycle_stage``, ``rfm_segment``,
     ``action`` (strings), ``expected_net_gain``, ``action_cost`` and
     ``expected_saved_value``, plus ``r_score``, ``f_score`` and ``m_score``
-    when they were scored against ``reference``. No frame is built, which is
+    when they were scored (against ``reference``, or against the columns
+    themselves when neither a reference nor ready scores are given). No frame is built, which is
     what keeps the service's one-customer call cheap.
     """
     p = _floats(columns["churn_probability"])
@@ -424,7 +245,12 @@ def decide_columns(
             ["high", "medium"],
             "low",
         )
-        r, f, m = (np.asarray(columns[c]) for c in ("r_score", "f_score", "m_score"))
+        if all(c in columns for c in _RFM_SCORES):
+            r, f, m = (np.asarray(columns[c]) for c in _RFM_SCORES)
+        else:
+            rfm = _rfm_score_arrays(columns, _own_reference(columns))
+            cols.update(rfm)
+            r, f, m = (rfm[c] for c in _RFM_SCORES)
     cols["risk_band"] = np.select(
         [p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low"
     )
@@ -478,8 +304,9 @@ def decide(
     ----------
     scored : pandas.DataFrame
         ``churn_probability``, ``predicted_value``, ``recency_days``,
-        ``tenure_days``, ``gap_mean_days``, ``frequency``, ``monetary_total``
-        (or, without a reference, ready ``r_score``, ``f_score``, ``m_score``).
+        ``tenure_days``, ``gap_mean_days``, ``frequency``, ``monetary_total``;
+        without a reference, ready ``r_score``, ``f_score``, ``m_score`` are
+        used when all three are present.
     policy : Policy
         Thresholds and actions.
     churn_horizon_days : float
@@ -487,8 +314,9 @@ def decide(
     reference : dict, optional
         The training population (:func:`reference_distribution`). With it, value
         tiers cut at the reference's predicted-value quantiles and RFM scores rank
-        against it, so a customer's decisions do not depend on the batch. Without
-        it, tiers are shares of this frame and its own r/f/m scores are used.
+        against it (:func:`rfm_scores`), so a customer's decisions do not depend on
+        the batch. Without it, tiers are shares of this frame and RFM scores rank
+        against the frame itself (same definition, this frame as the population).
 
     Returns
     -------
@@ -496,12 +324,35 @@ def decide(
         A copy with ``value_tier``, ``risk_band``, ``lifecycle_stage``,
         ``rfm_segment``, ``action`` and ``expected_net_gain`` (computed by
         :func:`decide_columns`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from churnclv.decisions import decide, load_policy
+    >>> scored = pd.DataFrame({
+    ...     "customer_id": ["a", "b", "c"],
+    ...     "churn_probability": [0.9, 0.2, 0.7],
+    ...     "predicted_value": [400.0, 50.0, 120.0],
+    ...     "recency_days": [80.0, 5.0, 40.0],
+    ...     "tenure_days": [400.0, 300.0, 30.0],
+    ...     "gap_mean_days": [20.0, 10.0, None],
+    ...     "frequency": [12, 30, 0],
+    ...     "monetary_total": [900.0, 1500.0, 60.0],
+    ... })
+    >>> out = decide(scored, load_policy(), churn_horizon_days=90)
+    >>> print(out[["customer_id", "risk_band", "lifecycle_stage", "rfm_segment", "action"]])
+      customer_id risk_band lifecycle_stage  rfm_segment           action
+    0           a      high          silent  hibernating  discount_coupon
+    1           b       low          active        loyal             none
+    2           c      high             new  hibernating   email_reminder
+    >>> out["expected_net_gain"].round(2).tolist()
+    [13.0, 0.0, 2.02]
     """
     cols = decide_columns(
         scored, policy, churn_horizon_days=churn_horizon_days, reference=reference
     )
     out = scored.copy()
-    rescored = {c: cols.pop(c) for c in ("r_score", "f_score", "m_score") if c in out and c in cols}
+    rescored = {c: cols.pop(c) for c in _RFM_SCORES if c in out and c in cols}
     if rescored:  # existing score columns in place, keeping the column order
         out = out.assign(**rescored)
     # New columns are gathered and joined once: per-column assignment dominates small frames.
@@ -536,7 +387,7 @@ def select_under_budget(
         total cost never exceeds ``budget``.
     """
     if budget is not None and (not math.isfinite(budget) or budget < 0):
-        raise InputError(f"--budget must be a non-negative number, got {budget}")
+        raise InputError(f"budget must be a non-negative number, got {budget}")
     out = decided.copy()
     if "action_cost" not in out or "expected_saved_value" not in out:
         # Frames decided elsewhere (older score files): gain = saved value - cost.

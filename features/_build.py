@@ -1,0 +1,327 @@
+"""The feature, label and RFM builders behind :mod:`churnclv.features`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from churnclv._errors import InputError
+from churnclv.features import _engines
+from churnclv.features._engines import duckdb_query, spark_query, sqlite_query
+from churnclv.features._inputs import (
+    Input,
+    as_frame,
+    bucket_maps,
+    cutoff_frame,
+    input_relations,
+)
+from churnclv.features._sql import DEFAULT_EVENT_TYPES, feature_sql, label_sql, rfm_sql
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkDataFrame
+
+__all__ = [
+    "ENGINES",
+    "NON_FEATURE_COLUMNS",
+    "build_features",
+    "build_labels",
+    "feature_query",
+    "finish_features",
+    "rfm_summary",
+    "spark_features",
+]
+
+ENGINES = ("duckdb", "spark", "sqlite")
+
+
+NON_FEATURE_COLUMNS = ("customer_id", "as_of")
+
+
+def build_features(
+    transactions: Input,
+    events: Input | None = None,
+    customers: Input | None = None,
+    *,
+    as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
+    event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+    engine: str = "duckdb",
+) -> pd.DataFrame:
+    """Compute the feature frame of every customer as of one or more cutoffs.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame or path
+        ``customer_id``, ``ts``, ``amount`` (negative = return). Each input may
+        also be the path of a Parquet file with these columns: DuckDB then
+        scans it directly, so the rows never sit in pandas (the lowest peak
+        memory; ``benchmarks/features.py`` measures both).
+    events : pandas.DataFrame or path, optional
+        ``customer_id``, ``ts``, ``event_type``.
+    customers : pandas.DataFrame or path, optional
+        ``customer_id``, optional ``signup_ts`` and static attributes.
+    as_of : timestamp or sequence of timestamps
+        The cutoff(s). Only rows with ``ts < as_of`` are used.
+    event_types : sequence of str
+        Event types with their own columns.
+    engine : {"duckdb", "spark", "sqlite"}
+        The engine that runs the definition: embedded DuckDB, Apache Spark
+        (``CHURNCLV_SPARK_MASTER``, default ``local[2]``; needs pyspark and
+        Java 17+), or SQLite (no planner on the hot path: fastest for a few
+        thousand rows, slow beyond).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per customer with a purchase before the cutoff, per cutoff;
+        ``customer_id``, ``as_of`` and the feature columns, sorted by
+        ``as_of`` then ``customer_id``; every engine gives the same frame.
+
+    Raises
+    ------
+    InputError
+        For an unknown engine, or ``"spark"`` without pyspark or Java 17+.
+
+    See Also
+    --------
+    rfm_summary : The RFM columns alone.
+    build_labels : Churn and future-value labels of the same rows.
+
+    Notes
+    -----
+    R, F and M *scores* (1-5) are not features: they rank a customer against
+    a population, and decisions rank against the training reference
+    (:func:`churnclv.decisions.rfm_scores`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from churnclv.features import build_features
+    >>> tx = pd.DataFrame({
+    ...     "customer_id": ["a", "a", "b"],
+    ...     "ts": pd.to_datetime(["2024-01-05", "2024-02-10", "2024-02-20"]),
+    ...     "amount": [30.0, 20.0, 15.0],
+    ... })
+    >>> features = build_features(tx, as_of="2024-03-01")
+    >>> print(features[["customer_id", "recency_days", "frequency", "monetary_total"]])
+      customer_id  recency_days  frequency  monetary_total
+    0           a          20.0          1            50.0
+    1           b          10.0          0            15.0
+    """
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; available: {', '.join(ENGINES)}")
+    if engine != "duckdb":
+        transactions = as_frame(transactions, "transactions")
+        events = as_frame(events, "events")
+        customers = as_frame(customers, "customers")
+    cut = cutoff_frame(as_of)
+    frames, static, with_signup = input_relations(transactions, events, customers, cut)
+    sql = feature_query(frames, static, with_signup, event_types, engine)
+    if engine == "spark":
+        from churnclv.features._spark import to_pandas
+
+        out = to_pandas(spark_query(frames, sql))
+    elif engine == "sqlite":
+        out = sqlite_query(frames, sql, static, event_types, with_signup)
+    else:
+        out = duckdb_query(frames, sql)
+    return finish_features(out, static)
+
+
+def feature_query(
+    frames: dict[str, Any],
+    static: list[str],
+    with_signup: bool,
+    event_types: Sequence[str],
+    dialect: str,
+) -> str:
+    """The feature SQL for ``frames``; adds the bucket maps to ``frames`` when the bucketed
+    form applies (several midnight cutoffs, not SQLite)."""
+    buckets = bucket_maps(frames["cutoffs"]) if dialect != "sqlite" else {}
+    frames.update(buckets)
+    return feature_sql(
+        with_events="events" in frames,
+        event_types=event_types,
+        static_columns=static,
+        with_signup=with_signup,
+        dialect=dialect,
+        bucketed=bool(buckets),
+    )
+
+
+def rfm_summary(
+    transactions: Input,
+    *,
+    observation_period_end: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
+) -> pd.DataFrame:
+    """The RFM subset of the feature vector, as of one or more cutoffs (DuckDB).
+
+    The columns equal those of :func:`build_features` (``recency_days``,
+    ``tenure_days``, ``frequency`` in repeat purchase days, ``n_purchases``,
+    ``monetary_total``, ``monetary_mean``) without computing the rest: the
+    input of BG/NBD and Gamma-Gamma, in the style of ``rfm_summary`` of
+    lifetimes and PyMC-Marketing. Only rows with ``ts < observation_period_end``
+    are read.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame or path
+        ``customer_id``, ``ts``, ``amount`` (or a Parquet file of them).
+    observation_period_end : timestamp or sequence of timestamps
+        The cutoff(s).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id``, ``as_of`` and the six RFM columns, one row per
+        customer with a purchase before the cutoff, per cutoff.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from churnclv.features import rfm_summary
+    >>> days = pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-21", "2024-02-01"])
+    >>> tx = pd.DataFrame({"customer_id": ["x", "x", "x", "y"], "ts": days})
+    >>> tx["amount"] = [10.0, 5.0, 30.0, 8.0]
+    >>> rfm = rfm_summary(tx, observation_period_end="2024-02-11")
+    >>> print(rfm[["customer_id", "tenure_days", "frequency", "n_purchases", "monetary_mean"]])
+      customer_id  tenure_days  frequency  n_purchases  monetary_mean
+    0           x         41.0          1            3           22.5
+    1           y         10.0          0            1            8.0
+    """
+    cut = cutoff_frame(observation_period_end)
+    frames, _, _ = input_relations(transactions, None, None, cut)
+    one = cut["cutoff"].iloc[0] if len(cut) == 1 else None
+    if one is not None:
+        del frames["cutoffs"]  # the one cutoff is a literal in the SQL
+    sql = rfm_sql(day_span=_engines.day_span(frames["transactions"], len(cut)), cutoff=one)
+    out = duckdb_query(frames, sql)
+    out["as_of"] = out["as_of"].astype("datetime64[us]")
+    return out
+
+
+def finish_features(out: pd.DataFrame, static: Sequence[str]) -> pd.DataFrame:
+    """Give a collected feature frame the engine-independent dtypes.
+
+    ``as_of`` becomes ``datetime64[us]``, string static attributes
+    ``category``; both engines' results pass through here.
+    """
+    if out["as_of"].dtype != "datetime64[us]":
+        out["as_of"] = out["as_of"].astype("datetime64[us]")
+    for col in static:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = _as_category(out[col])
+    return out
+
+
+def _as_category(values: pd.Series) -> pd.Series:
+    """``values.astype("category")``, built directly for small columns (about 5x faster:
+    the service's one-customer batches); tested equal, dtype included."""
+    items = values.tolist() if len(values) <= 1000 else None
+    if items is None or any(not isinstance(v, str) and not pd.isna(v) for v in items):
+        return values.astype("category")
+    cats = sorted({v for v in items if isinstance(v, str)})
+    position = {v: i for i, v in enumerate(cats)}
+    codes = np.array([position.get(v, -1) if isinstance(v, str) else -1 for v in items])
+    index = pd.Index(cats, dtype=values.dtype if isinstance(values.dtype, pd.StringDtype) else None)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=index), index=values.index, name=values.name
+    )
+
+
+def spark_features(
+    transactions: pd.DataFrame,
+    events: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+    *,
+    as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
+    event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+) -> tuple[SparkDataFrame, list[str]]:
+    """The feature frame as a lazy Spark DataFrame (for work that stays on Spark).
+
+    Same arguments as :func:`build_features`. Returns the Spark DataFrame and
+    the static attribute columns (pass both to :func:`finish_features` once
+    collected).
+
+    Raises
+    ------
+    InputError
+        When pyspark or Java 17+ is missing.
+    """
+    cut = cutoff_frame(as_of)
+    transactions = as_frame(transactions, "transactions")
+    events, customers = as_frame(events, "events"), as_frame(customers, "customers")
+    frames, static, with_signup = input_relations(transactions, events, customers, cut)
+    sql = feature_query(frames, static, with_signup, event_types, "spark")
+    return spark_query(frames, sql), static
+
+
+def build_labels(
+    transactions: pd.DataFrame,
+    keys: pd.DataFrame,
+    *,
+    churn_horizon_days: float = 90,
+    value_horizon_days: float = 365,
+    engine: str = "duckdb",
+) -> pd.DataFrame:
+    """Labels for the (customer_id, as_of) rows of ``keys``.
+
+    ``churned`` is True when the customer makes no purchase in
+    ``(as_of, as_of + churn_horizon_days]``; ``future_value`` is the net sum of
+    amount in ``(as_of, as_of + value_horizon_days]``. Rows at or before
+    ``as_of`` are never read.
+
+    Parameters
+    ----------
+    transactions : pandas.DataFrame
+        ``customer_id``, ``ts``, ``amount``, including rows after the cutoffs.
+    keys : pandas.DataFrame
+        ``customer_id`` and ``as_of`` of the rows to label (e.g. a feature frame).
+    churn_horizon_days, value_horizon_days : float
+        The label windows after ``as_of``, in days (positive).
+    engine : {"duckdb", "spark"}
+        The engine that runs the label SQL.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id``, ``as_of``, ``churned`` (bool) and ``future_value``.
+
+    Raises
+    ------
+    InputError
+        For an unknown engine or a horizon that is not positive.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from churnclv.features import build_labels
+    >>> rows = [("a", "2024-01-05", 30.0), ("a", "2024-04-01", 25.0), ("b", "2024-02-20", 15.0)]
+    >>> tx = pd.DataFrame(rows, columns=["customer_id", "ts", "amount"])
+    >>> tx["ts"] = pd.to_datetime(tx["ts"])
+    >>> keys = pd.DataFrame({"customer_id": ["a", "b"], "as_of": pd.Timestamp("2024-03-01")})
+    >>> print(build_labels(tx, keys, churn_horizon_days=90, value_horizon_days=365))
+      customer_id      as_of  churned  future_value
+    0           a 2024-03-01    False          25.0
+    1           b 2024-03-01     True           0.0
+    """
+    if engine not in ("duckdb", "spark"):
+        raise InputError(f"unknown label engine {engine!r}; available: duckdb, spark")
+    if churn_horizon_days <= 0 or value_horizon_days <= 0:
+        raise InputError("horizons must be positive numbers of days")
+    frames = {
+        "transactions": transactions[["customer_id", "ts", "amount"]],
+        "keys": keys[["customer_id", "as_of"]],
+    }
+    sql = label_sql(churn_horizon_days, value_horizon_days, dialect=engine)
+    if engine == "spark":
+        from churnclv.features._spark import to_pandas
+
+        out = to_pandas(spark_query(frames, sql))
+    else:
+        out = duckdb_query(frames, sql)
+    out["as_of"] = out["as_of"].astype("datetime64[us]")
+    out["churned"] = out["churned"].astype(bool)
+    return out

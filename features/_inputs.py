@@ -1,0 +1,130 @@
+"""Input relations of the feature SQL: frames, Parquet scans, cutoffs and bucket maps."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+
+from churnclv._errors import InputError
+from churnclv.features._sql import EVENT_BUCKET_BOUNDS, TX_BUCKET_BOUNDS
+
+__all__ = [
+    "Input",
+    "Parquet",
+    "as_frame",
+    "bucket_maps",
+    "cutoff_frame",
+    "input_relations",
+    "parquet_columns",
+    "relation",
+]
+
+
+#: An input relation: a frame, or the path of a Parquet file in the canonical schema.
+Input: TypeAlias = pd.DataFrame | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Parquet:
+    """A Parquet file DuckDB scans itself (the rows never become a pandas frame)."""
+
+    path: str
+    columns: tuple[str, ...]
+
+    def sql(self) -> str:
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in self.columns)
+        return f"SELECT {cols} FROM read_parquet('{self.path.replace(chr(39), chr(39) * 2)}')"
+
+
+def parquet_columns(path: str | os.PathLike[str], what: str) -> list[str]:
+    """The column names of a Parquet input, or an InputError naming the file."""
+    src = os.fspath(path)
+    if not os.path.isfile(src):
+        raise InputError(f"{what}: no such file {src}")
+    try:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(src).names)
+    except Exception as exc:
+        raise InputError(f"{what}: {src} is not a readable Parquet file ({exc})") from None
+
+
+def as_frame(value: Input | None, what: str) -> pd.DataFrame | None:
+    """A path input read into pandas (for the engines that need frames)."""
+    if value is None or isinstance(value, pd.DataFrame):
+        return value
+    parquet_columns(value, what)
+    return pd.read_parquet(os.fspath(value))
+
+
+def relation(value: Input, columns: Sequence[str] | None, what: str) -> Any:
+    """A frame (its ``columns``) or a :class:`Parquet` scan of a path input."""
+    if isinstance(value, pd.DataFrame):
+        return value if columns is None else value[list(columns)]
+    names = parquet_columns(value, what)
+    wanted = names if columns is None else list(columns)
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise InputError(f"{what}: {os.fspath(value)} lacks columns {', '.join(missing)}")
+    return Parquet(os.fspath(value), tuple(wanted))
+
+
+def input_relations(
+    transactions: Input,
+    events: Input | None,
+    customers: Input | None,
+    cut: pd.DataFrame,
+) -> tuple[dict[str, Any], list[str], bool]:
+    """The relations the feature SQL reads, the static columns and whether signup_ts exists."""
+    frames: dict[str, Any] = {
+        "transactions": relation(transactions, ["customer_id", "ts", "amount"], "transactions"),
+        "cutoffs": cut,
+    }
+    static: list[str] = []
+    with_signup = False
+    if customers is not None:
+        frames["customers"] = relation(customers, None, "customers")
+        names = list(frames["customers"].columns)  # a frame's or the Parquet scan's
+        with_signup = "signup_ts" in names
+        static = [c for c in names if c not in ("customer_id", "signup_ts")]
+    if events is not None:
+        frames["events"] = relation(events, ["customer_id", "ts", "event_type"], "events")
+    return frames, static, with_signup
+
+
+def cutoff_frame(cutoffs: Sequence[pd.Timestamp | str] | pd.Timestamp | str) -> pd.DataFrame:
+    if isinstance(cutoffs, str | pd.Timestamp):
+        cutoffs = [cutoffs]
+    values = pd.to_datetime(pd.Series(list(cutoffs))).astype("datetime64[us]")
+    if values.empty:
+        raise ValueError("at least one cutoff is required")
+    return pd.DataFrame({"cutoff": values.drop_duplicates().sort_values().to_numpy()})
+
+
+def bucket_maps(cut: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The ``tx_buckets`` and ``ev_buckets`` relations of the bucketed form.
+
+    Empty (use the direct form) unless there are several cutoffs, all at
+    midnight UTC: then every window start is a day boundary, and each day
+    maps to the start day ``lo`` of the bucket it falls in.
+    """
+    values = cut["cutoff"]
+    if len(values) < 2 or bool((values != values.dt.normalize()).any()):
+        return {}
+    cdays = ((values - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)).to_numpy("int64")
+    return {
+        "tx_buckets": _bucket_map(cdays, TX_BUCKET_BOUNDS),
+        "ev_buckets": _bucket_map(cdays, EVENT_BUCKET_BOUNDS),
+    }
+
+
+def _bucket_map(cutoff_days: np.ndarray, bounds: Sequence[int]) -> pd.DataFrame:
+    starts = np.unique(np.subtract.outer(cutoff_days, np.asarray(bounds, dtype="int64")))
+    days = np.arange(starts[0], cutoff_days.max(), dtype="int64")
+    lo = starts[np.searchsorted(starts, days, side="right") - 1]
+    return pd.DataFrame({"day": days, "lo": lo})

@@ -1,0 +1,171 @@
+"""The online scorer: validated requests in, JSON-ready prediction dicts out.
+
+Request customers -> features (:class:`~churnclv.features._session.FeatureSession`)
+-> the batch path's model step (:func:`~churnclv.serving._batch.predict`) ->
+decisions (:func:`~churnclv.decisions.decide_columns`) -> reasons
+(:func:`churnclv._reasons.reasons`), on column arrays with no frame built on
+the way for small batches. No BentoML import.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnclv._reasons import reasons
+from churnclv.decisions import Policy, decide_columns
+from churnclv.features._session import FeatureSession
+from churnclv.serving._batch import SCORE_COLUMNS, predict
+from churnclv.serving._requests import (
+    DECISION_INPUTS,
+    CustomerIn,
+    RequestError,
+    feature_rows_frame,
+    to_naive_utc,
+    utcnow,
+)
+from churnclv.training import Champion
+from churnclv.training._model import Columns
+
+__all__ = ["OnlineScorer"]
+
+
+def _records(
+    features: Columns,
+    predictions: tuple[np.ndarray, np.ndarray],
+    decided: Mapping[str, np.ndarray],
+    why: list[list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """One JSON-ready dict per row: the DESIGN §7 columns, ``as_of`` and ``reasons``."""
+    # Column-wise tolist() gives plain Python values (float, str) without per-row work.
+    values = [
+        features["customer_id"].tolist(),
+        predictions[0].tolist(),
+        predictions[1].tolist(),
+        *(decided[c].tolist() for c in SCORE_COLUMNS[3:]),
+        [pd.Timestamp(t).isoformat() for t in features["as_of"].tolist()],
+        why,
+    ]
+    cols = [*SCORE_COLUMNS, "as_of", "reasons"]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+@dataclass
+class OnlineScorer:
+    """Champion + policy + a prepared feature session: requests in, prediction dicts out.
+
+    Parameters
+    ----------
+    champion : Champion
+        The models (from :func:`churnclv.training.load_champion`).
+    policy : Policy
+        The decision policy.
+    """
+
+    champion: Champion
+    policy: Policy
+    static_columns: list[str] = field(init=False)
+    required_columns: list[str] = field(init=False)
+    session: FeatureSession = field(init=False)
+
+    def __post_init__(self) -> None:
+        used = list(dict.fromkeys([*self.champion.churn.features_, *self.champion.value.features_]))
+        used = [c for c in used if c not in _model_derived_columns()]  # the models add these
+        known = set(_base_feature_columns())
+        self.static_columns = [c for c in used if c not in known]
+        self.required_columns = list(dict.fromkeys([*used, *DECISION_INPUTS]))
+        self.session = FeatureSession(self.static_columns)
+
+    # -- the shared model step --
+    def _score(self, feats: Columns) -> list[dict[str, Any]]:
+        """Records for a feature frame or column arrays: the batch path's model step,
+        decisions and reasons (:func:`~churnclv.serving._batch.predict`,
+        :func:`~churnclv.decisions.decide_columns`, :func:`reasons`), with no frame
+        built on the way (frame overhead dominates a one-customer call)."""
+
+        champion = self.champion
+        feats, x_churn, p, v = predict(feats, champion)
+        decided = decide_columns(
+            collections.ChainMap({"churn_probability": p, "predicted_value": v}, feats),
+            self.policy,
+            churn_horizon_days=champion.churn_horizon_days,
+            reference=champion.value.reference_ or None,
+        )
+        contributions = champion.churn.contribution_matrix(x_churn)
+        why = reasons(feats, contributions, columns=champion.churn.features_)
+        return _records(feats, (p, v), decided, why)
+
+    def score_customers(
+        self, customers: Sequence[CustomerIn], now: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Predictions for validated customers, in request order.
+
+        Customers are grouped by ``as_of`` (omitted = ``now``); each group is
+        one feature query and one model call.
+        """
+        now = now or utcnow()
+        groups: dict[datetime, list[int]] = {}
+        for i, c in enumerate(customers):
+            when = to_naive_utc(c.as_of) if c.as_of is not None else now
+            groups.setdefault(when, []).append(i)
+        results: list[dict[str, Any] | None] = [None] * len(customers)
+        for as_of, idx in groups.items():
+            members = [customers[i] for i in idx]
+            keys = [str(i) for i in idx]
+            feats = self.session.customer_columns(members, keys, as_of)
+            by_key = {k: n for n, k in enumerate(feats["customer_id"])}
+            recs = self._score(feats) if by_key else []
+            for i, key, c in zip(idx, keys, members, strict=True):
+                n = by_key.get(key)
+                if n is None:  # validation guarantees a purchase; keep a clear error anyway
+                    raise RequestError(
+                        f"customer {c.customer_id!r}: no purchase before as_of",
+                        field=f"customers[{i}].transactions",
+                    )
+                results[i] = {**recs[n], "customer_id": c.customer_id}
+        return [r for r in results if r is not None]
+
+    def feature_frame(
+        self, rows: Sequence[Mapping[str, Any]], now: datetime | None = None
+    ) -> pd.DataFrame:
+        """Validate precomputed feature rows and build the model's input frame
+        (:func:`~churnclv.serving._requests.feature_rows_frame`).
+
+        Raises
+        ------
+        RequestError
+            Missing required columns (all named), non-numeric values in numeric
+            columns (column and row named), or too many rows.
+        """
+        categorical = set(self.champion.churn.categories_) | set(self.champion.value.categories_)
+        return feature_rows_frame(rows, self.required_columns, categorical, now)
+
+    def score_feature_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Predictions for precomputed feature rows, in request order."""
+        return self._score(self.feature_frame(rows))
+
+
+def _model_derived_columns() -> frozenset[str]:
+    """Columns the models compute themselves when a frame lacks them (BTYD features)."""
+    try:
+        from churnclv.training._hybrid import BTYD_COLUMNS
+    except ImportError:  # pragma: no cover - older training package
+        return frozenset()
+    return frozenset(BTYD_COLUMNS)
+
+
+def _base_feature_columns() -> list[str]:
+    """Columns the feature definition derives from transactions and events alone."""
+    from churnclv.features import build_features
+
+    ts = np.array(["2020-01-01T00:00:00"], dtype="datetime64[us]")
+    tx = pd.DataFrame({"customer_id": ["x"], "ts": ts, "amount": [1.0]})
+    ev = pd.DataFrame({"customer_id": ["x"], "ts": ts, "event_type": ["login"]})
+    cols = build_features(tx, ev, None, as_of="2020-01-02").columns
+    return [*cols, "days_since_signup"]
