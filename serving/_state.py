@@ -21,28 +21,23 @@ from churnclv.training import Champion
 __all__ = ["ServingState", "logger", "model_info", "redact"]
 
 
-def model_info(champion: Champion, tracking_uri: str) -> dict[str, Any]:
+def model_info(
+    champion: Champion, tracking_uri: str, model_uri: str | None = None
+) -> dict[str, Any]:
     """Registered versions, run ids, training window (run params and tags) and run metrics."""
-    from mlflow import MlflowClient
+    from churnclv.training import CHURN_MODEL, VALUE_MODEL, run_record
 
-    from churnclv.training import CHURN_MODEL, VALUE_MODEL
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     models: dict[str, Any] = {}
     for kind, name, version, run_id in (
         ("churn", CHURN_MODEL, champion.churn_version, champion.churn_run_id),
         ("value", VALUE_MODEL, champion.value_version, champion.value_run_id),
     ):
-        run = client.get_run(run_id)
-        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
         models[kind] = {
             "registered_model": name,
             "alias": "champion",
             "version": version,
             "run_id": run_id,
-            "params": dict(run.data.params),
-            "tags": tags,
-            "metrics": {k: float(v) for k, v in sorted(run.data.metrics.items())},
+            **run_record(tracking_uri, run_id, model_uri),
         }
     return {
         "model_version": champion.model_version,
@@ -88,8 +83,10 @@ class ServingState:
         tracking_uri: str,
         workdir: str | os.PathLike[str],
         policy_path: str | os.PathLike[str] | None = None,
+        model_uri: str | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
+        self.model_uri = model_uri
         self.workdir = Path(workdir)
         self.policy_path = policy_path
         self.scorer: OnlineScorer | None = None
@@ -109,7 +106,9 @@ class ServingState:
         env = os.environ if env is None else env
         workdir = Path(env.get("CHURNCLV_WORKDIR") or "churnclv-work").resolve()
         uri = tracking_uri_for(workdir, env.get("CHURNCLV_TRACKING_URI") or None)
-        return cls(uri, workdir, env.get("CHURNCLV_POLICY") or None)
+        return cls(
+            uri, workdir, env.get("CHURNCLV_POLICY") or None, env.get("CHURNCLV_MODEL_URI") or None
+        )
 
     @property
     def ready(self) -> bool:
@@ -123,13 +122,13 @@ class ServingState:
         retry loop can say each distinct reason once.
         """
         from churnclv.decisions import load_policy
-        from churnclv.training import load_champion
+        from churnclv.training import champion_from_uri
 
         try:
             policy = load_policy(self.policy_path)
-            champion = load_champion(self.tracking_uri)
+            champion = champion_from_uri(self.tracking_uri, self.model_uri)
             scorer = OnlineScorer(champion, policy)
-            info = model_info(champion, self.tracking_uri)
+            info = model_info(champion, self.tracking_uri, self.model_uri)
         except Exception as exc:  # the service must start and say why it is not ready
             self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             return False  # the caller logs (the service: once per distinct reason)

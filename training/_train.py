@@ -43,8 +43,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from churnclv._errors import InputError
-from churnclv._io import InputTables
+from churnclv._io import InputTables, check_as_of
 from churnclv.training._evaluate import evaluate
 from churnclv.training._fit import (
     attach_scoring_state,
@@ -114,14 +113,6 @@ class TrainResult:
     fallbacks: dict[str, str] = field(default_factory=dict)
     model_kinds: dict[str, str] = field(default_factory=dict)
     value_candidates: dict[str, BoosterModel] = field(default_factory=dict)
-
-
-def _check_as_of(transactions: pd.DataFrame, as_of: pd.Timestamp) -> None:
-    """Raise :class:`InputError` when ``as_of`` is not after some purchase."""
-    purchases = transactions.loc[transactions["amount"] > 0, "ts"]
-    if purchases.empty or purchases.min() >= as_of:
-        first = transactions["ts"].min()
-        raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
 
 
 def train(
@@ -217,7 +208,7 @@ def train(
     """
     say = progress or (lambda _msg: None)
     as_of = pd.Timestamp(as_of)
-    _check_as_of(tables.transactions, as_of)
+    check_as_of(tables.transactions, as_of)
     horizons = (churn_horizon_days, value_horizon_days)
     plan = plan_training(tables, as_of, horizons, max_cutoffs, cutoff_step_days, refit_value, say)
     fallbacks = untrainable(plan)

@@ -24,7 +24,7 @@ from churnclv._errors import ChurnclvError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from churnclv._generate import SyntheticData, generate
-    from churnclv._io import ColumnMap, InputTables, load_inputs
+    from churnclv._io import ColumnMap, InputTables, check_as_of, load_inputs
     from churnclv.decisions import Policy, decide, load_policy, rfm_segment
     from churnclv.features import build_features, build_labels, rfm_summary
     from churnclv.serving import CustomerIn, OnlineScorer, score, validate_customers
@@ -48,6 +48,7 @@ _OWNERS: dict[str, str] = {
     "load_inputs": "churnclv._io",
     "ColumnMap": "churnclv._io",
     "InputTables": "churnclv._io",
+    "check_as_of": "churnclv._io",
     "build_features": "churnclv.features",
     "build_labels": "churnclv.features",
     "rfm_summary": "churnclv.features",
@@ -90,6 +91,7 @@ __all__ = [
     "build_features",
     "build_labels",
     "champion_from_uri",
+    "check_as_of",
     "decide",
     "export_bundle",
     "generate",

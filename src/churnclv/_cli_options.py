@@ -42,7 +42,6 @@ __all__ = [
     "TsCol",
     "ValueHorizon",
     "Workdir",
-    "check_as_of",
     "column_map",
     "parse_as_of",
 ]
@@ -210,15 +209,3 @@ def parse_as_of(value: str) -> Any:
     if ts is pd.NaT:
         raise InputError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)")
     return ts.tz_convert(None) if ts.tzinfo else ts
-
-
-def check_as_of(tables: Any, as_of: Any, path: Path) -> None:
-    """InputError naming the transactions file when ``as_of`` precedes every purchase."""
-    tx = tables.transactions
-    purchases = tx.loc[tx["amount"] > 0, "ts"]
-    if purchases.empty or purchases.min() >= as_of:
-        first = tx["ts"].min()
-        raise InputError(
-            f"transactions file {path}: as_of {as_of.date()} is before all data "
-            f"(column 'ts': first purchase {purchases.min() if not purchases.empty else first})"
-        )

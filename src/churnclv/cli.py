@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from churnclv import ChurnclvError, InputError
+from churnclv import ChurnclvError, InputError, check_as_of
 from churnclv import _cli_options as opt
 from churnclv._cli_output import (
     err,
@@ -54,7 +54,7 @@ def _inputs(
 ) -> Any:
     """Load the input tables and check ``as_of`` falls after their first purchase."""
     tables = load_tables(transactions, events, customers, columns)
-    opt.check_as_of(tables, as_of, transactions)
+    check_as_of(tables.transactions, as_of, source=transactions)
     return tables
 
 
