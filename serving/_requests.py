@@ -83,7 +83,25 @@ class EventIn(BaseModel):
 
 
 class CustomerIn(BaseModel):
-    """One customer's history up to ``as_of`` (default: the moment it is scored, UTC)."""
+    """One customer's history up to ``as_of`` (default: the moment it is scored, UTC).
+
+    The body of one customer in ``POST /predict``: at least one transaction
+    (``ts``, ``amount``; negative amounts are returns), optional engagement
+    ``events`` (``ts``, ``event_type``), ``signup_ts`` and static ``attributes``.
+
+    Examples
+    --------
+    >>> from churnclv import CustomerIn
+    >>> c = CustomerIn(
+    ...     customer_id="C1",
+    ...     as_of="2024-01-01",
+    ...     transactions=[{"ts": "2023-05-01", "amount": 42.0}, {"ts": "2023-11-20", "amount": -5}],
+    ...     events=[{"ts": "2023-12-20", "event_type": "login"}],
+    ...     attributes={"plan": "basic"},
+    ... )
+    >>> c.as_of.date(), [t.amount for t in c.transactions], c.events[0].event_type
+    (datetime.date(2024, 1, 1), [42.0, -5.0], 'login')
+    """
 
     model_config = ConfigDict(extra="forbid")
     customer_id: Annotated[str, Field(min_length=1, max_length=256)]
@@ -117,6 +135,20 @@ def validate_customers(customers: Sequence[CustomerIn], now: datetime | None = N
         rows per customer; 422 for a non-finite amount, a timestamp at or after
         the customer's ``as_of`` (or after ``now`` when ``as_of`` is omitted),
         or a history with no purchase. The error names the field.
+
+    Examples
+    --------
+    >>> from churnclv import CustomerIn, validate_customers
+    >>> ok = CustomerIn(customer_id="C1", as_of="2024-01-01",
+    ...                 transactions=[{"ts": "2023-05-01", "amount": 42.0}])
+    >>> validate_customers([ok])  # nothing to say
+    >>> late = CustomerIn(customer_id="C2", as_of="2024-01-01",
+    ...                   transactions=[{"ts": "2024-02-01", "amount": 5.0}])
+    >>> try:
+    ...     validate_customers([ok, late])
+    ... except Exception as error:
+    ...     print(error.status, error.field)
+    422 customers[1].transactions[0].ts
     """
     _check_size(len(customers), MAX_CUSTOMERS, "customers", "customer")
     now = now or utcnow()

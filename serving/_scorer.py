@@ -66,6 +66,23 @@ class OnlineScorer:
         The models (from :func:`churnclv.training.load_champion`).
     policy : Policy
         The decision policy.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from churnclv import (CustomerIn, InputTables, OnlineScorer, generate, load_champion,
+    ...                       load_policy, train)
+    >>> data = generate(300, seed=1)
+    >>> past = lambda df: df[df["ts"] < data.as_of]
+    >>> tables = InputTables(past(data.transactions), past(data.events), data.customers)
+    >>> uri = f"sqlite:///{tempfile.mkdtemp()}/mlruns.db"
+    >>> _ = train(tables, as_of=data.as_of, tracking_uri=uri, promote=True)
+    >>> scorer = OnlineScorer(load_champion(uri), load_policy())
+    >>> customer = CustomerIn(customer_id="C1", as_of=data.as_of,
+    ...                       transactions=[{"ts": "2023-05-01", "amount": 42.0}])
+    >>> answer = scorer.score_customers([customer])[0]
+    >>> answer["customer_id"], 0 <= answer["churn_probability"] <= 1, answer["value_tier"]
+    ('C1', True, 'low')
     """
 
     champion: Champion
