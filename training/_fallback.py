@@ -63,6 +63,35 @@ class BTYDModel(InputSchema, TrainingRecord, BaseEstimator):
     features_, categories_, reference_
         Its inputs (:data:`BTYD_INPUTS`, none categorical) and the reference
         population training attached.
+
+    Examples
+    --------
+    BG/NBD in weeks and Gamma-Gamma with the papers' CDNOW estimates, and three
+    customers first seen 40 weeks ago: two with 4 repeat purchases, the last 2
+    and 32 weeks ago, and a one-time buyer.
+
+    >>> import pandas as pd
+    >>> from churnclv.training import BTYDModel
+    >>> btyd = {
+    ...     "bgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
+    ...     "gamma_gamma": {"p": 6.25, "q": 3.74, "v": 15.44},
+    ...     "time_unit_days": 7.0,
+    ...     "churn_horizon_days": 90.0,
+    ...     "value_horizon_days": 365.0,
+    ... }
+    >>> rfm = pd.DataFrame(
+    ...     {
+    ...         "frequency": [4.0, 4.0, 0.0],
+    ...         "recency_days": [14.0, 224.0, 280.0],
+    ...         "tenure_days": [280.0, 280.0, 280.0],
+    ...         "monetary_mean": [30.0, 30.0, 25.0],
+    ...     }
+    ... )
+    >>> churn = BTYDModel(kind="churn", btyd=btyd, reason="short history").fit(rfm)
+    >>> churn.predict(rfm).round(2)
+    array([0.44, 0.98, 0.94])
+    >>> BTYDModel(kind="value", btyd=btyd).fit(rfm).predict(rfm).round(1)
+    array([99.9,  3.5,  8.7])
     """
 
     def __init__(
@@ -191,7 +220,8 @@ class BTYDModel(InputSchema, TrainingRecord, BaseEstimator):
     def load(cls, folder: str | Path) -> Self:
         """Read a model written by :meth:`save`."""
         schema = read_schema(folder)
-        model = cls(**(init_params(schema, cls) or _legacy_init(schema)))
+        params = init_params(schema, cls)
+        model = cls(**(_legacy_init(schema) if params is None else params))
         model._clear_code_caches()
         model.features_ = list(BTYD_INPUTS)
         model.categories_ = {}

@@ -166,7 +166,8 @@ class BoosterBase(InputSchema, TrainingRecord, BaseEstimator, metaclass=ABCMeta)
     def _from_schema(cls, schema: Mapping[str, Any]) -> Self:
         """An instance with the constructor parameters ``schema.json`` recorded, and the
         fields :meth:`_schema_common` wrote restored."""
-        model = cls(**(init_params(schema, cls) or cls._legacy_init(schema)))
+        params = init_params(schema, cls)
+        model = cls(**(cls._legacy_init(schema) if params is None else params))
         model._clear_code_caches()
         model.features_ = schema["features"]
         model.categories_ = schema["categories"]
@@ -208,6 +209,29 @@ class BoosterModel(BoosterBase):
         The calibration method and the cross-fitted Brier scores.
     btyd_, reference_, label_end_, evaluation_
         What training recorded with the model (:meth:`attach`).
+
+    Examples
+    --------
+    A churn booster with hand-picked LightGBM parameters (:class:`ChurnModel`
+    presets churnclv's own):
+
+    >>> import numpy as np, pandas as pd
+    >>> from churnclv.training import BoosterModel
+    >>> rng = np.random.default_rng(0)
+    >>> frame = pd.DataFrame(
+    ...     {
+    ...         "customer_id": [f"C{i}" for i in range(400)],
+    ...         "recency_days": rng.integers(0, 365, 400).astype(float),
+    ...         "plan": rng.choice(["basic", "pro"], 400),
+    ...     }
+    ... )
+    >>> churned = (frame["recency_days"] > 180).to_numpy(int)
+    >>> model = BoosterModel("churn", {"objective": "binary", "num_leaves": 7}, seed=1)
+    >>> model = model.fit(frame, churned)
+    >>> model.features_, model.categories_
+    (['recency_days', 'plan'], {'plan': ['basic', 'pro']})
+    >>> model.contributions(frame.head(2)).shape
+    (2, 2)
     """
 
     def __init__(

@@ -15,7 +15,7 @@ import importlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, Self, TypeAlias, TypedDict, Unpack
+from typing import Any, Protocol, Self, TypeAlias, TypedDict, Unpack, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,7 @@ __all__ = [
 Columns: TypeAlias = pd.DataFrame | Mapping[str, Any]
 
 
+@runtime_checkable
 class ScorableModel(Protocol):
     """A fitted model churnclv can score, explain, save and load.
 
@@ -54,6 +55,19 @@ class ScorableModel(Protocol):
         The BTYD parameters its BTYD inputs are computed with at scoring time.
     best_iteration_ : str
         The boosting rounds kept (``"none"`` for a model without boosting).
+
+    Examples
+    --------
+    Any fitted model of churnclv is one; an unfitted estimator is not yet.
+
+    >>> import numpy as np, pandas as pd
+    >>> from churnclv.training import ScorableModel, ValueModel
+    >>> frame = pd.DataFrame({"customer_id": range(200), "tenure_days": np.arange(200.0)})
+    >>> model = ValueModel(num_boost_round=20)
+    >>> isinstance(model, ScorableModel)
+    False
+    >>> isinstance(model.fit(frame, np.arange(200.0) % 7), ScorableModel)
+    True
     """
 
     @property
@@ -243,6 +257,32 @@ def load_model(folder: str | Path) -> ScorableModel:
     Returns
     -------
     ScorableModel
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from churnclv.training import BTYDModel, load_model
+    >>> btyd = {
+    ...     "bgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
+    ...     "gamma_gamma": {"p": 6.25, "q": 3.74, "v": 15.44},
+    ...     "time_unit_days": 7.0,
+    ...     "churn_horizon_days": 90.0,
+    ...     "value_horizon_days": 365.0,
+    ... }
+    >>> rfm = pd.DataFrame(
+    ...     {
+    ...         "frequency": [4.0, 0.0],
+    ...         "recency_days": [14.0, 280.0],
+    ...         "tenure_days": [280.0, 280.0],
+    ...         "monetary_mean": [30.0, 25.0],
+    ...     }
+    ... )
+    >>> model = BTYDModel(kind="churn", btyd=btyd).fit(rfm)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     loaded = load_model(model.save(tmp))
+    >>> type(loaded).__name__, bool((loaded.predict(rfm) == model.predict(rfm)).all())
+    ('BTYDModel', True)
     """
     schema = read_schema(folder)
     record = schema.get("estimator") or {}
