@@ -261,28 +261,14 @@ def load_model(folder: str | Path) -> ScorableModel:
     Examples
     --------
     >>> import tempfile
-    >>> import pandas as pd
-    >>> from churnclv.training import BTYDModel, load_model
-    >>> btyd = {
-    ...     "bgnbd": {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426},
-    ...     "gamma_gamma": {"p": 6.25, "q": 3.74, "v": 15.44},
-    ...     "time_unit_days": 7.0,
-    ...     "churn_horizon_days": 90.0,
-    ...     "value_horizon_days": 365.0,
-    ... }
-    >>> rfm = pd.DataFrame(
-    ...     {
-    ...         "frequency": [4.0, 0.0],
-    ...         "recency_days": [14.0, 280.0],
-    ...         "tenure_days": [280.0, 280.0],
-    ...         "monetary_mean": [30.0, 25.0],
-    ...     }
-    ... )
-    >>> model = BTYDModel(kind="churn", btyd=btyd).fit(rfm)
+    >>> import numpy as np, pandas as pd
+    >>> from churnclv.training import ValueModel, load_model
+    >>> frame = pd.DataFrame({"customer_id": range(200), "tenure_days": np.arange(200.0)})
+    >>> model = ValueModel(num_boost_round=20).fit(frame, np.arange(200.0) % 7)
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     loaded = load_model(model.save(tmp))
-    >>> type(loaded).__name__, bool((loaded.predict(rfm) == model.predict(rfm)).all())
-    ('BTYDModel', True)
+    >>> type(loaded).__name__, bool((loaded.predict(frame) == model.predict(frame)).all())
+    ('ValueModel', True)
     """
     schema = read_schema(folder)
     record = schema.get("estimator") or {}

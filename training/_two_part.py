@@ -19,7 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnclv.training._model import GBM_COMMON, BoosterBase
+from churnclv.training._booster import GBM_COMMON, MIN_ROWS, BoosterBase
 from churnclv.training._scorable import Columns, read_schema
 
 __all__ = ["SPEND_OBJECTIVES", "TwoPartValueModel"]
@@ -112,7 +112,7 @@ class TwoPartValueModel(BoosterBase):
         y = np.asarray(y, dtype=float)
         self._check_labels(frame, y)
         buy = y > 0
-        if len(frame) < 50 or buy.sum() < _MIN_BUYERS or buy.all():
+        if len(frame) < MIN_ROWS or buy.sum() < _MIN_BUYERS or buy.all():
             raise ValueError(
                 f"too few rows ({len(frame)}), buyers ({int(buy.sum())}) or non-buyers "
                 f"({int((~buy).sum())}) to fit a two-part value model"
