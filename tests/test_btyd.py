@@ -1,4 +1,4 @@
-"""Tests of our BG/NBD and Gamma-Gamma implementations (churnclv.training._btyd)."""
+"""Tests of our BG/NBD and Gamma-Gamma implementations and the BTYD feature helpers."""
 
 from __future__ import annotations
 
@@ -9,15 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from churnclv.training._btyd import (
-    BetaGeoFitter,
-    BTYDModels,
-    GammaGammaFitter,
-    _alive_mean_quadrature,
-    apply_btyd,
-    btyd_features,
-    fit_btyd,
-)
+from churnclv.training import BetaGeoFitter, GammaGammaFitter
+from churnclv.training._bgnbd import _alive_mean_quadrature
+from churnclv.training._btyd import BTYDModels, apply_btyd, btyd_features, fit_btyd
 
 # FHL (2005) CDNOW estimates, in weeks; Fader & Hardie (2013) Gamma-Gamma CDNOW estimates.
 CDNOW = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}

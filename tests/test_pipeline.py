@@ -126,8 +126,8 @@ def test_score_without_champion_is_an_input_error(
 class _ShuffledLabels(BoosterModel):
     """A deliberately worse churn estimator: it learns from permuted labels."""
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> BoosterModel:
-        return super().fit(frame, np.random.default_rng(seed).permutation(y), seed=seed)
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> _ShuffledLabels:
+        return super().fit(frame, np.random.default_rng(self.seed).permutation(y))
 
 
 def _train_again(work: Path, churn_model: BoosterModel) -> TrainResult:
@@ -153,7 +153,7 @@ def test_worse_model_is_not_promoted(demo_workdir: Path, tmp_path: Path) -> None
     shutil.copytree(demo_workdir, work)
     uri = tracking_uri_for(work)
     before = MlflowClient(uri, uri).get_model_version_by_alias(CHURN_MODEL, ALIAS).version
-    result = _train_again(work, _ShuffledLabels("churn", ChurnModel().params))
+    result = _train_again(work, _ShuffledLabels("churn", ChurnModel().booster_params(), seed=3))
     assert result.promoted["churn"] is False
     assert "vs champion" in result.reasons["churn"]
     assert MlflowClient(uri, uri).get_model_version_by_alias(CHURN_MODEL, ALIAS).version == before
@@ -166,7 +166,7 @@ def test_better_model_is_promoted(demo_workdir: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     shutil.copytree(demo_workdir, work)
     uri = tracking_uri_for(work)
-    weak = _train_again(work, _ShuffledLabels("churn", ChurnModel().params))
+    weak = _train_again(work, _ShuffledLabels("churn", ChurnModel().booster_params(), seed=3))
     assert weak.promoted["churn"] is False  # the demo champion stays
     client = MlflowClient(uri, uri)
     client.set_registered_model_alias(

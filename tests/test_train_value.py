@@ -48,7 +48,7 @@ def test_two_part_is_p_buy_times_mean_spend_of_buyers() -> None:
     prediction is their product (a spend part fitted on non-buyers too, or without the
     smearing correction, would predict about half or 88% of it)."""
     frame, y = _hand_frame()
-    model = TwoPartValueModel(seed=0).fit(frame, y, seed=0)
+    model = TwoPartValueModel(seed=0).fit(frame, y)
     probe = pd.DataFrame({"customer_id": ["a", "b", "c"], "group": [0.0, 1.0, 2.0]})
     p, m = model.predict_parts(probe)
     np.testing.assert_allclose(model.predict(probe), p * m)
@@ -66,7 +66,7 @@ def test_two_part_is_p_buy_times_mean_spend_of_buyers() -> None:
 def test_two_part_round_trips_save_load(tmp_path: Path) -> None:
     """Saved as two LightGBM text files + schema.json, it loads with identical predictions."""
     frame, y = _hand_frame()
-    model = TwoPartValueModel(seed=3).fit(frame, y, seed=3)
+    model = TwoPartValueModel(seed=3).fit(frame, y)
     model.reference_ = {"predicted_value": [0.0, 1.0]}
     folder = model.save(tmp_path / "m")
     assert sorted(p.name for p in folder.iterdir()) == ["buy.txt", "schema.json", "spend.txt"]
@@ -81,7 +81,7 @@ def test_two_part_round_trips_save_load(tmp_path: Path) -> None:
 def test_two_part_predictions_are_finite_and_non_negative() -> None:
     """Missing, extreme and unseen inputs still give finite values >= 0."""
     frame, y = _hand_frame()
-    model = TwoPartValueModel(seed=0).fit(frame, y, seed=0)
+    model = TwoPartValueModel(seed=0).fit(frame, y)
     odd = pd.DataFrame(
         {
             "customer_id": list("abcde"),
@@ -117,14 +117,14 @@ def test_tweedie_value_model_predicts_the_actual_total_of_its_training_rows(
     rows equals the actual total (the boosted fit alone is measurably low on heavy-tailed
     spend), the scale survives save/load, and a churn model is never rescaled."""
     frame, y = _heavy_tailed_frame()
-    model = ValueModel(seed=0).fit(frame, y, seed=0)
+    model = ValueModel(seed=0).fit(frame, y)
     raw_ratio = model.predict_raw(frame).sum() / y.sum()
     assert abs(raw_ratio - 1) > 0.01  # the booster alone misses the total
     assert model.predict(frame).sum() / y.sum() == pytest.approx(1.0, rel=1e-9)
     np.testing.assert_allclose(model.predict(frame), model.predict_raw(frame) * model.level_)
     loaded = load_model(model.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
-    churn = ChurnModel(seed=0).fit(frame, (y == 0).astype(int), seed=0)
+    churn = ChurnModel(seed=0).fit(frame, (y == 0).astype(int))
     assert churn.level_ == 1.0
 
 

@@ -1,29 +1,85 @@
-"""Training, evaluation, tracking and the model registry (DESIGN §5)."""
+"""Training, evaluation, tracking and the model registry (DESIGN §5).
 
-from churnclv.training._btyd import BetaGeoFitter, GammaGammaFitter
-from churnclv.training._bundle import (
-    bundle_policy,
-    champion_from_uri,
-    export_bundle,
-    load_bundle,
-    run_record,
-)
-from churnclv.training._fallback import BTYDModel
-from churnclv.training._metrics import churn_metrics, normalized_gini, value_metrics
-from churnclv.training._model import BoosterModel, ChurnModel, ValueModel, load_model
-from churnclv.training._registry import (
-    ALIAS,
-    CHURN_MODEL,
-    VALUE_MODEL,
-    Champion,
-    champion_plots,
-    load_champion,
-    log_report,
-    tracking_uri_for,
-)
-from churnclv.training._tracking import fail_interrupted_runs
-from churnclv.training._train import TrainResult, train
-from churnclv.training._two_part import TwoPartValueModel
+The estimators follow scikit-learn's contract (``get_params``, ``set_params``,
+:func:`sklearn.base.clone`): :class:`BetaGeoFitter` and
+:class:`GammaGammaFitter` (BTYD), :class:`ChurnModel`, :class:`ValueModel` and
+:class:`TwoPartValueModel` (LightGBM), :class:`BTYDModel` (the fallback when
+history is too short). :class:`ScorableModel` is what scoring needs of any of
+them. Names are loaded on first use, so importing this package stays cheap.
+
+Examples
+--------
+>>> from sklearn.base import clone
+>>> from churnclv.training import ChurnModel
+>>> clone(ChurnModel(seed=3)).seed
+3
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from churnclv.training._bgnbd import BetaGeoFitter
+    from churnclv.training._bundle import (
+        bundle_policy,
+        champion_from_uri,
+        export_bundle,
+        load_bundle,
+        run_record,
+    )
+    from churnclv.training._fallback import BTYDModel
+    from churnclv.training._gamma_gamma import GammaGammaFitter
+    from churnclv.training._metrics import churn_metrics, normalized_gini, value_metrics
+    from churnclv.training._model import BoosterModel, ChurnModel, ValueModel
+    from churnclv.training._registry import (
+        ALIAS,
+        CHURN_MODEL,
+        VALUE_MODEL,
+        Champion,
+        champion_plots,
+        load_champion,
+        log_report,
+        tracking_uri_for,
+    )
+    from churnclv.training._scorable import ScorableModel, TrainableModel, load_model
+    from churnclv.training._tracking import fail_interrupted_runs
+    from churnclv.training._train import TrainResult, train
+    from churnclv.training._two_part import TwoPartValueModel
+
+# public name -> module that owns it (imported on first access)
+_OWNERS: dict[str, str] = {
+    "BetaGeoFitter": "churnclv.training._bgnbd",
+    "GammaGammaFitter": "churnclv.training._gamma_gamma",
+    "BTYDModel": "churnclv.training._fallback",
+    "churn_metrics": "churnclv.training._metrics",
+    "normalized_gini": "churnclv.training._metrics",
+    "value_metrics": "churnclv.training._metrics",
+    "BoosterModel": "churnclv.training._model",
+    "ChurnModel": "churnclv.training._model",
+    "ValueModel": "churnclv.training._model",
+    "TwoPartValueModel": "churnclv.training._two_part",
+    "ScorableModel": "churnclv.training._scorable",
+    "TrainableModel": "churnclv.training._scorable",
+    "load_model": "churnclv.training._scorable",
+    "ALIAS": "churnclv.training._registry",
+    "CHURN_MODEL": "churnclv.training._registry",
+    "VALUE_MODEL": "churnclv.training._registry",
+    "Champion": "churnclv.training._registry",
+    "champion_plots": "churnclv.training._registry",
+    "load_champion": "churnclv.training._registry",
+    "log_report": "churnclv.training._registry",
+    "tracking_uri_for": "churnclv.training._registry",
+    "TrainResult": "churnclv.training._train",
+    "fail_interrupted_runs": "churnclv.training._tracking",
+    "bundle_policy": "churnclv.training._bundle",
+    "champion_from_uri": "churnclv.training._bundle",
+    "export_bundle": "churnclv.training._bundle",
+    "load_bundle": "churnclv.training._bundle",
+    "run_record": "churnclv.training._bundle",
+    "train": "churnclv.training._train",
+}
 
 __all__ = [
     "ALIAS",
@@ -35,7 +91,9 @@ __all__ = [
     "Champion",
     "ChurnModel",
     "GammaGammaFitter",
+    "ScorableModel",
     "TrainResult",
+    "TrainableModel",
     "TwoPartValueModel",
     "ValueModel",
     "bundle_policy",
@@ -54,3 +112,16 @@ __all__ = [
     "train",
     "value_metrics",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    owner = _OWNERS.get(name)
+    if owner is None:
+        raise AttributeError(f"module 'churnclv.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(owner), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

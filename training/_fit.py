@@ -21,6 +21,7 @@ from churnclv.training._fallback import BTYDModel
 from churnclv.training._metrics import normalized_gini, value_metrics
 from churnclv.training._model import BoosterModel, ChurnModel, ValueModel
 from churnclv.training._plan import Plan
+from churnclv.training._scorable import TrainableModel
 from churnclv.training._two_part import TwoPartValueModel
 
 __all__ = [
@@ -44,12 +45,12 @@ Progress = Callable[[str], None]
 MIN_TRAIN_ROWS = 50
 
 
-def _two_part(seed: int) -> BoosterModel:
-    return TwoPartValueModel(seed, spend_objective="log_l2")
+def _two_part(seed: int) -> TrainableModel:
+    return TwoPartValueModel(seed=seed, spend_objective="log_l2")
 
 
 #: The value model candidates compared on the inner fold, by ``value_model_kind``.
-VALUE_CANDIDATES: dict[str, Callable[[int], BoosterModel]] = {
+VALUE_CANDIDATES: dict[str, Callable[[int], TrainableModel]] = {
     "tweedie": ValueModel,
     "two_part": _two_part,
 }
@@ -74,7 +75,7 @@ def untrainable(plan: Plan) -> dict[str, str]:
 
 def fit_fallback(
     kind: str, why: str, plan: Plan, fallbacks: dict[str, str], seed: int, say: Progress
-) -> BoosterModel:
+) -> BTYDModel:
     """The BTYD fallback for ``kind``, fitted as of ``as_of``; records ``why`` in ``fallbacks``.
 
     Raises
@@ -89,14 +90,14 @@ def fit_fallback(
         )
     say(f"{kind}: {why}; using the BG/NBD fallback")
     fallbacks[kind] = why
-    return BTYDModel(kind, plan.btyd_now, why).fit(plan.now, seed=seed)
+    return BTYDModel(kind=kind, btyd=plan.btyd_now, reason=why, seed=seed).fit(plan.now)
 
 
 @dataclass
 class ChurnFit:
     """The churn model and the cutoff it was calibrated on (``"none"`` without calibration)."""
 
-    model: BoosterModel
+    model: TrainableModel
     calibration_cutoff: str = "none"
 
 
@@ -122,9 +123,7 @@ def fit_churn(
     c_cal = c_train[c_train["as_of"] == train_cuts[-1]] if calibrate else c_train.iloc[:0]
     say(f"churn model on {len(c_fit):,} rows")
     try:
-        churn = (churn_model or ChurnModel(seed)).fit(
-            c_fit, c_fit["churned"].to_numpy(int), seed=seed
-        )
+        churn = (churn_model or ChurnModel(seed=seed)).fit(c_fit, c_fit["churned"].to_numpy(int))
     except ValueError as exc:
         why = f"the churn model cannot be trained: {exc}"
         return ChurnFit(fit_fallback("churn", why, plan, fallbacks, seed, say))
@@ -163,7 +162,7 @@ def select_value_model(
     for name, make in VALUE_CANDIDATES.items():
         say(f"value candidate {name} on {len(fit):,} rows")
         try:
-            preds[name] = make(seed).fit(fit, y_fit, seed=seed).predict(fold)
+            preds[name] = make(seed).fit(fit, y_fit).predict(fold)
         except ValueError as exc:
             notes[f"value_candidate_{name}"] = f"not fitted: {exc}"
             continue
@@ -225,20 +224,20 @@ class ValueFit:
     params and metrics of the kind's selection.
     """
 
-    model: BoosterModel
+    model: TrainableModel
     kind: str
     rows: pd.DataFrame
-    evaluated: BoosterModel | None = None
+    evaluated: TrainableModel | None = None
     refitted: bool = False
     selection: dict[str, str] = field(default_factory=dict)
     candidate_metrics: dict[str, float] = field(default_factory=dict)
-    candidates: dict[str, BoosterModel] = field(default_factory=dict)
+    candidates: dict[str, TrainableModel] = field(default_factory=dict)
 
 
 def fit_value(
     plan: Plan,
     fallbacks: dict[str, str],
-    value_model: BoosterModel | None,
+    value_model: TrainableModel | None,
     keep_candidates: bool,
     seed: int,
     say: Progress,
@@ -264,7 +263,7 @@ def fit_value(
     say(f"value model ({kind}) on {len(v_train):,} rows")
     y_train = v_train["future_value"].clip(lower=0).to_numpy(float)
     try:
-        evaluated = (value_model or VALUE_CANDIDATES[kind](seed)).fit(v_train, y_train, seed=seed)
+        evaluated = (value_model or VALUE_CANDIDATES[kind](seed)).fit(v_train, y_train)
     except ValueError as exc:
         why = f"the value model cannot be trained: {exc}"
         model = fit_fallback("value", why, plan, fallbacks, seed, say)
@@ -277,12 +276,12 @@ def fit_value(
         for name, make in VALUE_CANDIDATES.items():
             if name != kind:
                 with contextlib.suppress(ValueError):
-                    fit.candidates[name] = make(seed).fit(fit.rows, y_final, seed=seed)
+                    fit.candidates[name] = make(seed).fit(fit.rows, y_final)
     return fit
 
 
 def _refit_value(
-    fit: ValueFit, rows: pd.DataFrame, template: BoosterModel | None, seed: int, say: Progress
+    fit: ValueFit, rows: pd.DataFrame, template: TrainableModel | None, seed: int, say: Progress
 ) -> None:
     """Refit ``fit``'s kind on ``rows`` (a fresh estimator, or a copy of ``template``)."""
     if len(rows) < MIN_TRAIN_ROWS:
@@ -290,7 +289,7 @@ def _refit_value(
     say(f"value model ({fit.kind}) refitted on {len(rows):,} rows")
     y = rows["future_value"].clip(lower=0).to_numpy(float)
     try:
-        fit.model = (template or VALUE_CANDIDATES[fit.kind](seed)).fit(rows, y, seed=seed)
+        fit.model = (template or VALUE_CANDIDATES[fit.kind](seed)).fit(rows, y)
     except ValueError as exc:
         fit.selection["value_refit"] = f"not refitted: {exc}"
     else:
@@ -298,23 +297,22 @@ def _refit_value(
 
 
 def attach_scoring_state(
-    churn: BoosterModel, value: ValueFit, plan: Plan, fallbacks: Mapping[str, str]
+    churn: TrainableModel, value: ValueFit, plan: Plan, fallbacks: Mapping[str, str]
 ) -> None:
     """Give the fitted models the BTYD pair as of ``as_of`` and the value reference population.
 
     Scores and tiers rank against the churn validation rows, or, for the BTYD
     value fallback, the customers as of ``as_of`` it was fitted on.
     """
-    churn.btyd_ = value.model.btyd_ = plan.btyd_now
-    for candidate in value.candidates.values():
-        candidate.btyd_ = plan.btyd_now
+    for model in (churn, value.model, *value.candidates.values()):
+        model.attach(btyd=plan.btyd_now)
     c_valid, v_valid = plan.c_valid, plan.v_valid
     ref_rows = plan.now if "value" in fallbacks else c_valid if not c_valid.empty else v_valid
-    value.model.reference_ = reference_distribution(ref_rows, value.model.predict(ref_rows))
+    value.model.attach(reference=reference_distribution(ref_rows, value.model.predict(ref_rows)))
 
 
 def record_provenance(
-    churn: BoosterModel, value: ValueFit, plan: Plan, metrics: Mapping[str, float]
+    churn: TrainableModel, value: ValueFit, plan: Plan, metrics: Mapping[str, float]
 ) -> None:
     """Record on each trained model the end of its labels and its out-of-time evaluation.
 
@@ -328,16 +326,18 @@ def record_provenance(
     ):  # fmt: skip
         if isinstance(model, BTYDModel) or rows.empty:
             continue
-        model.label_end_ = str(
-            (pd.Timestamp(rows["as_of"].max()) + pd.Timedelta(days=horizon)).date()
+        model.attach(
+            label_end=str((pd.Timestamp(rows["as_of"].max()) + pd.Timedelta(days=horizon)).date())
         )
         if metric in metrics:
-            model.evaluation_ = {
-                "cutoff": str(cut.date()),
-                "rows": len(valid),
-                "metric": metric,
-                "value": float(metrics[metric]),
-            }
+            model.attach(
+                evaluation={
+                    "cutoff": str(cut.date()),
+                    "rows": len(valid),
+                    "metric": metric,
+                    "value": float(metrics[metric]),
+                }
+            )
 
 
 def model_kinds(fallbacks: Mapping[str, str], value: ValueFit) -> dict[str, str]:

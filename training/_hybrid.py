@@ -15,19 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnclv.training._btyd import (
-    BetaGeoFitter,
-    BTYDModels,
-    GammaGammaFitter,
-    btyd_arrays,
-    fit_btyd,
-)
+from churnclv.training._btyd import BTYDModels, btyd_arrays, fit_btyd
 
 __all__ = [
     "BTYD_COLUMNS",
     "btyd_column_arrays",
     "btyd_columns",
-    "btyd_params",
     "fit_params",
     "stack_btyd",
 ]
@@ -54,20 +47,7 @@ def fit_params(
         return None
     if models.ggf.params_["q"] <= 1:  # undefined mean spend: no BTYD features for this window
         return None
-    return btyd_params(models, churn_horizon_days, value_horizon_days)
-
-
-def btyd_params(
-    models: BTYDModels, churn_horizon_days: float, value_horizon_days: float
-) -> dict[str, Any]:
-    """Plain JSON-able parameters of a fitted pair and the horizons they predict over."""
-    return {
-        "bgnbd": {k: float(v) for k, v in models.bgf.params_.items()},
-        "gamma_gamma": {k: float(v) for k, v in models.ggf.params_.items()},
-        "time_unit_days": float(models.bgf.time_unit_days),
-        "churn_horizon_days": float(churn_horizon_days),
-        "value_horizon_days": float(value_horizon_days),
-    }
+    return models.to_params(churn_horizon_days, value_horizon_days)
 
 
 def btyd_columns(rfm: pd.DataFrame, params: dict[str, Any] | None) -> pd.DataFrame:
@@ -83,7 +63,9 @@ def btyd_column_arrays(
     if params is None or n == 0:
         return {c: np.full(n, np.nan) for c in BTYD_COLUMNS}
     p_alive, spend, ((e_churn, p_none_churn), (e_value, _)) = btyd_arrays(
-        _models(params), rfm, (params["churn_horizon_days"], params["value_horizon_days"])
+        BTYDModels.from_params(params),
+        rfm,
+        (params["churn_horizon_days"], params["value_horizon_days"]),
     )
     return {
         "btyd_p_alive": p_alive,
@@ -93,17 +75,6 @@ def btyd_column_arrays(
         "btyd_expected_spend": spend,
         "btyd_clv_value": e_value * spend,
     }
-
-
-def _models(params: dict[str, Any]) -> BTYDModels:
-    """The fitted pair of stored parameters."""
-    bg, gg = params["bgnbd"], params["gamma_gamma"]
-    return BTYDModels(
-        bgf=BetaGeoFitter.from_params(
-            bg["r"], bg["alpha"], bg["a"], bg["b"], time_unit_days=params["time_unit_days"]
-        ),
-        ggf=GammaGammaFitter.from_params(gg["p"], gg["q"], gg["v"]),
-    )
 
 
 def stack_btyd(

@@ -23,7 +23,8 @@ import pandas as pd
 from churnclv._errors import ChurnclvError, InputError
 from churnclv.training._fallback import BTYDModel
 from churnclv.training._metrics import churn_metrics, value_metrics
-from churnclv.training._model import BoosterModel, PyfuncBooster
+from churnclv.training._model import PyfuncBooster
+from churnclv.training._scorable import ScorableModel
 
 __all__ = [
     "ALIAS",
@@ -101,7 +102,7 @@ class Champion:
 
     Attributes
     ----------
-    churn, value : BoosterModel
+    churn, value : ScorableModel
         The churn model (P(churn) within ``churn_horizon_days``) and the value
         model (expected value within ``value_horizon_days``).
     churn_version, value_version : str
@@ -123,8 +124,8 @@ class Champion:
     'churn:v3+value:v2'
     """
 
-    churn: BoosterModel
-    value: BoosterModel
+    churn: ScorableModel
+    value: ScorableModel
     churn_version: str
     value_version: str
     churn_run_id: str
@@ -218,7 +219,7 @@ def load_champion(tracking_uri: str) -> Champion:
     _require_aliases(tracking_uri)
     configure_mlflow(tracking_uri)
     client = MlflowClient()
-    loaded: dict[str, tuple[BoosterModel, str, str, dict[str, str]]] = {}
+    loaded: dict[str, tuple[ScorableModel, str, str, dict[str, str]]] = {}
     for name in (CHURN_MODEL, VALUE_MODEL):
         try:
             mv = client.get_model_version_by_alias(name, ALIAS)
@@ -294,7 +295,7 @@ def _pip_requirements() -> list[str]:
     return [f"mlflow=={mlflow.__version__}", f"lightgbm=={lightgbm.__version__}", "churnclv"]
 
 
-def _log_model(model: BoosterModel, name: str, example: pd.DataFrame) -> str:
+def _log_model(model: ScorableModel, name: str, example: pd.DataFrame) -> str:
     """Log ``model`` to the active run as a pyfunc model registered as ``name``; its version."""
     import mlflow
     from mlflow.models import infer_signature
@@ -318,8 +319,8 @@ def _log_model(model: BoosterModel, name: str, example: pd.DataFrame) -> str:
 
 
 def register_models(
-    churn: BoosterModel,
-    value: BoosterModel,
+    churn: ScorableModel,
+    value: ScorableModel,
     examples: tuple[pd.DataFrame, pd.DataFrame],
     kinds: Mapping[str, str],
 ) -> dict[str, str]:
@@ -346,7 +347,7 @@ _NAMES = {"churn": CHURN_MODEL, "value": VALUE_MODEL}
 _METRICS = {"churn": "churn_roc_auc", "value": "value_gini"}
 
 
-def _champion(name: str) -> tuple[bool, BoosterModel | None]:
+def _champion(name: str) -> tuple[bool, ScorableModel | None]:
     """Whether ``name@champion`` exists, and the model (None when it cannot be loaded)."""
     import mlflow
     from mlflow import MlflowClient
@@ -364,7 +365,7 @@ def _champion(name: str) -> tuple[bool, BoosterModel | None]:
 
 
 def _champion_score(
-    model: BoosterModel | None, valid: pd.DataFrame, y: np.ndarray, kind: str
+    model: ScorableModel | None, valid: pd.DataFrame, y: np.ndarray, kind: str
 ) -> float | str:
     """The current champion's metric on this run's validation rows.
 

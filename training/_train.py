@@ -56,6 +56,7 @@ from churnclv.training._fit import (
 from churnclv.training._model import BoosterModel
 from churnclv.training._plan import plan_training
 from churnclv.training._registry import crown, judge, register_models
+from churnclv.training._scorable import TrainableModel
 from churnclv.training._tracking import checkpoint, log_run, start_tracking, tracked_run
 
 __all__ = ["TrainResult", "train"]
@@ -89,7 +90,7 @@ class TrainResult:
         Why a model kind is the BTYD fallback (absent when it was trained).
     model_kinds : dict of str to str
         ``{"churn": "lightgbm" | "btyd_fallback", "value": "tweedie" | "two_part" | ...}``.
-    value_candidates : dict of str to BoosterModel
+    value_candidates : dict of str to TrainableModel
         Every value candidate refitted on all training rows
         (``train(keep_candidates=True)``).
 
@@ -112,7 +113,7 @@ class TrainResult:
     n_rows: dict[str, int] = field(default_factory=dict)
     fallbacks: dict[str, str] = field(default_factory=dict)
     model_kinds: dict[str, str] = field(default_factory=dict)
-    value_candidates: dict[str, BoosterModel] = field(default_factory=dict)
+    value_candidates: dict[str, TrainableModel] = field(default_factory=dict)
 
 
 def train(
@@ -128,7 +129,7 @@ def train(
     seed: int = 0,
     progress: Progress | None = None,
     churn_model: BoosterModel | None = None,
-    value_model: BoosterModel | None = None,
+    value_model: TrainableModel | None = None,
     keep_candidates: bool = False,
     refit_value: bool = True,
     should_stop: Callable[[], bool] | None = None,

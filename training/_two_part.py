@@ -11,14 +11,16 @@ files plus ``schema.json`` (nothing is unpickled on load).
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Self
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churnclv.training._model import GBM_COMMON, BoosterModel
+from churnclv.training._booster import GBM_COMMON, MIN_ROWS, BoosterBase
+from churnclv.training._scorable import Columns, read_schema
 
 __all__ = ["SPEND_OBJECTIVES", "TwoPartValueModel"]
 
@@ -28,16 +30,16 @@ SPEND_OBJECTIVES = ("gamma", "log_l2")
 _MIN_BUYERS = 50
 
 
-class TwoPartValueModel(BoosterModel):
+class TwoPartValueModel(BoosterBase):
     """Expected future value as P(buy) x E[spend | buy].
 
     Parameters
     ----------
-    seed : int
+    seed : int, default 0
         Seed of both boosters.
-    spend_objective : {"gamma", "log_l2"}
+    spend_objective : {"gamma", "log_l2"}, default "log_l2"
         Loss of the spend part (see :data:`SPEND_OBJECTIVES`).
-    num_boost_round : int
+    num_boost_round : int, default 400
         Maximum boosting rounds of each part (early stopping on an inner customer split).
 
     Attributes
@@ -47,54 +49,84 @@ class TwoPartValueModel(BoosterModel):
     smearing_ : float
         Duan's smearing factor of ``log_l2`` (mean of exp(residual) over the buyers
         held out for early stopping; 1.0 for ``gamma``).
+    features_, categories_, btyd_, reference_, label_end_, evaluation_
+        As for :class:`~churnclv.training.BoosterModel`.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from churnclv.training import TwoPartValueModel
+    >>> rng = np.random.default_rng(0)
+    >>> group = rng.integers(0, 2, 2000).astype(float)
+    >>> frame = pd.DataFrame({"customer_id": [f"C{i}" for i in range(2000)], "group": group})
+    >>> buys = rng.random(2000) < np.where(group == 1, 0.6, 0.2)
+    >>> future = np.where(buys, 50.0 + 50.0 * group, 0.0)
+    >>> model = TwoPartValueModel(seed=0).fit(frame, future)
+    >>> p, m = model.predict_parts(pd.DataFrame({"group": [0.0, 1.0]}))
+    >>> [round(float(v), 1) for v in p], [round(float(v)) for v in m]
+    ([0.2, 0.6], [50, 100])
     """
+
+    kind = "value"
 
     def __init__(
         self, seed: int = 0, spend_objective: str = "log_l2", num_boost_round: int = 400
     ) -> None:
-        if spend_objective not in SPEND_OBJECTIVES:
-            raise ValueError(f"spend_objective must be one of {SPEND_OBJECTIVES}")
-        spend = (
-            {"objective": "gamma"} if spend_objective == "gamma" else {"objective": "regression"}
-        )
-        super().__init__(
-            "value",
-            {
-                "buy": {"objective": "binary", **GBM_COMMON, "seed": seed},
-                "spend": {**spend, **GBM_COMMON, "seed": seed},
-                "spend_objective": spend_objective,
-            },
-            num_boost_round,
-        )
-        self.smearing_ = 1.0
+        self.seed = seed
+        self.spend_objective = spend_objective
+        self.num_boost_round = num_boost_round
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray, *, seed: int = 0) -> TwoPartValueModel:
+    def booster_params(self) -> dict[str, Any]:
+        """Both parts' LightGBM parameters and the spend objective."""
+        spend = (
+            {"objective": "gamma"}
+            if self.spend_objective == "gamma"
+            else {"objective": "regression"}
+        )
+        return {
+            "buy": {"objective": "binary", **GBM_COMMON, "seed": self.seed},
+            "spend": {**spend, **GBM_COMMON, "seed": self.seed},
+            "spend_objective": self.spend_objective,
+        }
+
+    @classmethod
+    def _legacy_init(cls, schema: Mapping[str, Any]) -> dict[str, Any]:
+        params = schema["params"]
+        return {
+            "seed": int(params["buy"].get("seed", 0)),
+            "spend_objective": params["spend_objective"],
+            "num_boost_round": int(schema.get("num_boost_round", 400)),
+        }
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> Self:
         """Fit P(buy) on every row and E[spend | buy] on the rows with ``y > 0``.
 
         Raises
         ------
         ValueError
-            Fewer than 50 rows, fewer than 50 buyers or no non-buyer.
+            An unknown ``spend_objective``, or fewer than 50 rows, fewer than 50
+            buyers or no non-buyer.
         """
+        if self.spend_objective not in SPEND_OBJECTIVES:
+            raise ValueError(f"spend_objective must be one of {SPEND_OBJECTIVES}")
         y = np.asarray(y, dtype=float)
-        if len(frame) != len(y):
-            raise ValueError("frame and labels differ in length")
+        self._check_labels(frame, y)
         buy = y > 0
-        if len(frame) < 50 or buy.sum() < _MIN_BUYERS or buy.all():
+        if len(frame) < MIN_ROWS or buy.sum() < _MIN_BUYERS or buy.all():
             raise ValueError(
                 f"too few rows ({len(frame)}), buyers ({int(buy.sum())}) or non-buyers "
                 f"({int((~buy).sum())}) to fit a two-part value model"
             )
+        self._reset_record()
         self._set_schema(frame)
         x = self.matrix(frame)
         ids = frame["customer_id"].reset_index(drop=True)
-        self.buy_booster_ = self._train_booster(
-            self.params["buy"], x, buy.astype(float), ids, seed=seed
-        )
-        log_scale = self.params["spend_objective"] == "log_l2"
+        params = self.booster_params()
+        self.buy_booster_ = self._train_booster(params["buy"], x, buy.astype(float), ids)
+        log_scale = self.spend_objective == "log_l2"
         target = np.log1p(y[buy]) if log_scale else y[buy]
         self.spend_booster_ = self._train_booster(
-            self.params["spend"], x[buy], target, ids[buy].reset_index(drop=True), seed=seed
+            params["spend"], x[buy], target, ids[buy].reset_index(drop=True)
         )
         self.smearing_ = 1.0
         if log_scale:
@@ -106,27 +138,24 @@ class TwoPartValueModel(BoosterModel):
             self.smearing_ = float(np.mean(np.exp(resid))) if inner.any() else 1.0
         return self
 
-    def predict_parts(self, frame: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_parts(self, frame: Columns | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(P(buy), E[spend | buy])`` for each row."""
         x = self.matrix(frame)
         p = np.asarray(self.buy_booster_.predict(x), dtype=float)
         m = np.asarray(self.spend_booster_.predict(x), dtype=float)
-        if self.params["spend_objective"] == "log_l2":
+        if self.spend_objective == "log_l2":
             # E[y] = E[exp(log1p y)] - 1 = exp(f(x)) * E[exp(residual)] - 1 (Duan's smearing).
             m = np.exp(m) * self.smearing_ - 1.0
         return p, np.clip(m, 0.0, None)
 
-    def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def predict_raw(self, frame: Columns | np.ndarray) -> np.ndarray:
         """Same as :meth:`predict` (nothing is calibrated)."""
         p, m = self.predict_parts(frame)
         return p * m
 
-    def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def predict(self, frame: Columns | np.ndarray) -> np.ndarray:
         """Expected future value: P(buy) x E[spend | buy] (>= 0)."""
         return self.predict_raw(frame)
-
-    def calibrate(self, frame: pd.DataFrame, y: np.ndarray) -> TwoPartValueModel:
-        raise NotImplementedError("a value model is not calibrated")
 
     @property
     def best_iteration_(self) -> str:
@@ -141,43 +170,35 @@ class TwoPartValueModel(BoosterModel):
         ranks features by how much they move the value up or down, but the
         product's own scale is not additive.
         """
-        x = self.matrix(frame) if x is None else x
+        raw = self.contribution_matrix(self.matrix(frame) if x is None else x)
+        return pd.DataFrame(raw, columns=self.features_, index=frame.index)
+
+    def contribution_matrix(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`contributions` of a :meth:`matrix` as an array (columns: ``features_``)."""
         a = np.asarray(self.buy_booster_.predict(x, pred_contrib=True))[:, :-1]
         b = np.asarray(self.spend_booster_.predict(x, pred_contrib=True))[:, :-1]
-        return pd.DataFrame(a + b, columns=self.features_, index=frame.index)
+        return a + b
 
     def importance(self) -> pd.Series:
         """Total gain per feature over both parts, highest first."""
-        gain = self.buy_booster_.feature_importance(
-            importance_type="gain"
-        ) + self.spend_booster_.feature_importance(importance_type="gain")
-        return pd.Series(gain, index=self.features_).sort_values(ascending=False)
+        return self._gain(self.buy_booster_, self.spend_booster_)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``buy.txt``, ``spend.txt`` and ``schema.json`` into ``folder``."""
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        self.buy_booster_.save_model(str(out / "buy.txt"))
-        self.spend_booster_.save_model(str(out / "spend.txt"))
         schema = {
             "model": "two_part",
-            **self._schema_common(),
             "num_boost_round": self.num_boost_round,
             "smearing": self.smearing_,
         }
-        (out / "schema.json").write_text(json.dumps(schema, indent=2))
-        return out
+        boosters = {"buy.txt": self.buy_booster_, "spend.txt": self.spend_booster_}
+        return self._save(folder, schema, boosters)
 
     @classmethod
-    def load(cls, folder: str | Path) -> TwoPartValueModel:
+    def load(cls, folder: str | Path) -> Self:
         """Read a model written by :meth:`save`."""
         src = Path(folder)
-        schema = json.loads((src / "schema.json").read_text())
-        model = cls(
-            spend_objective=schema["params"]["spend_objective"],
-            num_boost_round=int(schema.get("num_boost_round", 400)),
-        )
-        model._load_common(schema)
+        schema = read_schema(src)
+        model = cls._from_schema(schema)
         model.smearing_ = float(schema.get("smearing", 1.0))
         model.buy_booster_ = lgb.Booster(model_file=str(src / "buy.txt"))
         model.spend_booster_ = lgb.Booster(model_file=str(src / "spend.txt"))
