@@ -80,7 +80,36 @@ def btyd_column_arrays(
 def stack_btyd(
     frame: pd.DataFrame, churn_horizon_days: float, value_horizon_days: float
 ) -> pd.DataFrame:
-    """Add BTYD columns to a multi-cutoff frame, fitting one pair per cutoff (point in time)."""
+    """Add the BTYD columns to a feature frame, fitting one BG/NBD + Gamma-Gamma pair per cutoff.
+
+    Each cutoff's pair is fitted on that cutoff's rows only (point in time), so
+    the columns are what the hybrid models were trained with: P(alive),
+    expected purchases over each horizon, expected spend and CLV.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Output of :func:`churnclv.build_features` (one or many cutoffs).
+    churn_horizon_days, value_horizon_days : float
+        Horizons of the expected purchases and of the CLV.
+
+    Returns
+    -------
+    DataFrame
+        ``frame`` with the ``btyd_*`` columns added (replaced if present); a
+        cutoff with too few repeat buyers to fit gets missing values.
+
+    Examples
+    --------
+    >>> from churnclv import build_features, generate, stack_btyd
+    >>> data = generate(300, seed=1)
+    >>> frame = build_features(data.transactions, as_of=["2023-07-01", "2024-01-01"])
+    >>> out = stack_btyd(frame, 90, 365)
+    >>> sorted(c for c in out.columns if c.startswith("btyd_"))[:3]
+    ['btyd_clv_value', 'btyd_expected_purchases_churn', 'btyd_expected_purchases_value']
+    >>> bool(out["btyd_p_alive"].between(0, 1).all())
+    True
+    """
     parts = []
     for _, rows in frame.groupby("as_of", sort=True):
         params = fit_params(rows, churn_horizon_days, value_horizon_days)
