@@ -53,19 +53,26 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from _features_report import (
+    _check_match,
+    _duckdb_threads,
+    _gib,
+    _goal,
+    _table,
+    _versions,
+)
+from _features_runs import DUCKDB_TIMEOUT_S, _engine_cmd, _peer, _spawn
 
 __all__ = ["SIZES", "Size", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "features.json"
-PEER_SCRIPT = ROOT / "benchmarks" / "_peers" / "featuretools_rfm.py"
 AS_OF = "2024-01-01"
 SHIFT_DAYS = 45
 SEED = 20240101
@@ -104,8 +111,6 @@ SIZES = {
     "full": Size(100_000, 10_000_000, 20_000_000, 1_000_000, 480, 25_000),
     "small": Size(10_000, 500_000, 1_000_000, 100_000, 300, 2_500),
 }
-DUCKDB_TIMEOUT_S = 360
-PEER_TIMEOUT_S = 480
 
 
 # --------------------------------------------------------------------- data
@@ -300,340 +305,6 @@ def _rows(data: Any) -> int:
 
 
 # ------------------------------------------------------------------- parent
-
-
-def _spawn(cmd: list[str], timeout_s: int, cwd: Path, rss_cap: int) -> dict[str, Any]:
-    """Run a child with a time limit and an RSS cap; its last stdout line is its JSON result.
-
-    The child is killed when it runs past ``timeout_s`` or its RSS exceeds
-    ``rss_cap`` bytes (the machine is shared: no run may push it into swap or
-    the OOM killer). ``cwd`` is where DuckDB spills (``.tmp``), outside the
-    repository.
-    """
-    import psutil
-
-    t0 = time.perf_counter()
-    with subprocess.Popen(
-        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as proc:
-        watched = psutil.Process(proc.pid)
-        reason = ""
-        peak_seen = 0
-        while proc.poll() is None:
-            try:
-                peak_seen = max(peak_seen, watched.memory_info().rss)
-            except psutil.NoSuchProcess:
-                break
-            if peak_seen > rss_cap:
-                reason = f"RSS passed the {rss_cap / 2**30:.0f} GiB cap (killed)"
-            elif time.perf_counter() - t0 > timeout_s:
-                reason = f"did not finish within {timeout_s} s (killed)"
-            if reason:
-                proc.kill()
-                break
-            time.sleep(0.25)
-        stdout, stderr = proc.communicate()
-    wall = time.perf_counter() - t0
-    if reason:
-        return {"ok": False, "error": reason, "after_s": round(wall, 1)}
-    lines = stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = (stderr or stdout)[-1500:]
-        return {"ok": False, "error": f"exit status {proc.returncode}: {tail}"}
-    out = json.loads(lines[-1])
-    out["ok"] = True
-    out["child_wall_s"] = wall
-    return out
-
-
-def _engine_cmd(
-    engine: str,
-    paths: dict[str, Path],
-    cutoffs: list[str],
-    *,
-    repeat: int,
-    save: Path | None = None,
-    subset: int = 0,
-    tx_only: bool = False,
-) -> list[str]:
-    """The command line of one measured child run (``--child duckdb|duckdb-parquet|...``)."""
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        engine,
-        "--cutoffs",
-        json.dumps(cutoffs),
-        "--repeat",
-        str(repeat),
-    ]
-    if tx_only:
-        cmd += ["--transactions", str(paths["peer_transactions"])]
-    else:
-        cmd += [
-            "--transactions",
-            str(paths["transactions"]),
-            "--events",
-            str(paths["events"]),
-            "--customers",
-            str(paths["customers"]),
-        ]
-    if save is not None:
-        cmd += ["--save", str(save)]
-    if subset:
-        cmd += ["--subset-customers", str(subset)]
-    return cmd
-
-
-def _check_match(duck: Path, oracle: Path) -> str:
-    """Compare the two saved frames with the oracle's own assertion (not timed)."""
-    import pandas as pd
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    from _oracle import assert_features_match
-
-    d, o = pd.read_parquet(duck), pd.read_parquet(oracle)
-    try:
-        assert_features_match(d, o)
-    except AssertionError as exc:
-        return f"MISMATCH: {_diff_summary(d, o) or str(exc)[:300]}"
-    return "equal (every column, every row, floats to 1e-6)"
-
-
-def _diff_summary(duck: Any, oracle: Any) -> str:
-    """Which numeric columns differ (beyond 1e-6) on how many rows."""
-    import pandas as pd
-
-    d = duck.sort_values(["as_of", "customer_id"], ignore_index=True)
-    o = oracle.sort_values(["as_of", "customer_id"], ignore_index=True)
-    if len(d) != len(o) or not d["customer_id"].equals(o["customer_id"]):
-        return f"rows differ: {len(d)} vs {len(o)}"
-    parts = []
-    for col in d.columns:
-        if col in o.columns and pd.api.types.is_numeric_dtype(d[col]):
-            a, b = d[col].astype("float64"), o[col].astype("float64")
-            bad = ((a - b).abs() > 1e-6) | (a.isna() != b.isna())
-            if bad.any():
-                first = d.loc[bad.idxmax(), "customer_id"]
-                parts.append(f"{col}: {int(bad.sum())} of {len(d)} rows (first {first})")
-    return "; ".join(parts)
-
-
-def _ensure_ft_venv(venv: Path) -> tuple[Path | None, str]:
-    """The peer interpreter, creating the venv when absent; or None and why not."""
-    python = venv / "bin" / "python"
-    if python.exists():
-        return python, "existing venv"
-    steps = [
-        ["python3", "-m", "venv", str(venv)],
-        [str(python), "-m", "pip", "install", "-q", "featuretools", "pandas<3", "pyarrow"],
-    ]
-    for step in steps:
-        proc = subprocess.run(step, capture_output=True, text=True, timeout=900, check=False)
-        if proc.returncode != 0:
-            return None, f"{' '.join(step)} failed: {(proc.stderr or proc.stdout)[-800:]}"
-    return python, "created by this run"
-
-
-def _peer(
-    args: argparse.Namespace,
-    paths: dict[str, Path],
-    work: Path,
-    our_cutoff: str,
-    spawn: Callable[..., dict[str, Any]],
-) -> dict[str, Any]:
-    """Featuretools DFS vs build_features on the same transaction subset."""
-    python, how = _ensure_ft_venv(Path(args.ft_venv))
-    if python is None:
-        return {"ok": False, "error": how}
-    ft_out = work / "ft_matrix.parquet"
-    ft = spawn(
-        [
-            str(python),
-            str(PEER_SCRIPT),
-            "--transactions",
-            str(paths["peer_transactions"]),
-            "--cutoff",
-            our_cutoff,
-            "--out",
-            str(ft_out),
-        ],
-        PEER_TIMEOUT_S,
-    )
-    ft["venv"] = f"{args.ft_venv} ({how})"
-    ours_out = work / "duckdb_peer_subset.parquet"
-    ours = spawn(
-        _engine_cmd("duckdb-rfm", paths, [our_cutoff], repeat=5, save=ours_out, tx_only=True),
-        DUCKDB_TIMEOUT_S,
-    )
-    full = spawn(
-        _engine_cmd("duckdb", paths, [our_cutoff], repeat=3, tx_only=True), DUCKDB_TIMEOUT_S
-    )
-    result: dict[str, Any] = {"featuretools": ft, "duckdb": ours, "duckdb_full_tx_set": full}
-    if ft.get("ok") and ours.get("ok"):
-        # the same frame in and the same RFM values out on both sides (checked below):
-        # Featuretools' EntitySet build plus its computation against rfm_summary's call
-        # (which derives purchase days and flags and registers the frame inside it)
-        result["ratio_featuretools_from_frame_over_duckdb"] = (
-            ft["same_rfm_from_frame_s"] / ours["best_s"]
-        )
-        # stricter: Featuretools' computation alone, its EntitySet already built
-        result["ratio_featuretools_over_duckdb"] = ft["same_rfm_s"] / ours["best_s"]
-        # earlier runs' lighter peer set (every row counted, no purchase days, no tenure)
-        result["ratio_featuretools_light_set_over_duckdb"] = ft["dfs_s"] / ours["best_s"]
-        result["agreement"] = _peer_agreement(ft_out, ours_out)
-    if ft.get("ok") and full.get("ok"):
-        result["ratio_featuretools_over_duckdb_full_tx_set"] = ft["same_rfm_s"] / full["best_s"]
-    return result
-
-
-def _peer_agreement(ft_out: Path, ours_out: Path) -> dict[str, Any]:
-    """Check that both sides computed the same RFM numbers (not timed)."""
-    import numpy as np
-    import pandas as pd
-
-    ft = pd.read_parquet(ft_out).set_index("customer_id")
-    ours = pd.read_parquet(ours_out).set_index("customer_id")
-    # Featuretools keeps customers with only returns before the cutoff (NaN purchase
-    # features); rfm_summary has no row for them.
-    buyers = ft[ft["n_purchases"] > 0]
-    common = ours.index.intersection(buyers.index)
-    f, o = buyers.loc[common], ours.loc[common]
-    diffs = {
-        "monetary_total": np.abs(f["monetary_total"] - o["monetary_total"]),
-        "n_purchases": np.abs(f["n_purchases"] - o["n_purchases"]),
-        "frequency": np.abs((f["n_days"] - 1) - o["frequency"]),
-        "recency_days": np.abs(f["recency_s"] / 86400 - o["recency_days"]),
-        "tenure_days": np.abs(f["tenure_s"] / 86400 - o["tenure_days"]),
-    }
-    return {
-        "customers_compared": len(common),
-        "customers_featuretools_with_purchases": len(buyers),
-        "customers_duckdb": len(ours),
-        "max_abs_diff": {k: float(v.max()) for k, v in diffs.items()},
-        "same_values": bool(
-            len(common) == len(ours) == len(buyers)
-            and all(float(v.max()) <= 1e-6 for v in diffs.values())
-        ),
-    }
-
-
-def _versions() -> dict[str, str]:
-    """Versions of the packages under test (this venv)."""
-    import duckdb
-    import numpy as np
-    import pandas as pd
-
-    return {
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "pandas": pd.__version__,
-        "numpy": np.__version__,
-    }
-
-
-def _duckdb_threads() -> int:
-    """DuckDB's default thread count on this machine."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        return int(con.execute("SELECT current_setting('threads')").fetchone()[0])
-    finally:
-        con.close()
-
-
-def _fmt_s(x: float | None) -> str:
-    """Seconds for the table."""
-    return "-" if x is None else f"{x:8.2f} s"
-
-
-def _gib(x: float | None) -> str:
-    """Bytes as GiB for the table."""
-    return "-" if x is None else f"{x / 2**30:.2f} GiB"
-
-
-def _table(report: dict[str, Any]) -> str:
-    """The readable summary table of a report."""
-    one, multi, peer = report["single_cutoff"], report["multi_cutoff"], report["peer"]
-    d1 = one["duckdb"]
-    lines = [
-        f"features benchmark ({report['size']}), load avg at start "
-        f"{report['machine']['load_avg_at_start']}, {report['machine']['cpus']} cpus",
-        f"{'measurement':58} {'value':>14}",
-        "-" * 73,
-    ]
-
-    def row(name: str, value: str) -> None:
-        lines.append(f"{name:58} {value:>14}")
-
-    row(f"1 cutoff, full set, DuckDB ({one['size_label']})", _fmt_s(d1.get("best_s")))
-    row("  DuckDB peak RSS (incl. inputs in pandas)", _gib(d1.get("peak_rss_bytes")))
-    row("  DuckDB peak RSS minus RSS after load", _gib(one.get("duckdb_rss_increase_bytes")))
-    dp1 = one.get("duckdb_from_parquet", {})
-    if dp1.get("ok"):
-        row("1 cutoff, DuckDB scanning the Parquet files (reading incl.)", _fmt_s(dp1["best_s"]))
-        row("  peak RSS (no inputs in pandas)", _gib(dp1["peak_rss_bytes"]))
-    if one.get("oracle", {}).get("ok"):
-        row(
-            f"1 cutoff, full set, pandas oracle ({one['size_label']})",
-            _fmt_s(one["oracle"]["best_s"]),
-        )
-    else:
-        row(f"1 cutoff, pandas oracle ({one['size_label']})", "did not finish")
-    cmp_ = one.get("comparison")
-    if cmp_:
-        row(f"  oracle / DuckDB ({cmp_['size_label']})", f"{cmp_['ratio']:.1f}x")
-        row("  results", "equal" if cmp_["match"].startswith("equal") else "MISMATCH")
-    if multi.get("ok"):
-        row(
-            f"10 monthly cutoffs, DuckDB ({multi['size_label']})",
-            _fmt_s(multi["duckdb_10"]["best_s"]),
-        )
-        row("  10 cutoffs / 1 cutoff", f"{multi['ratio_10_over_1']:.2f}x")
-        row("  10-cutoff peak RSS", _gib(multi["duckdb_10"]["peak_rss_bytes"]))
-    if multi.get("ratio_10_over_1_from_parquet"):
-        row("10 cutoffs from Parquet", _fmt_s(multi["duckdb_from_parquet_10"]["best_s"]))
-        row("  10 / 1 from Parquet", f"{multi['ratio_10_over_1_from_parquet']:.2f}x")
-    if peer.get("ratio_featuretools_over_duckdb"):
-        row(
-            "Featuretools, frame to the same RFM values",
-            _fmt_s(peer["featuretools"]["same_rfm_from_frame_s"]),
-        )
-        row("  of which the EntitySet build", _fmt_s(peer["featuretools"]["entityset_s"]))
-        row("  of which calculate_feature_matrix", _fmt_s(peer["featuretools"]["same_rfm_s"]))
-        row("Featuretools dfs, earlier lighter set", _fmt_s(peer["featuretools"]["dfs_s"]))
-        row("DuckDB rfm_summary, same rows", _fmt_s(peer["duckdb"]["best_s"]))
-        if peer.get("duckdb_full_tx_set", {}).get("ok"):
-            row(
-                "DuckDB build_features (tx-only full set), same rows",
-                _fmt_s(peer["duckdb_full_tx_set"]["best_s"]),
-            )
-        row(
-            "  featuretools from the frame / DuckDB",
-            f"{peer['ratio_featuretools_from_frame_over_duckdb']:.0f}x",
-        )
-        row(
-            "  featuretools computation alone / DuckDB",
-            f"{peer['ratio_featuretools_over_duckdb']:.0f}x",
-        )
-        row(
-            "  featuretools lighter set / DuckDB",
-            f"{peer['ratio_featuretools_light_set_over_duckdb']:.0f}x",
-        )
-        row("  same values (1e-6)", str(peer.get("agreement", {}).get("same_values")))
-    elif peer:
-        row("Featuretools peer", "failed/skipped")
-    lines.append("-" * 73)
-    for name, goal in report["goals"].items():
-        lines.append(f"goal {name}: {goal['target']} -> {goal['measured']} [{goal['status']}]")
-    return "\n".join(lines)
-
-
-def _goal(target: str, measured: str, met: bool | None) -> dict[str, str]:
-    """One goal's target, measured value and status."""
-    status = "not measured" if met is None else ("met" if met else "NOT met")
-    return {"target": target, "measured": measured, "status": status}
 
 
 def _parent(args: argparse.Namespace) -> int:

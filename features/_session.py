@@ -287,7 +287,8 @@ class FeatureSession:
         """Transactions, events and customers rows through the SQLite runner, finished."""
         with self._lock:
             self.calls["sqlite"] += 1
-            out = self._lite.run_rows(*rows, [pd.Timestamp(as_of)])
+            transactions, events, customers = rows
+            out = self._lite.run_rows(transactions, events, customers, [pd.Timestamp(as_of)])
         return finish_features(out, self.static_columns)
 
     def close(self) -> None:

@@ -10,10 +10,10 @@ the way for small batches. No BentoML import.
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -109,7 +109,10 @@ class OnlineScorer:
         champion = self.champion
         feats, x_churn, p, v = predict(feats, champion)
         decided = decide_columns(
-            collections.ChainMap({"churn_probability": p, "predicted_value": v}, feats),
+            collections.ChainMap(
+                {"churn_probability": p, "predicted_value": v},
+                cast("MutableMapping[str, Any]", feats),  # read only: a frame or a mapping
+            ),
             self.policy,
             churn_horizon_days=champion.churn_horizon_days,
             reference=champion.value.reference_ or None,

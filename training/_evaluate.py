@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from churnclv.training._metrics import churn_metrics, value_metrics
-from churnclv.training._model import BoosterModel
 from churnclv.training._plan import Plan
+from churnclv.training._scorable import ScorableModel
 
 __all__ = ["Evaluation", "baseline_metrics", "evaluate", "recency_score"]
 
@@ -42,8 +42,8 @@ class Evaluation:
 
 def evaluate(
     plan: Plan,
-    churn: BoosterModel,
-    value: BoosterModel | None,
+    churn: ScorableModel,
+    value: ScorableModel | None,
     fallbacks: Mapping[str, str],
     candidate_metrics: Mapping[str, float],
     say: Callable[[str], None],
@@ -82,7 +82,7 @@ _BTYD_METHOD = {"churn": "BG/NBD", "value": "BG/NBD + Gamma-Gamma"}
 
 
 def _judged(
-    ev: Evaluation, kind: str, rows: pd.DataFrame, model: BoosterModel | None, column: str
+    ev: Evaluation, kind: str, rows: pd.DataFrame, model: ScorableModel | None, column: str
 ) -> np.ndarray | None:
     """The predictions ``kind`` is judged by on ``rows``: ``model``'s, else the BTYD column's.
 

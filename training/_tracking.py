@@ -23,8 +23,8 @@ import pandas as pd
 
 from churnclv._io import InputTables
 from churnclv.training._evaluate import Evaluation, recency_score
-from churnclv.training._model import BoosterModel
 from churnclv.training._registry import EXPERIMENT, configure_mlflow, use_experiment
+from churnclv.training._scorable import ScorableModel
 
 if TYPE_CHECKING:
     from mlflow import ActiveRun
@@ -185,7 +185,7 @@ def log_run(
 
 
 def _log_plots(
-    churn: BoosterModel, value: BoosterModel, plan: Plan, evaluation: Evaluation
+    churn: ScorableModel, value: ScorableModel, plan: Plan, evaluation: Evaluation
 ) -> None:
     """Log the importance plots, and the evaluation plots of what was evaluated."""
     import mlflow
