@@ -1,11 +1,10 @@
 """The feature definition on SQLite: small batches without a planner on the hot path.
 
 DuckDB re-binds and re-optimises the feature query on every call, prepared or
-not: about 13 ms of CPU for one customer, of which execution is about 2 ms.
-SQLite compiles the same text once per connection (Python's statement cache)
-and computes one 150-row history in about 1 ms, but it has no vectorised
-engine and costs about 0.5 ms more per such customer, so it pays only for
-small inputs. :class:`~churnclv.features._session.FeatureSession` sends batches
+not, and for one customer that planning costs several times the execution.
+SQLite compiles the same text once per connection (Python's statement cache),
+but it has no vectorised engine, so it pays only for small inputs
+(``benchmarks/serve.py`` measures both). :class:`~churnclv.features._session.FeatureSession` sends batches
 up to a row threshold here and larger ones to DuckDB.
 
 Timestamps are loaded as epoch seconds (``microseconds / 1e6``, the double
