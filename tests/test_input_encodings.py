@@ -202,3 +202,20 @@ def test_month_first_dates_parse_and_ambiguous_ones_are_rejected(tmp_path: Path)
     path.write_text("customer_id,ts,amount\nA,12/1/2010 8:26,1\nB,1/12/2010 18:05,2\n")
     with pytest.raises(InputError, match="day-first and month-first"):
         load_inputs(path)
+
+
+@pytest.mark.parametrize("chunk", [4, 7, 1 << 20])
+def test_undecodable_message_names_the_line_across_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """The line of the first bad byte is found whatever the read chunk size."""
+    from churnclv import _io_csv
+
+    monkeypatch.setattr(_io_csv, "_CHUNK", chunk)
+    path = tmp_path / "tx.csv"
+    good = "customer_id,ts,amount\n" + "A,2024-01-01,1\n" * 3
+    path.write_bytes(good.encode() + "客,2024-01-02,2\n".encode("gbk"))
+    with pytest.raises(InputError, match=r"cannot be decoded as utf-8: bytes 0x\w\w on line 5"):
+        load_inputs(path, columns=ColumnMap(encoding="utf-8"))
+    tx = load_inputs(path, columns=ColumnMap(encoding="gbk")).transactions
+    assert tx["customer_id"].tolist() == ["A", "客"]

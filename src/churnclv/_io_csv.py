@@ -228,10 +228,26 @@ def load_src(con: duckdb.DuckDBPyConnection, table_fn: str, kind: str) -> int:
     return 0 if n is None else int(n[0])
 
 
+def _line_at(path: Path, offset: int) -> tuple[int, str]:
+    """The 1-based line number holding byte ``offset`` and that line, shown lossily."""
+    line, start = 1, 0
+    with path.open("rb") as fh:
+        while start + _CHUNK <= offset:
+            line += fh.read(_CHUNK).count(b"\n")
+            start += _CHUNK
+        head = fh.read(offset - start)
+        line += head.count(b"\n")
+        text = head.rsplit(b"\n", 1)[-1] + fh.readline()
+    shown = text.rstrip(b"\r\n").decode("utf-8", errors="replace")
+    return line, shown if len(shown) <= 60 else shown[:57] + "..."
+
+
 def _undecodable(p: Path, what: str, encoding: str, at: int, raw: bytes) -> InputError:
+    line, shown = _line_at(p, at)
+    hexed = " ".join(f"0x{b:02x}" for b in raw)
     return InputError(
-        f"{what} file {p} cannot be decoded as {encoding} (bytes {raw.hex(' ')!s} at "
-        f"byte {at:,}); give the file's encoding with --encoding (e.g. gbk, utf-16, latin-1)"
+        f"{what} file {p} cannot be decoded as {encoding}: bytes {hexed} on line {line} "
+        f"({shown!r}); give the file's encoding with --encoding (e.g. gbk, utf-16, latin-1)"
     )
 
 
