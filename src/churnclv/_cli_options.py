@@ -23,6 +23,8 @@ __all__ = [
     "ChurnHorizon",
     "CustomerCol",
     "Customers",
+    "Decimal",
+    "Encoding",
     "Engine",
     "EventTypeCol",
     "Events",
@@ -37,6 +39,7 @@ __all__ = [
     "PriceCol",
     "Promote",
     "QuantityCol",
+    "Sep",
     "TrackingUri",
     "Transactions",
     "TsCol",
@@ -78,6 +81,21 @@ NoAmount = Annotated[
         help="The transactions carry no amount (dates only): every row is a purchase worth 1, "
         "so value predictions are purchase counts.",
     ),
+]
+Encoding = Annotated[
+    str | None,
+    typer.Option(
+        help="Encoding of the CSV inputs (e.g. utf-8, gbk, utf-16, latin-1); default UTF-8, "
+        "with UTF-8-BOM, UTF-16, GBK/GB18030 and Latin-1 detected when UTF-8 fails."
+    ),
+]
+Sep = Annotated[
+    str | None,
+    typer.Option(help="CSV separator: ',' ';' '|' or '\\t'; default: detected."),
+]
+Decimal = Annotated[
+    str | None,
+    typer.Option(help="Decimal mark of CSV numbers: '.' (default) or ',' (as in 1,5)."),
 ]
 AsOf = Annotated[
     str,
@@ -184,18 +202,32 @@ def column_map(
     quantity_col: str | None,
     price_col: str | None,
     no_amount: bool = False,
+    *,
+    encoding: str | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
 ) -> ColumnMap:
-    """The :class:`ColumnMap` the column flags describe; InputError for flags that clash."""
+    """The :class:`ColumnMap` the column and CSV flags describe; InputError for flags that clash."""
     from churnclv import ColumnMap
 
     if no_amount:
         if quantity_col or price_col:
             raise InputError("--no-amount excludes --quantity-col and --price-col")
-        return ColumnMap(customer_col, ts_col, "", event_type_col, None, None, no_amount=True)
-
-    if (quantity_col is None) != (price_col is None):
+        amount_col = ""
+    elif (quantity_col is None) != (price_col is None):
         raise InputError("--quantity-col and --price-col go together: give both or neither")
-    return ColumnMap(customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col)
+    return ColumnMap(
+        customer_col,
+        ts_col,
+        amount_col,
+        event_type_col,
+        quantity_col,
+        price_col,
+        no_amount,
+        encoding=encoding,
+        sep=sep,
+        decimal=decimal,
+    )
 
 
 def parse_as_of(value: str) -> Any:

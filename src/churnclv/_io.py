@@ -1,6 +1,7 @@
 """The input data contract (DESIGN §3): read, map, validate and report.
 
-Tables are read through DuckDB (CSV, Parquet or anything DuckDB reads), their
+Tables are read through DuckDB (CSV, Parquet or anything DuckDB reads; CSV
+encodings, separators, decimal commas and date formats in :mod:`churnclv._io_csv`), their
 columns mapped to the canonical names by a :class:`ColumnMap`, and validated at
 the boundary. Every problem a user can cause becomes an :class:`InputError`
 whose one-line message names the file, the column and a sample of offending
@@ -11,6 +12,7 @@ never leaves a partial file behind.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from churnclv import _io_csv
 from churnclv._errors import InputError
 
 __all__ = [
@@ -50,6 +53,14 @@ class ColumnMap:
         such as UCI Online Retail); ``amount_col`` is then ignored.
     no_amount : bool
         Histories without amounts (dates only): every row is a purchase worth 1.
+    encoding : str or None
+        Encoding of CSV files (any name Python knows, e.g. ``"gbk"``); ``None``
+        reads UTF-8 and, when a file is not UTF-8, detects UTF-16 (byte-order
+        mark), GBK/GB18030 or Latin-1 and says so in the :class:`LoadReport`.
+    sep : str or None
+        CSV separator: ``","``, ``";"``, ``"\\t"`` or ``"|"``; ``None`` sniffs it.
+    decimal : str or None
+        Decimal mark of CSV numbers: ``"."`` (``None``) or ``","`` (``1,5``).
 
     See Also
     --------
@@ -80,6 +91,16 @@ class ColumnMap:
     0           A 2024-01-03    10.0
     1           A 2024-02-10    20.0
     2           B 2024-01-20     4.5
+
+    A Latin-1 export separated by ``;``, with day-first dates and decimal commas:
+
+    >>> pd.DataFrame(
+    ...     {"Kunde": ["Müller"], "Datum": ["13/1/2024 8:26"], "Betrag": ["1,5"]}
+    ... ).to_csv("eu.csv", sep=";", index=False, encoding="latin-1")
+    >>> columns = ColumnMap(customer_col="Kunde", ts_col="Datum", amount_col="Betrag", decimal=",")
+    >>> load_inputs("eu.csv", columns=columns).transactions
+      customer_id                  ts  amount
+    0      Müller 2024-01-13 08:26:00     1.5
     """
 
     customer_col: str = "customer_id"
@@ -89,6 +110,9 @@ class ColumnMap:
     quantity_col: str | None = None
     price_col: str | None = None
     no_amount: bool = False
+    encoding: str | None = None
+    sep: str | None = None
+    decimal: str | None = None
 
 
 @dataclass
@@ -145,17 +169,12 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _reader(path: Path) -> str:
-    suffix = path.suffix.lower()
-    lit = "'" + str(path).replace("'", "''") + "'"
-    if suffix in {".csv", ".tsv", ".txt"}:
-        return f"read_csv({lit}, header=true, all_varchar=true)"
-    if suffix in {".parquet", ".pq"}:
-        return f"read_parquet({lit})"
-    return lit
-
-
-def _open(path: str | os.PathLike[str], what: str) -> tuple[duckdb.DuckDBPyConnection, Path]:
+def _open(
+    path: str | os.PathLike[str],
+    what: str,
+    cm: ColumnMap | None = None,
+    report: LoadReport | None = None,
+) -> tuple[duckdb.DuckDBPyConnection, Path]:
     p = Path(path)
     if not p.exists():
         raise InputError(f"{what} file not found: {p}")
@@ -163,15 +182,19 @@ def _open(path: str | os.PathLike[str], what: str) -> tuple[duckdb.DuckDBPyConne
         raise InputError(f"{what} path is a directory, expected a file: {p}")
     if p.stat().st_size == 0:
         raise InputError(f"{what} file is empty: {p}")
+    cm = cm or ColumnMap()
+    rep = report if report is not None else LoadReport()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
-        con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM {_reader(p)}")
-        n = con.execute("SELECT count(*) FROM src").fetchone()
+        if _io_csv.is_csv(p):
+            n = _io_csv.read_csv(con, p, what, cm.encoding, cm.sep, rep.add)
+        else:
+            n = _io_csv.load_src(con, _io_csv.reader(p), "VIEW")
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"{what} file {p} cannot be read: {first}") from None
-    if n is None or n[0] == 0:
+    if n == 0:
         raise InputError(f"{what} file is empty (no data rows): {p}")
     return con, p
 
@@ -206,31 +229,38 @@ def _id_expr(col: str, ctype: str) -> str:
 
 
 def _check_ts(con: duckdb.DuckDBPyConnection, col: str, p: Path, what: str, name: str) -> str:
-    bad = _sample(
-        con,
-        f"SELECT {col} FROM src WHERE {col} IS NULL OR TRY_CAST({col} AS TIMESTAMP) IS NULL",
+    missing = f"SELECT {col} FROM src WHERE {col} IS NULL"
+    bad = _sample(con, f"{missing} OR TRY_CAST({col} AS TIMESTAMP) IS NULL")
+    if not bad:
+        return f"CAST({col} AS TIMESTAMP)"
+    fmt = "" if _sample(con, missing) else _io_csv.ts_format(con, col, p, what, name)
+    if fmt:
+        return f"strptime(CAST({col} AS VARCHAR), {_io_csv.lit(fmt)})"
+    raise InputError(
+        f"{what} file {p}: column {name!r} has unparseable or missing timestamps, "
+        f"e.g. {', '.join(bad)}"
     )
-    if bad:
-        raise InputError(
-            f"{what} file {p}: column {name!r} has unparseable or missing timestamps, "
-            f"e.g. {', '.join(bad)}"
-        )
-    return f"CAST({col} AS TIMESTAMP)"
 
 
-def _check_number(con: duckdb.DuckDBPyConnection, col: str, p: Path, what: str, name: str) -> str:
-    num = f"TRY_CAST({col} AS DOUBLE)"
+def _check_number(
+    con: duckdb.DuckDBPyConnection, col: str, p: Path, what: str, name: str, decimal: str = "."
+) -> str:
+    text = f"CAST({col} AS VARCHAR)"
+    source = f"replace({text}, ',', '.')" if decimal == "," else col
+    num = f"TRY_CAST({source} AS DOUBLE)"
     bad = _sample(
         con,
         f"SELECT {col} FROM src WHERE {col} IS NULL OR {num} IS NULL "
         f"OR isnan({num}) OR isinf({num})",
     )
     if bad:
+        comma = decimal == "." and any(re.fullmatch(r"'-?\d*,\d+'", b) for b in bad)
+        hint = " (decimal commas? use --decimal ,)" if comma else ""
         raise InputError(
             f"{what} file {p}: column {name!r} has non-numeric or missing values, "
-            f"e.g. {', '.join(bad)}"
+            f"e.g. {', '.join(bad)}{hint}"
         )
-    return f"CAST({col} AS DOUBLE)"
+    return f"CAST({source} AS DOUBLE)"
 
 
 def _finish(
@@ -282,12 +312,17 @@ def load_transactions(
     Raises
     ------
     InputError
-        Missing file or column, empty file, unparseable timestamp, non-numeric amount.
+        Missing, empty or undecodable file, missing column, unparseable timestamp,
+        non-numeric amount.
     """
     cm = columns or ColumnMap()
     rep = report if report is not None else LoadReport()
     what = "transactions"
-    con, p = _open(path, what)
+    try:
+        dec = _io_csv.normalize_decimal(cm.decimal)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    con, p = _open(path, what, cm, rep)
     cols = _columns(con)
     needed = {"customer_id": cm.customer_col, "ts": cm.ts_col}
     if cm.no_amount:
@@ -302,11 +337,11 @@ def load_transactions(
     if cm.no_amount:
         amount = "CAST(1.0 AS DOUBLE)"
     elif cm.quantity_col and cm.price_col:
-        qty = _check_number(con, _q(cm.quantity_col), p, what, cm.quantity_col)
-        price = _check_number(con, _q(cm.price_col), p, what, cm.price_col)
+        qty = _check_number(con, _q(cm.quantity_col), p, what, cm.quantity_col, dec)
+        price = _check_number(con, _q(cm.price_col), p, what, cm.price_col, dec)
         amount = f"{qty} * {price}"
     else:
-        amount = _check_number(con, _q(cm.amount_col), p, what, cm.amount_col)
+        amount = _check_number(con, _q(cm.amount_col), p, what, cm.amount_col, dec)
     select = (
         f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, {amount} AS amount"
     )
@@ -336,7 +371,7 @@ def load_events(
     cm = columns or ColumnMap()
     rep = report if report is not None else LoadReport()
     what = "events"
-    con, p = _open(path, what)
+    con, p = _open(path, what, cm, rep)
     cols = _columns(con)
     _require(
         cols,
@@ -366,7 +401,7 @@ def load_customers(
     cm = columns or ColumnMap()
     rep = report if report is not None else LoadReport()
     what = "customers"
-    con, p = _open(path, what)
+    con, p = _open(path, what, cm, rep)
     cols = _columns(con)
     _require(cols, {"customer_id": cm.customer_col}, p, what)
     cid = _q(cm.customer_col)
@@ -409,10 +444,12 @@ def load_inputs(
     customers : str or path-like, optional
         Customers file: customer id, optional ``signup_ts``, static attributes.
     columns : ColumnMap, optional
-        Source column names; default: the canonical ones.
+        Source column names and CSV options (encoding, separator, decimal
+        mark); default: the canonical names, UTF-8 or detected encoding,
+        sniffed separator, ``.`` decimals.
     report : LoadReport, optional
         Collects what loading found (rows without a customer id, exact
-        duplicates, returns) for the caller to print.
+        duplicates, returns, a detected encoding) for the caller to print.
 
     Returns
     -------

@@ -104,6 +104,9 @@ def features(
     quantity_col: opt.QuantityCol = None,
     price_col: opt.PriceCol = None,
     no_amount: opt.NoAmount = False,
+    encoding: opt.Encoding = None,
+    sep: opt.Sep = None,
+    decimal: opt.Decimal = None,
     workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     tracking_uri: opt.TrackingUri = None,
 ) -> None:
@@ -116,7 +119,16 @@ def features(
         events,
         customers,
         opt.column_map(
-            customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
+            customer_col,
+            ts_col,
+            amount_col,
+            event_type_col,
+            quantity_col,
+            price_col,
+            no_amount,
+            encoding=encoding,
+            sep=sep,
+            decimal=decimal,
         ),
         ts,
     )
@@ -153,6 +165,9 @@ def train(
     quantity_col: opt.QuantityCol = None,
     price_col: opt.PriceCol = None,
     no_amount: opt.NoAmount = False,
+    encoding: opt.Encoding = None,
+    sep: opt.Sep = None,
+    decimal: opt.Decimal = None,
     workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     tracking_uri: opt.TrackingUri = None,
 ) -> None:
@@ -166,7 +181,16 @@ def train(
         events,
         customers,
         opt.column_map(
-            customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
+            customer_col,
+            ts_col,
+            amount_col,
+            event_type_col,
+            quantity_col,
+            price_col,
+            no_amount,
+            encoding=encoding,
+            sep=sep,
+            decimal=decimal,
         ),
         ts,
     )
@@ -211,6 +235,9 @@ def score(
     quantity_col: opt.QuantityCol = None,
     price_col: opt.PriceCol = None,
     no_amount: opt.NoAmount = False,
+    encoding: opt.Encoding = None,
+    sep: opt.Sep = None,
+    decimal: opt.Decimal = None,
     workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     tracking_uri: opt.TrackingUri = None,
 ) -> None:
@@ -226,7 +253,16 @@ def score(
         events,
         customers,
         opt.column_map(
-            customer_col, ts_col, amount_col, event_type_col, quantity_col, price_col, no_amount
+            customer_col,
+            ts_col,
+            amount_col,
+            event_type_col,
+            quantity_col,
+            price_col,
+            no_amount,
+            encoding=encoding,
+            sep=sep,
+            decimal=decimal,
         ),
         ts,
     )
