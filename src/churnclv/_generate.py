@@ -8,7 +8,11 @@ customer's latent rates and observed activity) can be computed by forward
 filtering. That oracle is stored in the ``truth`` table next to realised labels,
 so fitted models can be compared against the best possible predictor.
 
-Time is measured in days relative to ``as_of`` (negative = history).
+Time is in days relative to ``as_of`` (negative = history).
+
+The module is over ~500 lines on purpose: the hidden process, the sampled
+histories and the exact truth computed from them are one model, and keeping
+them together keeps the truth provably consistent with what was sampled.
 """
 
 from __future__ import annotations
