@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from lightgbm.basic import LightGBMError
 
 from churnclv._errors import InputError
 from churnclv.decisions import reference_distribution
@@ -26,6 +27,7 @@ from churnclv.training._two_part import TwoPartValueModel
 
 __all__ = [
     "MIN_TRAIN_ROWS",
+    "UNFITTABLE",
     "VALUE_CANDIDATES",
     "ChurnFit",
     "ValueFit",
@@ -33,6 +35,7 @@ __all__ = [
     "fit_churn",
     "fit_fallback",
     "fit_value",
+    "label_problem",
     "model_kinds",
     "record_provenance",
     "select_value_model",
@@ -43,6 +46,10 @@ Progress = Callable[[str], None]
 
 #: Fewest training rows a LightGBM model is fitted on; below it the BTYD fallback is used.
 MIN_TRAIN_ROWS = 50
+
+#: What a fit raises when its rows cannot train a model (too few rows, labels it cannot
+#: learn from, e.g. Tweedie's "sum of labels is zero"): the model falls back to BTYD.
+UNFITTABLE = (ValueError, LightGBMError)
 
 
 def _two_part(seed: int) -> TrainableModel:
@@ -57,7 +64,11 @@ VALUE_CANDIDATES: dict[str, Callable[[int], TrainableModel]] = {
 
 
 def untrainable(plan: Plan) -> dict[str, str]:
-    """Why each model kind cannot be trained on ``plan`` (history too short, too few rows)."""
+    """Why each model kind cannot be trained on ``plan``.
+
+    The history is too short for its horizon, there are too few training rows,
+    or their labels leave nothing to learn (:func:`label_problem`).
+    """
     fallbacks: dict[str, str] = {}
     for what, short, rows, h in (
         ("churn", plan.churn_short, plan.c_train, plan.churn_horizon_days),
@@ -70,7 +81,54 @@ def untrainable(plan: Plan) -> dict[str, str]:
                 f"too few training rows for the {what} horizon of {h:g} days ({len(rows)} "
                 f"customer-cutoffs, {MIN_TRAIN_ROWS} needed)"
             )
+        elif (problem := label_problem(what, rows, h)) is not None:
+            fallbacks[what] = problem
     return fallbacks
+
+
+def label_problem(what: str, rows: pd.DataFrame, horizon: float) -> str | None:
+    """Why the labels of ``rows`` leave a ``what`` model nothing to learn, else None.
+
+    A churn model needs both classes; a value model needs some spend (a Tweedie
+    fit of all-zero labels fails). The reason names the label windows and what
+    to change.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame(
+    ...     {"as_of": pd.to_datetime(["2024-01-01", "2024-02-01"]), "churned": [1, 1]}
+    ... )
+    >>> print(label_problem("churn", rows, 14))  # doctest: +NORMALIZE_WHITESPACE
+    every churn label is 1: no customer bought again within 14 days of any of the 2 training
+    cutoffs (2024-01-01 .. 2024-02-01), so there is nothing to learn; use a longer
+    --churn-horizon-days or more history
+    """
+    cuts = pd.to_datetime(rows["as_of"])
+    where = (
+        f"any of the {cuts.nunique()} training cutoffs ({cuts.min().date()} .. {cuts.max().date()})"
+    )
+    if what == "churn":
+        classes = set(np.unique(rows["churned"].to_numpy(int)).tolist())
+        if classes == {1}:
+            return (
+                f"every churn label is 1: no customer bought again within {horizon:g} days of "
+                f"{where}, so there is nothing to learn; use a longer --churn-horizon-days or "
+                "more history"
+            )
+        if classes == {0}:
+            return (
+                f"every churn label is 0: every customer bought again within {horizon:g} days "
+                f"of {where}, so there is nothing to learn; use a shorter --churn-horizon-days"
+            )
+        return None
+    if not (rows["future_value"] > 0).any():
+        return (
+            f"every value label is zero: no customer spent anything within {horizon:g} days "
+            f"after {where}, so there is nothing to learn; use a longer --value-horizon-days "
+            "or more history"
+        )
+    return None
 
 
 def fit_fallback(
@@ -112,7 +170,8 @@ def fit_churn(
 
     With three or more training cutoffs the latest is held out as the
     calibration fold. A model that cannot be trained (listed in ``fallbacks``,
-    or whose fit raises ``ValueError``) is replaced by the BTYD fallback.
+    fitting rows of one class only, or a fit that raises one of
+    :data:`UNFITTABLE`) is replaced by the BTYD fallback.
     """
     if "churn" in fallbacks:
         return ChurnFit(fit_fallback("churn", fallbacks["churn"], plan, fallbacks, seed, say))
@@ -121,10 +180,13 @@ def fit_churn(
     calibrate = len(train_cuts) >= 3
     c_fit = c_train[c_train["as_of"] < train_cuts[-1]] if calibrate else c_train
     c_cal = c_train[c_train["as_of"] == train_cuts[-1]] if calibrate else c_train.iloc[:0]
+    problem = label_problem("churn", c_fit, plan.churn_horizon_days) if calibrate else None
+    if problem is not None:
+        return ChurnFit(fit_fallback("churn", problem, plan, fallbacks, seed, say))
     say(f"churn model on {len(c_fit):,} rows")
     try:
         churn = (churn_model or ChurnModel(seed=seed)).fit(c_fit, c_fit["churned"].to_numpy(int))
-    except ValueError as exc:
+    except UNFITTABLE as exc:
         why = f"the churn model cannot be trained: {exc}"
         return ChurnFit(fit_fallback("churn", why, plan, fallbacks, seed, say))
     if not calibrate:
@@ -163,7 +225,7 @@ def select_value_model(
         say(f"value candidate {name} on {len(fit):,} rows")
         try:
             preds[name] = make(seed).fit(fit, y_fit).predict(fold)
-        except ValueError as exc:
+        except UNFITTABLE as exc:
             notes[f"value_candidate_{name}"] = f"not fitted: {exc}"
             continue
         m = value_metrics(y, preds[name])
@@ -264,7 +326,7 @@ def fit_value(
     y_train = v_train["future_value"].clip(lower=0).to_numpy(float)
     try:
         evaluated = (value_model or VALUE_CANDIDATES[kind](seed)).fit(v_train, y_train)
-    except ValueError as exc:
+    except UNFITTABLE as exc:
         why = f"the value model cannot be trained: {exc}"
         model = fit_fallback("value", why, plan, fallbacks, seed, say)
         return ValueFit(model, "btyd_fallback", v_train, None, False, selection, metrics)
@@ -275,7 +337,7 @@ def fit_value(
         y_final = fit.rows["future_value"].clip(lower=0).to_numpy(float)
         for name, make in VALUE_CANDIDATES.items():
             if name != kind:
-                with contextlib.suppress(ValueError):
+                with contextlib.suppress(*UNFITTABLE):
                     fit.candidates[name] = make(seed).fit(fit.rows, y_final)
     return fit
 
@@ -290,7 +352,7 @@ def _refit_value(
     y = rows["future_value"].clip(lower=0).to_numpy(float)
     try:
         fit.model = (template or VALUE_CANDIDATES[fit.kind](seed)).fit(rows, y)
-    except ValueError as exc:
+    except UNFITTABLE as exc:
         fit.selection["value_refit"] = f"not refitted: {exc}"
     else:
         fit.rows, fit.refitted = rows, True

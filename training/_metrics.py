@@ -82,7 +82,8 @@ def value_metrics(actual: np.ndarray, pred: np.ndarray, prefix: str = "value_") 
         a = actual[chunk].sum()
         if len(chunk) and a > 0:
             apes.append(abs(pred[chunk].sum() - a) / a)
-    rho = spearmanr(actual, pred).statistic if np.std(pred) > 0 else float("nan")
+    varies = np.std(pred) > 0 and np.std(actual) > 0
+    rho = spearmanr(actual, pred).statistic if varies else float("nan")
     tot = actual.sum()
     return {
         f"{prefix}gini": normalized_gini(actual, pred),

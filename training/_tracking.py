@@ -5,7 +5,9 @@ A run is owned by the process that started it (tags ``churnclv.pid`` and
 ends FAILED; one left RUNNING by a process that was killed is marked FAILED
 by the next training on the same host (:func:`start_tracking`); one an
 interrupt left RUNNING in this process is marked FAILED by
-:func:`fail_interrupted_runs`.
+:func:`fail_interrupted_runs`. Every clean-up talks to the store the run was
+started in, never to MLflow's default store (which would create
+``./mlflow.db`` or ``./mlruns`` in the current directory).
 """
 
 from __future__ import annotations
@@ -77,20 +79,32 @@ def _owner() -> dict[str, str]:
     return {"churnclv.pid": str(os.getpid()), "churnclv.host": socket.gethostname()}
 
 
+#: The tracking URIs this process started training runs in: the stores
+#: :func:`fail_interrupted_runs` cleans up.
+_STORES: list[str] = []
+
+
 def start_tracking(tracking_uri: str, experiment: str = EXPERIMENT) -> None:
-    """Point MLflow at ``tracking_uri`` and ``experiment``; fail runs orphaned by dead processes."""
+    """Point MLflow at ``tracking_uri`` and ``experiment``; fail runs orphaned by dead processes.
+
+    ``tracking_uri`` is remembered as a store this process may leave runs
+    RUNNING in (:func:`fail_interrupted_runs`).
+    """
+    if tracking_uri not in _STORES:
+        _STORES.append(tracking_uri)
     configure_mlflow(tracking_uri)
     use_experiment(experiment, tracking_uri)
-    _fail_orphaned_runs()
+    _fail_orphaned_runs(tracking_uri)
 
 
 @contextmanager
-def tracked_run(run_name: str) -> Iterator[ActiveRun]:
-    """An MLflow run owned by this process; on any exception every run it owns ends FAILED.
+def tracked_run(run_name: str, tracking_uri: str) -> Iterator[ActiveRun]:
+    """An MLflow run in ``tracking_uri`` owned by this process; on any exception every
+    run it owns there ends FAILED.
 
     An interrupt can land inside ``start_run``, after the run row exists but
-    before the context owns it: every run this process left RUNNING is ended,
-    then the exception propagates.
+    before the context owns it: every run this process left RUNNING in
+    ``tracking_uri`` is ended, then the exception propagates.
     """
     import mlflow
 
@@ -99,7 +113,7 @@ def tracked_run(run_name: str) -> Iterator[ActiveRun]:
         with mlflow.start_run(run_name=run_name, tags=owner) as run:
             yield run
     except BaseException:
-        _fail_own_runs(owner)
+        _fail_own_runs(owner, tracking_uri)
         raise
 
 
@@ -205,7 +219,8 @@ def _log_plots(
         scores = {"model": p_churn, "RFM recency": recency_score(c_valid)}
         if c_valid["btyd_p_no_purchase_churn"].notna().all():
             scores["BG/NBD"] = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
-        figures["plots/churn_roc.png"] = plots.roc_plot(yc, scores)
+        if len(np.unique(yc)) == 2:  # no ROC curve for validation rows of one class
+            figures["plots/churn_roc.png"] = plots.roc_plot(yc, scores)
         figures["plots/churn_calibration.png"] = plots.calibration_plot(yc, p_churn)
         figures["plots/churn_gains.png"] = plots.gains_plot(yc, scores)
     if evaluation.p_value is not None:
@@ -216,30 +231,42 @@ def _log_plots(
         mlflow.log_figure(fig, path)
 
 
-def fail_interrupted_runs() -> None:
+def fail_interrupted_runs(tracking_uri: str | None = None) -> None:
     """Mark FAILED the runs this process left RUNNING; call once an interrupt has unwound.
+
+    Only the store ``tracking_uri`` is touched, or without it every store this
+    process started a training in (:func:`start_tracking`); with none, nothing
+    is, so a failure before any run started creates no MLflow store.
 
     An interrupt that lands inside one of MLflow's database sessions leaves that
     connection holding sqlite's write lock for as long as the exception's traceback
     keeps it alive, so cleanup attempted while the exception propagates fails with
     "database is locked". Called after the traceback is gone (the CLI does), a
     garbage collection closes that connection, rolling its transaction back.
+
+    Examples
+    --------
+    >>> from churnclv.training import fail_interrupted_runs
+    >>> fail_interrupted_runs("sqlite:///nowhere/mlruns.db")  # no run started there: no-op
     """
     import gc
     import sys
 
-    if "mlflow" not in sys.modules:
+    stores = [tracking_uri] if tracking_uri is not None else list(_STORES)
+    if "mlflow" not in sys.modules or not any(s in _STORES for s in stores):
         return
     gc.collect()
-    _fail_own_runs(_owner())
+    for store in stores:
+        if store in _STORES:
+            _fail_own_runs(_owner(), store)
 
 
-def _fail_own_runs(owner: dict[str, str]) -> None:
-    """Best effort: mark FAILED the runs ``owner`` left RUNNING."""
+def _fail_own_runs(owner: dict[str, str], tracking_uri: str) -> None:
+    """Best effort: mark FAILED the runs ``owner`` left RUNNING in ``tracking_uri``."""
     from mlflow import MlflowClient
 
     try:
-        client = MlflowClient()
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         exp = client.get_experiment_by_name(EXPERIMENT)
         if exp is None:
             return
@@ -254,17 +281,17 @@ def _fail_own_runs(owner: dict[str, str]) -> None:
         pass
 
 
-def _fail_orphaned_runs() -> None:
-    """Mark FAILED the runs this host left RUNNING when their process died (e.g. SIGKILL).
+def _fail_orphaned_runs(tracking_uri: str) -> None:
+    """Mark FAILED the runs this host left RUNNING in ``tracking_uri`` when their process
+    died (e.g. SIGKILL).
 
     A run killed without a chance to end itself stays RUNNING forever; its
     ``churnclv.pid`` tag tells whether the process that owned it is gone.
     """
-    import mlflow
     from mlflow import MlflowClient
 
-    client = MlflowClient()
-    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    exp = client.get_experiment_by_name(EXPERIMENT)
     if exp is None:
         return
     host = socket.gethostname()

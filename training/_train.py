@@ -19,8 +19,9 @@ kept.
 The value model is a Tweedie LightGBM or a two-part model (P(buy) x
 E[spend | buy]), whichever ranks better on the latest training cutoff (param
 ``value_model_kind``). When a model cannot be trained (the history is too short
-for its label window, or too few rows), the BTYD fallback fitted as of
-``as_of`` is registered in its place (tag ``fallback_<kind>``; see
+for its label window, too few rows, or labels with nothing to learn: one churn
+class only, no spend), the BTYD fallback fitted as of ``as_of`` is registered
+in its place (tag ``fallback_<kind>``; see
 ``BTYDModel``); a fallback becomes champion only when there is none or the
 champion is a fallback too.
 
@@ -222,7 +223,7 @@ def train(
 
     say("logging to MLflow")
     start_tracking(tracking_uri)
-    with tracked_run(f"train-{as_of.date()}") as run:
+    with tracked_run(f"train-{as_of.date()}", tracking_uri) as run:
         log_run(tables, plan, churn, value, ev, fallbacks, kinds, seed)
         # An interrupt raised inside one of MLflow's finalizers is lost: the stop callback
         # is asked again before each step that must not happen once a stop was requested.
