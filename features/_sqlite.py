@@ -4,8 +4,9 @@ DuckDB re-binds and re-optimises the feature query on every call, prepared or
 not, and for one customer that planning costs several times the execution.
 SQLite compiles the same text once per connection (Python's statement cache),
 but it has no vectorised engine, so it pays only for small inputs
-(``benchmarks/serve.py`` measures both). :class:`~churnclv.features._session.FeatureSession` sends batches
-up to a row threshold here and larger ones to DuckDB.
+(``benchmarks/serve.py`` measures both).
+:class:`~churnclv.features._session.FeatureSession` sends batches up to a row
+threshold here and larger ones to DuckDB.
 
 Timestamps are loaded as epoch seconds (``microseconds / 1e6``, the double
 DuckDB's ``epoch()`` gives), so the ``"sqlite"`` dialect's epoch is the
