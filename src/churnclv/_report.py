@@ -39,7 +39,7 @@ from churnclv._report_figures import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["decision_figures", "selected_csv_path", "write_report"]
+__all__ = ["decision_figures", "selected_csv_path", "truth_caveat", "write_report"]
 
 TOP_N = 20
 
@@ -56,8 +56,10 @@ h1{margin:0 0 4px}h2{margin-top:36px;border-bottom:2px solid #eee;padding-bottom
 figure{margin:0;border:1px solid #e5e5e5;border-radius:6px;padding:8px;break-inside:avoid}
 figure img{width:100%;height:auto}figcaption{color:#555;font-size:.9em;margin-top:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:.95em}
-th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
-th{background:#f5f5f5}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+th,td{padding:4px 10px;white-space:nowrap;border-bottom:1px solid #eee;text-align:left;
+ vertical-align:top}
+td:last-child{white-space:normal}th{background:#f5f5f5;white-space:normal}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .muted{color:#666;font-size:.9em}
 @media print{body{max-width:none;padding:0;font-size:11pt}.grid{grid-template-columns:1fr 1fr}
  h2{break-after:avoid}table,figure,.cards{break-inside:avoid}a{color:inherit}}
@@ -95,6 +97,35 @@ def selected_csv_path(report: str | os.PathLike[str]) -> Path:
     """
     out = Path(report)
     return out.with_name(f"{out.stem}_selected_customers.csv")
+
+
+def truth_caveat(realised: float, predicted: float) -> str:
+    """The check against known truth (the demo's synthetic data) as a plain sentence.
+
+    Parameters
+    ----------
+    realised : float
+        The value the selected customers' actions would truly save.
+    predicted : float
+        The expected saved value the report predicts for them.
+
+    Examples
+    --------
+    >>> truth_caveat(3830.0, 10970.0)[:72]
+    'Checked against the synthetic truth, this campaign would really save abo'
+    >>> truth_caveat(3830.0, 10970.0)[72:]
+    'ut 3,830, 65% less than the 10,970 predicted: read the expected gains as optimistic.'
+    """
+    if predicted <= 0:
+        return f"Checked against the synthetic truth, this campaign would save {money(realised)}."
+    gap = realised / predicted - 1
+    way = "less" if gap < 0 else "more"
+    hint = "optimistic" if gap < 0 else "cautious"
+    return (
+        f"Checked against the synthetic truth, this campaign would really save about "
+        f"{money(realised)}, {pct(abs(gap), 0)} {way} than the {money(predicted)} predicted: "
+        f"read the expected gains as {hint}."
+    )
 
 
 def _png(fig: Figure) -> bytes:
@@ -180,14 +211,16 @@ def _driver_label(reason: Mapping[str, Any]) -> str:
         "recency_days": "time since the last purchase",
         "overdue_ratio": "time since the last purchase vs the usual gap",
         "days_since_event": "time since the last activity",
-        "btyd_expected_purchases_churn": "few purchases expected in the churn horizon",
-        "btyd_expected_purchases_value": "few purchases expected in the value horizon",
-        "btyd_p_no_purchase_churn": "likelihood of no purchase in the churn horizon",
+        "btyd_expected_purchases_churn": "number of purchases expected soon",
+        "btyd_expected_purchases_value": "number of purchases expected in the longer run",
+        "btyd_p_no_purchase_churn": "chance of no purchase soon",
         "btyd_p_alive": "likelihood the customer is still active",
         "gap_mean_days": "usual gap between purchases",
         "monetary_total": "total spend",
         "monetary_mean": "spend per purchase day",
         "tenure_days": "time since the first purchase",
+        "events_trend_90d": "activity trend over the last 90 days",
+        "spend_trend_90d": "spend trend over the last 90 days",
     }
     if feature in known:
         return known[feature]
@@ -220,8 +253,9 @@ def _drivers(scored: pd.DataFrame, detail: list[Any] | None) -> str:
     rows = [[words(lbl), count(c), pct(c / n), count(down[lbl])] for lbl, c in up.most_common(8)]
     return (
         "<h2>Why customers are at risk</h2>"
-        f"<p>The most common reason the churn model gives for a higher risk is <b>{_e(top)}</b>: "
-        f"it is among the top three reasons for {count(k)} customers ({pct(k / n)}).</p>"
+        f"<p>What most often raises a customer's churn risk is <b>{_e(top)}</b>: it is among "
+        f"the three strongest reasons raising the risk of {count(k)} customers ({pct(k / n)})."
+        "</p>"
         + _table(
             [
                 "Driver",
@@ -240,7 +274,7 @@ def _drivers(scored: pd.DataFrame, detail: list[Any] | None) -> str:
 def _top_reason(scored: pd.DataFrame, detail: list[Any] | None, index: int) -> str:
     if detail is not None:
         ups = [r for r in detail[index] if _raises(r)]
-        return words(_driver_label(ups[0])) if ups else "-"
+        return words(_driver_label(ups[0])) if ups else "no strong reason"
     text = scored["reasons"].iat[index] if "reasons" in scored else ""
     return str(text).split("; ")[0] if text else "-"
 

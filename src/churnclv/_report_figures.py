@@ -67,17 +67,19 @@ def count(n: float) -> str:
 
 
 def money(x: float) -> str:
-    """Money with thousands separators; cents only below 100.
+    """Money with thousands separators; cents only below 10.
 
     Examples
     --------
-    >>> money(10970.23), money(4.5), money(-1234.5)
-    ('10,970', '4.50', '-1,234')
+    >>> money(10970.23), money(4.5), money(-1234.5), money(0.0)
+    ('10,970', '4.50', '-1,234', '0')
     """
     x = float(x)
     if not np.isfinite(x):
         return "-"
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.2f}"
+    if x == 0:
+        return "0"
+    return f"{x:,.0f}" if abs(x) >= 10 else f"{x:,.2f}"
 
 
 def pct(share: float, digits: int = 1) -> str:
