@@ -81,8 +81,9 @@ def test_report_verb_writes_html_with_plots(demo_workdir: Path, tmp_path: Path) 
     )  # fmt: skip
     assert code == 0
     text = out.read_text()
-    assert text.count("<img ") == 8  # 5 decision plots + 3 champion-run plots
-    assert "Value tier x churn risk" in text
+    assert text.count("<img ") == 9  # 6 decision plots + 3 champion-run plots
+    assert "Where the value at risk is" in text
+    assert (tmp_path / "r_selected_customers.csv").exists()
 
 
 def test_demo_writes_report_and_logs_it(demo_workdir: Path) -> None:
@@ -97,3 +98,4 @@ def test_demo_writes_report_and_logs_it(demo_workdir: Path) -> None:
     assert len(runs) >= 1
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs.iloc[-1]["run_id"], "report")}
     assert "report/tier_risk_matrix.png" in arts
+    assert "report/report_selected_customers.csv" in arts

@@ -23,30 +23,61 @@ def write_decision_report(
     """Write the HTML decision report of ``scored``; log it to MLflow when a champion is known.
 
     The report carries the campaign totals, the decision figures, the
-    champion run's evaluation plots (those the store holds) and ``notes``.
-    With a champion, report, figures and ``campaign_*`` totals are logged to
-    the ``churnclv-scoring`` experiment at ``tracking_uri``.
+    champion runs' metrics beside the baselines and evaluation plots (those
+    the store holds) and ``notes``; the CSV of selected customers is written
+    next to it. With a champion, report, CSV, figures and ``campaign_*``
+    totals are logged to the ``churnclv-scoring`` experiment at ``tracking_uri``.
 
     Returns
     -------
     pathlib.Path
         The report written.
     """
-    from churnclv._report import decision_figures, write_report
+    from churnclv._report import decision_figures, selected_csv_path, write_report
     from churnclv.decisions import campaign_summary
     from churnclv.training import champion_plots, log_report
 
     summary = campaign_summary(scored)
     plots = champion_plots(tracking_uri, champion) if champion is not None else {}
-    figures = decision_figures(scored)
+    metrics = _champion_metrics(tracking_uri, champion) if champion is not None else {}
+    figures = decision_figures(scored)  # strips the frame's attrs itself
     written = write_report(
-        scored, Path(path), summary=summary, model_plots=plots, figures=figures, notes=notes
+        scored,
+        Path(path),
+        summary=summary,
+        model_plots=plots,
+        figures=figures,
+        notes=notes,
+        model_metrics=metrics,
     )
     if champion is not None:
-        log_report(
+        run_id = log_report(
             tracking_uri,
             written,
             dict(figures),
             {f"campaign_{k}": v for k, v in summary.items()},
         )
+        _log_csv(tracking_uri, run_id, selected_csv_path(written))
     return written
+
+
+def _champion_metrics(tracking_uri: str, champion: Champion) -> dict[str, float]:
+    """The champion runs' metrics (value run over churn run); empty when the store lacks them."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    metrics: dict[str, float] = {}
+    for run_id in dict.fromkeys([champion.churn_run_id, champion.value_run_id]):
+        try:
+            metrics |= dict(client.get_run(run_id).data.metrics)
+        except Exception:  # a run missing from this store: the report omits the table
+            continue
+    return metrics
+
+
+def _log_csv(tracking_uri: str, run_id: str, csv: Path) -> None:
+    """Log the selected customers' CSV beside the report, so its link resolves there too."""
+    import mlflow
+
+    if csv.exists():
+        mlflow.MlflowClient(tracking_uri).log_artifact(run_id, str(csv), "report")
