@@ -51,11 +51,9 @@ class DemoResult:
 
 
 def _truth_note(realised: float, predicted: float) -> str:
-    return (
-        f"Synthetic ground truth: the selected customers who really churn within 90 days carry "
-        f"{realised:,.0f} of true expected value x uplift (the value the campaign could save), "
-        f"against {predicted:,.0f} predicted."
-    )
+    from churnclv._report import truth_caveat
+
+    return truth_caveat(realised, predicted)
 
 
 def realised_saved_value(scored: pd.DataFrame, truth: pd.DataFrame) -> float:
