@@ -16,6 +16,7 @@ import typer
 
 from churnclv import ChurnclvError, InputError, check_as_of
 from churnclv import _cli_options as opt
+from churnclv._cli_models import models_app
 from churnclv._cli_output import (
     err,
     load_tables,
@@ -47,6 +48,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(models_app, name="models")
 
 
 def _inputs(
