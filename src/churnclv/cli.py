@@ -328,7 +328,8 @@ def serve(
     """Serve predictions over HTTP (BentoML): /predict, /predict_features, /lookup, /model.
 
     The champion (or the --model-uri models) is loaded at start-up; /readyz answers 503
-    until it is.
+    until it is. The registry champion's aliases are re-read every CHURNCLV_RELOAD_S seconds
+    (default 30, 0 = off) and a newly promoted champion is swapped in without a restart.
     Set CHURNCLV_API_KEY to require 'Authorization: Bearer <key>' on every route but
     /livez, /readyz and /metrics.
     """
