@@ -504,6 +504,29 @@ def test_micro_batcher_merges_concurrent_requests():
     assert sum(calls) == 60 and len(calls) < 30
 
 
+def test_a_swapped_out_batcher_answers_its_queue_before_closing():
+    """`aclose` (after a hot-swap) waits until every submitted request has its answer."""
+
+    def slow(customers: list[Any], now: Any) -> list[dict[str, Any]]:
+        time.sleep(0.05)
+        return [{"customer_id": c.customer_id} for c in customers]
+
+    batcher = MicroBatcher(slow, max_customers=1)
+
+    async def run() -> list[list[dict[str, Any]]]:
+        reqs = [batcher.submit([CustomerIn.model_validate(_small(f"q{i}"))]) for i in range(5)]
+        pending = [asyncio.ensure_future(r) for r in reqs]
+        await asyncio.sleep(0)  # all five are queued
+        closing = asyncio.ensure_future(batcher.aclose(timeout_s=10))
+        out = await asyncio.wait_for(asyncio.gather(*pending), 10)
+        await closing
+        return out
+
+    out = asyncio.run(run())
+    assert [o[0]["customer_id"] for o in out] == [f"q{i}" for i in range(5)]
+    assert batcher._pending == 0
+
+
 # ---- real HTTP ----------------------------------------------------------------------------------
 @pytest.fixture
 def served(svc_workdir: Path) -> Iterator[str]:
