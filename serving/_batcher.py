@@ -73,6 +73,7 @@ class MicroBatcher:
         self.max_batch_seen = 0
         self.recent: collections.deque[tuple[int, float, float]] = collections.deque(maxlen=1000)
         self._last_ms = 0.0
+        self._pending = 0  # requests submitted and not yet answered
 
     def _ensure_started(self) -> asyncio.Queue[_Pending]:
         loop = asyncio.get_running_loop()
@@ -84,10 +85,14 @@ class MicroBatcher:
 
     async def submit(self, customers: Sequence[CustomerIn]) -> list[dict[str, Any]]:
         """Score ``customers`` (validated) within the next batch; same order out."""
-        queue = self._ensure_started()
-        fut: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        await queue.put(_Pending(customers, fut))
-        return await fut
+        self._pending += 1
+        try:
+            queue = self._ensure_started()
+            fut: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+            await queue.put(_Pending(customers, fut))
+            return await fut
+        finally:
+            self._pending -= 1
 
     async def _run(self, queue: asyncio.Queue[_Pending]) -> None:
         loop = asyncio.get_running_loop()
@@ -162,6 +167,17 @@ class MicroBatcher:
                 out[f"recent_{name}_p50"] = round(float(p50), 2)
                 out[f"recent_{name}_p99"] = round(float(p99), 2)
         return out
+
+    async def aclose(self, timeout_s: float = 120.0) -> None:
+        """Close once every submitted request is answered (or after ``timeout_s``).
+
+        For a batcher no new request can reach any more (its champion was swapped out).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._pending and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        self.close()
 
     def close(self) -> None:
         """Stop the batching task and the worker thread."""

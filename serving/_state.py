@@ -1,7 +1,10 @@
 """What the service holds: champion, scorer, batcher, snapshot, model info.
 
 Loaded defensively (:class:`ServingState` never raises at start-up); no
-BentoML import.
+BentoML import. The scorer, its micro-batcher and the model info are one
+immutable :class:`Live` object, replaced as a whole when a new champion is
+swapped in (:meth:`ServingState.reload`): a request takes it once and finishes
+on it, so no answer mixes model versions.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,7 @@ from churnclv.serving._scorer import OnlineScorer
 from churnclv.serving._snapshot import ScoresSnapshot
 from churnclv.training import Champion
 
-__all__ = ["ServingState", "logger", "model_info", "redact"]
+__all__ = ["Live", "ServingState", "logger", "model_info", "redact", "reload_seconds"]
 
 
 def model_info(
@@ -64,9 +68,34 @@ def redact(uri: str) -> str:
 
 logger = logging.getLogger("bentoml.churnclv")
 
+#: Default seconds between checks of the registry's champion aliases.
+RELOAD_S = 30.0
+
+
+def reload_seconds(env: Mapping[str, str]) -> float:
+    """``CHURNCLV_RELOAD_S`` (default 30; 0 or less = never reload); bad values give 30."""
+    try:
+        value = float(env.get("CHURNCLV_RELOAD_S") or RELOAD_S)
+    except ValueError:
+        return RELOAD_S
+    return max(value, 0.0)
+
+
+@dataclass(frozen=True)
+class Live:
+    """The serving champion: its scorer, the micro-batcher bound to it, and its model info."""
+
+    scorer: OnlineScorer
+    batcher: MicroBatcher
+    info: dict[str, Any]
+
 
 class ServingState:
     """Everything the service holds, loaded defensively: it never raises at start-up.
+
+    Without a model URI the champion aliases are checked every ``reload_s``
+    seconds (:meth:`reload`); a new champion is swapped in whole, and one that
+    fails to load leaves the current one serving (:attr:`reload_error`).
 
     Parameters
     ----------
@@ -76,6 +105,10 @@ class ServingState:
         Holds ``scores.parquet`` (the ``/lookup`` snapshot).
     policy_path : path-like or None
         Decision policy YAML; ``None`` = the shipped default.
+    model_uri : str or None
+        A bundle or ``models:/`` URI to serve instead of the registry champion.
+    reload_s : float
+        Seconds between champion alias checks (0 = off).
     """
 
     def __init__(
@@ -84,15 +117,18 @@ class ServingState:
         workdir: str | os.PathLike[str],
         policy_path: str | os.PathLike[str] | None = None,
         model_uri: str | None = None,
+        reload_s: float = RELOAD_S,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.model_uri = model_uri
         self.workdir = Path(workdir)
         self.policy_path = policy_path
-        self.scorer: OnlineScorer | None = None
-        self.batcher: MicroBatcher | None = None
-        self.info: dict[str, Any] | None = None
+        self.live: Live | None = None
         self.error: str | None = "not loaded yet"
+        #: Seconds between alias checks; 0 when off (and always with a model URI).
+        self.reload_s = 0.0 if model_uri else reload_s
+        #: Why the latest champion found in the registry could not be swapped in.
+        self.reload_error: str | None = None
         self.snapshot = ScoresSnapshot(self.workdir / "scores.parquet")
         self.executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="churnclv-rows", initializer=limit_threads
@@ -100,20 +136,55 @@ class ServingState:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingState:
-        """Configure from ``CHURNCLV_WORKDIR``, ``CHURNCLV_TRACKING_URI``, ``CHURNCLV_POLICY``."""
+        """Configure from ``CHURNCLV_WORKDIR``, ``CHURNCLV_TRACKING_URI``, ``CHURNCLV_POLICY``,
+        ``CHURNCLV_MODEL_URI`` and ``CHURNCLV_RELOAD_S``."""
         from churnclv.training import tracking_uri_for
 
         env = os.environ if env is None else env
         workdir = Path(env.get("CHURNCLV_WORKDIR") or "churnclv-work").resolve()
         uri = tracking_uri_for(workdir, env.get("CHURNCLV_TRACKING_URI") or None)
         return cls(
-            uri, workdir, env.get("CHURNCLV_POLICY") or None, env.get("CHURNCLV_MODEL_URI") or None
+            uri,
+            workdir,
+            env.get("CHURNCLV_POLICY") or None,
+            env.get("CHURNCLV_MODEL_URI") or None,
+            reload_seconds(env),
         )
 
     @property
     def ready(self) -> bool:
         """Whether the champion and policy are loaded."""
-        return self.scorer is not None
+        return self.live is not None
+
+    @property
+    def scorer(self) -> OnlineScorer | None:
+        """The serving scorer (None before the champion is loaded)."""
+        return None if self.live is None else self.live.scorer
+
+    @property
+    def batcher(self) -> MicroBatcher | None:
+        """The micro-batcher bound to the serving scorer."""
+        return None if self.live is None else self.live.batcher
+
+    @property
+    def info(self) -> dict[str, Any] | None:
+        """The serving champion's model info (``/model``), with ``reload_error`` when set."""
+        if self.live is None:
+            return None
+        if self.reload_error is None:
+            return self.live.info
+        return {**self.live.info, "reload_error": self.reload_error}
+
+    def _build(self) -> Live:
+        """Load policy and champion into a new :class:`Live` (raises on failure)."""
+        from churnclv.decisions import load_policy
+        from churnclv.training import champion_from_uri
+
+        policy = load_policy(self.policy_path)
+        champion = champion_from_uri(self.tracking_uri, self.model_uri)
+        scorer = OnlineScorer(champion, policy)
+        info = model_info(champion, self.tracking_uri, self.model_uri)
+        return Live(scorer, MicroBatcher(scorer.score_customers), info)
 
     def load(self) -> bool:
         """Load policy, champion and model info; on failure keep the reason in :attr:`error`.
@@ -121,26 +192,64 @@ class ServingState:
         Logs only success: a failed attempt is the caller's to report, so a
         retry loop can say each distinct reason once.
         """
-        from churnclv.decisions import load_policy
-        from churnclv.training import champion_from_uri
-
         try:
-            policy = load_policy(self.policy_path)
-            champion = champion_from_uri(self.tracking_uri, self.model_uri)
-            scorer = OnlineScorer(champion, policy)
-            info = model_info(champion, self.tracking_uri, self.model_uri)
+            live = self._build()
         except Exception as exc:  # the service must start and say why it is not ready
-            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            self.error = _reason(exc)
             return False  # the caller logs (the service: once per distinct reason)
-        self.scorer, self.info, self.error = scorer, info, None
-        self.batcher = MicroBatcher(scorer.score_customers)
+        self.live, self.error = live, None
         logger.info(
             "churnclv: champion %s loaded from %s; snapshot %s",
-            champion.model_version,
+            live.scorer.champion.model_version,
             redact(self.tracking_uri),
             self.snapshot.path,
         )
         return True
+
+    def serving_versions(self) -> tuple[str, str] | None:
+        """The ``(churn, value)`` versions being served (None before loading)."""
+        if self.live is None:
+            return None
+        champion = self.live.scorer.champion
+        return champion.churn_version, champion.value_version
+
+    def reload(self) -> MicroBatcher | None:
+        """Swap in the registry's champion when its aliases moved; the batcher it replaced.
+
+        Runs off the event loop (it loads models). The new scorer, batcher and
+        info replace the old ones in one assignment; the caller closes the old
+        batcher once its queued requests are answered. A champion that cannot
+        be loaded leaves the current one serving and sets :attr:`reload_error`
+        (cleared once the aliases point at what is served again). Does nothing
+        with a model URI, before the first load, or when the aliases did not move.
+        """
+        from churnclv.training import champion_versions
+
+        if self.model_uri or self.live is None:
+            return None
+        try:
+            wanted = champion_versions(self.tracking_uri)
+        except Exception as exc:  # a store that is briefly unreachable: keep serving
+            self.reload_error = f"cannot read the champion aliases: {_reason(exc)}"
+            return None
+        if wanted is None or wanted == self.serving_versions():
+            self.reload_error = None
+            return None
+        before = self.live
+        try:
+            live = self._build()
+        except Exception as exc:
+            self.reload_error = (
+                f"champion churn:v{wanted[0]}+value:v{wanted[1]} not loaded: {_reason(exc)}"
+            )
+            return None
+        self.live, self.reload_error = live, None
+        logger.info(
+            "churnclv: champion swapped %s -> %s",
+            before.scorer.champion.model_version,
+            live.scorer.champion.model_version,
+        )
+        return before.batcher
 
     def not_ready_body(self) -> dict[str, Any]:
         """The 503 body of a prediction route before the champion is loaded."""
@@ -148,8 +257,13 @@ class ServingState:
 
     def close(self) -> None:
         """Stop the batcher and worker threads."""
-        if self.batcher is not None:
-            self.batcher.close()
+        if self.live is not None:
+            self.live.batcher.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        if self.scorer is not None:
-            self.scorer.session.close()
+        if self.live is not None:
+            self.live.scorer.session.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what went wrong."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]

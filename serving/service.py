@@ -23,6 +23,14 @@ a background task retries the load with a backoff from 1 s doubling to
 ``CHURNCLV_READY_RETRY_S`` (default 30 s), so a champion promoted later makes
 the service ready without a restart. One log line per distinct failure reason,
 not per attempt.
+
+Hot-swap: once ready, the service checks the registry's champion aliases every
+``CHURNCLV_RELOAD_S`` seconds (default 30; 0 = off; never with
+``CHURNCLV_MODEL_URI``) and swaps a new champion in whole (scorer, batcher and
+``/model`` info at once, see :class:`~churnclv.serving._state.Live`): requests
+in flight finish on the champion they started with. A champion that fails to
+load leaves the current one serving, ``/model`` shows ``reload_error`` and
+``/readyz`` stays 200.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import gc
 import hmac
 import math
 import os
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import bentoml
@@ -138,11 +147,11 @@ async def _model_route(request: Request) -> JSONResponse:
     """``GET /model``: the champion's registered versions, runs, window and metrics."""
     svc = bentoml.get_current_service()
     state: ServingState = svc.state
-    if state.info is None:
+    live, info = state.live, state.info
+    if live is None or info is None:
         return JSONResponse(state.not_ready_body(), status_code=503)
-    body = dict(state.info)
-    if state.batcher is not None:
-        body["batching"] = state.batcher.stats()
+    body = dict(info)
+    body["batching"] = live.batcher.stats()
     return JSONResponse(body)
 
 
@@ -184,6 +193,38 @@ async def _retry_load(state: ServingState, last_error: str | None) -> None:
         if state.error != last_error:
             last_error = state.error
             _log_not_loaded(state, cap)
+
+
+async def _reload_loop(current: Callable[[], ServingState]) -> None:
+    """Every ``reload_s`` seconds, swap in the registry's champion if its aliases moved.
+
+    ``current()`` gives the state to watch (read on every tick, once a second
+    at most). The batcher a swap replaced is closed once its queued requests
+    are answered. A reload failure is logged once per distinct reason.
+    """
+    loop = asyncio.get_running_loop()
+    last_check, last_error = loop.time(), None
+    closing: set[asyncio.Task[None]] = set()
+    while True:
+        await asyncio.sleep(min(1.0, current().reload_s or 1.0))
+        state = current()
+        if state.reload_s <= 0 or not state.ready or loop.time() - last_check < state.reload_s:
+            continue
+        last_check = loop.time()
+        try:
+            replaced = await loop.run_in_executor(None, state.reload)
+        except Exception as exc:  # never let the watcher die: report and keep serving
+            state.reload_error = f"reload failed: {type(exc).__name__}: {exc}".splitlines()[0]
+            replaced = None
+        if replaced is not None:
+            task = asyncio.create_task(replaced.aclose())
+            closing.add(task)
+            task.add_done_callback(closing.discard)
+        if state.reload_error is not None and state.reload_error != last_error:
+            _online_logger.error(
+                "churnclv: %s; the current champion keeps serving", state.reload_error
+            )
+        last_error = state.reload_error
 
 
 def _workers() -> int:
@@ -229,6 +270,7 @@ class ChurnService:
         quiet_client_errors()  # a 4xx BentoML rejects is one WARNING line, not a traceback
         self.state = ServingState.from_env()
         self._retry: asyncio.Task[None] | None = None
+        self._reload: asyncio.Task[None] | None = None
         # never raises: failures are reported by __is_ready__ and one log line
         if not self.state.load():
             _log_not_loaded(self.state, _retry_max_s())
@@ -240,14 +282,17 @@ class ChurnService:
 
     @bentoml.on_startup
     async def _start_retrying(self) -> None:
-        """Without a champion, keep trying to load it in the background (see module doc)."""
+        """Without a champion, keep trying to load it; then watch its aliases (module doc)."""
         if not self.state.ready:
             self._retry = asyncio.create_task(_retry_load(self.state, self.state.error))
+        if self.state.reload_s > 0:
+            self._reload = asyncio.create_task(_reload_loop(lambda: self.state))
 
     @bentoml.on_shutdown
     async def _stop_retrying(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
+        for task in (self._retry, self._reload):
+            if task is not None:
+                task.cancel()
 
     def __is_ready__(self) -> bool:
         """Ready once the champion is loaded (drives ``/readyz``)."""
@@ -259,11 +304,12 @@ class ChurnService:
     ) -> dict[str, Any]:
         """Score customers from their raw histories (one feature query per batch)."""
         state = self.state
-        if state.batcher is None or state.scorer is None:
+        live = state.live  # taken once: a swap meanwhile does not change this answer's champion
+        if live is None:
             return JSONResponse(state.not_ready_body(), status_code=503)  # type: ignore[return-value]
         try:
             validate_customers(customers)
-            predictions = await state.batcher.submit(customers)
+            predictions = await live.batcher.submit(customers)
         except RequestError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)  # type: ignore[return-value]
         except InputError as exc:
@@ -271,7 +317,7 @@ class ChurnService:
         # A Response passes through BentoML as is; a dict would have its output model's JSON
         # schema rebuilt on every call just to pick the media type.
         return _ok(  # type: ignore[return-value]
-            {"model_version": state.scorer.champion.model_version, "predictions": predictions}
+            {"model_version": live.scorer.champion.model_version, "predictions": predictions}
         )
 
     @bentoml.api(route="/predict_features")

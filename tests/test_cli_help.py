@@ -10,7 +10,10 @@ import typer
 
 from churnclv.cli import app
 
-VERBS = ["demo", "generate", "features", "train", "score", "export", "report", "serve", "ui"]
+VERBS = [
+    "demo", "generate", "features", "train", "score", "export", "report", "serve", "ui", "models",
+]  # fmt: skip
+MODEL_VERBS = ["list", "promote", "rollback"]
 
 
 def _command() -> typer.core.TyperGroup:
@@ -32,6 +35,17 @@ def test_every_flag_has_help(verb: str) -> None:
     for param in cmd.params:
         if isinstance(param, typer.core.TyperOption):
             assert param.help, f"{verb} {param.opts} has no help"
+
+
+@pytest.mark.parametrize("verb", MODEL_VERBS)
+def test_every_models_verb_flag_has_help(verb: str) -> None:
+    """`churnclv models list | promote | rollback` explain every option and argument."""
+    group = _command().commands["models"]
+    assert isinstance(group, typer.core.TyperGroup)
+    cmd = group.commands[verb]
+    assert cmd.help
+    for param in cmd.params:
+        assert getattr(param, "help", None), f"models {verb} {param.name} has no help"
 
 
 def test_console_script_help_exits_0() -> None:

@@ -421,6 +421,50 @@ def test_corrupted_champion_is_retried_until_it_loads(
     assert len(loaded) == 1 and int(loaded[0].split()[-2]) > 3, lines
 
 
+def test_promote_and_rollback_hot_swap_the_champion(
+    client: TestClient, svc_workdir: Path, tables: InputTables, tmp_path: Path
+):
+    """With CHURNCLV_RELOAD_S=1 a promotion reaches /model and /predict within seconds and a
+    rollback brings the previous champion back within one reload interval; /readyz stays 200."""
+    import shutil
+
+    import bentoml
+    from _versions import new_version
+
+    from churnclv.serving._state import ServingState
+    from churnclv.training import promote_version, rollback_champion
+
+    work = tmp_path / "work"
+    shutil.copytree(svc_workdir, work)
+    uri = tracking_uri_for(work)
+    body = {"customers": [_history(tables, _scorable_ids(tables, 1)[0])]}
+    state = ServingState.from_env({"CHURNCLV_WORKDIR": str(work), "CHURNCLV_RELOAD_S": "1"})
+    assert state.load()
+    svc = bentoml.get_current_service()
+    saved, svc.state = svc.state, state
+
+    def answers(version: str, within_s: float) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < within_s:
+            if client.get("/model").json()["model_version"] == version:
+                r = client.post("/predict", json=body)
+                assert r.status_code == 200 and r.json()["model_version"] == version
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise AssertionError(f"{version} not served within {within_s} s")
+
+    try:
+        answers("churn:v1+value:v1", 1)
+        promote_version(uri, "churnclv-churn", new_version(work))
+        answers("churn:v2+value:v1", 10)
+        rollback_champion(uri, "churnclv-churn")
+        assert answers("churn:v1+value:v1", 10) <= 3.0  # one interval, plus the tick and the load
+        assert client.get("/readyz").status_code == 200
+    finally:
+        svc.state = saved
+        state.close()
+
+
 def test_api_key_required_when_set(client: TestClient, svc_workdir: Path):
     """With CHURNCLV_API_KEY set, no or a wrong key gets 401; health stays open."""
     c = client
@@ -458,6 +502,29 @@ def test_micro_batcher_merges_concurrent_requests():
     batcher.close()
     assert [o[1]["customer_id"] for o in out] == [f"r{i}-1" for i in range(30)]
     assert sum(calls) == 60 and len(calls) < 30
+
+
+def test_a_swapped_out_batcher_answers_its_queue_before_closing():
+    """`aclose` (after a hot-swap) waits until every submitted request has its answer."""
+
+    def slow(customers: list[Any], now: Any) -> list[dict[str, Any]]:
+        time.sleep(0.05)
+        return [{"customer_id": c.customer_id} for c in customers]
+
+    batcher = MicroBatcher(slow, max_customers=1)
+
+    async def run() -> list[list[dict[str, Any]]]:
+        reqs = [batcher.submit([CustomerIn.model_validate(_small(f"q{i}"))]) for i in range(5)]
+        pending = [asyncio.ensure_future(r) for r in reqs]
+        await asyncio.sleep(0)  # all five are queued
+        closing = asyncio.ensure_future(batcher.aclose(timeout_s=10))
+        out = await asyncio.wait_for(asyncio.gather(*pending), 10)
+        await closing
+        return out
+
+    out = asyncio.run(run())
+    assert [o[0]["customer_id"] for o in out] == [f"q{i}" for i in range(5)]
+    assert batcher._pending == 0
 
 
 # ---- real HTTP ----------------------------------------------------------------------------------

@@ -21,6 +21,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from churnclv.training._admin import (
+        VersionRow,
+        champion_versions,
+        list_versions,
+        promote_version,
+        rollback_champion,
+    )
     from churnclv.training._bgnbd import BetaGeoFitter
     from churnclv.training._bundle import (
         bundle_policy,
@@ -50,6 +57,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 # public name -> module that owns it (imported on first access)
 _OWNERS: dict[str, str] = {
+    "VersionRow": "churnclv.training._admin",
+    "champion_versions": "churnclv.training._admin",
+    "list_versions": "churnclv.training._admin",
+    "promote_version": "churnclv.training._admin",
+    "rollback_champion": "churnclv.training._admin",
     "BetaGeoFitter": "churnclv.training._bgnbd",
     "GammaGammaFitter": "churnclv.training._gamma_gamma",
     "BTYDModel": "churnclv.training._fallback",
@@ -96,17 +108,22 @@ __all__ = [
     "TrainableModel",
     "TwoPartValueModel",
     "ValueModel",
+    "VersionRow",
     "bundle_policy",
     "champion_from_uri",
     "champion_plots",
+    "champion_versions",
     "churn_metrics",
     "export_bundle",
     "fail_interrupted_runs",
+    "list_versions",
     "load_bundle",
     "load_champion",
     "load_model",
     "log_report",
     "normalized_gini",
+    "promote_version",
+    "rollback_champion",
     "run_record",
     "tracking_uri_for",
     "train",

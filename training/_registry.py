@@ -411,6 +411,8 @@ def _gate(
     fallback: str | None,
     valid: pd.DataFrame,
     y: np.ndarray,
+    *,
+    at_least: bool = False,
 ) -> tuple[bool, str]:
     """Whether this run's ``kind`` model takes the champion alias, and why.
 
@@ -418,7 +420,8 @@ def _gate(
     fallback (``fallback`` says why it was used) becomes champion only when
     there is none or the champion is itself a fallback (then the newer fit
     replaces it); it never replaces a trained champion. A trained model
-    replaces a fallback champion whenever its own metric is finite.
+    replaces a fallback champion whenever its own metric is finite. With
+    ``at_least`` a tie wins too (``churnclv models promote``).
     """
     metric = _METRICS[kind]
     exists, model = _champion(name)
@@ -440,7 +443,7 @@ def _gate(
     old = _champion_score(model, valid, y, kind)
     if isinstance(old, str):
         return False, old
-    win = bool(np.isfinite(new) and new > old)
+    win = bool(np.isfinite(new) and (new >= old if at_least else new > old))
     return win, f"{metric} {new:.4f} vs champion {old:.4f} on the same validation rows"
 
 
@@ -463,7 +466,9 @@ def judge(
     """Run both champion gates (with ``promote``) and log the verdicts to the active run.
 
     Each version gets a ``promotion`` tag and the run a ``promotion_<kind>``
-    tag; the reasons go to ``promotion.json`` (empty without ``promote``).
+    tag; the reasons go to ``promotion.json`` (empty without ``promote``), and
+    the validation rows to ``validation/<kind>.parquet`` (for a later
+    ``churnclv models promote``).
     Every gate runs (each loads and scores a champion) before any alias is set
     (:func:`crown`): an interrupt before the aliases changes no champion, and
     none lands between one model's promotion and the other's gate.
@@ -472,6 +477,9 @@ def judge(
     import mlflow
     from mlflow import MlflowClient
 
+    from churnclv.training._admin import log_validation
+
+    log_validation(dict(validation))
     result = Promotion()
     client = MlflowClient()
     for kind, name in _NAMES.items() if promote else ():

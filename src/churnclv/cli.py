@@ -16,6 +16,7 @@ import typer
 
 from churnclv import ChurnclvError, InputError, check_as_of
 from churnclv import _cli_options as opt
+from churnclv._cli_models import models_app
 from churnclv._cli_output import (
     err,
     load_tables,
@@ -47,6 +48,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(models_app, name="models")
 
 
 def _inputs(
@@ -361,7 +364,8 @@ def serve(
     """Serve predictions over HTTP (BentoML): /predict, /predict_features, /lookup, /model.
 
     The champion (or the --model-uri models) is loaded at start-up; /readyz answers 503
-    until it is.
+    until it is. The registry champion's aliases are re-read every CHURNCLV_RELOAD_S seconds
+    (default 30, 0 = off) and a newly promoted champion is swapped in without a restart.
     Set CHURNCLV_API_KEY to require 'Authorization: Bearer <key>' on every route but
     /livez, /readyz and /metrics.
     """
