@@ -17,6 +17,10 @@ after ``as_of``, no purchase, missing feature columns), with
 ``{"error", "field"}``; 503 while no champion is loaded (or no snapshot for
 ``/lookup``).
 
+OpenAPI: ``/docs.json`` (Swagger UI at ``/``) documents every route with a
+working example request, the typed answers of :mod:`churnclv.serving._responses`
+and every status code above (:func:`churnclv.serving._openapi.document`).
+
 Readiness: a champion that cannot be loaded at start-up (none registered yet,
 store unreachable, corrupted artifact) leaves the service up but not ready, and
 a background task retries the load with a backoff from 1 s doubling to
@@ -53,12 +57,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from churnclv._errors import InputError
 from churnclv.serving._bentoml_fixes import cancel_timeout_timers, quiet_client_errors
+from churnclv.serving._openapi import document
 from churnclv.serving._requests import (
     MAX_LOOKUP_IDS,
     CustomerIn,
     RequestError,
     validate_customers,
 )
+from churnclv.serving._responses import LookupResponse, PredictResponse
 from churnclv.serving._state import ServingState
 from churnclv.serving._state import logger as _online_logger
 from churnclv.serving._state import redact as _redact
@@ -301,7 +307,7 @@ class ChurnService:
     @bentoml.api(route="/predict")
     async def predict(
         self, customers: Annotated[list[CustomerIn], Field(min_length=1)]
-    ) -> dict[str, Any]:
+    ) -> PredictResponse:
         """Score customers from their raw histories (one feature query per batch)."""
         state = self.state
         live = state.live  # taken once: a swap meanwhile does not change this answer's champion
@@ -323,7 +329,7 @@ class ChurnService:
     @bentoml.api(route="/predict_features")
     async def predict_features(
         self, rows: Annotated[list[dict[str, Any]], Field(min_length=1)]
-    ) -> dict[str, Any]:
+    ) -> PredictResponse:
         """Score precomputed feature rows (the columns of ``churnclv features``)."""
         import asyncio
 
@@ -351,7 +357,7 @@ class ChurnService:
             list[Annotated[str, Field(min_length=1)]],
             Field(min_length=1, max_length=MAX_LOOKUP_IDS),
         ],
-    ) -> dict[str, Any]:
+    ) -> LookupResponse:
         """Answers from the latest batch-scored snapshot; unknown ids are listed in ``missing``."""
         snap = self.state.snapshot
         if not snap.available():
@@ -367,7 +373,9 @@ class ChurnService:
                  "predictions": [], "missing": missing},
                 status_code=404,
             )  # fmt: skip
-        return {"predictions": found, "missing": missing}
+        # Sent as is, like the other routes' answers (LookupResponse documents it).
+        return _ok({"predictions": found, "missing": missing})  # type: ignore[return-value]
 
 
 ChurnService.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]
+document(ChurnService)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ from churnclv import InputError
 from churnclv.decisions import (
     LIFECYCLE_STAGES,
     RFM_SEGMENTS,
+    STAGE_SEGMENTS,
     Action,
     Policy,
     decide,
@@ -161,7 +163,14 @@ def test_segment_uplift_overrides_and_eligibility() -> None:
         )
     )
     rows = [
-        _row(churn_probability=0.9, predicted_value=500.0, r_score=1, f_score=1, m_score=1),  # lost
+        _row(  # lost: a churned customer (an active one would be about_to_sleep)
+            churn_probability=0.9,
+            predicted_value=500.0,
+            recency_days=100.0,
+            r_score=1,
+            f_score=1,
+            m_score=1,
+        ),
         _row(
             churn_probability=0.9, predicted_value=500.0, r_score=5, f_score=5, m_score=5
         ),  # champ
@@ -197,3 +206,51 @@ def test_invalid_policy_names_the_key(tmp_path: Path, edit: tuple[str, str], key
     bad.write_text(text.replace(edit[0], edit[1], 1))
     with pytest.raises(InputError, match=key.replace("[", r"\[").replace("]", r"\]")):
         load_policy(bad)
+
+
+def test_lifecycle_stage_and_rfm_segment_never_contradict() -> None:
+    """For every stage and every (R, F, M) cell, the segment is one the stage allows, cells the
+    stage allows keep their classic segment, and every allowed segment occurs."""
+    stage_rows = {  # one customer per stage under POLICY (90-day horizon, 20-day usual gap)
+        "churned": {"recency_days": 100.0},
+        "new": {"tenure_days": 30.0, "recency_days": 10.0},
+        "silent": {"recency_days": 45.0},
+        "active": {"recency_days": 5.0},
+    }
+    cells = list(itertools.product(range(1, 6), repeat=3))
+    for stage, where in stage_rows.items():
+        rows = [_row(**where, r_score=r, f_score=f, m_score=m) for r, f, m in cells]
+        out = decide(pd.DataFrame(rows), POLICY, churn_horizon_days=90)
+        assert set(out["lifecycle_stage"]) == {stage}
+        got = out["rfm_segment"].tolist()
+        assert set(got) == STAGE_SEGMENTS[stage], stage
+        for (r, f, m), seg in zip(cells, got, strict=True):
+            classic = rfm_segment(r, f, m)
+            if classic in STAGE_SEGMENTS[stage] and stage not in ("new", "churned"):
+                assert seg == classic, (stage, r, f, m)
+
+
+@pytest.mark.parametrize(
+    ("stage_row", "scores", "segment"),
+    [
+        ({"recency_days": 100.0}, (3, 1, 1), "lost"),  # about_to_sleep by rank, but churned
+        ({"recency_days": 100.0}, (5, 5, 5), "hibernating"),
+        ({"tenure_days": 30.0, "recency_days": 10.0}, (5, 5, 5), "new_customer"),
+        ({"tenure_days": 30.0, "recency_days": 10.0}, (2, 1, 1), "promising"),
+        ({"recency_days": 45.0}, (5, 5, 5), "cant_lose_them"),
+        ({"recency_days": 45.0}, (4, 4, 4), "at_risk"),
+        ({"recency_days": 45.0}, (1, 1, 1), "hibernating"),
+        ({"recency_days": 5.0}, (1, 1, 1), "about_to_sleep"),
+        ({"recency_days": 5.0}, (5, 1, 1), "promising"),
+        ({"recency_days": 5.0}, (2, 4, 4), "at_risk"),
+    ],
+)
+def test_stage_precedence_examples(
+    stage_row: dict[str, float], scores: tuple[int, int, int], segment: str
+) -> None:
+    """Hand-picked cells of the stage-then-segment rule (DESIGN §6)."""
+    r, f, m = scores
+    row = _row(**stage_row, r_score=r, f_score=f, m_score=m)
+    assert decide(pd.DataFrame([row]), POLICY, churn_horizon_days=90)["rfm_segment"].iloc[0] == (
+        segment
+    )

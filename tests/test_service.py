@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from churnclv._io import InputTables
 from churnclv._reasons import reason_text
 from churnclv.cli import main
-from churnclv.decisions import load_policy
+from churnclv.decisions import STAGE_SEGMENTS, load_policy
 from churnclv.features import build_features
 from churnclv.features._session import FeatureSession, canonical_frames
 from churnclv.serving import score
@@ -175,10 +175,23 @@ def test_reasons_are_top_three_contributions(client: TestClient):
     assert r.status_code == 200, r.text
     why = r.json()["predictions"][0]["reasons"]
     assert len(why) == 3
-    assert {"feature", "value", "contribution", "text"} <= set(why[0])
+    assert {"feature", "label", "value", "direction", "contribution", "text"} <= set(why[0])
     mags = [abs(w["contribution"]) for w in why]
     assert mags == sorted(mags, reverse=True)
     assert all(isinstance(w["text"], str) and w["text"] for w in why)
+    for w in why:  # the direction follows the sign and is said in the text
+        assert w["direction"] == ("raises" if w["contribution"] > 0 else "lowers")
+        assert w["text"].endswith(f": {w['direction']} churn risk")
+        assert w["label"] and "_" not in w["label"]
+
+
+def test_lifecycle_stage_and_segment_agree_in_answers(client: TestClient, tables: InputTables):
+    """Every answered segment is one its lifecycle stage allows (DESIGN §6)."""
+    ids = _scorable_ids(tables, 60)
+    r = client.post("/predict", json={"customers": [_history(tables, c) for c in ids]})
+    assert r.status_code == 200, r.text
+    for p in r.json()["predictions"]:
+        assert p["rfm_segment"] in STAGE_SEGMENTS[p["lifecycle_stage"]], p
 
 
 def test_reason_text_in_plain_words():

@@ -3,10 +3,18 @@
 Pure functions over feature values and contributions; used by batch scoring
 (:func:`churnclv.serving.score_features`) and the online scorer alike. No
 BentoML, no MLflow.
+
+A reason is ``{feature, label, value, direction, contribution, text}``
+(DESIGN §13): ``label`` names the feature in words, ``direction`` is
+``"raises"`` when the contribution is positive (it pushes the churn
+probability up) and ``"lowers"`` otherwise, and ``text`` is the customer's
+value in plain words followed by the direction, e.g. ``"no purchase for 212
+days, 3.0x the usual gap: raises churn risk"``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["reason_text", "reasons"]
+__all__ = ["feature_label", "reason_text", "reasons"]
 
 
 def _num(value: Any) -> float | None:
@@ -27,6 +35,80 @@ def _num(value: Any) -> float | None:
 
 def _days(x: float) -> str:
     return f"{x:,.0f} day" + ("" if round(x) == 1 else "s")
+
+
+_LABELS = {
+    "recency_days": "days since last purchase",
+    "tenure_days": "days since first purchase",
+    "frequency": "repeat purchase days",
+    "n_purchases": "number of purchases",
+    "monetary_total": "total spend",
+    "monetary_mean": "spend per purchase day",
+    "returns_count": "number of returns",
+    "returns_total": "value of returns",
+    "spend_prior_90d": "spend in the 90 days before the last 90",
+    "spend_trend_90d": "spend trend, last 90 days vs the 90 before",
+    "events_trend_90d": "activity trend, last 90 days vs the 90 before",
+    "gap_mean_days": "usual gap between purchases (days)",
+    "gap_std_days": "variation of the gap between purchases (days)",
+    "overdue_ratio": "days since last purchase / usual gap",
+    "days_since_event": "days since last activity",
+    "days_since_signup": "days since signup",
+    "btyd_p_alive": "chance the customer is still active (BG/NBD)",
+    "btyd_p_no_purchase_churn": "chance of no purchase within the churn horizon (BG/NBD)",
+    "btyd_expected_purchases_churn": "purchases expected within the churn horizon (BG/NBD)",
+    "btyd_expected_purchases_value": "purchases expected within the value horizon (BG/NBD)",
+    "btyd_expected_spend": "expected spend per purchase (Gamma-Gamma)",
+    "btyd_clv_value": "value expected by BG/NBD and Gamma-Gamma",
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def feature_label(feature: str) -> str:
+    """A feature column's name in words.
+
+    Examples
+    --------
+    >>> from churnclv._reasons import feature_label
+    >>> feature_label("recency_days"), feature_label("ev_login_30d"), feature_label("plan")
+    ('days since last purchase', 'logins in the last 30 days', 'plan')
+    """
+    if feature in _LABELS:
+        return _LABELS[feature]
+    for w in (7, 30, 90, 365):
+        if feature == f"tx_count_{w}d":
+            return f"purchases in the last {w} days"
+        if feature == f"spend_{w}d":
+            return f"spend in the last {w} days"
+        if feature == f"active_days_{w}d":
+            return f"days with a purchase in the last {w} days"
+        if feature == f"events_{w}d":
+            return f"engagement events in the last {w} days"
+        if feature == f"event_active_days_{w}d":
+            return f"days with activity in the last {w} days"
+    if feature.startswith("days_since_"):
+        return f"days since last {feature.removeprefix('days_since_').replace('_', ' ')}"
+    if feature.startswith("ev_") and feature[-1] == "d":
+        name, _, window = feature.removeprefix("ev_").rpartition("_")
+        if window.removesuffix("d").isdigit():
+            return f"{name.replace('_', ' ')}s in the last {window.removesuffix('d')} days"
+    return feature.replace("_", " ")
+
+
+def _btyd_text(feature: str, x: float) -> str | None:
+    """Plain words for the BTYD model columns the churn model reads."""
+    if feature == "btyd_p_alive":
+        return f"{x:.0%} chance still active (BG/NBD)"
+    if feature == "btyd_p_no_purchase_churn":
+        return f"{x:.0%} chance of no purchase within the churn horizon (BG/NBD)"
+    if feature in ("btyd_expected_purchases_churn", "btyd_expected_purchases_value"):
+        horizon = "churn" if feature.endswith("churn") else "value"
+        return f"{x:,.1f} purchases expected within the {horizon} horizon (BG/NBD)"
+    if feature == "btyd_expected_spend":
+        return f"expected spend {x:,.2f} per purchase (Gamma-Gamma)"
+    if feature == "btyd_clv_value":
+        return f"BG/NBD and Gamma-Gamma expect {x:,.2f} in value"
+    return None
 
 
 def reason_text(feature: str, row: Mapping[str, Any]) -> str:
@@ -42,8 +124,8 @@ def reason_text(feature: str, row: Mapping[str, Any]) -> str:
     Returns
     -------
     str
-        E.g. ``"no purchase for 94 days, 3.1x the usual gap"``; unknown features
-        read ``"<feature> = <value>"``.
+        E.g. ``"no purchase for 94 days, 3.1x the usual gap"``; other features
+        read ``"<label> <value>"`` (``"plan is basic"``).
     """
     value = row.get(feature)
     x = _num(value)
@@ -102,15 +184,20 @@ def reason_text(feature: str, row: Mapping[str, Any]) -> str:
         return (
             f"{x:,.0f} {label}{'' if x == 1 else 's'} in the last {window.removesuffix('d')} days"
         )
+    if feature.startswith("btyd_") and x is not None:
+        btyd = _btyd_text(feature, x)
+        if btyd is not None:
+            return btyd
     if feature in ("events_30d", "events_90d") and x is not None:
         return f"{x:,.0f} engagement events in the last {feature[7:-1]} days"
     if feature.startswith("event_active_days_") and x is not None:
         return f"active on {x:,.0f} days in the last {feature[18:-1]} days"
+    label = feature_label(feature)
     if x is None and value is not None and not (isinstance(value, float) and math.isnan(value)):
-        return f"{feature.replace('_', ' ')}: {value}"
+        return f"{label} is {value}"
     if x is None:
-        return f"{feature.replace('_', ' ')}: unknown"
-    return f"{feature.replace('_', ' ')} = {x:,.4g}"
+        return f"{label} unknown"
+    return f"{label} {x:,.4g}"
 
 
 def reasons(
@@ -137,7 +224,20 @@ def reasons(
     Returns
     -------
     list of list of dict
-        Per row: ``{"feature", "value", "contribution", "text"}`` objects.
+        Per row: ``{"feature", "label", "value", "direction", "contribution",
+        "text"}`` objects (see the module doc).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from churnclv._reasons import reasons
+    >>> rows = {"recency_days": np.array([212.0]), "gap_mean_days": np.array([70.0]),
+    ...         "frequency": np.array([4.0])}
+    >>> why = reasons(rows, np.array([[1.2, -0.4]]), k=2, columns=["recency_days", "frequency"])
+    >>> [(r["label"], r["direction"]) for r in why[0]]
+    [('days since last purchase', 'raises'), ('repeat purchase days', 'lowers')]
+    >>> why[0][0]["text"]
+    'no purchase for 212 days, 3.0x the usual gap: raises churn risk'
     """
     if isinstance(contributions, pd.DataFrame):
         contrib = contributions.to_numpy(dtype=float)
@@ -164,12 +264,16 @@ def reasons(
             val: Any = _num(raw)
             if val is None and raw is not None and not isinstance(raw, float):
                 val = None if pd.isna(raw) else str(raw)
+            contribution = float(contrib[i, j])
+            direction = "raises" if contribution > 0 else "lowers"
             items.append(
                 {
                     "feature": feat,
+                    "label": feature_label(feat),
                     "value": val,
-                    "contribution": float(contrib[i, j]),
-                    "text": reason_text(feat, row),
+                    "direction": direction,
+                    "contribution": contribution,
+                    "text": f"{reason_text(feat, row)}: {direction} churn risk",
                 }
             )
         out.append(items)

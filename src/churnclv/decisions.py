@@ -22,6 +22,7 @@ __all__ = [
     "LIFECYCLE_STAGES",
     "RFM_SEGMENTS",
     "RISK_BANDS",
+    "STAGE_SEGMENTS",
     "VALUE_TIERS",
     "Action",
     "Policy",
@@ -41,6 +42,8 @@ _RFM_SCORES = ("r_score", "f_score", "m_score")
 VALUE_TIERS = ("high", "medium", "low")
 RISK_BANDS = ("high", "medium", "low")
 LIFECYCLE_STAGES = ("new", "active", "silent", "churned")
+_STAGE_INDEX = {name: i for i, name in enumerate(LIFECYCLE_STAGES)}
+_STAGE_NAMES = np.array(LIFECYCLE_STAGES)
 
 
 # (r_score range, fm_score range) -> segment; the classic RFM map, with "lost" carved out
@@ -71,13 +74,77 @@ def _segment_table() -> np.ndarray:
 
 _SEGMENT_TABLE = _segment_table()
 
+#: The RFM segments each lifecycle stage allows (see :func:`decide_columns`).
+STAGE_SEGMENTS: dict[str, frozenset[str]] = {
+    "new": frozenset({"new_customer", "promising"}),
+    "active": frozenset(
+        {
+            "champions",
+            "loyal",
+            "potential_loyalist",
+            "promising",
+            "need_attention",
+            "about_to_sleep",
+            "at_risk",
+            "cant_lose_them",
+        }
+    ),
+    "silent": frozenset(
+        {"need_attention", "about_to_sleep", "at_risk", "cant_lose_them", "hibernating"}
+    ),
+    "churned": frozenset({"hibernating", "lost"}),
+}
 
-def _segments(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
+# Segment moves for (stage, classic segment) pairs the stage does not allow.
+_STAGE_MOVES: dict[str, dict[str, str]] = {
+    "active": {
+        "lost": "about_to_sleep",
+        "hibernating": "about_to_sleep",
+        "new_customer": "promising",
+    },
+    "silent": {
+        "champions": "cant_lose_them",
+        "loyal": "at_risk",
+        "potential_loyalist": "need_attention",
+        "new_customer": "about_to_sleep",
+        "promising": "about_to_sleep",
+        "lost": "hibernating",
+    },
+}
+
+
+def _stage_segment(stage: str, r: int, fm: int) -> str:
+    """The segment of RFM cell (``r``, ``fm``) within lifecycle ``stage`` (rule: decide_columns)."""
+    if stage == "new":
+        return "new_customer" if r == 5 else "promising"
+    if stage == "churned":
+        return "lost" if fm == 1 else "hibernating"
+    classic = str(_SEGMENT_TABLE[r - 1, fm - 1])
+    return _STAGE_MOVES[stage].get(classic, classic)
+
+
+# [stage index in LIFECYCLE_STAGES, r - 1, fm - 1] -> segment: one lookup per customer.
+_STAGE_SEGMENT_TABLE = np.array(
+    [
+        [[_stage_segment(stage, r, fm) for fm in range(1, 6)] for r in range(1, 6)]
+        for stage in LIFECYCLE_STAGES
+    ],
+    dtype=object,
+)
+
+
+def _segments(
+    r: np.ndarray, f: np.ndarray, m: np.ndarray, stage: np.ndarray | None = None
+) -> np.ndarray:
+    """Classic RFM segments, or with ``stage`` (indices into :data:`LIFECYCLE_STAGES`)
+    the segments within each customer's lifecycle stage."""
     r, f, m = (np.asarray(x, dtype=int) for x in (r, f, m))
     if not all(((x >= 1) & (x <= 5)).all() for x in (r, f, m)):
         raise ValueError("RFM scores out of range 1..5")
     fm = np.floor((f + m) / 2 + 0.5).astype(int)
-    return _SEGMENT_TABLE[r - 1, fm - 1]
+    if stage is None:
+        return _SEGMENT_TABLE[r - 1, fm - 1]
+    return _STAGE_SEGMENT_TABLE[stage, r - 1, fm - 1]
 
 
 def rfm_segment(r_score: int, f_score: int, m_score: int) -> str:
@@ -224,6 +291,23 @@ def decide_columns(
     when they were scored (against ``reference``, or against the columns
     themselves when neither a reference nor ready scores are given). No frame is built, which is
     what keeps the service's one-customer call cheap.
+
+    Lifecycle stage and RFM segment never contradict each other: the stage
+    comes first. It is the customer's own story (tenure; recency against the
+    churn horizon, or against their own usual gap), while the segment ranks R,
+    F and M against the reference population, so where they disagree the stage
+    wins and the segment is read within it (:data:`STAGE_SEGMENTS`). *churned*
+    customers are ``lost`` when their combined F/M score is 1 and
+    ``hibernating`` otherwise; *new* customers are ``new_customer`` with an R
+    score of 5 and ``promising`` otherwise; *silent* customers keep
+    ``need_attention``, ``about_to_sleep``, ``at_risk``, ``cant_lose_them``
+    and ``hibernating``, while segments that say "recent" or "gone" move
+    (``champions`` to ``cant_lose_them``, ``loyal`` to ``at_risk``,
+    ``potential_loyalist`` to ``need_attention``, ``new_customer`` and
+    ``promising`` to ``about_to_sleep``, ``lost`` to ``hibernating``);
+    *active* customers keep the classic segment except ``lost`` and
+    ``hibernating`` (to ``about_to_sleep``) and ``new_customer`` (to
+    ``promising``). Actions are chosen on the segment after this rule.
     """
     p = _floats(columns["churn_probability"])
     v = _floats(columns["predicted_value"])
@@ -261,12 +345,13 @@ def decide_columns(
     silent_limit = np.where(
         np.isfinite(gap) & (gap > 0), policy.silent_gap_multiple * gap, policy.silent_default_days
     )
-    cols["lifecycle_stage"] = np.select(
+    stage = np.select(
         [rec > churned_days, ten <= policy.new_max_tenure_days, rec > silent_limit],
-        ["churned", "new", "silent"],
-        "active",
+        [_STAGE_INDEX["churned"], _STAGE_INDEX["new"], _STAGE_INDEX["silent"]],
+        _STAGE_INDEX["active"],
     )
-    segments = _segments(r, f, m).astype(str).astype(object)
+    cols["lifecycle_stage"] = _STAGE_NAMES[stage]
+    segments = _segments(r, f, m, stage).astype(str).astype(object)
     cols["rfm_segment"] = segments.astype(str)
     at_stake = p * np.clip(v, 0, None)
     best_gain = np.zeros(n)
@@ -344,9 +429,9 @@ def decide(
       customer_id risk_band lifecycle_stage  rfm_segment           action
     0           a      high          silent  hibernating  discount_coupon
     1           b       low          active        loyal             none
-    2           c      high             new  hibernating   email_reminder
+    2           c      high             new    promising  discount_coupon
     >>> out["expected_net_gain"].round(2).tolist()
-    [13.0, 0.0, 2.02]
+    [13.0, 0.0, 3.4]
     """
     cols = decide_columns(
         scored, policy, churn_horizon_days=churn_horizon_days, reference=reference
