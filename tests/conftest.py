@@ -27,3 +27,11 @@ def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("demo")
     assert main(["demo", "--workdir", str(work), "--customers", "1500", "--seed", "3"]) == 0
     return work
+
+
+@pytest.fixture(scope="session")
+def svc_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work directory after `churnclv demo` on 1,000 customers (models + scores.parquet)."""
+    work = tmp_path_factory.mktemp("svc")
+    assert main(["demo", "--workdir", str(work), "--customers", "1000"]) == 0
+    return work
