@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -46,6 +48,7 @@ __all__ = [
     "ValueHorizon",
     "Workdir",
     "column_map",
+    "columns_from",
     "parse_as_of",
 ]
 
@@ -241,3 +244,9 @@ def parse_as_of(value: str) -> Any:
     if ts is pd.NaT:
         raise InputError(f"--as-of {value!r} is not a date (use YYYY-MM-DD)")
     return ts.tz_convert(None) if ts.tzinfo else ts
+
+
+def columns_from(values: Mapping[str, Any]) -> ColumnMap:
+    """:func:`column_map` from a verb's parameters (its ``locals()``), by flag name."""
+    names = inspect.signature(column_map).parameters
+    return column_map(**{name: values[name] for name in names})

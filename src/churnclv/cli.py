@@ -121,18 +121,7 @@ def features(
         transactions,
         events,
         customers,
-        opt.column_map(
-            customer_col,
-            ts_col,
-            amount_col,
-            event_type_col,
-            quantity_col,
-            price_col,
-            no_amount,
-            encoding=encoding,
-            sep=sep,
-            decimal=decimal,
-        ),
+        opt.columns_from(locals()),
         ts,
     )
     with step("computing features"):
@@ -183,18 +172,7 @@ def train(
         transactions,
         events,
         customers,
-        opt.column_map(
-            customer_col,
-            ts_col,
-            amount_col,
-            event_type_col,
-            quantity_col,
-            price_col,
-            no_amount,
-            encoding=encoding,
-            sep=sep,
-            decimal=decimal,
-        ),
+        opt.columns_from(locals()),
         ts,
     )
     workdir.mkdir(parents=True, exist_ok=True)
@@ -255,18 +233,7 @@ def score(
         transactions,
         events,
         customers,
-        opt.column_map(
-            customer_col,
-            ts_col,
-            amount_col,
-            event_type_col,
-            quantity_col,
-            price_col,
-            no_amount,
-            encoding=encoding,
-            sep=sep,
-            decimal=decimal,
-        ),
+        opt.columns_from(locals()),
         ts,
     )
     uri = tracking_uri_for(workdir, tracking_uri)
