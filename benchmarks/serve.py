@@ -16,6 +16,12 @@ call for the same customer (no HTTP, no batching). Results go to
 Usage::
 
     python benchmarks/serve.py [--workdir DIR] [--rate 200] [--seconds 60]
+    python benchmarks/serve.py --scenario hot-swap [--reload-s 5] [--promote-at 20]
+
+The hot-swap scenario (``benchmarks/_serve_hotswap.py``; run last by default,
+alone with ``--scenario hot-swap``, which merges its section into the existing
+result file) promotes a better champion mid-run and checks every answer's
+``model_version``.
 """
 
 from __future__ import annotations
@@ -77,7 +83,14 @@ def _pct(xs: list[float], q: float) -> float | None:
 
 
 async def _open_loop(
-    host: str, port: int, path: str, body: bytes, rate: float, seconds: float, max_requests: int
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    rate: float,
+    seconds: float,
+    max_requests: int,
+    record: list[tuple[float, float, int, bytes]] | None = None,
 ) -> dict[str, Any]:
     """Open-loop load: request i is sent at ``t0 + i / rate`` whatever came back before.
 
@@ -86,6 +99,8 @@ async def _open_loop(
     millisecond of CPU per request and leaves the cores to the server.
     Latency runs from the scheduled send time, so a client-side delay counts
     against the server rather than hiding it (no coordinated omission).
+    With ``record``, every answer is appended to it as ``(scheduled send,
+    arrival, status, body)``, times on the ``time.perf_counter`` clock.
     """
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
@@ -125,8 +140,10 @@ async def _open_loop(
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
-            await reader.readexactly(length)
+            data = await reader.readexactly(length)
             idle.append((reader, writer))
+            if record is not None:
+                record.append((at, time.perf_counter(), status, data))
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
             return
@@ -245,8 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the target phase")
     ap.add_argument("--max-requests", type=int, default=12_000, help="cap per phase")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--scenario", choices=["all", "hot-swap"], default="all")
+    ap.add_argument("--reload-s", type=float, default=5.0, help="hot-swap: CHURNCLV_RELOAD_S")
+    ap.add_argument("--promote-at", type=float, default=20.0, help="hot-swap: seconds in")
+    ap.add_argument("--hot-swap-customers", type=int, default=2000)
+    ap.add_argument(
+        "--hot-swap-workdir", type=Path, default=Path("/tmp/churnclv-bench-hotswap/work")
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.scenario == "hot-swap":
+        return _hot_swap_only(args)
     churnclv = str(Path(sys.executable).parent / "churnclv")
     if not (args.workdir / "mlruns.db").exists():
         subprocess.run(
@@ -337,9 +363,29 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+    result["hot_swap"] = _hot_swap(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _hot_swap(args: argparse.Namespace) -> dict[str, Any]:
+    from _serve_hotswap import hot_swap
+
+    gc.collect()
+    gc.freeze()
+    return hot_swap(args, _customer(), sys.modules[__name__])
+
+
+def _hot_swap_only(args: argparse.Namespace) -> int:
+    """Run the hot-swap scenario alone and merge its section into the result file."""
+    section = _hot_swap(args)
+    result = json.loads(args.out.read_text()) if args.out.exists() else {}
+    result["hot_swap"] = section
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(section, indent=2))
     return 0
 
 
