@@ -12,12 +12,13 @@ every customer as of the later date runs on the same store (under ``nice
 ``model_version`` is recorded with its send and arrival times, and
 ``churnclv models list`` goes into the log and the result.
 
-Recorded: errors, latency over the whole run, when the first answer on the
-new champion arrived after the training process exited (its promotion is the
-last thing it does), how many answers sent later than exit + reload interval
-still carried the old champion, and whether any answer carried a version
-that is neither the champion before nor the one after (churn from one, value
-from another).
+Recorded: errors, latency over the whole run, when the promotion finished
+(both champion aliases moved, read from the SQLite store every 50 ms: the
+training process exits a moment later), when the first answer on the new
+champion arrived after that, how many answers sent later than promotion +
+reload interval still carried the old champion, and whether any answer
+carried a version that is neither the champion before nor the one after
+(churn from one, value from another).
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
+from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +113,32 @@ def _models_list(workdir: Path) -> list[str]:
     return [line.rstrip() for line in out.splitlines() if line.strip()]
 
 
+def _aliases(db: Path) -> tuple[str, ...]:
+    """The champion aliases' versions, read straight from the SQLite store (< 1 ms)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+        rows = con.execute(
+            "SELECT name, version FROM registered_model_aliases WHERE alias = 'champion' "
+            "ORDER BY name"
+        ).fetchall()
+    return tuple(f"{name}:v{version}" for name, version in rows)
+
+
+async def _watch_aliases(db: Path, stop: asyncio.Event, moves: dict[str, float]) -> None:
+    """Record when the champion aliases differ from their first reading (every 50 ms)."""
+    first = _aliases(db)
+    while not stop.is_set():
+        try:
+            now = _aliases(db)
+        except sqlite3.Error:  # the training holds a write lock for a moment
+            now = first
+        if now != first:
+            moves.setdefault("first_alias_moved", time.perf_counter())
+            if all(a != b for a, b in zip(now, first, strict=True)):
+                moves["all_aliases_moved"] = time.perf_counter()
+                return
+        await asyncio.sleep(0.05)
+
+
 async def _load_and_promote(
     open_loop: Any, port: int, body: bytes, args: Any, workdir: Path, log: Any
 ) -> tuple[dict[str, Any], list[tuple[float, float, int, bytes]], dict[str, float], int]:
@@ -119,12 +150,21 @@ async def _load_and_promote(
     )
     await asyncio.sleep(max(0.0, start + args.promote_at - time.perf_counter()))
     cmd = ["nice", "-n", "19", *_train_args(workdir / "data", _AS_OF, workdir)]
+    stop, moves = asyncio.Event(), dict[str, float]()
+    watch = asyncio.ensure_future(_watch_aliases(workdir / "mlruns.db", stop, moves))
     t_start = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=log, stderr=subprocess.STDOUT)
     rc = await proc.wait()
-    t_end = time.perf_counter()
+    t_exit = time.perf_counter()
     stats = await load
-    return stats, record, {"start": start, "train_start": t_start, "train_end": t_end}, rc
+    stop.set()
+    await watch
+    times = {"start": start, "train_start": t_start, "train_exit": t_exit, **moves}
+    return stats, record, times, rc
+
+
+def _rel(t: float | None, start: float) -> float | None:
+    return None if t is None else round(t - start, 3)
 
 
 def _versions(
@@ -135,17 +175,19 @@ def _versions(
     reload_s: float,
 ) -> dict[str, Any]:
     """Which champion answered when, against the promotion's end."""
-    start, end = times["start"], times["train_end"]
+    start = times["start"]
+    end = times.get("all_aliases_moved", times["train_exit"])
     seen: Counter[str] = Counter()
     first_new: float | None = None
     first_new_sent: float | None = None
     last_old: float | None = None
-    old_after_deadline = 0
+    old_after_deadline = after_deadline = 0
     for at, done, status, data in record:
         if status != 200:
             continue
         version = str(json.loads(data).get("model_version"))
         seen[version] += 1
+        after_deadline += at >= end + reload_s
         if version == after and after != before:
             if first_new is None or done < first_new:
                 first_new, first_new_sent = done, at
@@ -158,8 +200,10 @@ def _versions(
         "champion_before": before,
         "champion_after": after,
         "answers_by_version": dict(seen),
-        "promotion_finished_s": round(end - start, 3),
         "training_started_s": round(times["train_start"] - start, 3),
+        "first_alias_moved_s": _rel(times.get("first_alias_moved"), start),
+        "promotion_finished_s": _rel(times.get("all_aliases_moved"), start),
+        "training_exited_s": _rel(times["train_exit"], start),
         "first_new_answer_arrived_s": None if first_new is None else round(first_new - start, 3),
         "first_new_answer_after_promotion_s": None
         if first_new is None
@@ -168,8 +212,11 @@ def _versions(
         if first_new_sent is None
         else round(first_new_sent - start, 3),
         "last_old_answer_arrived_s": None if last_old is None else round(last_old - start, 3),
+        "answers_sent_after_promotion_plus_interval": after_deadline,
         "answers_sent_after_promotion_plus_interval_on_old": old_after_deadline,
-        "every_answer_after_promotion_plus_interval_on_new": old_after_deadline == 0
+        # false too when the promotion came too late for any answer to be judged
+        "every_answer_after_promotion_plus_interval_on_new": after_deadline > 0
+        and old_after_deadline == 0
         and not mixed
         and before != after,
         "mixed_version_answers": sum(mixed.values()),
@@ -252,6 +299,13 @@ def hot_swap(args: Any, customer: dict[str, Any], client: Any) -> dict[str, Any]
             "model runs on the same store (nice 19); the service polls the aliases every "
             "CHURNCLV_RELOAD_S seconds and swaps the champion in the background"
         ),
+        "measured": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "churnclv": dist_version("churnclv"),
+        },
         "workdir": str(workdir),
         "log": str(log_path),
         "customers": args.hot_swap_customers,
