@@ -69,10 +69,14 @@ def _prepare(workdir: Path, customers: int, log: Any) -> None:
     """Synthetic data, a 300-customer subset and the weak first champion."""
     import pandas as pd
 
+    marker = workdir / ".churnclv-bench-hotswap"
     if workdir.exists():
+        if not marker.exists():
+            raise SystemExit(f"{workdir} exists and was not made by this benchmark: not removed")
         shutil.rmtree(workdir)
     data, small = workdir / "data", workdir / "small"
     small.mkdir(parents=True)
+    marker.touch()
     gen = [_cli(), "generate", "--out", str(data), "--customers", str(customers)]
     gen += ["--as-of", _AS_OF, "--history-days", "1600"]
     subprocess.run(gen, check=True, stdout=log, stderr=subprocess.STDOUT)
