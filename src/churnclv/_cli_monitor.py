@@ -1,22 +1,78 @@
-"""What ``churnclv monitor`` prints, writes and logs to MLflow."""
+"""The ``churnclv monitor`` verb: what it prints, writes and logs to MLflow."""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
+import typer
 from rich.table import Table
 
-from churnclv._cli_output import out
-from churnclv._io import atomic_write
+from churnclv import _cli_options as opt
+from churnclv._cli_output import load_tables, note, out, step
 
-__all__ = ["EXPERIMENT", "log_monitor", "print_monitor", "reference_auc"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["EXPERIMENT", "log_monitor", "monitor", "print_monitor", "reference_auc"]
 
 EXPERIMENT = "churnclv-monitor"
 _CODES = {"ok": 0, "watch": 1, "retrain": 2}
+
+
+def monitor(
+    transactions: opt.Transactions,
+    as_of: opt.AsOf,
+    events: opt.Events = None,
+    customers: opt.Customers = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="The JSON report; default <workdir>/monitor.json.")
+    ] = None,
+    policy: opt.PolicyOpt = None,
+    customer_col: opt.CustomerCol = "customer_id",
+    ts_col: opt.TsCol = "ts",
+    amount_col: opt.AmountCol = "amount",
+    event_type_col: opt.EventTypeCol = "event_type",
+    quantity_col: opt.QuantityCol = None,
+    price_col: opt.PriceCol = None,
+    no_amount: opt.NoAmount = False,
+    encoding: opt.Encoding = None,
+    sep: opt.Sep = None,
+    decimal: opt.Decimal = None,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
+) -> None:
+    """Backtest the stored score snapshots, measure drift and say whether to retrain.
+
+    Reads <workdir>/snapshots/ (written by `score` and `demo`). Verdict ok | watch |
+    retrain by the policy's monitoring thresholds; exit code 3 for retrain.
+    """
+    from churnclv import check_as_of, load_policy
+    from churnclv._monitor import monitor as check
+    from churnclv.training import tracking_uri_for
+
+    ts = opt.parse_as_of(as_of)
+    thresholds = load_policy(policy).monitoring
+    tables = load_tables(transactions, events, customers, opt.columns_from(locals()))
+    check_as_of(tables.transactions, ts, source=transactions)
+    uri = tracking_uri_for(workdir, tracking_uri)
+    with step("monitoring"):
+        result = check(
+            tables,
+            as_of=ts,
+            workdir=workdir,
+            thresholds=thresholds,
+            reference_auc=reference_auc(uri, workdir, ts),
+        )
+    for problem in result["warnings"]:
+        note(problem)
+    path = log_monitor(result, out_file or workdir / "monitor.json", uri)
+    print_monitor(result)
+    out.print(f"report: {path}")
+    if result["verdict"] == "retrain":
+        raise typer.Exit(3)
 
 
 def reference_auc(tracking_uri: str, workdir: Path, as_of: pd.Timestamp) -> float | None:
@@ -56,6 +112,7 @@ def log_monitor(report: dict[str, Any], path: Path, tracking_uri: str) -> Path:
     """Write the JSON report atomically and log it with its metrics to ``churnclv-monitor``."""
     import mlflow
 
+    from churnclv._io import atomic_write
     from churnclv.training._tracking import start_tracking, tracked_run
 
     text = json.dumps(_clean(report), indent=2)

@@ -21,6 +21,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -539,25 +540,17 @@ def generate(
     )
 
 
-_DRIFT_DROP = 0.7  # share of events and orders lost after drift_at
-_DRIFT_PRICE = 1.5  # price rise after drift_at
+_DRIFT_DROP, _DRIFT_PRICE = 0.7, 1.5  # after drift_at: share of events and orders lost, prices
 
 
 def _drift(
-    transactions: pd.DataFrame,
-    events: pd.DataFrame,
-    as_of: pd.Timestamp,
-    drift_at: int | str | pd.Timestamp,
-    seed: int,
+    transactions: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp, drift_at: Any, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Drop 70% of the events and orders and raise amounts by 50% from ``drift_at`` on."""
-    if isinstance(drift_at, int | np.integer) and not isinstance(drift_at, bool):
-        start = as_of - pd.Timedelta(days=int(drift_at))
-    else:
-        start = pd.Timestamp(drift_at)
+    days = isinstance(drift_at, int | np.integer) and not isinstance(drift_at, bool)
+    start = as_of - pd.Timedelta(days=int(drift_at)) if days else pd.Timestamp(drift_at)
     rng = np.random.default_rng([seed, 21])  # its own stream: the undrifted data is unchanged
-    after = (events["ts"] >= start).to_numpy()
-    drop = after & (rng.random(len(events)) < _DRIFT_DROP)
+    drop = (events["ts"] >= start).to_numpy() & (rng.random(len(events)) < _DRIFT_DROP)
     events = events.loc[~drop].reset_index(drop=True)
     orders = transactions.loc[transactions["ts"] >= start, "order_id"].unique()
     gone = orders[rng.random(len(orders)) < _DRIFT_DROP]

@@ -17,6 +17,7 @@ import typer
 from churnclv import ChurnclvError, InputError, check_as_of
 from churnclv import _cli_options as opt
 from churnclv._cli_models import models_app
+from churnclv._cli_monitor import monitor as monitor_verb
 from churnclv._cli_output import (
     err,
     load_tables,
@@ -50,6 +51,7 @@ app = typer.Typer(
 )
 
 app.add_typer(models_app, name="models")
+app.command()(monitor_verb)
 
 
 def _inputs(
@@ -382,60 +384,6 @@ def report(
     with step("report"):
         path = write_decision_report(scored, out_file, uri, champion)
     out.print(f"report: {path}")
-
-
-@app.command()
-def monitor(
-    transactions: opt.Transactions,
-    as_of: opt.AsOf,
-    events: opt.Events = None,
-    customers: opt.Customers = None,
-    out_file: Annotated[
-        Path | None, typer.Option("--out", help="The JSON report; default <workdir>/monitor.json.")
-    ] = None,
-    policy: opt.PolicyOpt = None,
-    customer_col: opt.CustomerCol = "customer_id",
-    ts_col: opt.TsCol = "ts",
-    amount_col: opt.AmountCol = "amount",
-    event_type_col: opt.EventTypeCol = "event_type",
-    quantity_col: opt.QuantityCol = None,
-    price_col: opt.PriceCol = None,
-    no_amount: opt.NoAmount = False,
-    encoding: opt.Encoding = None,
-    sep: opt.Sep = None,
-    decimal: opt.Decimal = None,
-    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
-    tracking_uri: opt.TrackingUri = None,
-) -> None:
-    """Backtest the stored score snapshots, measure drift and say whether to retrain.
-
-    Reads <workdir>/snapshots/ (written by `score` and `demo`). Verdict ok | watch |
-    retrain by the policy's monitoring thresholds; exit code 3 for retrain.
-    """
-    from churnclv import load_policy
-    from churnclv._cli_monitor import log_monitor, print_monitor, reference_auc
-    from churnclv._monitor import monitor as check
-    from churnclv.training import tracking_uri_for
-
-    ts = opt.parse_as_of(as_of)
-    thresholds = load_policy(policy).monitoring
-    tables = _inputs(transactions, events, customers, opt.columns_from(locals()), ts)
-    uri = tracking_uri_for(workdir, tracking_uri)
-    with step("monitoring"):
-        result = check(
-            tables,
-            as_of=ts,
-            workdir=workdir,
-            thresholds=thresholds,
-            reference_auc=reference_auc(uri, workdir, ts),
-        )
-    for problem in result["warnings"]:
-        note(problem)
-    path = log_monitor(result, out_file or workdir / "monitor.json", uri)
-    print_monitor(result)
-    out.print(f"report: {path}")
-    if result["verdict"] == "retrain":
-        raise typer.Exit(3)
 
 
 @app.command()
