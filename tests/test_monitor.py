@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 import churnclv
@@ -137,6 +138,12 @@ def test_cli_no_snapshots_and_corrupt_file(
     report = json.loads((work / "monitor.json").read_text())
     assert report["verdict"] == "retrain"
     assert all(math.isfinite(v) for v in report["drift"]["psi"].values())
+    client = MlflowClient(f"sqlite:///{work / 'mlruns.db'}")
+    experiment = client.get_experiment_by_name("churnclv-monitor")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["verdict"] for r in runs) == ["ok", "ok", "retrain"]
+    assert max(r.data.metrics.get("max_psi", 0) for r in runs) >= 0.25
 
 
 @pytest.mark.slow
@@ -164,3 +171,15 @@ def test_train_score_monitor_round_trip(drifted: churnclv.SyntheticData, tmp_pat
     auc = roc_auc_score(both["churned"], both["churn_probability"])
     assert after["backtest"][0]["churn_roc_auc"] == pytest.approx(auc, abs=1e-12)
     print(json.dumps({"before": before, "after": after}, indent=1, default=str)[:4000])
+
+
+def test_no_horizon_ended_is_ok_with_a_reason(
+    drifted: churnclv.SyntheticData, tmp_path: Path
+) -> None:
+    """Snapshots whose churn horizon is still open: verdict ok, and it says why."""
+    tables = InputTables(drifted.transactions, drifted.events, drifted.customers)
+    _fake_snapshots(tables, tmp_path)
+    report = monitor(tables, as_of="2023-04-20", workdir=tmp_path)
+    assert report["snapshots"] == ["2023-04-01"] and report["backtest"] == []
+    assert report["verdict"] == "ok"
+    assert any("nothing to backtest" in r for r in report["reasons"])
