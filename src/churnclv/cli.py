@@ -63,6 +63,14 @@ def _inputs(
     return tables
 
 
+def _drift_date(value: str | None) -> Any:
+    """``--drift-at`` as a timestamp, or ``None``."""
+    try:
+        return opt.parse_as_of(value) if value else None
+    except InputError:
+        raise InputError(f"--drift-at {value!r} is not a date (use YYYY-MM-DD)") from None
+
+
 # ---- verbs ----------------------------------------------------------------------------------
 @app.command()
 def generate(
@@ -76,6 +84,10 @@ def generate(
     future_days: Annotated[
         int, typer.Option(help="Days simulated after as_of (labels, truth).", min=0)
     ] = 365,
+    drift_at: Annotated[
+        str | None,
+        typer.Option(help="From this date on, 70% fewer events and orders, prices x1.5."),
+    ] = None,
 ) -> None:
     """Write realistic synthetic histories and their ground truth.
 
@@ -84,10 +96,15 @@ def generate(
     """
     import churnclv
 
-    ts = opt.parse_as_of(as_of)
+    ts, drift = opt.parse_as_of(as_of), _drift_date(drift_at)
     with step(f"generating {customers:,} customers"):
         data = churnclv.generate(
-            customers, seed=seed, as_of=ts, history_days=history_days, future_days=future_days
+            customers,
+            seed=seed,
+            as_of=ts,
+            history_days=history_days,
+            future_days=future_days,
+            drift_at=drift,
         )
         paths = write_synthetic(data, out_dir)
     for name, p in paths.items():
