@@ -104,8 +104,8 @@ def run_demo(
 ) -> DemoResult:
     """Generate synthetic customers, train and promote, score them and write the report.
 
-    Writes ``data/``, ``mlruns.db`` (unless ``tracking_uri``), ``scores.parquet``
-    and ``report.html`` under ``workdir``.
+    Writes ``data/``, ``mlruns.db`` (unless ``tracking_uri``), ``scores.parquet``,
+    ``snapshots/<as_of>.parquet`` and ``report.html`` under ``workdir``.
 
     Parameters
     ----------
@@ -133,6 +133,7 @@ def run_demo(
     from churnclv import generate, load_champion, load_inputs, load_policy, score, train
     from churnclv._generate import write
     from churnclv._io import LoadReport, atomic_write_parquet
+    from churnclv._monitor import write_snapshot
     from churnclv._reporting import write_decision_report
     from churnclv.training import tracking_uri_for
 
@@ -166,6 +167,7 @@ def run_demo(
     with step("batch scoring"):
         scored = score(tables, as_of=as_of, champion=champion, policy=pol, budget=budget)
         scores_path = atomic_write_parquet(scored, work / "scores.parquet")
+        write_snapshot(scored, champion, work)
     realised = realised_saved_value(scored, data.truth)
     predicted = float(scored.loc[scored["selected"].to_numpy(), "expected_saved_value"].sum())
     with step("report"):

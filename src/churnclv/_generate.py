@@ -21,6 +21,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -214,6 +215,7 @@ def generate(
     as_of: str | pd.Timestamp = "2024-01-01",
     history_days: int = 900,
     future_days: int = 365,
+    drift_at: int | str | pd.Timestamp | None = None,
 ) -> SyntheticData:
     """Generate a synthetic customer population with exact ground truth.
 
@@ -234,6 +236,12 @@ def generate(
         Length of the acquisition window before ``as_of`` (> 0).
     future_days : int, default 365
         Length of the simulated future after ``as_of`` (>= 0).
+    drift_at : int, str or pandas.Timestamp, optional
+        A change of the process for monitoring tests: from this date (or this
+        many days before ``as_of``) on, each engagement event and each order
+        (with its returns) is kept with probability 0.3 and every amount is 1.5
+        times larger. The rest of the data is drawn exactly as without drift;
+        ``truth`` ignores the drift.
 
     Returns
     -------
@@ -521,6 +529,8 @@ def generate(
             "mean_order_value": mov,
         }
     )
+    if drift_at is not None:
+        transactions, events = _drift(transactions, events, as_of_ts, drift_at, seed)
     return SyntheticData(
         transactions=transactions,
         events=events,
@@ -528,6 +538,26 @@ def generate(
         truth=truth,
         as_of=as_of_ts,
     )
+
+
+_DRIFT_DROP, _DRIFT_PRICE = 0.7, 1.5  # after drift_at: share of events and orders lost, prices
+
+
+def _drift(
+    transactions: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp, drift_at: Any, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drop 70% of the events and orders and raise amounts by 50% from ``drift_at`` on."""
+    days = isinstance(drift_at, int | np.integer) and not isinstance(drift_at, bool)
+    start = as_of - pd.Timedelta(days=int(drift_at)) if days else pd.Timestamp(drift_at)
+    rng = np.random.default_rng([seed, 21])  # its own stream: the undrifted data is unchanged
+    drop = (events["ts"] >= start).to_numpy() & (rng.random(len(events)) < _DRIFT_DROP)
+    events = events.loc[~drop].reset_index(drop=True)
+    orders = transactions.loc[transactions["ts"] >= start, "order_id"].unique()
+    gone = orders[rng.random(len(orders)) < _DRIFT_DROP]
+    transactions = transactions.loc[~transactions["order_id"].isin(gone)].reset_index(drop=True)
+    late = (transactions["ts"] >= start).to_numpy()
+    transactions.loc[late, "amount"] = (transactions.loc[late, "amount"] * _DRIFT_PRICE).round(2)
+    return transactions, events
 
 
 def write(data: SyntheticData, out_dir: str | Path) -> dict[str, Path]:

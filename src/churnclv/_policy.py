@@ -19,7 +19,7 @@ import yaml
 
 from churnclv._errors import InputError
 
-__all__ = ["RFM_SEGMENTS", "Action", "Policy", "load_policy"]
+__all__ = ["RFM_SEGMENTS", "Action", "Monitoring", "Policy", "load_policy"]
 
 RFM_SEGMENTS = (
     "champions",
@@ -61,6 +61,23 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """Thresholds of ``churnclv monitor``'s verdict (the policy's optional ``monitoring``).
+
+    ``psi_*`` apply to the largest population stability index of any feature or
+    score; ``auc_drop_*`` to the fall of the latest backtest churn AUC below the
+    reference AUC; ``tier_change_watch`` to the share of customers whose value
+    tier changed between the last two snapshots.
+    """
+
+    psi_watch: float = 0.1
+    psi_retrain: float = 0.25
+    auc_drop_watch: float = 0.02
+    auc_drop_retrain: float = 0.05
+    tier_change_watch: float = 0.25
+
+
+@dataclass(frozen=True)
 class Policy:
     """Decision thresholds and actions (see ``default_policy.yaml``).
 
@@ -79,6 +96,8 @@ class Policy:
         ``churned`` past this recency; ``None`` uses the model's churn horizon.
     actions : tuple of Action
         The retention actions to choose from.
+    monitoring : Monitoring
+        Thresholds of the monitoring verdict (optional section; defaults apply).
 
     Examples
     --------
@@ -97,6 +116,29 @@ class Policy:
     silent_default_days: float = 60
     churned_recency_days: float | None = None
     actions: tuple[Action, ...] = ()
+    monitoring: Monitoring = Monitoring()
+
+
+_MONITORING_KEYS = ("psi_watch", "psi_retrain", "auc_drop_watch", "auc_drop_retrain")
+
+
+def _monitoring(doc: dict[str, Any], src: str) -> Monitoring:
+    """The optional ``monitoring`` section; missing keys keep their defaults."""
+    sec = doc.get("monitoring") or {}
+    if not isinstance(sec, dict):
+        raise InputError(f"policy {src}: 'monitoring' must be a mapping")
+    keys = {*_MONITORING_KEYS, "tier_change_watch"}
+    for key in sec:
+        if key not in keys:
+            raise InputError(f"policy {src}: unknown key 'monitoring.{key}'")
+    vals = {k: _num(sec, "monitoring", k, src, lo=0, hi=math.inf) for k in sec}
+    out = Monitoring(**vals)
+    for watch, retrain in (("psi_watch", "psi_retrain"), ("auc_drop_watch", "auc_drop_retrain")):
+        if getattr(out, watch) > getattr(out, retrain):
+            raise InputError(
+                f"policy {src}: 'monitoring.{watch}' must not exceed 'monitoring.{retrain}'"
+            )
+    return out
 
 
 def _num(
@@ -175,7 +217,7 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
         raise InputError(f"policy {src}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(doc, dict):
         raise InputError(f"policy {src}: expected a mapping at the top level")
-    known = {"value_tier", "risk_band", "lifecycle", "actions"}
+    known = {"value_tier", "risk_band", "lifecycle", "actions", "monitoring"}
     for key in doc:
         if key not in known:
             raise InputError(
@@ -266,4 +308,5 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
             lc, "lifecycle", "churned_recency_days", src, lo=0, hi=math.inf, allow_none=True
         ),
         actions=tuple(actions),
+        monitoring=_monitoring(doc, src),
     )

@@ -17,6 +17,7 @@ import typer
 from churnclv import ChurnclvError, InputError, check_as_of
 from churnclv import _cli_options as opt
 from churnclv._cli_models import models_app
+from churnclv._cli_monitor import monitor as monitor_verb
 from churnclv._cli_output import (
     err,
     load_tables,
@@ -50,6 +51,7 @@ app = typer.Typer(
 )
 
 app.add_typer(models_app, name="models")
+app.command()(monitor_verb)
 
 
 def _inputs(
@@ -59,6 +61,14 @@ def _inputs(
     tables = load_tables(transactions, events, customers, columns)
     check_as_of(tables.transactions, as_of, source=transactions)
     return tables
+
+
+def _drift_date(value: str | None) -> Any:
+    """``--drift-at`` as a timestamp, or ``None``."""
+    try:
+        return opt.parse_as_of(value) if value else None
+    except InputError:
+        raise InputError(f"--drift-at {value!r} is not a date (use YYYY-MM-DD)") from None
 
 
 # ---- verbs ----------------------------------------------------------------------------------
@@ -74,6 +84,10 @@ def generate(
     future_days: Annotated[
         int, typer.Option(help="Days simulated after as_of (labels, truth).", min=0)
     ] = 365,
+    drift_at: Annotated[
+        str | None,
+        typer.Option(help="From this date on, 70% fewer events and orders, prices x1.5."),
+    ] = None,
 ) -> None:
     """Write realistic synthetic histories and their ground truth.
 
@@ -82,10 +96,15 @@ def generate(
     """
     import churnclv
 
-    ts = opt.parse_as_of(as_of)
+    ts, drift = opt.parse_as_of(as_of), _drift_date(drift_at)
     with step(f"generating {customers:,} customers"):
         data = churnclv.generate(
-            customers, seed=seed, as_of=ts, history_days=history_days, future_days=future_days
+            customers,
+            seed=seed,
+            as_of=ts,
+            history_days=history_days,
+            future_days=future_days,
+            drift_at=drift,
         )
         paths = write_synthetic(data, out_dir)
     for name, p in paths.items():
@@ -225,6 +244,7 @@ def score(
     """Score every customer as of a date with the champion models and the decision policy."""
     from churnclv import load_policy
     from churnclv import score as run_score
+    from churnclv._monitor import write_snapshot
     from churnclv.training import bundle_policy, champion_from_uri, tracking_uri_for
 
     ts = opt.parse_as_of(as_of)
@@ -244,6 +264,7 @@ def score(
             tables, as_of=ts, champion=champion, policy=pol, engine=engine, budget=budget
         )
     write_table(scored, out_file)
+    write_snapshot(scored, champion, workdir)
     out.print(f"{len(scored):,} customers scored with {champion.model_version} -> {out_file}")
     print_campaign(scored)
     if report is not None:
