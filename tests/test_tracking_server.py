@@ -199,24 +199,29 @@ def test_round_trip_through_a_postgres_backed_server(
     assert [len(v) for v in champions.values()] == [1, 1]
 
 
+@pytest.mark.parametrize("store", ["sqlite", "server"])
 def test_two_trainings_promoting_at_once_leave_one_champion_each(
-    generated_dir: Path, tmp_path: Path
+    store: str, generated_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Concurrent `train --promote` on a new store: one champion per model, whose gate passed.
+    """Concurrent `train --promote` on one store: one champion per model, whose gate passed.
 
-    Both create the sqlite store at once (its creation is locked) and both judge
-    and crown; an alias names one version, so the last crowning wins, and only
-    gate winners are crowned.
+    On a new sqlite store both create it at once (its creation is locked); on
+    the server the champion may already be there. Both judge and crown; an
+    alias names one version, so the last crowning wins, and only gate winners
+    are crowned.
     """
     work = tmp_path / "work"
+    uri = tracking_uri_for(work)
+    if store == "server":
+        uri = request.getfixturevalue("tracking_server")
     cmd = [str(BIN / "churnclv"), "train", *_inputs(generated_dir), "--workdir", str(work),
-           "--promote"]  # fmt: skip
+           "--tracking-uri", uri, "--promote"]  # fmt: skip
     procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)
     ]
     outs = [p.communicate(timeout=600)[0].decode(errors="replace") for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [out[-2000:] for out in outs]
-    champions = _champions(tracking_uri_for(work))
+    champions = _champions(uri)
     for name, holders in champions.items():
         assert len(holders) == 1, name
         assert holders[0].tags["promotion"].startswith("promoted: "), holders[0].tags
