@@ -303,13 +303,15 @@ def running_server(
     api_key: str | None = None,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`churnclv serve` on a free loopback port, stopped (process group) on exit.
 
     Waits until ``/readyz`` answers 200 (``/livez`` when ``wait_ready`` is false).
     ``api_key`` sets ``CHURNCLV_API_KEY`` (none by default); ``env`` adds variables;
     the server's output (BentoML logs to stdout) goes to ``log`` (a temporary file
-    when ``None``), whose tail is shown when the server dies or never becomes ready.
+    when ``None``), whose tail is shown when the server dies or never becomes ready;
+    ``args`` are more ``churnclv serve`` options.
     """
     import tempfile
 
@@ -325,7 +327,7 @@ def running_server(
         log = log or Path(tmp) / "serve.log"
         with log.open("wb") as err:
             proc = subprocess.Popen(
-                [exe, "serve", "--workdir", str(workdir), "--port", str(port)],
+                [exe, "serve", "--workdir", str(workdir), "--port", str(port), *args],
                 env=child_env,
                 stdout=err,
                 stderr=subprocess.STDOUT,

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,13 +72,42 @@ def configure_mlflow(tracking_uri: str) -> None:
     mlflow.set_registry_uri(tracking_uri)
 
 
+@contextmanager
+def _store_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<db>.lock`` beside a sqlite store (nothing for others).
+
+    Opening a new sqlite store runs MLflow's schema migrations; two trainings
+    creating the same store at once raced them (``table latest_metrics already
+    exists``). Where ``fcntl`` is missing (Windows) no lock is taken.
+    """
+    if sys.platform == "win32" or not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def use_experiment(name: str, tracking_uri: str) -> None:
     """Make ``name`` the active experiment, creating it with artifacts beside a sqlite store.
 
     MLflow's default artifact root for a database store is ``./mlruns`` of the
     current directory, so runs started from different folders would scatter their
     models; for ``sqlite:///<dir>/mlruns.db`` they go to ``<dir>/mlartifacts/<name>``.
+    A new sqlite store is created under :func:`_store_lock`.
     """
+    with _store_lock(tracking_uri):
+        _use_experiment(name, tracking_uri)
+
+
+def _use_experiment(name: str, tracking_uri: str) -> None:
     import mlflow
     from mlflow import MlflowClient
 
