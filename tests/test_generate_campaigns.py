@@ -116,3 +116,18 @@ def test_cli_generate_writes_the_campaigns(tmp_path: Path, capsys: pytest.Captur
     assert (out / "campaigns.parquet").is_file()
     assert main(["generate", "--customers", "10", "--uplift", "big", "--out", str(out)]) == 2
     assert "--uplift 'big' is not one of" in capsys.readouterr().err
+
+
+def test_evaluate_campaign_intervals_cover_the_true_effects() -> None:
+    """Acceptance 3 in small (the 20-seed figure: benchmarks/campaign_coverage.py)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "campaign_coverage.py"
+    spec = importlib.util.spec_from_file_location("campaign_coverage", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    frame = pd.concat([bench.intervals(seed, 3_000) for seed in (0, 1)], ignore_index=True)
+    assert len(frame) == 2 * (4 + 1) * 3
+    assert frame["covered"].mean() >= 0.85
+    assert frame.loc[frame["scope"] == "all", "covered"].all()

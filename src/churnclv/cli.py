@@ -16,6 +16,7 @@ import typer
 
 from churnclv import ChurnclvError, InputError, check_as_of
 from churnclv import _cli_options as opt
+from churnclv._cli_campaigns import evaluate_campaign_verb
 from churnclv._cli_models import models_app
 from churnclv._cli_monitor import monitor as monitor_verb
 from churnclv._cli_output import (
@@ -52,6 +53,7 @@ app = typer.Typer(
 
 app.add_typer(models_app, name="models")
 app.command()(monitor_verb)
+app.command(name="evaluate-campaign")(evaluate_campaign_verb)
 
 
 def _inputs(
