@@ -21,7 +21,9 @@ share of intervals that contain it; the target is at least 85%. Figures go to
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
 import platform
 import sys
 import time
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import churnclv
 from churnclv import evaluate_campaign, generate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "campaign_coverage.json"
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     seeds = list(range(args.seeds))
     frame = pd.concat([intervals(s, args.customers, args.uplift) for s in seeds], ignore_index=True)
     summary = summarise(frame)
@@ -114,7 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds,
         **summary,
         "seconds": round(time.perf_counter() - started, 1),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average_at_start": round(load_before, 2),
+        "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
+        "versions": {
+            "churnclv": churnclv.__version__,
+            "pandas": pd.__version__,
+            "numpy": np.__version__,
+        },
         "platform": platform.platform(),
         "intervals_per_seed": frame.groupby("seed").size().astype(int).tolist(),
         "uncovered": frame.loc[~frame["covered"]].round(3).to_dict(orient="records"),

@@ -435,3 +435,15 @@ def test_cli_empty_log_and_bad_out_suffix_exit_2(
     assert _evaluate(log, tx, "--out", str(tmp_path / "eval.xlsx")) == 2
     assert "unsupported file type '.xlsx'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_evaluate_campaign_verb_documents_every_flag() -> None:
+    import typer
+
+    from churnclv.cli import app
+
+    cmd = typer.main.get_command(app).commands["evaluate-campaign"]  # type: ignore[attr-defined]
+    assert cmd.help and "control arm" in cmd.help
+    for param in cmd.params:
+        if isinstance(param, typer.core.TyperOption):
+            assert param.help, f"evaluate-campaign {param.opts} has no help"

@@ -209,7 +209,7 @@ def generate(
     Returns
     -------
     SyntheticData
-        The four tables and ``as_of``. ``truth`` holds per customer:
+        The four tables, ``as_of`` and the campaigns. ``truth`` holds per customer:
         ``alive``/``state`` (hidden state at ``as_of``); ``p_alive`` (exact
         posterior P(not dead at as_of) given the latent rates and all purchases
         and events strictly before ``as_of`` - return rows are deliberately not

@@ -76,9 +76,7 @@ def _drift_date(value: str | None) -> Any:
 # ---- verbs ----------------------------------------------------------------------------------
 @app.command()
 def generate(
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder to write the four Parquet files into.")
-    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the Parquet files into.")],
     customers: Annotated[int, typer.Option(help="Number of synthetic customers.", min=1)] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 0,
     as_of: Annotated[str, typer.Option(help="Date the ground truth refers to.")] = "2024-01-01",
