@@ -23,6 +23,8 @@ from churnclv._errors import ChurnclvError, InputError
 from churnclv._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from churnclv._campaign_eval import evaluate_campaign
+    from churnclv._campaigns import load_campaigns
     from churnclv._generate import SyntheticData, generate
     from churnclv._io import ColumnMap, InputTables, check_as_of, load_inputs
     from churnclv.decisions import Policy, decide, load_policy, rfm_segment
@@ -71,6 +73,8 @@ _OWNERS: dict[str, str] = {
     "Policy": "churnclv.decisions",
     "rfm_segment": "churnclv.decisions",
     "generate": "churnclv._generate",
+    "load_campaigns": "churnclv._campaigns",
+    "evaluate_campaign": "churnclv._campaign_eval",
     "SyntheticData": "churnclv._generate",
 }
 
@@ -93,9 +97,11 @@ __all__ = [
     "champion_from_uri",
     "check_as_of",
     "decide",
+    "evaluate_campaign",
     "export_bundle",
     "generate",
     "load_bundle",
+    "load_campaigns",
     "load_champion",
     "load_inputs",
     "load_policy",

@@ -16,6 +16,7 @@ import typer
 
 from churnclv import ChurnclvError, InputError, check_as_of
 from churnclv import _cli_options as opt
+from churnclv._cli_campaigns import evaluate_campaign_verb
 from churnclv._cli_models import models_app
 from churnclv._cli_monitor import monitor as monitor_verb
 from churnclv._cli_output import (
@@ -52,6 +53,7 @@ app = typer.Typer(
 
 app.add_typer(models_app, name="models")
 app.command()(monitor_verb)
+app.command(name="evaluate-campaign")(evaluate_campaign_verb)
 
 
 def _inputs(
@@ -74,9 +76,7 @@ def _drift_date(value: str | None) -> Any:
 # ---- verbs ----------------------------------------------------------------------------------
 @app.command()
 def generate(
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder to write the four Parquet files into.")
-    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the Parquet files into.")],
     customers: Annotated[int, typer.Option(help="Number of synthetic customers.", min=1)] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 0,
     as_of: Annotated[str, typer.Option(help="Date the ground truth refers to.")] = "2024-01-01",
@@ -88,15 +88,26 @@ def generate(
         str | None,
         typer.Option(help="From this date on, 70% fewer events and orders, prices x1.5."),
     ] = None,
+    uplift: Annotated[
+        str,
+        typer.Option(
+            help="True effects of the past campaigns: heterogeneous (per customer; the coupon "
+            "hurts loyal frequent buyers), uniform (the same for everyone) or none."
+        ),
+    ] = "heterogeneous",
 ) -> None:
-    """Write realistic synthetic histories and their ground truth.
+    """Write realistic synthetic histories, past campaigns and their ground truth.
 
-    Files: transactions.parquet, events.parquet, customers.parquet and
-    truth.parquet (true P(alive), expected and realised purchases and value).
+    Files: transactions.parquet, events.parquet, customers.parquet, truth.parquet
+    (true P(alive), expected and realised purchases and value, true effect of each
+    action), campaigns.parquet (four randomized past campaigns: customer_id, ts,
+    treatment, campaign_id) and campaign_truth.parquet (each send's true effects).
     """
     import churnclv
 
     ts, drift = opt.parse_as_of(as_of), _drift_date(drift_at)
+    if uplift not in ("heterogeneous", "uniform", "none"):
+        raise InputError(f"--uplift {uplift!r} is not one of heterogeneous, uniform, none")
     with step(f"generating {customers:,} customers"):
         data = churnclv.generate(
             customers,
@@ -105,6 +116,7 @@ def generate(
             history_days=history_days,
             future_days=future_days,
             drift_at=drift,
+            uplift=uplift,
         )
         paths = write_synthetic(data, out_dir)
     for name, p in paths.items():
