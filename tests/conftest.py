@@ -30,8 +30,6 @@ def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def svc_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A work directory after `churnclv demo` on 1,000 customers (models + scores.parquet)."""
-    work = tmp_path_factory.mktemp("svc")
-    assert main(["demo", "--workdir", str(work), "--customers", "1000"]) == 0
-    return work
+def svc_workdir(demo_workdir: Path) -> Path:
+    """The service tests' work directory: the session's one trained demo (models + scores)."""
+    return demo_workdir

@@ -173,17 +173,15 @@ def test_real_data_matches_duckdb(spark: object) -> None:
 
 
 @pytest.mark.slow
-def test_score_spark_matches_duckdb_scoring(tmp_path: Path, spark: object) -> None:
+def test_score_spark_matches_duckdb_scoring(demo_workdir: Path, spark: object) -> None:
     """Scoring on Spark (features and models on executors) equals DuckDB scoring to 1e-6."""
-    from churnclv.cli import main
     from churnclv.decisions import load_policy, select_under_budget
     from churnclv.serving import score
     from churnclv.serving._spark import score_spark
     from churnclv.training import load_champion, tracking_uri_for
 
-    assert main(["demo", "--workdir", str(tmp_path), "--customers", "800"]) == 0
-    champion = load_champion(tracking_uri_for(tmp_path))
-    folder = tmp_path / "data"
+    champion = load_champion(tracking_uri_for(demo_workdir))
+    folder = demo_workdir / "data"
     tables = InputTables(
         pd.read_parquet(folder / "transactions.parquet"),
         pd.read_parquet(folder / "events.parquet"),
