@@ -83,23 +83,25 @@ def eligible(
     return out
 
 
-def _days(as_of: Any, n: int) -> list[str]:
-    """``as_of`` (one value or one per customer) as ISO dates, one per customer."""
+def _days(as_of: Any, n: int) -> tuple[np.ndarray, list[str]]:
+    """``as_of`` (one value or one per customer) as codes into a list of ISO dates ("" for
+    none)."""
     if as_of is None or isinstance(as_of, str) or np.ndim(as_of) == 0:
         day = "" if as_of is None or pd.isna(as_of) else pd.Timestamp(as_of).strftime("%Y-%m-%d")
-        return [day] * n
+        return np.zeros(n, dtype=int), [day]
     codes, uniques = pd.factorize(pd.Series(np.asarray(as_of, dtype=object)), use_na_sentinel=True)
     days = [pd.Timestamp(u).strftime("%Y-%m-%d") for u in uniques]
-    return [days[c] if c >= 0 else "" for c in codes]
+    return np.where(codes < 0, len(days), codes), [*days, ""]
 
 
 def holdout_mask(customer_ids: Sequence[Any] | np.ndarray, as_of: Any, share: float) -> np.ndarray:
     """The customers held out of every action at ``as_of``: a reproducible random share.
 
-    A customer is held out when a keyed BLAKE2b hash of ``"<as_of day>|<id>"``,
-    read as a number in [0, 1), falls below ``share``. The same ids at the same
-    day give the same mask in every process (batch scoring and the service
-    agree); another day draws afresh. Ids are compared as strings.
+    Each id (as a string) is hashed with SipHash-2-4 (:func:`pandas.util.hash_array`)
+    keyed by a BLAKE2b digest of the ``as_of`` day; a customer is held out when
+    the hash, read as a number in [0, 1), falls below ``share``. The same ids at
+    the same day give the same mask in every process and batch (batch scoring
+    and the service agree); another day draws afresh.
 
     Parameters
     ----------
@@ -107,7 +109,7 @@ def holdout_mask(customer_ids: Sequence[Any] | np.ndarray, as_of: Any, share: fl
         Customer ids.
     as_of : date-like, sequence of date-likes, or None
         The scoring cutoff, one for all or one per customer, at day resolution.
-        ``None`` hashes the id alone.
+        ``None`` keys the hash with no day.
     share : float
         Share held out, 0-1.
 
@@ -126,22 +128,21 @@ def holdout_mask(customer_ids: Sequence[Any] | np.ndarray, as_of: Any, share: fl
     >>> bool((mask == holdout_mask(ids, "2024-02-01", 0.1)).all())
     False
     """
-    ids = [str(c) for c in np.asarray(customer_ids, dtype=object).tolist()]
-    if share <= 0:
-        return np.zeros(len(ids), dtype=bool)
-    days = _days(as_of, len(ids))
-    u = np.fromiter(
-        (
-            int.from_bytes(
-                hashlib.blake2b(f"{d}|{c}".encode(), digest_size=8, key=_HOLDOUT_KEY).digest(),
-                "big",
-            )
-            for d, c in zip(days, ids, strict=True)
-        ),
-        dtype=np.float64,
-        count=len(ids),
-    )
-    return u / _TWO_64 < share
+    ids = np.asarray(customer_ids, dtype=object).reshape(-1)
+    if pd.api.types.infer_dtype(ids, skipna=False) not in ("string", "empty"):
+        ids = np.array([str(c) for c in ids], dtype=object)
+    out = np.zeros(len(ids), dtype=bool)
+    if share <= 0 or not len(ids):
+        return out
+    codes, days = _days(as_of, len(ids))
+    for code, day in enumerate(days):
+        rows = codes == code
+        if not rows.any():
+            continue
+        key = hashlib.blake2b(day.encode(), digest_size=8, key=_HOLDOUT_KEY).hexdigest()
+        h = pd.util.hash_array(ids[rows], hash_key=key, categorize=False)
+        out[rows] = h.astype(np.float64) / _TWO_64 < share
+    return out
 
 
 def policy_gains(
