@@ -83,33 +83,38 @@ def eligible(
     return out
 
 
+def _day(as_of: Any) -> str:
+    """One as_of as its ISO date ("" for none)."""
+    return "" if as_of is None or pd.isna(as_of) else pd.Timestamp(as_of).strftime("%Y-%m-%d")
+
+
 def _days(as_of: Any, n: int) -> tuple[np.ndarray, list[str]]:
-    """``as_of`` (one value or one per customer) as codes into a list of ISO dates ("" for
-    none)."""
+    """``as_of`` (one value or one per customer) as codes into a list of ISO dates."""
     if as_of is None or isinstance(as_of, str) or np.ndim(as_of) == 0:
-        day = "" if as_of is None or pd.isna(as_of) else pd.Timestamp(as_of).strftime("%Y-%m-%d")
-        return np.zeros(n, dtype=int), [day]
-    codes, uniques = pd.factorize(pd.Series(np.asarray(as_of, dtype=object)), use_na_sentinel=True)
-    days = [pd.Timestamp(u).strftime("%Y-%m-%d") for u in uniques]
-    return np.where(codes < 0, len(days), codes), [*days, ""]
+        return np.zeros(n, dtype=int), [_day(as_of)]
+    stamps = np.asarray(as_of).reshape(-1)
+    if stamps.dtype.kind != "M":
+        stamps = pd.to_datetime(pd.Series(stamps, dtype=object)).to_numpy()
+    uniques, codes = np.unique(stamps.astype("datetime64[D]"), return_inverse=True)
+    return codes.reshape(-1), ["" if np.isnat(u) else str(u) for u in uniques]
 
 
 def holdout_mask(customer_ids: Sequence[Any] | np.ndarray, as_of: Any, share: float) -> np.ndarray:
     """The customers held out of every action at ``as_of``: a reproducible random share.
 
-    Each id (as a string) is hashed with SipHash-2-4 (:func:`pandas.util.hash_array`)
-    keyed by a BLAKE2b digest of the ``as_of`` day; a customer is held out when
-    the hash, read as a number in [0, 1), falls below ``share``. The same ids at
-    the same day give the same mask in every process and batch (batch scoring
-    and the service agree); another day draws afresh.
+    A customer is held out when the keyed BLAKE2b hash (8 bytes) of
+    ``"<as_of day>|<customer id>"``, read as a number in [0, 1), falls below
+    ``share``. The same ids at the same day give the same mask in every process,
+    batch and library version (batch scoring and the service agree); another
+    day draws afresh.
 
     Parameters
     ----------
     customer_ids : sequence
-        Customer ids.
+        Customer ids (compared as strings).
     as_of : date-like, sequence of date-likes, or None
         The scoring cutoff, one for all or one per customer, at day resolution.
-        ``None`` keys the hash with no day.
+        ``None`` hashes an empty day.
     share : float
         Share held out, 0-1.
 
@@ -128,21 +133,17 @@ def holdout_mask(customer_ids: Sequence[Any] | np.ndarray, as_of: Any, share: fl
     >>> bool((mask == holdout_mask(ids, "2024-02-01", 0.1)).all())
     False
     """
-    ids = np.asarray(customer_ids, dtype=object).reshape(-1)
-    if pd.api.types.infer_dtype(ids, skipna=False) not in ("string", "empty"):
-        ids = np.array([str(c) for c in ids], dtype=object)
-    out = np.zeros(len(ids), dtype=bool)
-    if share <= 0 or not len(ids):
-        return out
+    ids = np.asarray(customer_ids, dtype=object).reshape(-1).tolist()
+    if share <= 0 or not ids:
+        return np.zeros(len(ids), dtype=bool)
     codes, days = _days(as_of, len(ids))
-    for code, day in enumerate(days):
-        rows = codes == code
-        if not rows.any():
-            continue
-        key = hashlib.blake2b(day.encode(), digest_size=8, key=_HOLDOUT_KEY).hexdigest()
-        h = pd.util.hash_array(ids[rows], hash_key=key, categorize=False)
-        out[rows] = h.astype(np.float64) / _TWO_64 < share
-    return out
+    blake = hashlib.blake2b
+    digests = b"".join(
+        blake(f"{days[d]}|{c}".encode(), digest_size=8, key=_HOLDOUT_KEY).digest()
+        for d, c in zip(codes.tolist(), ids, strict=True)
+    )
+    u = np.frombuffer(digests, dtype=">u8").astype(np.float64) / _TWO_64
+    return u < share
 
 
 def policy_gains(

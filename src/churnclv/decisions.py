@@ -429,29 +429,29 @@ def decide(
     >>> from churnclv.decisions import decide, load_policy
     >>> scored = pd.DataFrame({
     ...     "customer_id": ["a", "b", "c", "d"],
-    ...     "churn_probability": [0.9, 0.2, 0.1, 0.7],
-    ...     "predicted_value": [400.0, 30.0, 300.0, 120.0],
-    ...     "recency_days": [80.0, 5.0, 3.0, 40.0],
-    ...     "tenure_days": [400.0, 300.0, 500.0, 30.0],
-    ...     "gap_mean_days": [20.0, 10.0, 15.0, None],
-    ...     "frequency": [12, 30, 20, 0],
-    ...     "monetary_total": [900.0, 1500.0, 400.0, 60.0],
+    ...     "churn_probability": [0.9, 0.2, 0.7, 0.1],
+    ...     "predicted_value": [400.0, 30.0, 120.0, 300.0],
+    ...     "recency_days": [80.0, 5.0, 40.0, 3.0],
+    ...     "tenure_days": [400.0, 300.0, 30.0, 500.0],
+    ...     "gap_mean_days": [20.0, 10.0, None, 15.0],
+    ...     "frequency": [12, 30, 0, 20],
+    ...     "monetary_total": [900.0, 1500.0, 60.0, 400.0],
     ... })
     >>> out = decide(scored, load_policy(), churn_horizon_days=90)
     >>> print(out[["customer_id", "value_tier", "risk_band", "lifecycle_stage", "action"]])
       customer_id value_tier risk_band lifecycle_stage         action
     0           a     medium      high          silent  personal_call
     1           b        low       low          active           none
-    2           c     medium       low          active  upgrade_offer
-    3           d        low      high             new           none
+    2           c        low      high             new           none
+    3           d     medium       low          active  upgrade_offer
     >>> out["expected_net_gain"].round(2).tolist()
-    [65.0, 0.0, 24.0, 0.0]
+    [65.0, 0.0, 0.0, 24.0]
     >>> out[["holdout", "potential_high_value"]].to_numpy().tolist()
-    [[False, False], [False, False], [False, True], [True, False]]
+    [[False, False], [False, False], [True, False], [False, True]]
 
-    ``c`` is predicted to move from the low tier of past spend to the medium value
-    tier (``potential_high_value``) and gets the growth action; ``d`` is in the
-    randomized holdout (the policy's ``holdout_share``) and gets ``none``.
+    ``c`` is in the randomized holdout (the policy's ``holdout_share``) and gets
+    ``none``; ``d`` is predicted to move from the low tier of past spend to the
+    medium value tier (``potential_high_value``) and gets the growth action.
     """
     cols = decide_columns(
         scored, policy, churn_horizon_days=churn_horizon_days, reference=reference
