@@ -280,3 +280,22 @@ def test_response_models_document_the_new_fields() -> None:
     assert {"potential_high_value", "holdout", "action_basis"} <= set(
         Prediction.model_json_schema()["required"]
     )
+
+
+def test_demo_scores_carry_growth_holdout_and_potential(demo_workdir: Path) -> None:
+    """On the demo: about 10% held out (all with none), the growth action reaches a sizeable
+    share of medium-tier active customers, and high-risk customers never get it."""
+    from churnclv.serving import SCORE_COLUMNS
+
+    scores = pd.read_parquet(demo_workdir / "scores.parquet")
+    assert list(scores.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
+    assert {"potential_high_value", "holdout", "action_basis"} <= set(scores.columns)
+    assert abs(scores["holdout"].mean() - 0.1) < 0.035
+    assert (scores.loc[scores["holdout"], "action"] == "none").all()
+    assert set(scores["action_basis"]) == {"policy"}
+    live = scores[~scores["holdout"]]
+    medium_active = live[(live["value_tier"] == "medium") & (live["lifecycle_stage"] == "active")]
+    assert 0.2 <= (medium_active["action"] == "upgrade_offer").mean() <= 0.8
+    assert not ((live["risk_band"] == "high") & (live["action"] == "upgrade_offer")).any()
+    assert scores["potential_high_value"].any()
+    assert not scores.loc[scores["value_tier"] == "low", "potential_high_value"].any()

@@ -473,6 +473,8 @@ def select_under_budget(
 ) -> pd.DataFrame:
     """Choose the campaign: the customers whose action pays most per unit of cost.
 
+    Held-out customers (``holdout``) have action ``none`` and are never selected.
+
     Parameters
     ----------
     decided : pandas.DataFrame
@@ -486,10 +488,11 @@ def select_under_budget(
     Returns
     -------
     pandas.DataFrame
-        A copy with ``action_cost``, ``expected_saved_value`` (P(churn) x value x
-        uplift) and ``selected``. Customers are taken greedily by gain per cost;
-        one that no longer fits is skipped and cheaper ones may still fit, so the
-        total cost never exceeds ``budget``.
+        A copy with ``action_cost``, ``expected_saved_value`` (the action's
+        expected gross value, :func:`decide_columns`) and ``selected``.
+        Customers are taken greedily by gain per cost; one that no longer fits
+        is skipped and cheaper ones may still fit, so the total cost never
+        exceeds ``budget``.
     """
     if budget is not None and (not math.isfinite(budget) or budget < 0):
         raise InputError(f"budget must be a non-negative number, got {budget}")
