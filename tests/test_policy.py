@@ -299,3 +299,14 @@ def test_demo_scores_carry_growth_holdout_and_potential(demo_workdir: Path) -> N
     assert not ((live["risk_band"] == "high") & (live["action"] == "upgrade_offer")).any()
     assert scores["potential_high_value"].any()
     assert not scores.loc[scores["value_tier"] == "low", "potential_high_value"].any()
+
+
+def test_merged_policy_yaml_is_the_complete_policy(tmp_path: Path) -> None:
+    """The merged YAML of a partial file loads on its own to the same policy."""
+    from churnclv._policy import merged_policy_yaml
+
+    partial = _write(tmp_path, "holdout_share: 0.05\nrisk_band: {high: 0.8}\n")
+    full = tmp_path / "full.yaml"
+    full.write_text(merged_policy_yaml(partial))
+    assert load_policy(full) == load_policy(partial)
+    assert "value_tier" in full.read_text() and "upgrade_offer" in full.read_text()

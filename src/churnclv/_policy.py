@@ -28,6 +28,7 @@ __all__ = [
     "Monitoring",
     "Policy",
     "load_policy",
+    "merged_policy_yaml",
 ]
 
 VALUE_TIERS = ("high", "medium", "low")
@@ -329,6 +330,30 @@ def _merge(default: dict[str, Any], doc: dict[str, Any], src: str) -> dict[str, 
     return merged
 
 
+def _merged(path: str | os.PathLike[str] | None) -> tuple[dict[str, Any], str]:
+    """The policy document of ``path`` merged over the shipped default, and its source name."""
+    default_text = resources.files("churnclv").joinpath("default_policy.yaml").read_text()
+    doc = _read(default_text, "default")
+    if path is None:
+        return doc, "default"
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"policy file not found: {p}")
+    return _merge(doc, _read(p.read_text(), str(p)), str(p)), str(p)
+
+
+def merged_policy_yaml(path: str | os.PathLike[str] | None = None) -> str:
+    """The complete policy in force for ``path`` (merged over the shipped default) as YAML.
+
+    What a bundle should carry, so that a partial policy file means the same
+    after the shipped default changes. Validates like :func:`load_policy`.
+    """
+    load_policy(path)
+    doc, src = _merged(path)
+    header = f"# churnclv policy: {src} merged over the shipped default_policy.yaml\n"
+    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
 def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     """Read and validate a YAML policy; ``None`` reads the shipped default.
 
@@ -367,16 +392,7 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     [('email_reminder', 'retention'), ('discount_coupon', 'retention'),
      ('personal_call', 'retention'), ('upgrade_offer', 'growth')]
     """
-    default_text = resources.files("churnclv").joinpath("default_policy.yaml").read_text()
-    doc = _read(default_text, "default")
-    if path is None:
-        src = "default"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"policy file not found: {p}")
-        src = str(p)
-        doc = _merge(doc, _read(p.read_text(), src), src)
+    doc, src = _merged(path)
     for name, keys in _SECTIONS.items():
         sec = doc.get(name) or {}
         if not isinstance(sec, dict):
