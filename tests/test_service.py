@@ -143,6 +143,8 @@ def test_predict_equals_batch_score(client: TestClient, tables: InputTables, svc
             assert p[col] == pytest.approx(row[col], abs=1e-6)
         for col in ("value_tier", "risk_band", "lifecycle_stage", "rfm_segment", "action"):
             assert p[col] == row[col]
+        for col in ("potential_high_value", "holdout", "action_basis"):
+            assert p[col] == row[col], col
 
 
 def test_predict_single_customer_matches_snapshot(client: TestClient, tables: InputTables):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from churnclv import SyntheticData
+    from churnclv import Policy, SyntheticData
     from churnclv.training import Champion, TrainResult
 
 __all__ = ["DemoResult", "realised_saved_value", "run_demo"]
@@ -56,13 +56,16 @@ def _truth_note(realised: float, predicted: float) -> str:
     return truth_caveat(realised, predicted)
 
 
-def realised_saved_value(scored: pd.DataFrame, truth: pd.DataFrame) -> float:
+def realised_saved_value(
+    scored: pd.DataFrame, truth: pd.DataFrame, policy: Policy | None = None
+) -> float:
     """The value the selected customers' campaign could truly save, by the synthetic truth.
 
     Sum over selected customers of ``churned_90 x expected_value_365 x uplift``,
     where the uplift is the share of the predicted value at risk that the chosen
     action saves: ``expected_saved_value / (churn_probability x predicted_value)``
-    (0 where nothing is at risk).
+    (0 where nothing is at risk). Customers given a growth action of ``policy``
+    count ``(1 - churned_90) x expected_value_365 x value_lift`` instead.
 
     Examples
     --------
@@ -82,11 +85,13 @@ def realised_saved_value(scored: pd.DataFrame, truth: pd.DataFrame) -> float:
     uplift = scored["expected_saved_value"] / (
         scored["churn_probability"] * scored["predicted_value"].clip(lower=0)
     ).where(lambda s: s > 0)
-    saved = (
-        truth["churned_90"].to_numpy()
-        * truth["expected_value_365"].to_numpy()
-        * uplift.fillna(0).to_numpy()
-    )
+    churned = truth["churned_90"].to_numpy()
+    value = truth["expected_value_365"].to_numpy()
+    saved = churned * value * uplift.fillna(0).to_numpy()
+    for action in policy.actions if policy is not None else ():
+        if action.goal == "growth":
+            grown = (scored["action"] == action.name).to_numpy()
+            saved[grown] = (1 - churned[grown]) * value[grown] * action.value_lift
     return float(saved[sel].sum())
 
 
@@ -168,7 +173,7 @@ def run_demo(
         scored = score(tables, as_of=as_of, champion=champion, policy=pol, budget=budget)
         scores_path = atomic_write_parquet(scored, work / "scores.parquet")
         write_snapshot(scored, champion, work)
-    realised = realised_saved_value(scored, data.truth)
+    realised = realised_saved_value(scored, data.truth, pol)
     predicted = float(scored.loc[scored["selected"].to_numpy(), "expected_saved_value"].sum())
     with step("report"):
         report_path = write_decision_report(
