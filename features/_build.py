@@ -203,8 +203,12 @@ def rfm_summary(
     one = cut["cutoff"].iloc[0] if len(cut) == 1 else None
     if one is not None:
         del frames["cutoffs"]  # the one cutoff is a literal in the SQL
-    sql = rfm_sql(day_span=_engines.day_span(frames["transactions"], len(cut)), cutoff=one)
-    out = duckdb_query(frames, sql)
+    span = _engines.day_span(frames["transactions"], len(cut))
+    if span is not None:  # no purchase day after the last cutoff's day is ever set
+        last = (cut["cutoff"].iloc[-1] - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)
+        span = (span[0], max(span[0], min(span[1], int(last))))
+    sql = rfm_sql(day_span=span, cutoff=one)
+    out = duckdb_query(frames, sql, arrow=True)  # no NULL in the RFM columns
     out["as_of"] = out["as_of"].astype("datetime64[us]")
     return out
 
