@@ -206,9 +206,8 @@ def _child(args: argparse.Namespace) -> int:
     def write() -> None:
         # pandas writes DataFrame.attrs into the Parquet metadata as JSON; the structured
         # reasons there (for the service and the decision report) are not scores
-        plain = scores.copy(deep=False)
-        plain.attrs = {}
-        plain.to_parquet(out_path, index=False)
+        scores.attrs.pop("reasons_detail", None)
+        scores.to_parquet(out_path, index=False)
 
     stage("write", write)
     result = {

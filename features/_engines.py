@@ -87,7 +87,10 @@ def connect() -> duckdb.DuckDBPyConnection:
     with _DATABASE_LOCK:
         if not _DATABASE:
             try:
-                _DATABASE.append(duckdb.connect(config=database_config()))
+                config: dict[str, str | bool | int | float | list[str]] = {
+                    **database_config()
+                }
+                _DATABASE.append(duckdb.connect(config=config))
             except duckdb.Error as exc:
                 raise InputError(
                     f"cannot open DuckDB with {database_config()} ({exc}); check "
