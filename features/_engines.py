@@ -87,9 +87,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     with _DATABASE_LOCK:
         if not _DATABASE:
             try:
-                config: dict[str, str | bool | int | float | list[str]] = {
-                    **database_config()
-                }
+                config: dict[str, str | bool | int | float | list[str]] = {**database_config()}
                 _DATABASE.append(duckdb.connect(config=config))
             except duckdb.Error as exc:
                 raise InputError(

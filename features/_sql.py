@@ -12,9 +12,8 @@ The text is rendered for a :class:`~churnclv.features._dialect.Dialect`
 quoting and the two-argument maximum differ, everything else is the common
 subset of the dialects.
 
-The module is longer than ~500 lines on purpose: it is the one definition of
-the vector (direct and bucketed forms, RFM subset, labels), kept in one file
-so that every column's SQL can be read and changed in one place.
+It is the one definition of the vector (direct, bucketed and, in
+:mod:`churnclv.features._sql_single`, one-cutoff forms; RFM subset; labels).
 """
 
 from __future__ import annotations
@@ -444,22 +443,18 @@ def feature_sql(
         static_sel = ",\n    " + ",\n    ".join(sel)
         static_join = "LEFT JOIN customers s ON s.customer_id = a.customer_id"
     # Integer operands are cast: SQLite's "/" on two integers truncates.
-    single = cutoff is not None
-    gp = "a" if single else "gp"  # the one-cutoff ``agg`` has the ``gaps`` columns
+    gp = "gp" if cutoff is None else "a"  # the one-cutoff ``agg`` has the ``gaps`` columns
     gap_var = f"({gp}.gap_sq - {gp}.gap_sum * {gp}.gap_sum / CAST({gp}.gap_n AS DOUBLE))"
     gap_var += f" / ({gp}.gap_n - 1)"
     win_cols = []
     for w in WINDOWS:
         win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"{gp}.active_days_{w}d"]
-    if cutoff is not None:
-        tx_ctes = single_tx_ctes(d, cutoff)
-    else:
+    if cutoff is None:
         tx_ctes = (_bucketed_tx_ctes if bucketed else _direct_tx_ctes)()
-    gaps_join = (
-        ""
-        if single
-        else ("LEFT JOIN gaps gp ON gp.customer_id = a.customer_id AND gp.cutoff = a.cutoff")
-    )
+    else:
+        tx_ctes = single_tx_ctes(d, cutoff)
+    gaps_join = "LEFT JOIN gaps gp ON gp.customer_id = a.customer_id AND gp.cutoff = a.cutoff"
+    gaps_join = gaps_join if cutoff is None else ""
     return f"""
 {_cutoff_and_tx_ctes(d, bucketed=bucketed)}
 {tx_ctes}{ev_cte},
