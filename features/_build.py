@@ -16,6 +16,8 @@ from churnclv.features._inputs import (
     as_frame,
     bucket_maps,
     cutoff_frame,
+    decode_customer_ids,
+    encode_customer_ids,
     input_relations,
 )
 from churnclv.features._sql import DEFAULT_EVENT_TYPES, feature_sql, label_sql, rfm_sql
@@ -126,7 +128,8 @@ def build_features(
     elif engine == "sqlite":
         out = sqlite_query(frames, sql, static, event_types, with_signup)
     else:
-        out = duckdb_query(frames, sql)
+        ids = encode_customer_ids(frames)
+        out = decode_customer_ids(duckdb_query(frames, sql), ids)
     return finish_features(out, static)
 
 
@@ -138,8 +141,11 @@ def feature_query(
     dialect: str,
 ) -> str:
     """The feature SQL for ``frames``; adds the bucket maps to ``frames`` when the bucketed
-    form applies (several midnight cutoffs, not SQLite)."""
+    form applies (several midnight cutoffs, not SQLite). One cutoff on DuckDB takes the
+    one-cutoff form (one sort and one aggregate of the rows)."""
     buckets = bucket_maps(frames["cutoffs"]) if dialect != "sqlite" else {}
+    cut = frames["cutoffs"]["cutoff"]
+    one_cutoff = cut.iloc[0].to_pydatetime() if len(cut) == 1 else None
     frames.update(buckets)
     return feature_sql(
         with_events="events" in frames,
@@ -148,6 +154,7 @@ def feature_query(
         with_signup=with_signup,
         dialect=dialect,
         bucketed=bool(buckets),
+        cutoff=one_cutoff if dialect == "duckdb" and one_cutoff is not None else None,
     )
 
 
@@ -196,8 +203,12 @@ def rfm_summary(
     one = cut["cutoff"].iloc[0] if len(cut) == 1 else None
     if one is not None:
         del frames["cutoffs"]  # the one cutoff is a literal in the SQL
-    sql = rfm_sql(day_span=_engines.day_span(frames["transactions"], len(cut)), cutoff=one)
-    out = duckdb_query(frames, sql)
+    span = _engines.day_span(frames["transactions"], len(cut))
+    if span is not None:  # no purchase day after the last cutoff's day is ever set
+        last = (cut["cutoff"].iloc[-1] - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)
+        span = (span[0], max(span[0], min(span[1], int(last))))
+    sql = rfm_sql(day_span=span, cutoff=one)
+    out = duckdb_query(frames, sql, arrow=True)  # no NULL in the RFM columns
     out["as_of"] = out["as_of"].astype("datetime64[us]")
     return out
 

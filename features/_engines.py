@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -10,13 +12,24 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from churnclv._errors import InputError
 from churnclv.features._inputs import Parquet
 from churnclv.features._sql import feature_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
 
-__all__ = ["connect", "day_span", "duckdb_dtypes", "duckdb_query", "spark_query", "sqlite_query"]
+__all__ = [
+    "MEMORY_LIMIT_ENV",
+    "TEMP_DIRECTORY_ENV",
+    "connect",
+    "database_config",
+    "day_span",
+    "duckdb_dtypes",
+    "duckdb_query",
+    "spark_query",
+    "sqlite_query",
+]
 
 _DATABASE: list[duckdb.DuckDBPyConnection] = []
 
@@ -28,22 +41,72 @@ _DATABASE_LOCK = threading.Lock()
 _DAY_BITMAP_BUDGET = 1 << 30
 
 
+#: Environment variables overriding the DuckDB memory limit (e.g. ``8GB``) and spill folder.
+MEMORY_LIMIT_ENV = "CHURNCLV_DUCKDB_MEMORY_LIMIT"
+TEMP_DIRECTORY_ENV = "CHURNCLV_DUCKDB_TEMP_DIR"
+#: Share of the machine's physical memory DuckDB may use before it spills to disk.
+_MEMORY_SHARE = 0.6
+
+
+def database_config() -> dict[str, str]:
+    """The settings the shared database opens with: memory limit and spill folder.
+
+    ``memory_limit`` is ``CHURNCLV_DUCKDB_MEMORY_LIMIT`` or 60% of the
+    machine's physical memory (the rest is left to pandas, the models and
+    the inputs held in memory); past it, sorts, aggregates and joins spill to
+    ``temp_directory``: ``CHURNCLV_DUCKDB_TEMP_DIR`` or a ``churnclv-duckdb-<pid>``
+    folder in the system temporary directory (never the working directory),
+    so inputs larger than memory are spilled instead of failing.
+
+    Examples
+    --------
+    >>> sorted(database_config())
+    ['memory_limit', 'temp_directory']
+    """
+    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if not limit:
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            total = 8 * 2**30
+        limit = f"{max(1, int(total * _MEMORY_SHARE) // 2**20)}MB"
+    temp = os.environ.get(TEMP_DIRECTORY_ENV, "").strip()
+    if not temp:
+        temp = os.path.join(tempfile.gettempdir(), f"churnclv-duckdb-{os.getpid()}")
+    return {"memory_limit": limit, "temp_directory": temp}
+
+
 def connect() -> duckdb.DuckDBPyConnection:
     """A new connection (close it) to this process's in-memory DuckDB database.
 
-    The database is opened on first use and shared: a connection (cursor) to
-    it is much cheaper than opening a database. Relations registered on a
-    connection are visible to that connection only.
+    The database is opened on first use with :func:`database_config` and
+    shared: a connection (cursor) to it is much cheaper than opening a
+    database. Relations registered on a connection are visible to that
+    connection only.
     """
     with _DATABASE_LOCK:
         if not _DATABASE:
-            _DATABASE.append(duckdb.connect())
+            try:
+                config: dict[str, str | bool | int | float | list[str]] = {**database_config()}
+                _DATABASE.append(duckdb.connect(config=config))
+            except duckdb.Error as exc:
+                raise InputError(
+                    f"cannot open DuckDB with {database_config()} ({exc}); check "
+                    f"{MEMORY_LIMIT_ENV} and {TEMP_DIRECTORY_ENV}"
+                ) from None
         con = _DATABASE[0].cursor()
     con.execute("SET TimeZone = 'UTC'")
     return con
 
 
-def duckdb_query(frames: dict[str, Any], sql: str) -> pd.DataFrame:
+def duckdb_query(frames: dict[str, Any], sql: str, *, arrow: bool = False) -> pd.DataFrame:
+    """Run ``sql`` over ``frames`` (frames or :class:`Parquet` scans) on a new connection.
+
+    ``arrow`` fetches the result through Arrow: about half the conversion
+    time of 100k string ids, but integer and boolean columns with NULLs
+    become float64 and object instead of the nullable dtypes, so only for
+    results without such columns.
+    """
     con = connect()
     try:
         for name, frame in frames.items():
@@ -51,6 +114,8 @@ def duckdb_query(frames: dict[str, Any], sql: str) -> pd.DataFrame:
                 con.execute(f"CREATE TEMP VIEW {name} AS {frame.sql()}")
             else:
                 con.register(name, frame)
+        if arrow:
+            return con.sql(sql).to_arrow_table().to_pandas()
         return con.execute(sql).df()
     finally:
         con.close()

@@ -19,6 +19,8 @@ __all__ = [
     "as_frame",
     "bucket_maps",
     "cutoff_frame",
+    "decode_customer_ids",
+    "encode_customer_ids",
     "input_relations",
     "parquet_columns",
     "relation",
@@ -128,3 +130,39 @@ def _bucket_map(cutoff_days: np.ndarray, bounds: Sequence[int]) -> pd.DataFrame:
     days = np.arange(starts[0], cutoff_days.max(), dtype="int64")
     lo = starts[np.searchsorted(starts, days, side="right") - 1]
     return pd.DataFrame({"day": days, "lo": lo})
+
+
+def encode_customer_ids(frames: dict[str, Any]) -> pd.Index | None:
+    """Replace ``customer_id`` of the frames in ``frames`` by integer codes, in place.
+
+    The codes are the positions of the transactions' sorted distinct ids, so
+    the engine's hash aggregates, window partitions and joins compare
+    integers instead of strings, and ordering by code is ordering by id.
+    Events and customers rows of ids without transactions get ``-1`` (they
+    never reach a feature row). Returns the sorted ids (for
+    :func:`decode_customer_ids`), or ``None`` when nothing was encoded: an
+    input is a Parquet scan, or a transaction has no id.
+    """
+    tx = frames["transactions"]
+    others = [name for name in ("events", "customers") if name in frames]
+    if not all(isinstance(frames[name], pd.DataFrame) for name in ["transactions", *others]):
+        return None  # a Parquet scan keeps its string ids
+    if len(tx) == 0 or bool(tx["customer_id"].isna().any()):
+        return None
+    codes, ids = pd.factorize(tx["customer_id"], sort=True)
+    frames["transactions"] = tx.assign(customer_id=codes.astype(np.int32))
+    index = pd.Index(ids)
+    for name in others:
+        other = frames[name]
+        frames[name] = other.assign(
+            customer_id=index.get_indexer(other["customer_id"]).astype(np.int32)
+        )
+    return index
+
+
+def decode_customer_ids(out: pd.DataFrame, ids: pd.Index | None) -> pd.DataFrame:
+    """Put the ids back into a result whose ``customer_id`` holds codes (in place)."""
+    if ids is not None:
+        codes = out["customer_id"].to_numpy()
+        out["customer_id"] = pd.Series(ids.take(codes), index=out.index)
+    return out

@@ -12,9 +12,8 @@ The text is rendered for a :class:`~churnclv.features._dialect.Dialect`
 quoting and the two-argument maximum differ, everything else is the common
 subset of the dialects.
 
-The module is longer than ~500 lines on purpose: it is the one definition of
-the vector (direct and bucketed forms, RFM subset, labels), kept in one file
-so that every column's SQL can be read and changed in one place.
+It is the one definition of the vector (direct, bucketed and, in
+:mod:`churnclv.features._sql_single`, one-cutoff forms; RFM subset; labels).
 """
 
 from __future__ import annotations
@@ -367,6 +366,7 @@ def feature_sql(
     with_signup: bool = False,
     dialect: str = "duckdb",
     bucketed: bool = False,
+    cutoff: datetime | None = None,
 ) -> str:
     """SQL computing one feature row per customer and cutoff.
 
@@ -391,7 +391,13 @@ def feature_sql(
         Needs every cutoff at midnight UTC and the relations
         ``tx_buckets(day, lo)`` and ``ev_buckets(day, lo)`` (see
         :func:`_bucketed_tx_ctes`); gives the same frame as the direct form.
+    cutoff : datetime, optional
+        The one cutoff (the only row of ``cutoffs``), for the one-cutoff form
+        (:mod:`churnclv.features._sql_single`): one sort and one aggregate of
+        the rows before it; gives the same frame as the direct form.
     """
+    from churnclv.features._sql_single import single_tx_ctes
+
     d = get_dialect(dialect)
     for et in event_types:
         if not et.replace("_", "").isalnum():
@@ -437,18 +443,26 @@ def feature_sql(
         static_sel = ",\n    " + ",\n    ".join(sel)
         static_join = "LEFT JOIN customers s ON s.customer_id = a.customer_id"
     # Integer operands are cast: SQLite's "/" on two integers truncates.
-    gap_var = "(gp.gap_sq - gp.gap_sum * gp.gap_sum / CAST(gp.gap_n AS DOUBLE)) / (gp.gap_n - 1)"
+    gp = "gp" if cutoff is None else "a"  # the one-cutoff ``agg`` has the ``gaps`` columns
+    gap_var = f"({gp}.gap_sq - {gp}.gap_sum * {gp}.gap_sum / CAST({gp}.gap_n AS DOUBLE))"
+    gap_var += f" / ({gp}.gap_n - 1)"
     win_cols = []
     for w in WINDOWS:
-        win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"gp.active_days_{w}d"]
+        win_cols += [f"a.tx_count_{w}d", f"a.spend_{w}d", f"{gp}.active_days_{w}d"]
+    if cutoff is None:
+        tx_ctes = (_bucketed_tx_ctes if bucketed else _direct_tx_ctes)()
+    else:
+        tx_ctes = single_tx_ctes(d, cutoff)
+    gaps_join = "LEFT JOIN gaps gp ON gp.customer_id = a.customer_id AND gp.cutoff = a.cutoff"
+    gaps_join = gaps_join if cutoff is None else ""
     return f"""
 {_cutoff_and_tx_ctes(d, bucketed=bucketed)}
-{(_bucketed_tx_ctes if bucketed else _direct_tx_ctes)()}{ev_cte},
+{tx_ctes}{ev_cte},
 base AS (
 SELECT
     a.customer_id,
     a.cutoff AS as_of,
-    {_rfm_columns("a.ce", "a.first_es", "a.last_es", "gp.n_days")},
+    {_rfm_columns("a.ce", "a.first_es", "a.last_es", f"{gp}.n_days")},
     a.returns_count,
     a.returns_total,
     {", ".join(win_cols)},
@@ -456,12 +470,12 @@ SELECT
     CASE WHEN abs(a.spend_90d) + abs(a.spend_prior_90d) < 1e-6 THEN 0.0
          ELSE (a.spend_90d - a.spend_prior_90d) / (abs(a.spend_90d) + abs(a.spend_prior_90d))
     END AS spend_trend_90d,
-    CASE WHEN gp.gap_n > 0 THEN gp.gap_sum / CAST(gp.gap_n AS DOUBLE) END AS gap_mean_days,
-    CASE WHEN gp.gap_n > 1
+    CASE WHEN {gp}.gap_n > 0 THEN {gp}.gap_sum / CAST({gp}.gap_n AS DOUBLE) END AS gap_mean_days,
+    CASE WHEN {gp}.gap_n > 1
          THEN sqrt({d.greatest(gap_var, "0.0")})
     END AS gap_std_days{ev_cols}{static_sel}
 FROM agg a
-LEFT JOIN gaps gp ON gp.customer_id = a.customer_id AND gp.cutoff = a.cutoff
+{gaps_join}
 {ev_join}
 {static_join}
 )

@@ -103,5 +103,13 @@ def score_features(
         extra.append("reasons")
     out = scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
     if with_reasons:
-        out.attrs["reasons_detail"] = why  # structured reasons, for the service's JSON
+        out.attrs["reasons_detail"] = _Shared(why)  # structured reasons, for the service's JSON
     return out
+
+
+class _Shared(list):
+    """A list pandas shares instead of deep-copying: every operation on a frame deep-copies
+    its ``attrs``, which took seconds per call on a million customers' reasons."""
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Shared:
+        return self

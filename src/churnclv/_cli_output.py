@@ -99,6 +99,9 @@ def write_table(df: Any, path: Path) -> Path:
     from churnclv._io import atomic_write
 
     suffix = path.suffix.lower()
+    if df.attrs:  # pandas would write attrs (e.g. every customer's reasons) as Parquet metadata
+        df = df.copy(deep=False)
+        df.attrs = {}
     if suffix == ".csv":
         return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
     if suffix in {".parquet", ".pq", ""}:
