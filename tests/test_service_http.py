@@ -120,7 +120,7 @@ def test_becomes_ready_when_a_champion_is_trained_later(svc_workdir: Path, tmp_p
         assert done.returncode == 0, done.stderr[-3000:]
         trained = time.monotonic()
         while httpx.get(base + "/readyz", timeout=10).status_code != 200:
-            assert time.monotonic() - trained < 180, "not ready 180 s after the champion was promoted"
+            assert time.monotonic() - trained < 180, "not ready 180 s after promotion"
             time.sleep(0.2)
         print(f"ready {time.monotonic() - trained:.1f} s after `churnclv train --promote` ended")
         # each worker loads on its own schedule: another may need up to one retry interval more
