@@ -26,7 +26,7 @@ def test_the_simulated_actions_are_the_shipped_policy_s(tmp_path: Path) -> None:
     path.write_text("actions:\n  - {name: email_reminder, cost: 0.5, uplift: 0.1}\n")
     assert policy_actions(load_policy(path)) == ("email_reminder",)
     path.write_text("actions:\n  - {name: sms, cost: 0.1, uplift: 0.1}\n")
-    with pytest.raises(RuntimeError, match="policy action.* sms have no simulated effect"):
+    with pytest.raises(RuntimeError, match=r"policy action\(s\) sms have no simulated effect"):
         policy_actions(load_policy(path))
 
 
