@@ -6,7 +6,8 @@ One command reproduces the figures::
     python benchmarks/campaign_coverage.py --seeds 3     # a quick look
 
 For each seed the generator sends four randomized campaigns (control + each
-action) with heterogeneous true effects, written into the transactions.
+action of the shipped policy: email_reminder, discount_coupon, personal_call,
+upgrade_offer) with heterogeneous true effects, written into the transactions.
 :func:`churnclv.evaluate_campaign` then estimates, per campaign and action, the
 difference of mean net spend in the 30-day window against control with Welch's
 95% interval, and the stratified combination of the campaigns (``all``). The
@@ -36,7 +37,7 @@ import churnclv
 from churnclv import evaluate_campaign, generate
 
 RESULTS = Path(__file__).resolve().parent / "results" / "campaign_coverage.json"
-ACTIONS = ("email_reminder", "discount_coupon", "personal_call")
+ACTIONS = tuple(a.name for a in churnclv.load_policy().actions)  # the generator's arms
 RESPONSE_DAYS = 30
 
 
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "truth": "mean over the arm's customers of campaign_truth.effect_<action>",
         "customers": args.customers,
         "uplift": args.uplift,
+        "actions": list(ACTIONS),
         "response_days": RESPONSE_DAYS,
         "seeds": seeds,
         **summary,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnclv import InputError, evaluate_campaign
+from churnclv import InputError, evaluate_campaign, load_policy
 from churnclv._campaigns import (
     CampaignColumns,
     campaign_outcomes,
@@ -17,7 +17,7 @@ from churnclv._campaigns import (
     sends_in_window,
 )
 
-ACTIONS = ["email_reminder", "discount_coupon", "personal_call"]
+ACTIONS = [a.name for a in load_policy().actions]
 
 
 def _ts(*values: str) -> pd.DatetimeIndex:
@@ -34,14 +34,14 @@ def test_load_csv_sorted_with_campaign_from_send_date(tmp_path: Path) -> None:
         tmp_path / "log.csv",
         customer_id=["B", "A", "C", "17850"],
         ts=["2024-03-01", "2024-03-01", "2024-02-01 10:30", "2024-02-01 10:30"],
-        treatment=[" email_reminder", "control", "personal_call", "control"],
+        treatment=[" email_reminder", "control", "upgrade_offer", "control"],
     )
     got = load_campaigns(path, actions=ACTIONS)
     want = pd.DataFrame(
         {
             "customer_id": ["17850", "C", "A", "B"],
             "ts": _ts("2024-02-01 10:30", "2024-02-01 10:30", "2024-03-01", "2024-03-01"),
-            "treatment": ["control", "personal_call", "control", "email_reminder"],
+            "treatment": ["control", "upgrade_offer", "control", "email_reminder"],
             "campaign_id": ["2024-02-01", "2024-02-01", "2024-03-01", "2024-03-01"],
         }
     )
@@ -83,7 +83,7 @@ def test_unknown_treatments_are_named(tmp_path: Path) -> None:
         load_campaigns(path, actions=ACTIONS)
     msg = str(err.value)
     assert "'Holdout' (1 row), 'sms' (2 rows) are neither the control arm 'control'" in msg
-    assert "email_reminder, discount_coupon, personal_call" in msg
+    assert "email_reminder, discount_coupon, personal_call, upgrade_offer" in msg
     assert str(path) in msg
 
 
@@ -348,7 +348,7 @@ def test_cli_evaluates_writes_json_and_logs_a_run(
 
     from mlflow import MlflowClient
 
-    arms = ["control", "email_reminder", "discount_coupon"] * 4
+    arms = ["control", "email_reminder", "discount_coupon", "upgrade_offer"] * 3
     log, tx = _cli_inputs(tmp_path, arms)
     out, work = tmp_path / "eval.json", demo_workdir
     assert _evaluate(log, tx, "--out", str(out), "--workdir", str(work)) == 0
@@ -357,7 +357,9 @@ def test_cli_evaluates_writes_json_and_logs_a_run(
     assert "discount_coupon" in printed and "95% CI" in printed
     doc = json.loads(out.read_text())
     assert doc["response_days"] == 30 and doc["control"] == "control"
-    assert [r["treatment"] for r in doc["rows"]] == ["control", "email_reminder", "discount_coupon"]
+    treatments = [r["treatment"] for r in doc["rows"]]
+    assert treatments == ["control", "email_reminder", "discount_coupon", "upgrade_offer"]
+    assert doc["rows"][3]["cost"] == 3 * 3.0  # the policy's cost of the growth action
     assert set(doc["rows"][1]) == {
         "campaign_id",
         "treatment",

@@ -8,12 +8,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnclv import load_policy
 from churnclv._campaigns import campaign_outcomes, load_campaigns
 from churnclv._generate import SyntheticData, generate, write
+from churnclv._generate_campaigns import ACTIONS as SIMULATED
+from churnclv._generate_campaigns import policy_actions
 from churnclv.cli import main
 
-ACTIONS = ["email_reminder", "discount_coupon", "personal_call"]
+ACTIONS = [a.name for a in load_policy().actions]
 EFFECTS = [f"effect_{a}" for a in ACTIONS]
+
+
+def test_the_simulated_actions_are_the_shipped_policy_s(tmp_path: Path) -> None:
+    assert list(SIMULATED) == ACTIONS
+    assert ACTIONS == ["email_reminder", "discount_coupon", "personal_call", "upgrade_offer"]
+    path = tmp_path / "policy.yaml"
+    path.write_text("actions:\n  - {name: email_reminder, cost: 0.5, uplift: 0.1}\n")
+    assert policy_actions(load_policy(path)) == ("email_reminder",)
+    path.write_text("actions:\n  - {name: sms, cost: 0.1, uplift: 0.1}\n")
+    with pytest.raises(RuntimeError, match=r"policy action\(s\) sms have no simulated effect"):
+        policy_actions(load_policy(path))
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +62,29 @@ def test_effects_are_heterogeneous_and_the_coupon_hurts_some(data: SyntheticData
     coupon = truth["effect_discount_coupon"]
     assert 0.03 < (coupon < 0).mean() < 0.5
     assert (coupon > 0).mean() > 0.1
-    assert (truth[["effect_email_reminder", "effect_personal_call"]] >= 0).all().all()
+    others = ["effect_email_reminder", "effect_personal_call", "effect_upgrade_offer"]
+    assert (truth[others] >= 0).all().all()
     # the harmed are the frequent buyers: their coupon spend would have come anyway
     harmed = data.truth.loc[data.truth["effect_discount_coupon"] < 0, "lambda"]
     helped = data.truth.loc[data.truth["effect_discount_coupon"] > 0, "lambda"]
     assert harmed.median() > 2 * helped.median()
+
+
+def test_the_upgrade_grows_engaged_medium_and_low_spenders(data: SyntheticData) -> None:
+    truth = data.truth
+    upgrade = truth["effect_upgrade_offer"]
+    assert (upgrade[truth["state"] == "D"] == 0).all()
+    engaged, fading = upgrade[truth["state"] == "E"], upgrade[truth["state"] == "F"]
+    assert engaged.mean() > 4 * fading.mean()
+    assert (engaged > 3.0).mean() > 0.25  # worth its cost of 3 for many engaged customers
+    # big spenders have little room to grow: the top 20% by value gain less than the rest
+    top = truth["expected_value_365"].rank(ascending=False, pct=True) <= 0.2
+    on = truth["state"] == "E"
+    assert upgrade[on & top].mean() < 0.6 * upgrade[on & ~top].mean()
+    # learnable: it rises with the engagement the events show
+    events = data.events[data.events["ts"] < data.as_of].groupby("customer_id").size()
+    seen = events.reindex(truth["customer_id"], fill_value=0).to_numpy()
+    assert np.corrcoef(seen[on], upgrade[on])[0, 1] > 0.2
 
 
 def test_arm_minus_control_recovers_the_mean_true_effect(data: SyntheticData) -> None:
@@ -81,7 +113,7 @@ def test_uniform_and_no_effects() -> None:
         assert uniform.campaign_truth[col].nunique() == 1
         assert uniform.truth[col].nunique() == 1
         assert (none.campaign_truth[col] == 0).all() and (none.truth[col] == 0).all()
-    assert uniform.campaign_truth[EFFECTS].iloc[0].tolist() == [2.0, 8.0, 16.0]
+    assert uniform.campaign_truth[EFFECTS].iloc[0].tolist() == [2.0, 8.0, 16.0, 5.0]
     # without effects the sends change nothing: the transactions are those without campaigns
     pd.testing.assert_frame_equal(none.transactions, plain.transactions)
     assert len(uniform.transactions) > len(plain.transactions)
@@ -128,6 +160,6 @@ def test_evaluate_campaign_intervals_cover_the_true_effects() -> None:
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     frame = pd.concat([bench.intervals(seed, 3_000) for seed in (0, 1)], ignore_index=True)
-    assert len(frame) == 2 * (4 + 1) * 3
+    assert len(frame) == 2 * (4 + 1) * len(ACTIONS)
     assert frame["covered"].mean() >= 0.85
     assert frame.loc[frame["scope"] == "all", "covered"].all()

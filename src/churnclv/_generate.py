@@ -204,7 +204,8 @@ def generate(
         are in the transactions; see :mod:`churnclv._generate_campaigns`.
     uplift : {"heterogeneous", "uniform", "none"}, default "heterogeneous"
         The true campaign effects: per customer (``discount_coupon`` hurts loyal
-        frequent buyers), the same for everyone per action, or none.
+        frequent buyers, ``upgrade_offer`` grows engaged medium and low
+        spenders), the same for everyone per action, or none.
 
     Returns
     -------

@@ -1,13 +1,15 @@
 """Synthetic campaign evidence: randomized past sends and their true effects.
 
-Four campaigns are sent 170, 125, 80 and 35 days before ``as_of`` (09:00), each
-to a random 40% of the customers who bought before the send (the dead among
-them: a shop does not know who left). Each campaign splits its customers at
-random into a control arm and one arm per action, with shares drawn per
-campaign. The effect of a send lives in its 30-day response window
-``(ts, ts + 30 days]`` and never changes the customer's hidden state, so the
-churn and value truth of :mod:`churnclv._generate` stays exact (the
-campaign-induced purchases are, like returns, not conditioned on).
+The actions are those of the shipped policy (``default_policy.yaml``), in its
+order (:data:`ACTIONS`); importing this module fails if the policy has an
+action without a simulated effect here. Four campaigns are sent 170, 125, 80
+and 35 days before ``as_of`` (09:00), each to a random 40% of the customers who
+bought before the send (the dead among them: a shop does not know who left).
+Each campaign splits its customers at random into a control arm and one arm
+per action, with shares drawn per campaign. The effect of a send lives in its
+30-day response window ``(ts, ts + 30 days]`` and never changes the customer's
+hidden state, so the churn and value truth of :mod:`churnclv._generate` stays
+exact (the campaign-induced purchases are, like returns, not conditioned on).
 
 Effects (``uplift="heterogeneous"``), given the hidden state at the send
 (``E`` engaged, ``F`` fading, ``D`` dead: no effect) and the customer's latent
@@ -20,24 +22,32 @@ rates, ``m`` its mean order value:
   customer would have made anyway: ``0.25 m`` times their expected number. Loyal
   frequent buyers lose more than the coupon brings (cannibalisation);
 - ``personal_call`` adds 0.15 (``E``) or 1.5 (``F``) purchases: it wins back
-  fading customers, and pays for those with large orders.
+  fading customers, and pays for those with large orders;
+- ``upgrade_offer`` (growth) adds ``0.15 min(engagement, 3) / (1 + (s / 40)^2)``
+  upgraded purchases of mean value ``1.5 m`` in ``E`` (15% of that in ``F``),
+  with ``s = 30 lambda m`` the customer's engaged spend per 30 days: engaged
+  medium and low spenders grow, big spenders already buy what they need, and
+  fading customers barely react.
 
 The true effect of an action is the expected incremental net spend in the
-window, ``extra purchases x m x price factor - cannibalised spend``; the
-returns of discounted orders are refunded at the discounted price (about 1% of
-the discount, not counted in the effect). ``uplift="uniform"`` gives every
-customer the same effect per action (extra purchases of mean value 40, no
+window, ``extra purchases x order value x price factor - cannibalised spend``;
+the returns of discounted orders are refunded at the discounted price (about 1%
+of the discount, not counted in the effect). ``uplift="uniform"`` gives every
+customer the same effect per action (0.05, 0.20, 0.40 and 0.125 extra purchases
+of mean value 40: 2, 8, 16 and 5 for email, coupon, call and upgrade; no
 cannibalisation), ``uplift="none"`` no effect at all; the arms are drawn alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from churnclv._generate_maths import US_PER_DAY, int_exp, int_phi, to_us
+from churnclv._policy import Policy, load_policy
 
 __all__ = [
     "ACTIONS",
@@ -48,11 +58,10 @@ __all__ = [
     "Simulated",
     "effects_at",
     "frames",
+    "policy_actions",
     "simulate",
 ]
 
-#: The actions of the shipped policy, in its order.
-ACTIONS = ("email_reminder", "discount_coupon", "personal_call")
 CONTROL = "control"
 RESPONSE_DAYS = 30
 UPLIFTS = ("heterogeneous", "uniform", "none")
@@ -62,12 +71,26 @@ _SEND_HOUR = 9.0 / 24.0
 _REACH = 0.4
 _CONTROL_SHARE = (0.15, 0.35)
 _ARM_CONCENTRATION = 3.0
+_COUPON = "discount_coupon"
 _DISCOUNT = 0.25
 _EMAIL_PER_ENGAGEMENT, _EMAIL_CAP, _EMAIL_F = 0.08, 3.0, 0.6
 _COUPON_EXTRA = (0.3, 0.9)  # purchases added in E, F
 _CALL_EXTRA = (0.15, 1.5)
-_UNIFORM_EXTRA = (0.05, 0.20, 0.40)  # purchases per action, for everyone
+_UPGRADE_PER_ENGAGEMENT, _UPGRADE_CAP, _UPGRADE_F = 0.15, 3.0, 0.15
+_UPGRADE_ROOM = 40.0  # engaged spend per 30 days at which the room to grow halves
+_UPGRADE_ORDER = 1.5  # an upgraded order is this multiple of the mean order value
 _UNIFORM_ORDER = 40.0
+#: Purchases per action, for everyone (``uplift="uniform"``).
+_UNIFORM_EXTRA = {
+    "email_reminder": 0.05,
+    "discount_coupon": 0.20,
+    "personal_call": 0.40,
+    "upgrade_offer": 0.125,
+}
+#: Price factor of the purchases an action adds (1 unless listed).
+_PRICE = {_COUPON: 1.0 - _DISCOUNT}
+#: Order value of the purchases an action adds, as a multiple of the mean (1 unless listed).
+_ORDER = {"upgrade_offer": _UPGRADE_ORDER}
 
 
 @dataclass(frozen=True)
@@ -117,33 +140,89 @@ def _organic_purchases(pop: Population, idx: np.ndarray, state: np.ndarray) -> n
     return np.where(state == 0, from_e, np.where(state == 1, from_f, 0.0))
 
 
+def _by_state(
+    state: np.ndarray, engaged: np.ndarray | float, fading: np.ndarray | float
+) -> np.ndarray:
+    return np.where(state == 0, engaged, np.where(state == 1, fading, 0.0))
+
+
+def _email(pop: Population, idx: np.ndarray, state: np.ndarray) -> np.ndarray:
+    email = _EMAIL_PER_ENGAGEMENT * np.minimum(pop.eng[idx], _EMAIL_CAP)
+    return _by_state(state, email, _EMAIL_F * email)
+
+
+def _coupon(pop: Population, idx: np.ndarray, state: np.ndarray) -> np.ndarray:
+    return _by_state(state, _COUPON_EXTRA[0], _COUPON_EXTRA[1])
+
+
+def _call(pop: Population, idx: np.ndarray, state: np.ndarray) -> np.ndarray:
+    return _by_state(state, _CALL_EXTRA[0], _CALL_EXTRA[1])
+
+
+def _upgrade(pop: Population, idx: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """Engaged customers with room to grow take the upgrade; big spenders already have it."""
+    room = 1.0 / (1.0 + (RESPONSE_DAYS * pop.lam[idx] * pop.mov[idx] / _UPGRADE_ROOM) ** 2)
+    upgrade = _UPGRADE_PER_ENGAGEMENT * np.minimum(pop.eng[idx], _UPGRADE_CAP) * room
+    return _by_state(state, upgrade, _UPGRADE_F * upgrade)
+
+
+#: Extra purchases in the response window per action (``uplift="heterogeneous"``).
+_EXTRA: dict[str, Callable[[Population, np.ndarray, np.ndarray], np.ndarray]] = {
+    "email_reminder": _email,
+    "discount_coupon": _coupon,
+    "personal_call": _call,
+    "upgrade_offer": _upgrade,
+}
+
+
+def policy_actions(policy: Policy) -> tuple[str, ...]:
+    """The policy's action names in its order; each must have a simulated effect.
+
+    Raises
+    ------
+    RuntimeError
+        A policy action the generator cannot simulate (add it to ``_EXTRA``
+        and ``_UNIFORM_EXTRA``).
+    """
+    names = tuple(a.name for a in policy.actions)
+    missing = [a for a in names if a not in _EXTRA or a not in _UNIFORM_EXTRA]
+    if missing:
+        raise RuntimeError(
+            f"policy action(s) {', '.join(missing)} have no simulated effect in "
+            f"churnclv._generate_campaigns (simulated: {', '.join(_EXTRA)})"
+        )
+    return names
+
+
+#: The actions of the shipped policy, in its order.
+ACTIONS = policy_actions(load_policy())
+
+
 def _response(
     pop: Population, idx: np.ndarray, state: np.ndarray, uplift: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Extra purchases (m, 3), their mean order value (m,), price factors (3,), cannibalised
-    spend (m,) of a send per action."""
-    m = idx.size
+    """Extra purchases (m, k), their mean order value (m, k), price factors (k,) and
+    cannibalised spend (m,) of a send per action."""
+    m, k = idx.size, len(ACTIONS)
     if uplift == "uniform":
-        extra = np.tile(np.asarray(_UNIFORM_EXTRA), (m, 1))
-        return extra, np.full(m, _UNIFORM_ORDER), np.ones(3), np.zeros(m)
-    if uplift == "none":
-        return np.zeros((m, 3)), pop.mov[idx], np.ones(3), np.zeros(m)
-    engaged, fading = state == 0, state == 1
-    email = _EMAIL_PER_ENGAGEMENT * np.minimum(pop.eng[idx], _EMAIL_CAP)
-    email = np.where(engaged, email, np.where(fading, _EMAIL_F * email, 0.0))
-    coupon = np.where(engaged, _COUPON_EXTRA[0], np.where(fading, _COUPON_EXTRA[1], 0.0))
-    call = np.where(engaged, _CALL_EXTRA[0], np.where(fading, _CALL_EXTRA[1], 0.0))
+        extra = np.tile([_UNIFORM_EXTRA[a] for a in ACTIONS], (m, 1))
+        return extra, np.full((m, k), _UNIFORM_ORDER), np.ones(k), np.zeros(m)
     mov = pop.mov[idx]
+    if uplift == "none":
+        return np.zeros((m, k)), np.tile(mov[:, None], (1, k)), np.ones(k), np.zeros(m)
+    extra = np.column_stack([_EXTRA[a](pop, idx, state) for a in ACTIONS])
+    order = mov[:, None] * np.array([_ORDER.get(a, 1.0) for a in ACTIONS])[None, :]
+    price = np.array([_PRICE.get(a, 1.0) for a in ACTIONS])
     cannibalised = _DISCOUNT * mov * _organic_purchases(pop, idx, state)
-    price = np.array([1.0, 1.0 - _DISCOUNT, 1.0])
-    return np.column_stack([email, coupon, call]), mov, price, cannibalised
+    return extra, order, price, cannibalised
 
 
 def _effect(
     extra: np.ndarray, order: np.ndarray, price: np.ndarray, cannibalised: np.ndarray
 ) -> np.ndarray:
-    effect = extra * order[:, None] * price[None, :]
-    effect[:, ACTIONS.index("discount_coupon")] -= cannibalised
+    effect = extra * order * price[None, :]
+    if _COUPON in ACTIONS:
+        effect[:, ACTIONS.index(_COUPON)] -= cannibalised
     return effect
 
 
@@ -164,11 +243,11 @@ def _sends(rng: np.random.Generator, pop: Population) -> tuple[np.ndarray, ...]:
         picked = eligible[rng.random(eligible.size) < _REACH]
         control = rng.uniform(*_CONTROL_SHARE)
         shares = np.concatenate(
-            [[control], (1 - control) * rng.dirichlet([_ARM_CONCENTRATION] * 3)]
+            [[control], (1 - control) * rng.dirichlet([_ARM_CONCENTRATION] * len(ACTIONS))]
         )
         idx_parts.append(picked)
         t_parts.append(np.full(picked.size, t))
-        arm_parts.append(rng.choice(4, picked.size, p=shares))
+        arm_parts.append(rng.choice(len(ACTIONS) + 1, picked.size, p=shares))
     return np.concatenate(idx_parts), np.concatenate(t_parts), np.concatenate(arm_parts)
 
 
@@ -219,14 +298,15 @@ def simulate(
     x_us = np.maximum(to_us(s_t[rows] + offset), s_us[rows] + 1)
     x_us = np.minimum(x_us, s_us[rows] + RESPONSE_DAYS * US_PER_DAY)
     shape = pop.order_shape
-    raw = rng.gamma(shape, order[rows] / shape) * price[s_arm[rows] - 1]
+    arm = s_arm[rows] - 1
+    raw = rng.gamma(shape, order[rows, arm] / shape) * price[arm]
     x_amount = np.maximum(np.round(raw, 2), 0.01)
     cum = np.cumsum(pop.chan_pref[x_idx], axis=1)
     x_chan = np.minimum((rng.random(rows.size)[:, None] > cum).sum(axis=1), 2)
 
     p_amount, r_amount = p_amount.copy(), r_amount.copy()
-    if uplift == "heterogeneous":
-        coupon = np.flatnonzero(s_arm == 1 + ACTIONS.index("discount_coupon"))
+    if uplift == "heterogeneous" and _COUPON in ACTIONS:
+        coupon = np.flatnonzero(s_arm == 1 + ACTIONS.index(_COUPON))
         hit = _in_windows(p_idx, p_us, s_idx[coupon], s_us[coupon])
         paid = 1.0 - _DISCOUNT
         p_amount[hit] = np.maximum(np.round(p_amount[hit] * paid, 2), 0.01)
