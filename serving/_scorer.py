@@ -30,6 +30,7 @@ from churnclv.serving._requests import (
     to_naive_utc,
     utcnow,
 )
+from churnclv.serving._uplift_scoring import uplift_decisions, uplift_feature_columns
 from churnclv.training import Champion
 from churnclv.training._model import Columns
 
@@ -41,8 +42,10 @@ def _records(
     predictions: tuple[np.ndarray, np.ndarray],
     decided: Mapping[str, np.ndarray],
     why: list[list[dict[str, Any]]],
+    extra: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """One JSON-ready dict per row: the DESIGN §7 columns, ``as_of`` and ``reasons``."""
+    """One JSON-ready dict per row: the DESIGN §7 columns, ``as_of``, ``reasons`` and
+    the ``extra`` columns of ``decided`` (``action_basis``, ``uplift_<action>``)."""
     # Column-wise tolist() gives plain Python values (float, str) without per-row work.
     values = [
         features["customer_id"].tolist(),
@@ -51,9 +54,18 @@ def _records(
         *(decided[c].tolist() for c in SCORE_COLUMNS[3:]),
         [pd.Timestamp(t).isoformat() for t in features["as_of"].tolist()],
         why,
+        *(_nulls(decided[c]) for c in extra),
     ]
-    cols = [*SCORE_COLUMNS, "as_of", "reasons"]
+    cols = [*SCORE_COLUMNS, "as_of", "reasons", *extra]
     return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _nulls(values: np.ndarray) -> list[Any]:
+    """``values`` as a list, NaN as None (JSON null)."""
+    out = values.tolist()
+    if values.dtype.kind == "f":
+        return [None if v != v else v for v in out]
+    return list(out)
 
 
 @dataclass
@@ -92,7 +104,15 @@ class OnlineScorer:
     session: FeatureSession = field(init=False)
 
     def __post_init__(self) -> None:
-        used = list(dict.fromkeys([*self.champion.churn.features_, *self.champion.value.features_]))
+        used = list(
+            dict.fromkeys(
+                [
+                    *self.champion.churn.features_,
+                    *self.champion.value.features_,
+                    *uplift_feature_columns(self.champion),
+                ]
+            )
+        )
         used = [c for c in used if c not in _model_derived_columns()]  # the models add these
         known = set(_base_feature_columns())
         self.static_columns = [c for c in used if c not in known]
@@ -117,9 +137,12 @@ class OnlineScorer:
             churn_horizon_days=champion.churn_horizon_days,
             reference=champion.value.reference_ or None,
         )
+        learned = uplift_decisions(feats, decided, champion, self.policy)
+        decided.update(learned)
         contributions = champion.churn.contribution_matrix(x_churn)
         why = reasons(feats, contributions, columns=champion.churn.features_)
-        return _records(feats, (p, v), decided, why)
+        extra = ["action_basis", *(c for c in learned if c.startswith("uplift_"))]
+        return _records(feats, (p, v), decided, why, extra)
 
     def score_customers(
         self, customers: Sequence[CustomerIn], now: datetime | None = None
