@@ -35,7 +35,14 @@ def test_same_seed_gives_identical_parquet_bytes(tmp_path: Path) -> None:
     """Writing two generations with the same seed yields byte-identical files."""
     a = write(generate(300, seed=3), tmp_path / "a")
     b = write(generate(300, seed=3), tmp_path / "b")
-    assert set(a) == {"transactions", "events", "customers", "truth"}
+    assert set(a) == {
+        "transactions",
+        "events",
+        "customers",
+        "truth",
+        "campaigns",
+        "campaign_truth",
+    }
     for name in a:
         assert a[name].name == f"{name}.parquet"
         assert a[name].read_bytes() == b[name].read_bytes()

@@ -23,6 +23,7 @@ from churnclv._errors import ChurnclvError, InputError
 from churnclv._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from churnclv._campaigns import load_campaigns
     from churnclv._generate import SyntheticData, generate
     from churnclv._io import ColumnMap, InputTables, check_as_of, load_inputs
     from churnclv.decisions import Policy, decide, load_policy, rfm_segment
@@ -73,6 +74,7 @@ _OWNERS: dict[str, str] = {
     "Policy": "churnclv.decisions",
     "rfm_segment": "churnclv.decisions",
     "generate": "churnclv._generate",
+    "load_campaigns": "churnclv._campaigns",
     "SyntheticData": "churnclv._generate",
     "train_uplift": "churnclv.training._train_uplift",
     "UpliftTrainResult": "churnclv.training._train_uplift",
@@ -103,6 +105,7 @@ __all__ = [
     "export_bundle",
     "generate",
     "load_bundle",
+    "load_campaigns",
     "load_champion",
     "load_inputs",
     "load_policy",

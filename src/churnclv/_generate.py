@@ -28,9 +28,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["SyntheticData", "generate", "write"]
+from churnclv import _generate_campaigns as gc
+from churnclv._generate_maths import US_PER_DAY, int_exp, int_phi, phi, to_us, two_state_flow
 
-_US_PER_DAY = 86_400_000_000
+__all__ = ["SyntheticData", "generate", "write"]
 
 _PLANS = np.array(["basic", "plus", "premium"])
 _PLAN_P = np.array([0.6, 0.3, 0.1])
@@ -90,6 +91,13 @@ class SyntheticData:
         predictions and the realised outcomes; see :func:`generate`.
     as_of : pandas.Timestamp
         The reference time separating history from the future.
+    campaigns : pandas.DataFrame or None
+        The campaign log (``customer_id``, ``ts``, ``treatment``, ``campaign_id``:
+        one row per send, randomized arms ``control`` and one per action), or
+        ``None`` when generated without campaigns.
+    campaign_truth : pandas.DataFrame or None
+        ``campaign_id``, ``customer_id``, ``ts``, ``treatment`` and the true
+        ``effect_<action>`` of every action for each send (see :func:`generate`).
 
     Examples
     --------
@@ -109,59 +117,8 @@ class SyntheticData:
     customers: pd.DataFrame
     truth: pd.DataFrame
     as_of: pd.Timestamp
-
-
-# --------------------------------------------------------------------------- maths
-
-
-def _phi(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Return ``(exp(a t) - exp(b t)) / (a - b)`` without overflow or cancellation."""
-    hi = np.maximum(a, b)
-    d = hi - np.minimum(a, b)
-    x = d * t
-    small = x < 1e-8
-    ratio = np.where(small, t, -np.expm1(-x) / np.where(small, 1.0, d))
-    return np.exp(hi * t) * ratio
-
-
-def _int_exp(x: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Return ``integral_0^t exp(x s) ds`` for ``x <= 0``."""
-    small = np.abs(x * t) < 1e-10
-    return np.where(small, t, np.expm1(x * t) / np.where(small, 1.0, x))
-
-
-def _int_phi(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Return ``integral_0^t _phi(a, b, s) ds`` for ``a, b < 0``."""
-    d = a - b
-    near = np.abs(d * t) < 1e-4
-    dsafe = np.where(near, 1.0, d)
-    generic = (_int_exp(a, t) - _int_exp(b, t)) / dsafe
-    m = 0.5 * (a + b)
-    msafe = np.where(m == 0.0, -1e-300, m)
-    # derivative of expm1(m t) / m with respect to m (limit a -> b)
-    deriv = (t * m * np.exp(m * t) - np.expm1(m * t)) / (msafe * msafe)
-    deriv = np.where(np.abs(m * t) < 1e-6, 0.5 * t * t, deriv)
-    return np.where(near, deriv, generic)
-
-
-def _two_state_flow(
-    p_e: np.ndarray,
-    p_f: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    q: np.ndarray,
-    nu: np.ndarray,
-    t: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evolve masses under ``E --q--> F --nu--> D`` with extra killing.
-
-    ``a`` and ``b`` are the (negative) diagonal entries of E and F. Returns the
-    masses in E, F and D after time ``t``.
-    """
-    m_e = p_e * np.exp(a * t)
-    m_f = p_e * q * _phi(a, b, t) + p_f * np.exp(b * t)
-    m_d = nu * (p_e * q * _int_phi(a, b, t) + p_f * _int_exp(b, t))
-    return m_e, m_f, m_d
+    campaigns: pd.DataFrame | None = None
+    campaign_truth: pd.DataFrame | None = None
 
 
 # ---------------------------------------------------------------------- simulation
@@ -176,10 +133,6 @@ def _poisson_times(
     idx = np.repeat(np.arange(lo.size), cnt)
     t = lo[idx] + rng.random(idx.size) * dur[idx]
     return idx, t
-
-
-def _to_us(t: np.ndarray) -> np.ndarray:
-    return np.rint(t * _US_PER_DAY).astype(np.int64)
 
 
 def _labels(labels: np.ndarray, codes: np.ndarray) -> pd.Series:
@@ -216,6 +169,8 @@ def generate(
     history_days: int = 900,
     future_days: int = 365,
     drift_at: int | str | pd.Timestamp | None = None,
+    campaigns: bool = True,
+    uplift: str = "heterogeneous",
 ) -> SyntheticData:
     """Generate a synthetic customer population with exact ground truth.
 
@@ -242,6 +197,14 @@ def generate(
         (with its returns) is kept with probability 0.3 and every amount is 1.5
         times larger. The rest of the data is drawn exactly as without drift;
         ``truth`` ignores the drift.
+    campaigns : bool, default True
+        Also send four randomized past campaigns (170, 125, 80 and 35 days
+        before ``as_of``, each to 40% of the customers with a purchase before it,
+        arms ``control`` and each action of the shipped policy), whose effects
+        are in the transactions; see :mod:`churnclv._generate_campaigns`.
+    uplift : {"heterogeneous", "uniform", "none"}, default "heterogeneous"
+        The true campaign effects: per customer (``discount_coupon`` hurts loyal
+        frequent buyers), the same for everyone per action, or none.
 
     Returns
     -------
@@ -260,7 +223,12 @@ def generate(
         ``(as_of, as_of + min(h, future_days)]`` - horizons beyond
         ``future_days`` are therefore censored; ``churned_90``; and the latent
         ``lambda`` (purchase rate per day in E), ``mu`` (silent E->F hazard),
-        ``p0`` and ``mean_order_value``.
+        ``p0`` and ``mean_order_value``; ``effect_<action>``: the expected
+        incremental net spend in the 30 days after a send of that action at
+        ``as_of``, given the hidden state then. Campaign-induced purchases are
+        not conditioned on by the oracle (like returns); their windows end
+        before ``as_of`` (only a discounted order returned after ``as_of`` is
+        refunded at its discounted price in ``actual_value_*``).
 
     Raises
     ------
@@ -282,6 +250,8 @@ def generate(
     True
     """
     _validate(n_customers, history_days, future_days)
+    if uplift not in gc.UPLIFTS:
+        raise ValueError(f"uplift must be one of {', '.join(gc.UPLIFTS)}, got {uplift!r}")
     as_of_ts = pd.Timestamp(as_of)
     if as_of_ts.tzinfo is not None:
         raise ValueError(f"as_of must be a naive timestamp, got {as_of_ts}")
@@ -296,7 +266,7 @@ def generate(
     # ---- static attributes and latent rates
     birth = -hist * (1.0 - rng.beta(1.3, 1.0, n))
     birth = np.minimum(birth, -1.0 / 86_400.0)
-    birth = _to_us(birth) / _US_PER_DAY
+    birth = to_us(birth) / US_PER_DAY
     signup = birth - rng.exponential(3.0, n)
     plan = rng.choice(3, n, p=_PLAN_P)
     region = rng.integers(0, 4, n)
@@ -335,7 +305,7 @@ def generate(
     pi_e, pt_e = _poisson_times(rng, birth, e_hi, lam)
     pi_f, pt_f = _poisson_times(rng, f_lo, f_hi, lam_f)
     p_idx = np.concatenate([np.arange(n), pi_e, pi_f])
-    p_us = np.concatenate([_to_us(birth), _to_us(pt_e), _to_us(pt_f)])
+    p_us = np.concatenate([to_us(birth), to_us(pt_e), to_us(pt_f)])
     order = np.lexsort((p_us, p_idx))
     p_idx, p_us = p_idx[order], p_us[order]
     n_p = p_idx.size
@@ -347,10 +317,10 @@ def generate(
     is_ret = rng.random(n_p) < _RETURN_PROB
     delay = rng.uniform(*_RETURN_DELAY, n_p)
     frac = rng.uniform(*_RETURN_FRAC, n_p)
-    r_days = p_us / _US_PER_DAY + delay
+    r_days = p_us / US_PER_DAY + delay
     keep = is_ret & (r_days < death[p_idx]) & (r_days <= end)
     r_src = np.flatnonzero(keep)
-    r_us = _to_us(r_days[r_src])
+    r_us = to_us(r_days[r_src])
     r_amount = -np.maximum(np.round(frac[r_src] * p_amount[r_src], 2), 0.01)
 
     # ---- events
@@ -367,7 +337,7 @@ def generate(
     ev_t_parts.append(t_ef[push_idx])
     ev_k_parts.append(np.full(push_idx.size, _COMPLAINT, dtype=np.int64))
     ev_idx = np.concatenate(ev_idx_parts)
-    ev_us = _to_us(np.concatenate(ev_t_parts))
+    ev_us = to_us(np.concatenate(ev_t_parts))
     ev_k = np.concatenate(ev_k_parts)
     order = np.lexsort((ev_k, ev_us, ev_idx))
     ev_idx, ev_us, ev_k = ev_idx[order], ev_us[order], ev_k[order]
@@ -376,19 +346,37 @@ def generate(
     pages = 1.0 + rng.poisson(3.0, n_ev)
     ev_value = np.where(ev_k == 1, session_min, np.where(ev_k == 2, pages, np.nan))
 
+    # ---- campaigns: their own random stream, so the rest is drawn as without them
+    pop = gc.Population(
+        birth, t_ef, death, lam, lam_f, exit_e, nu, mov, eng, chan_pref, _ORDER_SHAPE
+    )
+    sim = None
+    if campaigns:
+        rng_c = np.random.default_rng([seed, 17])
+        sim = gc.simulate(rng_c, pop, p_idx, p_us, p_amount, r_src, r_amount, uplift)
+        p_amount, r_amount = sim.p_amount, sim.r_amount
+    x_idx, x_us, x_amount, x_chan = (
+        (sim.x_idx, sim.x_us, sim.x_amount, sim.x_chan)
+        if sim is not None
+        else (np.zeros(0, np.int64),) * 4
+    )
+    n_x = x_idx.size
+
     # ---- tables
     width = max(6, len(str(n)))
     cust_labels = np.array([f"C{i + 1:0{width}d}" for i in range(n)])
-    owidth = max(8, len(str(n_p)))
-    order_ids = pd.Series(np.arange(1, n_p + 1)).astype("str").str.zfill(owidth)
+    owidth = max(8, len(str(n_p + n_x)))
+    order_ids = pd.Series(np.arange(1, n_p + n_x + 1)).astype("str").str.zfill(owidth)
     order_ids = ("O" + order_ids).to_numpy()
 
-    t_idx = np.concatenate([p_idx, p_idx[r_src]])
-    t_us = np.concatenate([p_us, r_us])
-    t_amount = np.concatenate([p_amount, r_amount])
-    t_order = np.concatenate([np.arange(n_p), r_src])
-    t_chan = np.concatenate([p_chan, p_chan[r_src]])
-    t_kind = np.concatenate([np.zeros(n_p, np.int64), np.ones(r_src.size, np.int64)])
+    t_idx = np.concatenate([p_idx, p_idx[r_src], x_idx])
+    t_us = np.concatenate([p_us, r_us, x_us])
+    t_amount = np.concatenate([p_amount, r_amount, x_amount])
+    t_order = np.concatenate([np.arange(n_p), r_src, n_p + np.arange(n_x)])
+    t_chan = np.concatenate([p_chan, p_chan[r_src], x_chan])
+    t_kind = np.concatenate(
+        [np.zeros(n_p, np.int64), np.ones(r_src.size, np.int64), np.zeros(n_x, np.int64)]
+    )
     order = np.lexsort((t_order, t_kind, t_us, t_idx))
     t_idx, t_us, t_amount = t_idx[order], t_us[order], t_amount[order]
     t_order, t_chan, t_kind = t_order[order], t_chan[order], t_kind[order]
@@ -413,7 +401,7 @@ def generate(
     customers = pd.DataFrame(
         {
             "customer_id": _labels(cust_labels, np.arange(n)),
-            "signup_ts": _timestamps(as_of_ts, _to_us(signup)),
+            "signup_ts": _timestamps(as_of_ts, to_us(signup)),
             "plan": _labels(_PLANS, plan),
             "region": _labels(_REGIONS, region),
             "acquisition_channel": _labels(_ACQ, acq),
@@ -427,7 +415,7 @@ def generate(
     pmask = (~first_mask) & (p_us < 0)
     emask = ev_us < 0
     a_idx = np.concatenate([p_idx[pmask], ev_idx[emask]])
-    a_t = np.concatenate([p_us[pmask], ev_us[emask]]) / _US_PER_DAY
+    a_t = np.concatenate([p_us[pmask], ev_us[emask]]) / US_PER_DAY
     a_k = np.concatenate([np.zeros(int(pmask.sum()), np.int64), ev_k[emask] + 1])
     order = np.lexsort((a_k, a_t, a_idx))
     a_idx, a_t, a_k = a_idx[order], a_t[order], a_k[order]
@@ -455,7 +443,7 @@ def generate(
         # evolve, dropping the common factor exp(hi * dt) (we renormalise anyway)
         pe, pf = mass_e[active], mass_f[active]
         new_e = pe * np.exp((ae - hi) * dt)
-        new_f = pe * mu[active] * _phi(ae - hi, be - hi, dt) + pf * np.exp((be - hi) * dt)
+        new_f = pe * mu[active] * phi(ae - hi, be - hi, dt) + pf * np.exp((be - hi) * dt)
         kind = a_k[rows]
         new_e = new_e * inten_e[active, kind]
         new_f = new_f * inten_f[active, kind]
@@ -469,7 +457,7 @@ def generate(
         t_prev[active] = a_t[rows]
 
     dt = -t_prev
-    al_e, al_f, al_d = _two_state_flow(mass_e, mass_f, diag_e, diag_f, mu, nu, dt)
+    al_e, al_f, al_d = two_state_flow(mass_e, mass_f, diag_e, diag_f, mu, nu, dt)
     total = al_e + al_f + al_d
     total = np.where(total > 0, total, 1.0)
     post_e, post_f, post_d = al_e / total, al_f / total, al_d / total
@@ -479,17 +467,17 @@ def generate(
     truth_cols: dict[str, np.ndarray] = {}
     for h in _HORIZONS:
         hh = np.full(n, float(h))
-        t_ee = _int_exp(-exit_e, hh)
-        t_ef_time = exit_e * _int_phi(-exit_e, -nu, hh)
-        t_ff = _int_exp(-nu, hh)
+        t_ee = int_exp(-exit_e, hh)
+        t_ef_time = exit_e * int_phi(-exit_e, -nu, hh)
+        t_ff = int_exp(-nu, hh)
         exp_n = post_e * (lam * t_ee + lam_f * t_ef_time) + post_f * lam_f * t_ff
         truth_cols[f"expected_purchases_{h}"] = exp_n
         truth_cols[f"expected_value_{h}"] = exp_n * mov * _NET_FACTOR
         if h == 90:
             a = -(exit_e + lam)
             bb = -(nu + lam_f)
-            from_e = sum(_two_state_flow(np.ones(n), np.zeros(n), a, bb, exit_e, nu, hh))
-            from_f = np.exp(bb * hh) + nu * _int_exp(bb, hh)
+            from_e = sum(two_state_flow(np.ones(n), np.zeros(n), a, bb, exit_e, nu, hh))
+            from_f = np.exp(bb * hh) + nu * int_exp(bb, hh)
             truth_cols["p_no_purchase_90"] = np.clip(
                 post_e * from_e + post_f * from_f + post_d, 0.0, 1.0
             )
@@ -498,7 +486,7 @@ def generate(
     state_code = np.where(t_ef > 0, 0, np.where(death > 0, 1, 2))
     actual: dict[str, np.ndarray] = {}
     for h in _HORIZONS:
-        h_us = int(min(h, future_days)) * _US_PER_DAY
+        h_us = int(min(h, future_days)) * US_PER_DAY
         in_win = (t_us > 0) & (t_us <= h_us)
         actual[f"actual_purchases_{h}"] = np.bincount(
             t_idx[in_win & (t_kind == 0)], minlength=n
@@ -527,8 +515,10 @@ def generate(
             "mu": mu,
             "p0": p0,
             "mean_order_value": mov,
+            **gc.effects_at(pop, 0.0, uplift),
         }
     )
+    log, log_truth = gc.frames(sim, cust_labels, as_of_ts) if sim is not None else (None, None)
     if drift_at is not None:
         transactions, events = _drift(transactions, events, as_of_ts, drift_at, seed)
     return SyntheticData(
@@ -537,6 +527,8 @@ def generate(
         customers=customers,
         truth=truth,
         as_of=as_of_ts,
+        campaigns=log,
+        campaign_truth=log_truth,
     )
 
 
@@ -561,7 +553,7 @@ def _drift(
 
 
 def write(data: SyntheticData, out_dir: str | Path) -> dict[str, Path]:
-    """Write the four tables as Parquet files, atomically.
+    """Write the tables (and the campaign log and its truth, when generated) as Parquet files.
 
     Each table is written to a temporary file in ``out_dir`` and then moved into
     place with :func:`os.replace`, so a reader never sees a partial file.
@@ -576,13 +568,16 @@ def write(data: SyntheticData, out_dir: str | Path) -> dict[str, Path]:
     Returns
     -------
     dict of str to pathlib.Path
-        ``{"transactions": ..., "events": ..., "customers": ..., "truth": ...}``.
+        ``{"transactions": ..., "events": ..., "customers": ..., "truth": ...}`` plus
+        ``"campaigns"`` and ``"campaign_truth"`` when the data has campaigns.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    for name in ("transactions", "events", "customers", "truth"):
-        frame: pd.DataFrame = getattr(data, name)
+    for name in ("transactions", "events", "customers", "truth", "campaigns", "campaign_truth"):
+        frame: pd.DataFrame | None = getattr(data, name)
+        if frame is None:
+            continue
         table = pa.Table.from_pandas(frame, preserve_index=False)
         target = out / f"{name}.parquet"
         tmp = out / f".{name}.parquet.{os.getpid()}.{uuid.uuid4().hex}.tmp"

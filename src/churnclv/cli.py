@@ -90,15 +90,26 @@ def generate(
         str | None,
         typer.Option(help="From this date on, 70% fewer events and orders, prices x1.5."),
     ] = None,
+    uplift: Annotated[
+        str,
+        typer.Option(
+            help="True effects of the past campaigns: heterogeneous (per customer; the coupon "
+            "hurts loyal frequent buyers), uniform (the same for everyone) or none."
+        ),
+    ] = "heterogeneous",
 ) -> None:
-    """Write realistic synthetic histories and their ground truth.
+    """Write realistic synthetic histories, past campaigns and their ground truth.
 
-    Files: transactions.parquet, events.parquet, customers.parquet and
-    truth.parquet (true P(alive), expected and realised purchases and value).
+    Files: transactions.parquet, events.parquet, customers.parquet, truth.parquet
+    (true P(alive), expected and realised purchases and value, true effect of each
+    action), campaigns.parquet (four randomized past campaigns: customer_id, ts,
+    treatment, campaign_id) and campaign_truth.parquet (each send's true effects).
     """
     import churnclv
 
     ts, drift = opt.parse_as_of(as_of), _drift_date(drift_at)
+    if uplift not in ("heterogeneous", "uniform", "none"):
+        raise InputError(f"--uplift {uplift!r} is not one of heterogeneous, uniform, none")
     with step(f"generating {customers:,} customers"):
         data = churnclv.generate(
             customers,
@@ -107,6 +118,7 @@ def generate(
             history_days=history_days,
             future_days=future_days,
             drift_at=drift,
+            uplift=uplift,
         )
         paths = write_synthetic(data, out_dir)
     for name, p in paths.items():
