@@ -11,7 +11,7 @@ from churnclv.serving._uplift_scoring import uplift_decisions
 from churnclv.training import Champion
 from churnclv.training._model import Columns
 
-__all__ = ["SCORE_COLUMNS", "predict", "score_features"]
+__all__ = ["DECISION_EXTRAS", "SCORE_COLUMNS", "predict", "score_features"]
 
 #: The feature columns score_features carries into decisions and its output.
 _DECISION_COLUMNS = frozenset(
@@ -37,6 +37,9 @@ SCORE_COLUMNS = (
     "action",
     "expected_net_gain",
 )
+
+#: Decision columns after the DESIGN §7 ones, in batch scores and service answers alike.
+DECISION_EXTRAS = ("potential_high_value", "holdout", "action_basis")
 
 
 def predict(
@@ -73,7 +76,8 @@ def score_features(
 
     Returns the DESIGN §7 columns, then ``as_of``, ``model_version``,
     ``selected`` (in the campaign: the action pays and fits the ``budget``),
-    ``action_cost``, ``expected_saved_value`` and ``reasons`` (the top three
+    ``action_cost``, ``expected_saved_value``, :data:`DECISION_EXTRAS`
+    (``potential_high_value``, ``holdout``, ``action_basis``) and ``reasons`` (the top three
     churn-model contributions in plain words). ``predictions`` (P(churn),
     predicted value) computed elsewhere, e.g. on Spark executors, skip the
     model calls; decisions and reasons are the same code either way.
@@ -95,7 +99,8 @@ def score_features(
     scored["model_version"] = champion.model_version
     scored = select_under_budget(scored, policy, budget)
     extra = ["as_of", "model_version", "selected", "action_cost", "expected_saved_value"]
-    extra += ["action_basis", *(c for c in learned if c.startswith("uplift_"))]
+    extra += [c for c in DECISION_EXTRAS if c in scored]
+    extra += [c for c in learned if c.startswith("uplift_")]
     if with_reasons:
         why = reasons(features, champion.churn.contributions(features, x_churn))
         scored["reasons"] = ["; ".join(r["text"] for r in items) for items in why]

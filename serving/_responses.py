@@ -168,11 +168,29 @@ class _Decisions(BaseModel):
         "contradict (DESIGN §6)."
     )
     action: str = Field(
-        description="The policy action with the best expected net gain, or `none` when none pays."
+        description="The eligible action with the best expected net gain, or `none` when none "
+        "pays or the customer is in the holdout."
     )
     expected_net_gain: float | None = Field(
-        description="P(churn) x predicted value x uplift(action) - cost(action); 0 for `none`."
+        description="Expected net gain of the action; 0 for `none`. By the policy: retention "
+        "P(churn) x predicted value x uplift - cost, growth (1 - P(churn)) x predicted value x "
+        "value_lift - cost."
     )
+
+
+_POTENTIAL = (
+    "Predicted value tier above the tier of the customer's past spend (monetary_total cut "
+    "with the same shares against the training population): a potential high-value customer."
+)
+_HOLDOUT = (
+    "In the policy's randomized holdout (share `holdout_share`, drawn by a hash of customer "
+    "id and as_of day, the same in batch and service): the action is `none` so campaigns keep "
+    "a comparison group."
+)
+_BASIS = (
+    "What chose the action: `policy` (the policy's assumed effects), `learned` (the uplift "
+    "champion) or `best_uniform` (the best constant policy, where learned uplift did not beat it)."
+)
 
 
 class Prediction(_Decisions):
@@ -182,6 +200,9 @@ class Prediction(_Decisions):
     reasons: list[Reason] = Field(
         description="Top three churn-model contributions, largest magnitude first."
     )
+    potential_high_value: bool = Field(description=_POTENTIAL)
+    holdout: bool = Field(description=_HOLDOUT)
+    action_basis: Literal["policy", "learned", "best_uniform"] = Field(description=_BASIS)
 
 
 class PredictResponse(BaseModel):
@@ -203,8 +224,13 @@ class SnapshotRow(_Decisions):
     )
     action_cost: float | None = Field(default=None, description="Cost of the action.")
     expected_saved_value: float | None = Field(
-        default=None, description="P(churn) x predicted value x uplift(action)."
+        default=None,
+        description="The action's expected gross value: P(churn) x predicted value x uplift "
+        "(retention) or (1 - P(churn)) x predicted value x value_lift (growth).",
     )
+    potential_high_value: bool | None = Field(default=None, description=_POTENTIAL)
+    holdout: bool | None = Field(default=None, description=_HOLDOUT)
+    action_basis: str | None = Field(default=None, description=_BASIS)
     reasons: str | None = Field(
         default=None, description="The top three reasons' texts, joined with '; '."
     )

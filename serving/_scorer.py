@@ -21,7 +21,7 @@ import pandas as pd
 from churnclv._reasons import reasons
 from churnclv.decisions import Policy, decide_columns
 from churnclv.features._session import FeatureSession
-from churnclv.serving._batch import SCORE_COLUMNS, predict
+from churnclv.serving._batch import DECISION_EXTRAS, SCORE_COLUMNS, predict
 from churnclv.serving._requests import (
     DECISION_INPUTS,
     CustomerIn,
@@ -44,8 +44,9 @@ def _records(
     why: list[list[dict[str, Any]]],
     extra: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """One JSON-ready dict per row: the DESIGN §7 columns, ``as_of``, ``reasons`` and
-    the ``extra`` columns of ``decided`` (``action_basis``, ``uplift_<action>``)."""
+    """One JSON-ready dict per row: the DESIGN §7 columns, ``as_of``, ``reasons``, the
+    decision extras (``potential_high_value``, ``holdout``, ``action_basis``) and the
+    ``extra`` columns of ``decided`` (``uplift_<action>``, NaN as null)."""
     # Column-wise tolist() gives plain Python values (float, str) without per-row work.
     values = [
         features["customer_id"].tolist(),
@@ -54,9 +55,10 @@ def _records(
         *(decided[c].tolist() for c in SCORE_COLUMNS[3:]),
         [pd.Timestamp(t).isoformat() for t in features["as_of"].tolist()],
         why,
+        *(decided[c].tolist() for c in DECISION_EXTRAS),
         *(_nulls(decided[c]) for c in extra),
     ]
-    cols = [*SCORE_COLUMNS, "as_of", "reasons", *extra]
+    cols = [*SCORE_COLUMNS, "as_of", "reasons", *DECISION_EXTRAS, *extra]
     return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
 
 
@@ -120,17 +122,21 @@ class OnlineScorer:
         self.session = FeatureSession(self.static_columns)
 
     # -- the shared model step --
-    def _score(self, feats: Columns) -> list[dict[str, Any]]:
+    def _score(self, feats: Columns, ids: list[str] | None = None) -> list[dict[str, Any]]:
         """Records for a feature frame or column arrays: the batch path's model step,
         decisions and reasons (:func:`~churnclv.serving._batch.predict`,
         :func:`~churnclv.decisions.decide_columns`, :func:`reasons`), with no frame
-        built on the way (frame overhead dominates a one-customer call)."""
+        built on the way (frame overhead dominates a one-customer call). ``ids`` are the
+        customers' own ids where ``feats`` carries other keys (the holdout hashes them)."""
 
         champion = self.champion
         feats, x_churn, p, v = predict(feats, champion)
+        given: dict[str, Any] = {"churn_probability": p, "predicted_value": v}
+        if ids is not None:
+            given["customer_id"] = ids
         decided = decide_columns(
             collections.ChainMap(
-                {"churn_probability": p, "predicted_value": v},
+                given,
                 cast("MutableMapping[str, Any]", feats),  # read only: a frame or a mapping
             ),
             self.policy,
@@ -141,7 +147,7 @@ class OnlineScorer:
         decided.update(learned)
         contributions = champion.churn.contribution_matrix(x_churn)
         why = reasons(feats, contributions, columns=champion.churn.features_)
-        extra = ["action_basis", *(c for c in learned if c.startswith("uplift_"))]
+        extra = [c for c in learned if c.startswith("uplift_")]
         return _records(feats, (p, v), decided, why, extra)
 
     def score_customers(
@@ -163,7 +169,8 @@ class OnlineScorer:
             keys = [str(i) for i in idx]
             feats = self.session.customer_columns(members, keys, as_of)
             by_key = {k: n for n, k in enumerate(feats["customer_id"])}
-            recs = self._score(feats) if by_key else []
+            own = {key: c.customer_id for key, c in zip(keys, members, strict=True)}
+            recs = self._score(feats, [own[k] for k in by_key]) if by_key else []
             for i, key, c in zip(idx, keys, members, strict=True):
                 n = by_key.get(key)
                 if n is None:  # validation guarantees a purchase; keep a clear error anyway

@@ -15,23 +15,24 @@ decision follows the gate's basis recorded with the model:
 
 Without an uplift champion the policy formula's decision stands and
 ``action_basis`` is ``policy``. Eligibility follows the policy's restrictions of
-each action (RFM ``segments``, and value ``tiers`` and lifecycle ``stages``
-where the policy has them); a customer in the randomized holdout
-(``holdout``, when decisions mark one) gets ``none``.
+each action (:func:`churnclv.decisions.eligible`: RFM ``segments``, value
+``tiers``, lifecycle ``stages``), the choice is
+:func:`churnclv.decisions.choose_action` (the same as the policy formula's), and
+a customer in the randomized holdout (``holdout``) gets ``none``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from churnclv.decisions import Policy
+from churnclv.decisions import Policy, choose_action, eligible
 from churnclv.training import Champion
 from churnclv.training._scorable import Columns
 
-__all__ = ["BASES", "choose", "eligible_actions", "uplift_decisions", "uplift_feature_columns"]
+__all__ = ["BASES", "uplift_decisions", "uplift_feature_columns"]
 
 #: The values of ``action_basis``.
 BASES = ("learned", "best_uniform", "policy")
@@ -42,44 +43,6 @@ def uplift_feature_columns(champion: Champion) -> list[str]:
     return [] if champion.uplift is None else list(champion.uplift.features_)
 
 
-def eligible_actions(policy: Policy, decided: Mapping[str, Any]) -> np.ndarray:
-    """(n, n_actions) bool: which policy action may go to which customer.
-
-    An action with ``segments`` goes only to those RFM segments; ``tiers`` and
-    ``stages`` (where the policy defines them) restrict it by value tier and
-    lifecycle stage.
-    """
-    segments = np.asarray(decided["rfm_segment"]).astype(str)
-    n = len(segments)
-    out = np.ones((n, len(policy.actions)), dtype=bool)
-    for j, action in enumerate(policy.actions):
-        for attr, column in (
-            ("segments", "rfm_segment"),
-            ("tiers", "value_tier"),
-            ("stages", "lifecycle_stage"),
-        ):
-            allowed = getattr(action, attr, None)
-            if allowed is not None and column in decided:
-                out[:, j] &= np.isin(np.asarray(decided[column]).astype(str), list(allowed))
-    return out
-
-
-def choose(
-    gain: np.ndarray, eligible: np.ndarray, holdout: np.ndarray, names: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The best positive eligible gain per row and its action, else ``none`` (and 0).
-
-    Rows in ``holdout`` get ``none``. (The shape of ``decisions.choose_action``.)
-    """
-    g = np.where(eligible & np.isfinite(gain), gain, -np.inf)
-    best = g.argmax(axis=1) if g.shape[1] else np.zeros(len(g), dtype=int)
-    top = g[np.arange(len(g)), best] if g.shape[1] else np.full(len(g), -np.inf)
-    pays = (top > 0) & ~holdout
-    labels = np.array([*names, "none"], dtype=object)
-    action = labels[np.where(pays, best, len(names))].astype(str)
-    return action, np.where(pays, top, 0.0)
-
-
 def uplift_decisions(
     features: Columns, decided: Mapping[str, Any], champion: Champion, policy: Policy
 ) -> dict[str, np.ndarray]:
@@ -87,14 +50,15 @@ def uplift_decisions(
 
     ``features`` are the customers' feature columns (a frame or a mapping of
     arrays), ``decided`` the policy decisions of the same rows (``rfm_segment``,
-    ``value_tier``, ``lifecycle_stage``, ``action``...). Returns ``action_basis``
-    and, with an uplift champion, ``uplift_<action>`` per policy action,
-    ``action``, ``expected_net_gain``, ``action_cost`` and ``expected_saved_value``.
+    ``value_tier``, ``lifecycle_stage``, ``action``, ``holdout``...). With an
+    uplift champion: ``uplift_<action>`` per policy action, ``action``,
+    ``expected_net_gain``, ``action_cost``, ``expected_saved_value`` and
+    ``action_basis``; without one nothing (the policy decisions stand).
     """
     n = len(np.asarray(decided["action"]))
     model = champion.uplift
     if model is None:
-        return {"action_basis": np.full(n, "policy", dtype=object).astype(str)}
+        return {}
     names = [a.name for a in policy.actions]
     costs = np.array([a.cost for a in policy.actions], dtype=float)
     own = model.predict_uplift(features) if n else np.zeros((0, len(model.actions_)))
@@ -102,12 +66,14 @@ def uplift_decisions(
     for j, action in enumerate(model.actions_):
         if action in names:
             uplift[:, names.index(action)] = own[:, j]
-    ok = eligible_actions(policy, decided)
+    ok = eligible(
+        policy, decided["rfm_segment"], decided["value_tier"], decided["lifecycle_stage"], n=n
+    )
     holdout = np.asarray(decided.get("holdout", np.zeros(n, dtype=bool)), dtype=bool)
     decision = model.decision_ or {}
     basis = decision.get("basis", "learned")
     if basis == "learned":
-        action, gain = choose(uplift - costs, ok, holdout, names)
+        action, gain = choose_action(uplift - costs, ok, holdout, names)
     else:
         basis = "best_uniform"
         uniform = decision.get("uniform_action", "none")

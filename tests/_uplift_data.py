@@ -30,9 +30,7 @@ def add_campaigns(
         ids = before.index.to_numpy()
         arm = rng.choice(ARMS, len(ids))
         logs.append(
-            pd.DataFrame(
-                {"customer_id": ids, "ts": send, "treatment": arm, "campaign_id": f"c{k}"}
-            )
+            pd.DataFrame({"customer_id": ids, "ts": send, "treatment": arm, "campaign_id": f"c{k}"})
         )
         if effect == "heterogeneous":
             lift = np.where(before.to_numpy() <= 3, 40.0, -15.0)

@@ -140,7 +140,7 @@ def test_shipped_policy_loads() -> None:
 
 
 def test_editing_yaml_changes_decisions(tmp_path: Path) -> None:
-    """Raising an action's cost in the YAML turns a paying action into none."""
+    """Raising the actions' costs in the YAML turns a paying action into none."""
     text = (Path(__file__).parents[1] / "src" / "churnclv" / "default_policy.yaml").read_text()
     row = pd.DataFrame([_row(churn_probability=0.5, predicted_value=100.0)])
     before = decide(row, load_policy(), churn_horizon_days=90)["action"].iloc[0]
@@ -150,6 +150,7 @@ def test_editing_yaml_changes_decisions(tmp_path: Path) -> None:
         text.replace("cost: 0.5", "cost: 500")
         .replace("cost: 5.0", "cost: 500")
         .replace("cost: 25.0", "cost: 500")
+        .replace("cost: 3.0", "cost: 500")
     )
     assert decide(row, load_policy(costly), churn_horizon_days=90)["action"].iloc[0] == "none"
 

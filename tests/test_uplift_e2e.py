@@ -28,7 +28,7 @@ def _customer(cid: str, tx: pd.DataFrame, ev: pd.DataFrame, cust: pd.DataFrame) 
         transactions=[{"ts": s, "amount": a} for s, a in zip(t["ts"], t["amount"], strict=True)],
         events=[{"ts": s, "event_type": k} for s, k in zip(e["ts"], e["event_type"], strict=True)],
         attributes={c: row[c] for c in ("plan", "region", "acquisition_channel") if c in row},
-        signup_ts=row["signup_ts"] if "signup_ts" in row else None,
+        signup_ts=row.get("signup_ts"),
     )
 
 

@@ -15,8 +15,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnclv._actions import (
+    _choose_index,
+    choose_action,
+    eligible,
+    holdout_mask,
+    policy_gains,
+)
 from churnclv._errors import InputError
-from churnclv._policy import RFM_SEGMENTS, Action, Policy, load_policy
+from churnclv._policy import (
+    LIFECYCLE_STAGES,
+    RFM_SEGMENTS,
+    VALUE_TIERS,
+    Action,
+    Policy,
+    load_policy,
+)
+from churnclv._tiers import (
+    _floats,
+    _sample,
+    historic_tiers,
+    tier_rank,
+    tiers_against,
+    tiers_by_rank,
+)
 
 __all__ = [
     "LIFECYCLE_STAGES",
@@ -27,9 +49,13 @@ __all__ = [
     "Action",
     "Policy",
     "campaign_summary",
+    "choose_action",
     "decide",
     "decide_columns",
+    "eligible",
+    "holdout_mask",
     "load_policy",
+    "policy_gains",
     "reference_distribution",
     "rfm_scores",
     "rfm_segment",
@@ -39,9 +65,7 @@ __all__ = [
 _REFERENCE_POINTS = 1001
 _RFM_SCORES = ("r_score", "f_score", "m_score")
 
-VALUE_TIERS = ("high", "medium", "low")
 RISK_BANDS = ("high", "medium", "low")
-LIFECYCLE_STAGES = ("new", "active", "silent", "churned")
 _STAGE_INDEX = {name: i for i, name in enumerate(LIFECYCLE_STAGES)}
 _STAGE_NAMES = np.array(LIFECYCLE_STAGES)
 
@@ -200,30 +224,6 @@ def reference_distribution(
     }
 
 
-#: Reference samples as arrays, with their quantiles: id(list) -> (list, array, {q: value}).
-#: The list itself is kept, so its id cannot be reused while the entry lives.
-_SAMPLES: dict[int, tuple[list[float], np.ndarray, dict[float, float]]] = {}
-
-
-def _sample(sample: list[float]) -> tuple[np.ndarray, dict[float, float]]:
-    """A reference sample as a float array plus its quantile memo, converted once per list
-    (the service decides one customer at a time against the same reference)."""
-    hit = _SAMPLES.get(id(sample))
-    if hit is None or hit[0] is not sample:
-        if len(_SAMPLES) > 64:
-            _SAMPLES.clear()
-        hit = _SAMPLES[id(sample)] = (sample, np.asarray(sample, dtype=float), {})
-    return hit[1], hit[2]
-
-
-def _quantile(sample: list[float], q: float) -> float:
-    """``np.quantile(sample, q)``, memoised per sample."""
-    ref, memo = _sample(sample)
-    if q not in memo:
-        memo[q] = float(np.quantile(ref, q))
-    return memo[q]
-
-
 def _share_below(sample: list[float], x: np.ndarray, *, strictly_above: bool = False) -> np.ndarray:
     ref = _sample(sample)[0]
     if strictly_above:
@@ -250,13 +250,6 @@ def _own_reference(columns: Mapping[str, Any]) -> dict[str, list[float]]:
         k: np.sort(_floats(columns[k])).tolist()
         for k in ("recency_days", "frequency", "monetary_total")
     }
-
-
-def _floats(column: Any) -> np.ndarray:
-    """A column (Series, array or list) as a float array, missing values as NaN."""
-    if hasattr(column, "to_numpy"):
-        return np.asarray(column.to_numpy(dtype=float, na_value=np.nan), dtype=float)
-    return np.asarray(column, dtype=float)
 
 
 def _rfm_score_arrays(
@@ -286,11 +279,23 @@ def decide_columns(
     ``columns`` maps the names :func:`decide` reads to arrays, Series or lists
     of one length (a :class:`pandas.DataFrame` is such a mapping). Returns the
     arrays ``value_tier``, ``risk_band``, ``lifecycle_stage``, ``rfm_segment``,
-    ``action`` (strings), ``expected_net_gain``, ``action_cost`` and
-    ``expected_saved_value``, plus ``r_score``, ``f_score`` and ``m_score``
-    when they were scored (against ``reference``, or against the columns
-    themselves when neither a reference nor ready scores are given). No frame is built, which is
-    what keeps the service's one-customer call cheap.
+    ``action`` (strings), ``expected_net_gain``, ``action_cost``,
+    ``expected_saved_value`` (the action's expected gross value: saved value
+    for retention, added value for growth), ``potential_high_value``,
+    ``holdout`` (booleans) and ``action_basis`` (``"policy"``), plus
+    ``r_score``, ``f_score`` and ``m_score`` when they were scored (against
+    ``reference``, or against the columns themselves when neither a reference
+    nor ready scores are given). No frame is built, which is what keeps the
+    service's one-customer call cheap.
+
+    Actions: each action's gain by the policy (:func:`policy_gains`), restricted
+    by its segments, tiers and stages (:func:`eligible`), with the customers of
+    the randomized holdout (:func:`holdout_mask` of ``customer_id`` and
+    ``as_of``, when the columns have a ``customer_id``) set to ``none``, chosen
+    by :func:`choose_action`. ``potential_high_value`` is true where the value
+    tier is above the tier of past spend (``monetary_total`` cut with the same
+    shares, against the reference's spend when given); false without
+    ``monetary_total``.
 
     Lifecycle stage and RFM segment never contradict each other: the stage
     comes first. It is the customer's own story (tenure; recency against the
@@ -314,21 +319,12 @@ def decide_columns(
     n = len(p)
     cols: dict[str, np.ndarray] = {}
     if reference and "predicted_value" in reference:
-        ref = reference["predicted_value"]
-        high_min = _quantile(ref, 1 - policy.high_share) if policy.high_share > 0 else np.inf
-        mid_share = policy.high_share + policy.medium_share
-        medium_min = _quantile(ref, 1 - mid_share) if mid_share > 0 else np.inf
-        cols["value_tier"] = np.select([v >= high_min, v >= medium_min], ["high", "medium"], "low")
+        cols["value_tier"] = tiers_against(v, reference["predicted_value"], policy)
         rfm = _rfm_score_arrays(columns, reference)
         cols.update(rfm)
         r, f, m = (rfm[c] for c in ("r_score", "f_score", "m_score"))
     else:
-        rank = pd.Series(-v).rank(method="first").to_numpy() / max(n, 1)
-        cols["value_tier"] = np.select(
-            [rank <= policy.high_share, rank <= policy.high_share + policy.medium_share],
-            ["high", "medium"],
-            "low",
-        )
+        cols["value_tier"] = tiers_by_rank(v, policy)
         if all(c in columns for c in _RFM_SCORES):
             r, f, m = (np.asarray(columns[c]) for c in _RFM_SCORES)
         else:
@@ -353,27 +349,43 @@ def decide_columns(
     cols["lifecycle_stage"] = _STAGE_NAMES[stage]
     segments = _segments(r, f, m, stage).astype(str).astype(object)
     cols["rfm_segment"] = segments.astype(str)
-    at_stake = p * np.clip(v, 0, None)
-    best_gain = np.zeros(n)
-    best_action = np.full(n, "none", dtype=object)
-    best_cost = np.zeros(n)
-    best_uplift = np.zeros(n)
-    for action in policy.actions:
-        uplift = action.uplift_for(segments)
-        gain = np.where(uplift > 0, at_stake * uplift - action.cost, -np.inf)
-        better = gain > best_gain
-        best_gain = np.where(better, gain, best_gain)
-        best_action = np.where(better, action.name, best_action)
-        best_cost = np.where(better, action.cost, best_cost)
-        best_uplift = np.where(better, uplift, best_uplift)
-    cols["action"] = best_action.astype(str)
-    cols["expected_net_gain"] = best_gain
-    cols["action_cost"] = best_cost
-    cols["expected_saved_value"] = at_stake * best_uplift
+    gain, gross = policy_gains(policy, p, v, segments)
+    allowed = eligible(policy, segments, cols["value_tier"], cols["lifecycle_stage"], n=n)
+    held = (
+        holdout_mask(columns["customer_id"], columns.get("as_of"), policy.holdout_share)
+        if "customer_id" in columns
+        else np.zeros(n, dtype=bool)
+    )
+    idx, best = _choose_index(gain, allowed, held)
+    paying = idx >= 0
+    names = np.array([a.name for a in policy.actions] + ["none"], dtype=object)
+    costs = np.array([a.cost for a in policy.actions] + [0.0])
+    cols["action"] = names[idx].astype(str)
+    cols["expected_net_gain"] = best
+    cols["action_cost"] = costs[idx]
+    cols["expected_saved_value"] = (
+        np.where(paying, gross[np.arange(n), np.where(paying, idx, 0)], 0.0)
+        if gross.size
+        else np.zeros(n)
+    )
+    cols["potential_high_value"] = (
+        tier_rank(cols["value_tier"]) < tier_rank(historic_tiers(columns, policy, reference))
+        if "monetary_total" in columns
+        else np.zeros(n, dtype=bool)
+    )
+    cols["holdout"] = held
+    cols["action_basis"] = np.full(n, "policy")
     return cols
 
 
-_STRING_DECISIONS = ("value_tier", "risk_band", "lifecycle_stage", "rfm_segment", "action")
+_STRING_DECISIONS = (
+    "value_tier",
+    "risk_band",
+    "lifecycle_stage",
+    "rfm_segment",
+    "action",
+    "action_basis",
+)
 
 
 def decide(
@@ -407,31 +419,39 @@ def decide(
     -------
     pandas.DataFrame
         A copy with ``value_tier``, ``risk_band``, ``lifecycle_stage``,
-        ``rfm_segment``, ``action`` and ``expected_net_gain`` (computed by
-        :func:`decide_columns`).
+        ``rfm_segment``, ``action``, ``expected_net_gain``, ``action_cost``,
+        ``expected_saved_value``, ``potential_high_value``, ``holdout`` and
+        ``action_basis`` (computed by :func:`decide_columns`).
 
     Examples
     --------
     >>> import pandas as pd
     >>> from churnclv.decisions import decide, load_policy
     >>> scored = pd.DataFrame({
-    ...     "customer_id": ["a", "b", "c"],
-    ...     "churn_probability": [0.9, 0.2, 0.7],
-    ...     "predicted_value": [400.0, 50.0, 120.0],
-    ...     "recency_days": [80.0, 5.0, 40.0],
-    ...     "tenure_days": [400.0, 300.0, 30.0],
-    ...     "gap_mean_days": [20.0, 10.0, None],
-    ...     "frequency": [12, 30, 0],
-    ...     "monetary_total": [900.0, 1500.0, 60.0],
+    ...     "customer_id": ["a", "b", "c", "d"],
+    ...     "churn_probability": [0.9, 0.2, 0.1, 0.7],
+    ...     "predicted_value": [400.0, 30.0, 300.0, 120.0],
+    ...     "recency_days": [80.0, 5.0, 3.0, 40.0],
+    ...     "tenure_days": [400.0, 300.0, 500.0, 30.0],
+    ...     "gap_mean_days": [20.0, 10.0, 15.0, None],
+    ...     "frequency": [12, 30, 20, 0],
+    ...     "monetary_total": [900.0, 1500.0, 400.0, 60.0],
     ... })
     >>> out = decide(scored, load_policy(), churn_horizon_days=90)
-    >>> print(out[["customer_id", "risk_band", "lifecycle_stage", "rfm_segment", "action"]])
-      customer_id risk_band lifecycle_stage  rfm_segment           action
-    0           a      high          silent  hibernating  discount_coupon
-    1           b       low          active        loyal             none
-    2           c      high             new    promising  discount_coupon
+    >>> print(out[["customer_id", "value_tier", "risk_band", "lifecycle_stage", "action"]])
+      customer_id value_tier risk_band lifecycle_stage         action
+    0           a     medium      high          silent  personal_call
+    1           b        low       low          active           none
+    2           c     medium       low          active  upgrade_offer
+    3           d        low      high             new           none
     >>> out["expected_net_gain"].round(2).tolist()
-    [13.0, 0.0, 3.4]
+    [65.0, 0.0, 24.0, 0.0]
+    >>> out[["holdout", "potential_high_value"]].to_numpy().tolist()
+    [[False, False], [False, False], [False, True], [True, False]]
+
+    ``c`` is predicted to move from the low tier of past spend to the medium value
+    tier (``potential_high_value``) and gets the growth action; ``d`` is in the
+    randomized holdout (the policy's ``holdout_share``) and gets ``none``.
     """
     cols = decide_columns(
         scored, policy, churn_horizon_days=churn_horizon_days, reference=reference
