@@ -71,10 +71,10 @@ def test_train_uplift_then_score_and_predict_agree(demo_workdir: Path, tmp_path:
     assert scores["uplift_personal_call"].isna().all()  # never sent: not estimated
     assert scores["uplift_discount_coupon"].notna().all()
     assert set(scores["action_basis"]) <= {"learned", "best_uniform"}
-    assert scores["model_version"].str.endswith("+uplift:v1").all()
-
     champion = load_champion(tracking_uri_for(work))
-    assert champion.uplift is not None and champion.uplift_version == "1"
+    assert champion.uplift is not None
+    assert (scores["model_version"] == champion.model_version).all()
+    assert champion.model_version.endswith(f"+uplift:v{champion.uplift_version}")
     scorer = OnlineScorer(champion, load_policy())
     cust = pd.read_parquet(data / "customers.parquet").set_index("customer_id")
     ids = sorted(scores.index)[:8]
