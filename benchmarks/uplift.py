@@ -211,41 +211,35 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="5,000 customers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learner", default="dr", choices=("dr", "t"))
-    parser.add_argument("--skip-flat", action="store_true", help="only acceptance 1")
+    parser.add_argument(
+        "--variants",
+        default="heterogeneous,uniform,none",
+        help="comma-separated uplift variants to run (default all three)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     n = 5_000 if args.small else args.customers
+    variants = [v for v in args.variants.split(",") if v]
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as work:
-        result: dict[str, Any] = {"heterogeneous": heterogeneous(n, args.seed, args.learner, work)}
-        h = result["heterogeneous"]
-        print(
-            json.dumps(
-                {
-                    k: h[k]
-                    for k in (
-                        "true_value_per_customer",
-                        "learned_over_oracle",
-                        "learned_over_constant_uplift",
-                        "harmed_given_coupon_share",
-                    )
-                },
-                indent=2,
-            )
-        )
-        if not args.skip_flat:
-            for uplift in ("uniform", "none"):
-                result[uplift] = flat(n, args.seed, uplift, args.learner, work)
-                r = result[uplift]
-                print(
-                    uplift, r["gate"]["basis"], r["gate"]["uniform_action"], r["true_best_constant"]
-                )
+        for variant in variants:
+            if variant == "heterogeneous":
+                h = result[variant] = heterogeneous(n, args.seed, args.learner, work)
+                keys = ("true_value_per_customer", "learned_over_oracle")
+                keys += ("learned_over_constant_uplift", "harmed_given_coupon_share")
+                print(json.dumps({k: h[k] for k in keys}, indent=2))
+            else:
+                r = result[variant] = flat(n, args.seed, variant, args.learner, work)
+                gate = r["gate"]
+                print(variant, gate["basis"], gate["uniform_action"], r["true_best_constant"])
     result["machine"] = {
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
         "python": sys.version.split()[0],
         "started": started,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))
