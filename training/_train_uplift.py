@@ -76,6 +76,9 @@ class UpliftTrainResult:
         ``dropped_no_history`` (no purchase before the send), ``propensity_clipped``.
     metrics : dict of str to float
         Everything logged as metrics.
+    model : UpliftModel or None
+        The registered model (refitted on every send, with the gate's decision
+        in ``decision_``).
 
     Examples
     --------
@@ -95,6 +98,7 @@ class UpliftTrainResult:
     reason: str = ""
     n_sends: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    model: UpliftModel | None = None
 
 
 def learned_choice(uplift: np.ndarray, costs: np.ndarray) -> np.ndarray:
@@ -387,6 +391,7 @@ def train_uplift(
         reason=f"{reason}; gate: {decision.reason}",
         n_sends=n_sends,
         metrics=metrics,
+        model=final,
     )
 
 
