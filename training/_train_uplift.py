@@ -7,10 +7,13 @@ The stages of :func:`train_uplift`, in order:
    spend in the window);
 2. each send's features as of its send date (the public feature builder, one
    cutoff per distinct send date, so every send sees only its past);
-3. the held-out sends: the latest campaign when the log has several (out of
-   time), else 30% of the customers (by hash, customer-disjoint);
-4. an :class:`~churnclv.training._uplift.UpliftModel` fitted on the other sends;
-   on the held-out sends the learned policy (the action with the largest
+3. the held-out sends: with several campaigns, each of the latest three
+   (rolling origin: a campaign is predicted by a model fitted on the campaigns
+   sent before it, so every evaluation is out of time, and the pooled held-out
+   sends give the estimates their precision); with one campaign, 30% of the
+   customers (by hash, customer-disjoint);
+4. an :class:`~churnclv.training._uplift.UpliftModel` per fold; on the pooled
+   held-out sends the learned policy (the action with the largest
    ``uplift - cost``, or none) and every constant policy (each action for
    everyone, and none) are valued by IPW and doubly robust estimators with
    bootstrap CIs, and the gate (:func:`~churnclv.training._policy_value.gate`)
@@ -19,8 +22,8 @@ The stages of :func:`train_uplift`, in order:
 5. the model is refitted on every send (with the gate's decision) and logged
    to MLflow (run ``train-uplift <as_of> response<N>``) and registered as
    ``churnclv-uplift``; with ``promote`` it takes the ``champion`` alias when
-   there is no uplift champion, or when its decision's held-out value beats the
-   champion's on the same held-out sends.
+   there is no uplift champion, or when its decision's value on the latest
+   campaign beats the champion's on the same sends.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = ["UpliftTrainResult", "learned_choice", "train_uplift"]
 
 Progress = Callable[[str], None]
 _HOLDOUT_SHARE = 0.3
+_EVAL_CAMPAIGNS = 3
 
 
 @dataclass
@@ -139,15 +143,30 @@ def send_features(tables: InputTables, sends: pd.DataFrame) -> tuple[pd.DataFram
     return frame, rows
 
 
-def _split(sends: pd.DataFrame, seed: int) -> tuple[np.ndarray, str]:
-    """Held-out mask: the latest campaign, or 30% of customers when there is one campaign."""
+def _split(sends: pd.DataFrame, seed: int) -> tuple[list[np.ndarray], str]:
+    """Held-out masks, oldest first; each fold trains on the sends before its campaign.
+
+    With several campaigns: the latest ``_EVAL_CAMPAIGNS`` campaigns (at most, and
+    each with at least one earlier campaign), rolling origin, always out of time.
+    With one campaign: 30% of its customers (by hash, customer-disjoint).
+    """
     starts = sends.groupby("campaign_id")["ts"].min().sort_values()
     if len(starts) >= 2:
-        latest = starts.index[-1]
-        return (sends["campaign_id"] == latest).to_numpy(), f"campaign {latest} (out of time)"
+        held = list(starts.index[1:][-_EVAL_CAMPAIGNS:])
+        masks = [(sends["campaign_id"] == c).to_numpy() for c in held]
+        kind = f"campaign(s) {', '.join(map(str, held))} (out of time, rolling origin)"
+        return masks, kind
     h = pd.util.hash_pandas_object(sends["customer_id"].astype(str), index=False).to_numpy()
     mask = ((h + np.uint64(seed)) % np.uint64(100)) < _HOLDOUT_SHARE * 100
-    return mask, f"{_HOLDOUT_SHARE:.0%} of customers (one campaign: customer-disjoint)"
+    return [mask], f"{_HOLDOUT_SHARE:.0%} of customers (one campaign: customer-disjoint)"
+
+
+def _train_mask(sends: pd.DataFrame, held: np.ndarray) -> np.ndarray:
+    """The sends a fold trains on: those sent before its held-out sends (all others with
+    one campaign)."""
+    if sends.loc[held, "campaign_id"].nunique() == sends["campaign_id"].nunique():
+        return ~held
+    return (sends["ts"] < sends.loc[held, "ts"].min()).to_numpy()
 
 
 def train_uplift(
@@ -253,7 +272,8 @@ def train_uplift(
     frame, rows = send_features(tables, sends)
     no_history = len(sends) - len(rows)
     sends = sends.iloc[rows].reset_index(drop=True)
-    holdout, holdout_kind = _split(sends, seed)
+    folds, holdout_kind = _split(sends, seed)
+    holdout = folds[-1]
     t = sends["treatment"].astype(str).to_numpy()
     y = sends["net_spend"].to_numpy(float)
     _check_arms(t, holdout, control)
@@ -263,37 +283,45 @@ def train_uplift(
     actions = [a for a in actions if a not in unsent]
     if not actions:
         raise InputError("the campaign log has only control sends: no action to estimate")
-
-    say(f"fitting the uplift model on {int((~holdout).sum()):,} sends")
-    model = UpliftModel(actions=actions, control=control, learner=learner, seed=seed)
-    try:
-        model.fit(frame[~holdout].reset_index(drop=True), t[~holdout], y[~holdout])
-    except ValueError as exc:
-        raise InputError(f"cannot fit the uplift model: {exc}") from None
-
-    say(f"valuing policies on {int(holdout.sum()):,} held-out sends")
-    hold = frame[holdout].reset_index(drop=True)
-    arm = np.array([model.arms_.index(a) for a in t[holdout]])
-    mu = model.predict_outcomes(hold)
-    e = model.estimate_propensity(hold, t[holdout])
-    uplift = model.predict_uplift(hold)
     arm_costs = np.concatenate([[0.0], costs])
-    policies = {"learned": learned_choice(uplift, costs), "none": np.zeros(len(arm), int)}
-    policies.update({a: np.full(len(arm), i + 1) for i, a in enumerate(actions)})
+
+    pooled: list[tuple[np.ndarray, ...]] = []
+    for k, held in enumerate(folds):
+        train = _train_mask(sends, held)
+        latest = k == len(folds) - 1
+        say(f"fitting the uplift model on {int(train.sum()):,} sends")
+        model = UpliftModel(actions=actions, control=control, learner=learner, seed=seed)
+        try:
+            model.fit(frame[train].reset_index(drop=True), t[train], y[train])
+        except ValueError as exc:
+            if not latest:  # an early fold with too few sends: the later folds decide
+                continue
+            raise InputError(f"cannot fit the uplift model: {exc}") from None
+        say(f"valuing policies on {int(held.sum()):,} held-out sends")
+        hold = frame[held].reset_index(drop=True)
+        arm = np.array([model.arms_.index(a) for a in t[held]])
+        mu = model.predict_outcomes(hold)
+        e = model.estimate_propensity(hold, t[held])
+        uplift = model.predict_uplift(hold)
+        pooled.append((arm, y[held], e, mu, uplift))
+    arm_all, y_all, e_all, mu_all, up_all = (np.concatenate(p) for p in zip(*pooled, strict=True))
+    n_eval = len(arm_all)
+    policies = {"learned": learned_choice(up_all, costs), "none": np.zeros(n_eval, int)}
+    policies.update({a: np.full(n_eval, i + 1) for i, a in enumerate(actions)})
     values, contrib = evaluate_policies(
-        arm, y[holdout], policies, arm_costs, e, mu, n_boot=n_boot, seed=seed
+        arm_all, y_all, policies, arm_costs, e_all, mu_all, n_boot=n_boot, seed=seed
     )
     decision = gate(values, contrib, actions, n_boot=n_boot, seed=seed)
     qinis = {
         a: qini(
-            uplift[arm_i, i],
-            y[holdout][arm_i],
-            arm[arm_i] == i + 1,
+            up_all[arm_i, i],
+            y_all[arm_i],
+            arm_all[arm_i] == i + 1,
             n_boot=min(n_boot, 200),
             seed=seed,
         )
         for i, a in enumerate(actions)
-        for arm_i in [(arm == 0) | (arm == i + 1)]
+        for arm_i in [(arm_all == 0) | (arm_all == i + 1)]
     }
     chosen = "learned" if decision.basis == "learned" else decision.uniform_action
     holdout_key = _holdout_key(sends[holdout])
@@ -303,14 +331,16 @@ def train_uplift(
     final.decision_ = {
         **decision.as_dict(),
         "value": values[chosen].dr,
+        "holdout_value": float(contrib[chosen][-len(arm) :].mean()),
         "holdout": holdout_key,
         "trained_through": str(sends["ts"].max()),
         "response_days": int(response_days),
         "as_of": str(as_of),
     }
     n_sends = {
-        "train": int((~holdout).sum()),
+        "train": int(_train_mask(sends, holdout).sum()),
         "holdout": int(holdout.sum()),
+        "evaluated": int(n_eval),
         "dropped_window": dropped,
         "dropped_no_history": no_history,
         "propensity_clipped": int(model.propensity_clipped_),
@@ -474,7 +504,7 @@ def _judge(
 
     from churnclv.training._policy_value import policy_rows
 
-    new = float(model.decision_["value"])
+    new = float(model.decision_["holdout_value"])
     try:
         MlflowClient().get_model_version_by_alias(UPLIFT_MODEL, ALIAS)
     except MlflowException:
@@ -486,7 +516,7 @@ def _judge(
         return True, "the uplift champion cannot be loaded; the new model replaces it"
     old_decision = old_model.decision_ or {}
     if old_decision.get("holdout") == key:
-        old = float(old_decision.get("value", float("-inf")))
+        old = float(old_decision.get("holdout_value", float("-inf")))
     elif pd.Timestamp(old_decision.get("trained_through", "2262-01-01")) < pd.Timestamp(
         hold["as_of"].min()
     ):
