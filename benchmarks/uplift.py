@@ -7,16 +7,16 @@ One command reproduces every figure::
 
 Acceptance 1 (``uplift="heterogeneous"``): the generator's campaigns (four
 randomized sends before ``as_of``) train the uplift model as of ``as_of``
-(``train_uplift``: the latest campaign is the held-out one its gate and Qini
-use). Every customer is then decided as of ``as_of`` three ways: by the learned
-model (the scoring rule of ``churnclv score`` with an uplift champion: the
-eligible action with the largest ``uplift - cost``, or the gate's best
-constant), by the policy formula with its hand-set uplift constants
-(``action_basis = policy``) fed the generator's *true* P(churn) and expected
-value (today's policy at its best: perfect churn and value models, and no
-churn/value training in the benchmark), and by the oracle (the action with the
-largest true effect minus cost, or none; also restricted to the actions the
-policy allows each customer, ``oracle_eligible``).
+(``train_uplift``: its gate and Qini use the latest three campaigns, each
+predicted by a model fitted on the earlier ones). Every customer is then
+decided as of ``as_of`` three ways: by the learned model (the scoring rule of
+``churnclv score`` with an uplift champion: the eligible action with the
+largest ``uplift - cost``, or the gate's best constant); by the policy
+formula with its hand-set uplift constants (``action_basis = policy``) fed
+the generator's *true* P(churn) and expected value (today's policy at its
+best: perfect churn and value models, and no churn/value training in the
+benchmark); and by the oracle (the action with the largest true effect minus
+cost, or none; ``oracle_eligible`` also respects each action's restrictions).
 Each policy's true value is the mean over scored customers of the chosen
 action's true effect (``truth.effect_<action>``: expected incremental net spend
 in 30 days for a send at ``as_of``) minus its cost. The benchmark policy is the
@@ -116,8 +116,10 @@ def _decisions(data: Any, pol: Policy, model: Any, basis: str, uniform: str) -> 
     for j, a in enumerate(model.actions_):
         uplift[:, names.index(a)] = own[:, j]
     none = np.zeros(len(feats), dtype=bool)
+    ungated, _ = choose_action(uplift - costs, ok, none, names)
+    out["ungated_action"] = ungated  # what the model would choose had the gate kept it
     if basis == "learned":
-        learned, _ = choose_action(uplift - costs, ok, none, names)
+        learned = ungated
     else:
         give = ok[:, names.index(uniform)] if uniform in names else none
         learned = np.where(give, uniform, "none")
@@ -156,6 +158,7 @@ def heterogeneous(n: int, seed: int, learner: str, work: str) -> dict[str, Any]:
     oracle_eligible = names[np.where(masked.max(axis=1) > 0, masked.argmax(axis=1), len(ACTIONS))]
     values = {
         "learned": _true_value(d["learned_action"], d, costs),
+        "learned_if_kept_by_the_gate": _true_value(d["ungated_action"], d, costs),
         "oracle": _true_value(pd.Series(oracle), d, costs),
         "oracle_eligible": _true_value(pd.Series(oracle_eligible), d, costs),
         "constant_uplift_policy": _true_value(d["action"], d, costs),
