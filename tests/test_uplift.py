@@ -109,3 +109,22 @@ def test_qini_ranks_responders_above_random() -> None:
     assert lo < good < hi and lo > 0
     noise, lo, hi = qini(rng.random(n), y, treated, n_boot=100)
     assert lo < 0 < hi and noise < good
+
+
+def test_learned_choice_and_rolling_folds() -> None:
+    from churnclv.training._train_uplift import _split, _train_mask, learned_choice
+
+    up = np.array([[1.0, 30.0], [0.2, 3.0], [2.0, -1.0]])
+    assert learned_choice(up, np.array([0.5, 5.0])).tolist() == [2, 0, 1]
+    ts = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01", "2024-05-01"])
+    sends = pd.DataFrame(
+        {"customer_id": ["a"] * 5, "ts": ts, "campaign_id": ["c1", "c2", "c3", "c4", "c5"]}
+    )
+    folds, kind = _split(sends, seed=0)
+    assert [np.flatnonzero(f).tolist() for f in folds] == [[2], [3], [4]]
+    assert "out of time" in kind
+    assert _train_mask(sends, folds[0]).tolist() == [True, True, False, False, False]
+    one = sends.assign(campaign_id="c1", customer_id=[f"x{i}" for i in range(5)])
+    (mask,), kind = _split(one, seed=0)
+    assert "customer-disjoint" in kind
+    assert (_train_mask(one, mask) == ~mask).all()
