@@ -7,6 +7,7 @@ import pandas as pd
 
 from churnclv._reasons import reasons
 from churnclv.decisions import Policy, decide, select_under_budget
+from churnclv.serving._uplift_scoring import uplift_decisions
 from churnclv.training import Champion
 from churnclv.training._model import Columns
 
@@ -93,10 +94,13 @@ def score_features(
         churn_horizon_days=champion.churn_horizon_days,
         reference=champion.value.reference_ or None,
     )
+    learned = uplift_decisions(features, scored, champion, policy)
+    scored = scored.assign(**learned)
     scored["model_version"] = champion.model_version
     scored = select_under_budget(scored, policy, budget)
     extra = ["as_of", "model_version", "selected", "action_cost", "expected_saved_value"]
     extra += [c for c in DECISION_EXTRAS if c in scored]
+    extra += [c for c in learned if c.startswith("uplift_")]
     if with_reasons:
         why = reasons(features, champion.churn.contributions(features, x_churn))
         scored["reasons"] = ["; ".join(r["text"] for r in items) for items in why]

@@ -30,6 +30,7 @@ from churnclv.serving._requests import (
     to_naive_utc,
     utcnow,
 )
+from churnclv.serving._uplift_scoring import uplift_decisions, uplift_feature_columns
 from churnclv.training import Champion
 from churnclv.training._model import Columns
 
@@ -41,9 +42,11 @@ def _records(
     predictions: tuple[np.ndarray, np.ndarray],
     decided: Mapping[str, np.ndarray],
     why: list[list[dict[str, Any]]],
+    extra: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """One JSON-ready dict per row: the DESIGN §7 columns, ``as_of``, ``reasons`` and the
-    decision extras (``potential_high_value``, ``holdout``, ``action_basis``)."""
+    """One JSON-ready dict per row: the DESIGN §7 columns, ``as_of``, ``reasons``, the
+    decision extras (``potential_high_value``, ``holdout``, ``action_basis``) and the
+    ``extra`` columns of ``decided`` (``uplift_<action>``, NaN as null)."""
     # Column-wise tolist() gives plain Python values (float, str) without per-row work.
     values = [
         features["customer_id"].tolist(),
@@ -53,9 +56,18 @@ def _records(
         [pd.Timestamp(t).isoformat() for t in features["as_of"].tolist()],
         why,
         *(decided[c].tolist() for c in DECISION_EXTRAS),
+        *(_nulls(decided[c]) for c in extra),
     ]
-    cols = [*SCORE_COLUMNS, "as_of", "reasons", *DECISION_EXTRAS]
+    cols = [*SCORE_COLUMNS, "as_of", "reasons", *DECISION_EXTRAS, *extra]
     return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _nulls(values: np.ndarray) -> list[Any]:
+    """``values`` as a list, NaN as None (JSON null)."""
+    out = values.tolist()
+    if values.dtype.kind == "f":
+        return [None if v != v else v for v in out]
+    return list(out)
 
 
 @dataclass
@@ -94,7 +106,15 @@ class OnlineScorer:
     session: FeatureSession = field(init=False)
 
     def __post_init__(self) -> None:
-        used = list(dict.fromkeys([*self.champion.churn.features_, *self.champion.value.features_]))
+        used = list(
+            dict.fromkeys(
+                [
+                    *self.champion.churn.features_,
+                    *self.champion.value.features_,
+                    *uplift_feature_columns(self.champion),
+                ]
+            )
+        )
         used = [c for c in used if c not in _model_derived_columns()]  # the models add these
         known = set(_base_feature_columns())
         self.static_columns = [c for c in used if c not in known]
@@ -123,9 +143,12 @@ class OnlineScorer:
             churn_horizon_days=champion.churn_horizon_days,
             reference=champion.value.reference_ or None,
         )
+        learned = uplift_decisions(feats, decided, champion, self.policy)
+        decided.update(learned)
         contributions = champion.churn.contribution_matrix(x_churn)
         why = reasons(feats, contributions, columns=champion.churn.features_)
-        return _records(feats, (p, v), decided, why)
+        extra = [c for c in learned if c.startswith("uplift_")]
+        return _records(feats, (p, v), decided, why, extra)
 
     def score_customers(
         self, customers: Sequence[CustomerIn], now: datetime | None = None

@@ -12,7 +12,7 @@ from churnclv.cli import app
 
 VERBS = [
     "demo", "generate", "features", "train", "score", "export", "report", "serve", "ui", "models",
-    "monitor",
+    "monitor", "train-uplift",
 ]  # fmt: skip
 MODEL_VERBS = ["list", "promote", "rollback"]
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ __all__ = [
     "ALIAS",
     "CHURN_MODEL",
     "EXPERIMENT",
+    "UPLIFT_MODEL",
     "VALUE_MODEL",
     "Champion",
     "Promotion",
@@ -48,6 +50,7 @@ __all__ = [
 
 CHURN_MODEL = "churnclv-churn"
 VALUE_MODEL = "churnclv-value"
+UPLIFT_MODEL = "churnclv-uplift"
 ALIAS = "champion"
 EXPERIMENT = "churnclv"
 
@@ -142,6 +145,11 @@ class Champion:
         The MLflow runs that trained them.
     churn_horizon_days, value_horizon_days : float
         The label horizons they were trained for.
+    uplift : UpliftModel or None
+        The ``churnclv-uplift@champion`` model (None when there is none): scoring
+        then chooses actions from learned uplift (:func:`churnclv.train_uplift`).
+    uplift_version : str or None
+        Its version in the registry.
 
     Examples
     --------
@@ -163,11 +171,14 @@ class Champion:
     value_run_id: str
     churn_horizon_days: float
     value_horizon_days: float
+    uplift: Any = None
+    uplift_version: str | None = None
 
     @property
     def model_version(self) -> str:
-        """A compact version string, e.g. ``churn:v3+value:v2``."""
-        return f"churn:v{self.churn_version}+value:v{self.value_version}"
+        """A compact version string, e.g. ``churn:v3+value:v2`` (``+uplift:v1`` with one)."""
+        pair = f"churn:v{self.churn_version}+value:v{self.value_version}"
+        return pair if self.uplift is None else f"{pair}+uplift:v{self.uplift_version}"
 
 
 def _require_aliases(tracking_uri: str) -> None:
@@ -269,6 +280,7 @@ def load_champion(tracking_uri: str) -> Champion:
         params = client.get_run(str(mv.run_id)).data.params
         loaded[name] = (model, str(mv.version), str(mv.run_id), params)
     churn, value = loaded[CHURN_MODEL], loaded[VALUE_MODEL]
+    uplift, uplift_version = load_uplift_champion(tracking_uri)
     return Champion(
         churn=churn[0],
         value=value[0],
@@ -278,7 +290,35 @@ def load_champion(tracking_uri: str) -> Champion:
         value_run_id=value[2],
         churn_horizon_days=float(churn[3].get("churn_horizon_days", 90)),
         value_horizon_days=float(value[3].get("value_horizon_days", 365)),
+        uplift=uplift,
+        uplift_version=uplift_version,
     )
+
+
+def load_uplift_champion(tracking_uri: str) -> tuple[Any, str | None]:
+    """The ``churnclv-uplift@champion`` model and its version, or ``(None, None)``.
+
+    A store without one (the usual case before ``churnclv train-uplift
+    --promote``) gives ``(None, None)``; an artifact that cannot be loaded is an
+    error, as for the other champions.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure_mlflow(tracking_uri)
+    try:
+        mv = MlflowClient().get_model_version_by_alias(UPLIFT_MODEL, ALIAS)
+    except MlflowException:
+        return None, None
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{UPLIFT_MODEL}@{ALIAS}")
+        model = pyfunc.unwrap_python_model().model
+    except Exception as exc:  # a corrupted artifact is not the user's input
+        raise ChurnclvError(
+            f"cannot load {UPLIFT_MODEL}@{ALIAS} (version {mv.version}): {exc}"
+        ) from exc
+    return model, str(mv.version)
 
 
 _MODEL_PLOTS = ("churn_calibration.png", "churn_gains.png", "value_deciles.png")

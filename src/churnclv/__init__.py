@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         train,
     )
     from churnclv.training._hybrid import stack_btyd
+    from churnclv.training._train_uplift import UpliftTrainResult, train_uplift
+    from churnclv.training._uplift import UpliftModel
 
 __version__ = "0.1.0"
 
@@ -76,6 +78,9 @@ _OWNERS: dict[str, str] = {
     "load_campaigns": "churnclv._campaigns",
     "evaluate_campaign": "churnclv._campaign_eval",
     "SyntheticData": "churnclv._generate",
+    "train_uplift": "churnclv.training._train_uplift",
+    "UpliftTrainResult": "churnclv.training._train_uplift",
+    "UpliftModel": "churnclv.training._uplift",
 }
 
 __all__ = [
@@ -91,6 +96,8 @@ __all__ = [
     "Policy",
     "SyntheticData",
     "TrainResult",
+    "UpliftModel",
+    "UpliftTrainResult",
     "__version__",
     "build_features",
     "build_labels",
@@ -110,6 +117,7 @@ __all__ = [
     "score",
     "stack_btyd",
     "train",
+    "train_uplift",
     "validate_customers",
 ]
 

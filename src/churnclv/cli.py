@@ -16,6 +16,7 @@ import typer
 
 from churnclv import ChurnclvError, InputError, check_as_of
 from churnclv import _cli_options as opt
+from churnclv import _cli_uplift as upl
 from churnclv._cli_campaigns import evaluate_campaign_verb
 from churnclv._cli_models import models_app
 from churnclv._cli_monitor import monitor as monitor_verb
@@ -34,6 +35,7 @@ from churnclv._cli_output import (
     write_table,
 )
 from churnclv._cli_process import exec_mlflow_ui, require_bentoml, run_bentoml_serve
+from churnclv._cli_uplift import run_train_uplift
 from churnclv._demo import run_demo
 from churnclv._interrupt import handle_interrupts, interrupted, stop_requested
 from churnclv._reporting import write_decision_report
@@ -224,6 +226,40 @@ def train(
     print_fallbacks(result)
     print_metrics(result)
     out.print(f"run {result.run_id} in {uri}")
+
+
+@app.command("train-uplift")
+def train_uplift(
+    transactions: opt.Transactions,
+    campaigns: upl.Campaigns,
+    as_of: opt.AsOf,
+    events: opt.Events = None,
+    customers: opt.Customers = None,
+    response_days: upl.ResponseDays = 30,
+    policy: opt.PolicyOpt = None,
+    control: upl.Control = "control",
+    promote: opt.Promote = False,
+    learner: upl.LearnerOpt = "dr",
+    seed: Annotated[int, typer.Option(help="Random seed of the models and the bootstrap.")] = 0,
+    campaign_customer_col: upl.CampaignCustomerCol = "customer_id",
+    campaign_ts_col: upl.CampaignTsCol = "ts",
+    treatment_col: upl.TreatmentCol = "treatment",
+    campaign_id_col: upl.CampaignIdCol = "campaign_id",
+    customer_col: opt.CustomerCol = "customer_id",
+    ts_col: opt.TsCol = "ts",
+    amount_col: opt.AmountCol = "amount",
+    event_type_col: opt.EventTypeCol = "event_type",
+    quantity_col: opt.QuantityCol = None,
+    price_col: opt.PriceCol = None,
+    no_amount: opt.NoAmount = False,
+    encoding: opt.Encoding = None,
+    sep: opt.Sep = None,
+    decimal: opt.Decimal = None,
+    workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
+    tracking_uri: opt.TrackingUri = None,
+) -> None:
+    """Learn which action works for whom from a campaign log; gate it against constant policies."""
+    run_train_uplift(dict(locals()))
 
 
 @app.command()

@@ -1,0 +1,130 @@
+"""The uplift estimator, policy values, the gate and Qini on tiny hand-built arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from churnclv import UpliftModel
+from churnclv.training._policy_value import evaluate_policies, gate, policy_rows, qini
+
+ARMS = np.array(["control", "coupon", "email"])
+
+
+def _log(n: int = 2400, seed: int = 0, effect: bool = True):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {"customer_id": [f"C{i}" for i in range(n)], "recency_days": rng.uniform(0, 200, n)}
+    )
+    arm = rng.choice(ARMS, n)
+    true = np.where(frame["recency_days"] > 100, 20.0, -5.0) if effect else np.zeros(n)
+    y = rng.normal(30, 5, n) + np.where(arm == "coupon", true, 0.0)
+    return frame, arm, y, true
+
+
+@pytest.mark.parametrize("learner", ["dr", "t"])
+def test_learners_recover_known_effects(learner: str) -> None:
+    frame, arm, y, true = _log()
+    model = UpliftModel(learner=learner, seed=1).fit(frame, arm, y)
+    up = model.predict_uplift(frame)
+    assert model.actions_ == ["coupon", "email"] and up.shape == (len(frame), 2)
+    assert np.corrcoef(up[:, 0], true)[0, 1] > 0.9
+    assert abs(up[:, 1].mean()) < 1.5  # email does nothing
+    assert model.propensity_clipped_ == 0  # randomized thirds: nothing near the clip
+    e = model.predict_propensity(frame.head(3))
+    assert np.allclose(e.sum(axis=1), 1, atol=0.05) and np.allclose(e, 1 / 3, atol=0.1)
+
+
+def test_estimator_contract_and_round_trip(tmp_path) -> None:
+    frame, arm, y, _ = _log(600)
+    model = UpliftModel(learner="t", num_boost_round=30, seed=2)
+    assert clone(model).get_params() == model.get_params()
+    assert not hasattr(clone(model), "actions_")
+    model.fit(frame, arm, y, propensity=np.full((len(y), 3), 1 / 3))
+    loaded = UpliftModel.load(model.save(tmp_path / "m"))
+    assert np.allclose(loaded.predict_uplift(frame), model.predict_uplift(frame))
+    assert loaded.get_params() == model.get_params()
+
+
+def test_fit_refuses_a_log_without_control() -> None:
+    frame, arm, y, _ = _log(300)
+    with pytest.raises(ValueError, match="comparison group"):
+        UpliftModel().fit(frame, np.where(arm == "control", "email", arm), y)
+    with pytest.raises(ValueError, match="learner"):
+        UpliftModel(learner="x").fit(frame, arm, y)
+
+
+def test_policy_rows_ipw_and_dr_on_a_known_log() -> None:
+    arm = np.array([0, 1, 0, 1])
+    y = np.array([10.0, 30.0, 20.0, 40.0])
+    e = np.full((4, 2), 0.5)
+    costs = np.array([0.0, 5.0])
+    treat_all = np.ones(4, dtype=int)
+    ipw = policy_rows(arm, y, treat_all, costs, e)
+    assert ipw.mean() == pytest.approx(35.0 - 15.0 - 5.0)  # E[Y1] - E[Y0] - cost
+    mu = np.column_stack([np.full(4, 15.0), np.full(4, 35.0)])
+    assert policy_rows(arm, y, treat_all, costs, e, mu).mean() == pytest.approx(15.0)
+    assert policy_rows(arm, y, np.zeros(4, int), costs, e, mu).tolist() == [0.0] * 4
+
+
+def _values(true_gain: np.ndarray, seed: int = 0):
+    """A randomized 2-arm log where the action's effect is ``true_gain`` per row."""
+    rng = np.random.default_rng(seed)
+    n = len(true_gain)
+    arm = rng.integers(0, 2, n)
+    y = rng.normal(0, 5, n) + np.where(arm == 1, true_gain, 0.0)
+    e = np.full((n, 2), 0.5)
+    mu = np.column_stack([np.zeros(n), true_gain])
+    learned = (true_gain > 1.0).astype(int)
+    policies = {"learned": learned, "none": np.zeros(n, int), "coupon": np.ones(n, int)}
+    return evaluate_policies(arm, y, policies, np.array([0.0, 1.0]), e, mu, n_boot=200)
+
+
+def test_gate_keeps_the_learned_policy_only_when_it_wins() -> None:
+    hetero = np.tile([10.0, -8.0], 1000)
+    values, contrib = _values(hetero)
+    decision = gate(values, contrib, ["coupon"], n_boot=200)
+    assert decision.basis == "learned" and decision.difference_low > 0
+    assert values["learned"].dr_low < values["learned"].dr < values["learned"].dr_high
+
+    uniform = np.full(2000, 6.0)
+    values, contrib = _values(uniform)
+    decision = gate(values, contrib, ["coupon"], n_boot=200)
+    assert (decision.basis, decision.uniform_action) == ("best_uniform", "coupon")
+
+    values, contrib = _values(np.zeros(2000))
+    decision = gate(values, contrib, ["coupon"], n_boot=200)
+    assert (decision.basis, decision.uniform_action) == ("best_uniform", "none")
+
+
+def test_qini_ranks_responders_above_random() -> None:
+    rng = np.random.default_rng(3)
+    n = 2000
+    effect = np.tile([10.0, 0.0], n // 2)
+    treated = rng.random(n) < 0.5
+    y = rng.normal(0, 2, n) + np.where(treated, effect, 0.0)
+    good, lo, hi = qini(effect, y, treated, n_boot=100)
+    assert lo < good < hi and lo > 0
+    noise, lo, hi = qini(rng.random(n), y, treated, n_boot=100)
+    assert lo < 0 < hi and noise < good
+
+
+def test_learned_choice_and_rolling_folds() -> None:
+    from churnclv.training._train_uplift import _split, _train_mask, learned_choice
+
+    up = np.array([[1.0, 30.0], [0.2, 3.0], [2.0, -1.0]])
+    assert learned_choice(up, np.array([0.5, 5.0])).tolist() == [2, 0, 1]
+    ts = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-04-01", "2024-05-01"])
+    sends = pd.DataFrame(
+        {"customer_id": ["a"] * 5, "ts": ts, "campaign_id": ["c1", "c2", "c3", "c4", "c5"]}
+    )
+    folds, kind = _split(sends, seed=0)
+    assert [np.flatnonzero(f).tolist() for f in folds] == [[2], [3], [4]]
+    assert "out of time" in kind
+    assert _train_mask(sends, folds[0]).tolist() == [True, True, False, False, False]
+    one = sends.assign(campaign_id="c1", customer_id=[f"x{i}" for i in range(5)])
+    (mask,), kind = _split(one, seed=0)
+    assert "customer-disjoint" in kind
+    assert (_train_mask(one, mask) == ~mask).all()
