@@ -206,12 +206,13 @@ class ServingState:
         )
         return True
 
-    def serving_versions(self) -> tuple[str, str] | None:
-        """The ``(churn, value)`` versions being served (None before loading)."""
+    def serving_versions(self) -> tuple[str, ...] | None:
+        """The ``(churn, value[, uplift])`` versions being served (None before loading)."""
         if self.live is None:
             return None
         champion = self.live.scorer.champion
-        return champion.churn_version, champion.value_version
+        pair = champion.churn_version, champion.value_version
+        return pair if champion.uplift_version is None else (*pair, champion.uplift_version)
 
     def reload(self) -> MicroBatcher | None:
         """Swap in the registry's champion when its aliases moved; the batcher it replaced.

@@ -13,7 +13,7 @@ from churnclv.cli import main
 from churnclv.decisions import load_policy
 from churnclv.serving._requests import CustomerIn
 from churnclv.serving._scorer import OnlineScorer
-from churnclv.training import load_champion, tracking_uri_for
+from churnclv.training import champion_versions, load_champion, tracking_uri_for
 from tests._uplift_data import add_campaigns
 
 AS_OF = datetime(2024, 1, 1)
@@ -75,6 +75,12 @@ def test_train_uplift_then_score_and_predict_agree(demo_workdir: Path, tmp_path:
     assert champion.uplift is not None
     assert (scores["model_version"] == champion.model_version).all()
     assert champion.model_version.endswith(f"+uplift:v{champion.uplift_version}")
+    # the service's reload check sees the uplift alias too, so a new uplift champion is swapped in
+    assert champion_versions(tracking_uri_for(work)) == (
+        champion.churn_version,
+        champion.value_version,
+        champion.uplift_version,
+    )
     scorer = OnlineScorer(champion, load_policy())
     cust = pd.read_parquet(data / "customers.parquet").set_index("customer_id")
     ids = sorted(scores.index)[:8]

@@ -29,6 +29,7 @@ from churnclv.training._registry import (
     _NAMES,
     ALIAS,
     CHURN_MODEL,
+    UPLIFT_MODEL,
     VALUE_MODEL,
     _gate,
     configure_mlflow,
@@ -318,8 +319,11 @@ def rollback_champion(tracking_uri: str, name: str) -> tuple[str, str]:
     return now, target
 
 
-def champion_versions(tracking_uri: str) -> tuple[str, str] | None:
+def champion_versions(tracking_uri: str) -> tuple[str, ...] | None:
     """The versions holding the champion aliases ``(churn, value)``; None when either is missing.
+
+    With an uplift champion (``churnclv-uplift@champion``) its version follows:
+    ``(churn, value, uplift)``, so a service notices a new uplift champion too.
 
     A sqlite store is read directly and read-only (no MLflow client, no
     schema migration), so a service can poll it every few seconds.
@@ -341,8 +345,8 @@ def champion_versions(tracking_uri: str) -> tuple[str, str] | None:
                 found = dict(
                     con.execute(
                         "SELECT name, version FROM registered_model_aliases "
-                        "WHERE alias = ? AND name IN (?, ?)",
-                        (ALIAS, CHURN_MODEL, VALUE_MODEL),
+                        "WHERE alias = ? AND name IN (?, ?, ?)",
+                        (ALIAS, CHURN_MODEL, VALUE_MODEL, UPLIFT_MODEL),
                     ).fetchall()
                 )
             finally:
@@ -352,10 +356,11 @@ def champion_versions(tracking_uri: str) -> tuple[str, str] | None:
     else:
         client = _client(tracking_uri)
         found = {}
-        for name in (CHURN_MODEL, VALUE_MODEL):
+        for name in (CHURN_MODEL, VALUE_MODEL, UPLIFT_MODEL):
             mv = _current(client, name)
             if mv is not None:
                 found[name] = mv.version
     if CHURN_MODEL not in found or VALUE_MODEL not in found:
         return None
-    return str(found[CHURN_MODEL]), str(found[VALUE_MODEL])
+    pair = str(found[CHURN_MODEL]), str(found[VALUE_MODEL])
+    return pair if UPLIFT_MODEL not in found else (*pair, str(found[UPLIFT_MODEL]))
