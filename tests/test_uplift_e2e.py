@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _uplift_data import add_campaigns
 
 from churnclv.cli import main
 from churnclv.decisions import load_policy
 from churnclv.serving._requests import CustomerIn
 from churnclv.serving._scorer import OnlineScorer
 from churnclv.training import champion_versions, load_champion, tracking_uri_for
-from _uplift_data import add_campaigns
 
 AS_OF = datetime(2024, 1, 1)
 ACTIONS = ("email_reminder", "discount_coupon", "personal_call")
