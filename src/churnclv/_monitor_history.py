@@ -178,6 +178,7 @@ def history_figure(history: pd.DataFrame, thresholds: Monitoring | None = None) 
     Dashed lines are the policy's watch and retrain thresholds; each point is
     coloured by that date's verdict (green ok, orange watch, red retrain).
     """
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
     thresholds = thresholds or Monitoring()
@@ -202,10 +203,15 @@ def history_figure(history: pd.DataFrame, thresholds: Monitoring | None = None) 
             ref = _finite(history["reference_auc"])
             if not ref.empty:
                 ax.axhline(ref.iloc[-1], linestyle=":", color="black", label="validation AUC")
+        if column != "backtest_auc":
+            ax.set_ylim(bottom=0)
         ax.set_title(title, fontsize=10, loc="left")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="upper left")
+    locator = AutoDateLocator(maxticks=8)
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
     axes[-1].set_xlabel("monitoring date (as_of)")
     fig.suptitle("Champion monitoring over time")
     return fig
