@@ -186,7 +186,7 @@ def history_figure(history: pd.DataFrame, thresholds: Monitoring | None = None) 
     axes = fig.subplots(3, 1, sharex=True)
     dates = pd.to_datetime(history["as_of"])
     colours = [_COLOURS.get(str(v), "grey") for v in history["verdict"]]
-    panels = (
+    panels: tuple[tuple[str, str, dict[str, float]], ...] = (
         ("max_psi", "largest PSI (any feature or score)",
          {"watch": thresholds.psi_watch, "retrain": thresholds.psi_retrain}),
         ("backtest_auc", "backtest churn AUC (latest ended snapshot)", {}),
