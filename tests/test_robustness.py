@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -81,26 +80,33 @@ def _statuses(work: Path) -> list[str]:
     return [r.info.status for r in c.search_runs([exp.experiment_id])]
 
 
+#: `churnclv train` whose run, once RUNNING, prints RUNNING and waits there (while logging
+#: plots): a signal then lands mid-run every time, however fast or loaded the machine.
+_HELD_TRAIN = (
+    "import sys, time\n"
+    "import churnclv.training._tracking as tracking\n"
+    "log_plots = tracking._log_plots\n"
+    "def hold(*args):\n"
+    "    log_plots(*args)\n"
+    "    print('RUNNING', flush=True)\n"
+    "    time.sleep(600)\n"
+    "tracking._log_plots = hold\n"
+    "from churnclv.cli import _entry\n"
+    "_entry()\n"
+)
+
+
 def _train_and_kill(data: Path, work: Path, sig: int) -> subprocess.Popen[bytes]:
     """Start `churnclv train`, wait until its MLflow run is RUNNING, then send ``sig``."""
-    proc = subprocess.Popen(
-        _train_cmd(data, work, 3), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
-    db = sqlite3.connect(work / "mlruns.db", timeout=30)
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                running = db.execute("SELECT count(*) FROM runs WHERE status = 'RUNNING'")
-                if running.fetchone()[0]:
-                    proc.send_signal(sig)
-                    break
-            except sqlite3.OperationalError:  # locked by the writer: look again
-                pass
-            time.sleep(0.01)
-    finally:
-        db.close()
-    proc.wait(timeout=120)
+    cmd = _train_cmd(data, work, 3)
+    cmd[2] = _HELD_TRAIN
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # until the run is RUNNING (or the training ended: EOF)
+        if line.strip() == b"RUNNING":
+            proc.send_signal(sig)
+            break
+    proc.communicate(timeout=600)
     return proc
 
 
