@@ -228,6 +228,10 @@ def test_round_trip_through_a_postgres_backed_server(
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     assert [r.data.tags["verdict"] for r in runs] == [report["verdict"]]
+    assert runs[0].data.tags["history"].startswith(f"1 check on {AS_OF}")  # and its chart:
+    assert [a.path for a in client.list_artifacts(runs[0].info.run_id, "")].count(
+        "monitoring_history.png"
+    ) == 1
     assert not (work / "mlruns.db").exists()  # nothing went to a local store
 
     before = _model_version(tracking_server)

@@ -209,6 +209,9 @@ def history_figure(history: pd.DataFrame, thresholds: Monitoring | None = None) 
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="upper left")
+    if len(dates):  # a margin, and a range even for a single date
+        pad = max((dates.max() - dates.min()) * 0.05, pd.Timedelta(days=7))
+        axes[-1].set_xlim(dates.min() - pad, dates.max() + pad)
     locator = AutoDateLocator(maxticks=8)
     axes[-1].xaxis.set_major_locator(locator)
     axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
