@@ -328,6 +328,44 @@ for kind in ("churn", "value"):
 why
 
 # %% [markdown]
+# ## Monitoring over time
+#
+# Every `churnclv monitor` is a run in experiment `churnclv-monitor` (tags `as_of` and
+# `verdict`, metrics `max_psi` and `tier_change_share`). Its latest run holds the history
+# chart: largest PSI, backtest churn AUC and share of customers changing value tier per
+# monitoring date, against the policy's thresholds, with the sentence that sums it up.
+
+# %%
+monitor_runs = mlflow.search_runs(
+    experiment_names=["churnclv-monitor"], order_by=["start_time ASC"]
+)
+charted = (
+    monitor_runs[monitor_runs["tags.history"].notna()]
+    if "tags.history" in monitor_runs
+    else monitor_runs.iloc[:0]
+)
+if charted.empty:
+    print("no `churnclv monitor` run with a history yet: score on two dates, then monitor")
+else:
+    latest = charted.iloc[-1]
+    print(latest["tags.history"])
+    chart = mlflow.artifacts.load_image(f"runs:/{latest.run_id}/monitoring_history.png")
+    plt.figure(figsize=(8, 7.5))
+    plt.imshow(chart)
+    plt.axis("off")
+    plt.show()
+    shown = {
+        "tags.as_of": "as_of",
+        "tags.verdict": "verdict",
+        "metrics.max_psi": "largest PSI",
+        "metrics.tier_change_share": "tier change share",
+    }
+    per_date = monitor_runs.drop_duplicates("tags.as_of", keep="last")  # the latest run per date
+    display(  # noqa: F821 - IPython's display
+        per_date[[c for c in shown if c in per_date]].rename(columns=shown).round(3)
+    )
+
+# %% [markdown]
 # ## What the figures show
 #
 # - **Side-by-side table**: every run on the champion's out-of-time window with the RFM,
@@ -343,3 +381,6 @@ why
 #   recency should lead, as the exploration in notebook 01 suggests.
 # - **Promotion table**: the gate's verdict per run (metric, challenger vs champion on the same
 #   rows).
+# - **Monitoring over time**: whether the champion is decaying. PSI above the dashed retrain
+#   line or a backtest AUC falling away from the validation AUC means `churnclv train
+#   --promote` is due; `churnclv monitor` exits 3 then, so a scheduler can trigger it.

@@ -17,6 +17,13 @@ from churnclv import InputTables
 from churnclv._generate import write
 from churnclv._io import atomic_write_parquet
 from churnclv._monitor import backtest, monitor, psi, read_snapshots
+from churnclv._monitor_history import (
+    HISTORY,
+    append_history,
+    history_figure,
+    history_sentence,
+    read_history,
+)
 from churnclv.cli import main
 from churnclv.decisions import load_policy
 from churnclv.features import build_features, build_labels
@@ -144,6 +151,14 @@ def test_cli_no_snapshots_and_corrupt_file(
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.tags["verdict"] for r in runs) == ["ok", "ok", "retrain"]
     assert max(r.data.metrics.get("max_psi", 0) for r in runs) >= 0.25
+    # the history holds one row per date (the repeated 2023-06-30 replaced), and its chart
+    history = read_history(work)
+    assert history["as_of"].dt.date.astype(str).tolist() == ["2023-06-30", "2023-10-01"]
+    assert history["verdict"].tolist() == ["ok", "retrain"]
+    assert (work / HISTORY.with_suffix(".png")).stat().st_size > 0
+    latest = max(runs, key=lambda r: r.info.start_time)
+    assert latest.data.tags["history"].startswith("2 checks from 2023-06-30 to 2023-10-01")
+    assert "monitoring_history.png" in [a.path for a in client.list_artifacts(latest.info.run_id)]
 
 
 @pytest.mark.slow
@@ -183,3 +198,47 @@ def test_no_horizon_ended_is_ok_with_a_reason(
     assert report["snapshots"] == ["2023-04-01"] and report["backtest"] == []
     assert report["verdict"] == "ok"
     assert any("nothing to backtest" in r for r in report["reasons"])
+
+
+def _report(as_of: str, verdict: str, psi: float, auc: float | None, share: float) -> dict:
+    backtest = [{"as_of": "2023-01-01", "churn_roc_auc": auc}] if auc is not None else []
+    return {"as_of": as_of, "verdict": verdict, "snapshots": ["2023-01-01"], "backtest": backtest,
+            "drift": {"psi": {"recency_days": psi, "spend_90d": psi / 2},
+                      "tier_change_share": share},
+            "reference_auc": 0.8}  # fmt: skip
+
+
+def test_history_appends_replaces_and_tells_the_trend(tmp_path: Path) -> None:
+    """Each verdict adds a row (the same date replaces it); the sentence and chart follow."""
+    assert history_sentence(read_history(tmp_path)).startswith("no monitoring history yet")
+    reports = [
+        _report("2023-05-01", "ok", 0.03, None, 0.05),
+        _report("2023-06-01", "watch", 0.15, 0.78, 0.08),
+        _report("2023-07-01", "retrain", 0.5, 0.7, 0.3),
+    ]
+    for report in [reports[1], reports[0], reports[2], reports[2]]:  # out of order, repeated
+        path, history, problem = append_history(report, tmp_path)
+        assert problem is None
+    assert path == tmp_path / HISTORY
+    history = read_history(tmp_path)
+    assert history["as_of"].dt.date.astype(str).tolist() == ["2023-05-01", "2023-06-01",
+                                                              "2023-07-01"]  # fmt: skip
+    assert history["max_psi_column"].tolist() == ["recency_days"] * 3
+    assert history["backtest_auc"].isna().tolist() == [True, False, False]
+    assert history_sentence(history) == (
+        "3 checks from 2023-05-01 to 2023-07-01: largest PSI 0.030 -> 0.500 (retrain at 0.25), "
+        "backtest churn AUC 0.780 -> 0.700, value tier changes 5% -> 30%; "
+        "verdict retrain since 2023-07-01 (1 check)."
+    )
+    fig = history_figure(history)
+    assert [ax.get_title(loc="left") for ax in fig.axes] == [
+        "largest PSI (any feature or score)",
+        "backtest churn AUC (latest ended snapshot)",
+        "share changing value tier",
+    ]
+    assert len(fig.axes[0].collections[0].get_offsets()) == 3  # one point per date
+    # an unreadable history is named and started anew, not fatal
+    (tmp_path / HISTORY).write_bytes(b"not parquet")
+    _, history, problem = append_history(reports[0], tmp_path)
+    assert problem is not None and "history.parquet cannot be read" in problem
+    assert len(history) == 1

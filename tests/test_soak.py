@@ -39,7 +39,9 @@ __all__ = [
 AS_OF = "2024-01-01"
 KNOWN_IDS = ("C000001", "C000002", "C000003", "C000010")
 EVENT_TYPES = ("login", "session", "page_view", "email_open", "support_ticket", "complaint")
-SOAK_REQUESTS = 2_000
+#: Every one of the 42 invalid kinds already appears within the first 800 requests of seed 1;
+#: volume is benchmarks/reliability.py's job (10,000 requests).
+SOAK_REQUESTS = 1_000
 
 
 @dataclass(frozen=True)
@@ -473,7 +475,7 @@ def send(client: Any, base: str, req: SoakRequest) -> Any:
 
 @pytest.mark.slow
 def test_soak_mixed_bodies_never_5xx(demo_workdir: Path) -> None:
-    """2,000 mixed valid and invalid requests to the real server get no 5xx and only JSON 4xx."""
+    """1,000 mixed valid and invalid requests to the real server get no 5xx and only JSON 4xx."""
     import httpx
 
     reqs = soak_requests(SOAK_REQUESTS, seed=1)

@@ -1,15 +1,19 @@
 """A team's tracking server: an `mlflow server` over PostgreSQL, and concurrent promotions.
 
-The server test starts a throwaway PostgreSQL cluster (Debian's ``postgresql``
-package, which ``.ci/run`` installs) and an ``mlflow server`` on loopback, then
-runs train --promote, models list, score and a serving process that hot-swaps
-to a second promotion, all with ``--tracking-uri http://...``. Skipped where
-PostgreSQL or ``psycopg2`` is missing.
+The module starts one throwaway PostgreSQL cluster (Debian's ``postgresql``
+package, which ``.ci/run`` installs) and one ``mlflow server`` on loopback, and
+trains once on a few hundred generated customers (``train --promote`` with
+``--tracking-uri http://...``). The round trip then lists, scores twice,
+monitors and serves a process that hot-swaps to a second promotion, all through
+the server; the concurrency test promotes from two processes at once. Two
+trainings at once on one sqlite store are in ``test_robustness.py``. Skipped
+where PostgreSQL or ``psycopg2`` is missing.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -25,7 +29,7 @@ from typing import Any
 import pytest
 
 from churnclv.cli import main
-from churnclv.training import ALIAS, CHURN_MODEL, VALUE_MODEL, tracking_uri_for
+from churnclv.training import ALIAS, CHURN_MODEL, VALUE_MODEL
 
 pytestmark = pytest.mark.slow
 
@@ -53,15 +57,11 @@ def _as_owner(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "nobody", "--", *cmd]
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process started in its own session, and its children; bounded."""
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a throwaway process started in its own session, and its children."""
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def tracking_server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> 
         proc = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--backend-store-uri", postgres,
              "--artifacts-destination", str(tmp / "artifacts"),
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -135,23 +135,55 @@ def tracking_server(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> 
             time.sleep(0.5)
         yield url
     finally:
-        _stop(proc)
+        _kill(proc)
 
 
-def _inputs(data: Path) -> list[str]:
-    return [
+# Few customers and a short history: the server's plumbing is under test, not the models.
+AS_OF = "2024-01-01"
+EARLIER = "2023-09-01"  # its 90-day horizons have ended by AS_OF: a backtest for `monitor`
+
+
+@pytest.fixture(scope="module")
+def trained(tracking_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One `train --promote` of 300 generated customers through the server (champion v1)."""
+    tmp = tmp_path_factory.mktemp("server-round-trip")
+    data, work = tmp / "data", tmp / "work"
+    generate = ["generate", "--customers", "300", "--seed", "7", "--history-days", "500",
+                "--future-days", "120", "--out", str(data)]  # fmt: skip
+    assert main(generate) == 0
+    inputs = [
         "--transactions", str(data / "transactions.parquet"),
         "--events", str(data / "events.parquet"),
         "--customers", str(data / "customers.parquet"),
-        "--as-of", "2024-01-01",
     ]  # fmt: skip
+    uri = ["--tracking-uri", tracking_server, "--workdir", str(work)]
+    train = ["train", *inputs, "--as-of", AS_OF, "--max-cutoffs", "2"]
+    assert main([*train, "--value-horizon-days", "90", "--promote", *uri]) == 0
+    return {"inputs": inputs, "uri": uri, "work": work, "tmp": tmp}
+
+
+def _client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _register_copy(uri: str, name: str) -> str:
+    """A new version of ``name`` with the champion's artifact and run: cheap, and gate-equal."""
+    client = _client(uri)
+    mv = client.get_model_version_by_alias(name, ALIAS)
+    tags = {"model_kind": mv.tags["model_kind"]}
+    model_id = mv.model_id or mv.source.removeprefix("models:/")  # MLflow 3: a logged model
+    return str(
+        client.create_model_version(
+            name, mv.source, run_id=mv.run_id, tags=tags, model_id=model_id
+        ).version
+    )
 
 
 def _champions(uri: str) -> dict[str, Any]:
     """Each model's versions holding the champion alias (a list, to count them)."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = _client(uri)
     return {
         name: [
             mv
@@ -162,66 +194,84 @@ def _champions(uri: str) -> dict[str, Any]:
     }
 
 
+def _model_version(uri: str) -> str:
+    client = _client(uri)
+    churn, value = (client.get_model_version_by_alias(n, ALIAS) for n in (CHURN_MODEL, VALUE_MODEL))
+    return f"churn:v{churn.version}+value:v{value.version}"
+
+
 def test_round_trip_through_a_postgres_backed_server(
-    tracking_server: str, generated_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tracking_server: str, trained: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """train --promote, models list, score and a hot-swapping service all use the server."""
+    """train --promote (the fixture), models list, score twice, monitor and a hot-swapping
+    service all go through the server; nothing is written to a local store."""
     import httpx
     from test_soak import running_server
 
-    work = tmp_path / "work"
-    uri = ["--tracking-uri", tracking_server, "--workdir", str(work)]
-    train = ["train", *_inputs(generated_dir), *uri]
-    assert main([*train, "--promote"]) == 0
-    assert not (work / "mlruns.db").exists()  # nothing went to a local store
+    work, uri, inputs = trained["work"], trained["uri"], trained["inputs"]
     assert main(["models", "list", *uri]) == 0
     assert CHURN_MODEL in capsys.readouterr().out
-    out = tmp_path / "scores.parquet"
-    assert main(["score", *_inputs(generated_dir), "--out", str(out), *uri]) == 0
-    assert out.stat().st_size > 0
-    shutil.copy(out, work / "scores.parquet")
+    for as_of in (EARLIER, AS_OF):
+        out = trained["tmp"] / f"scores-{as_of}.parquet"
+        assert main(["score", *inputs, "--as-of", as_of, "--out", str(out), *uri]) == 0
+        assert (work / "snapshots" / f"{as_of}.parquet").is_file()
+    shutil.copy(out, work / "scores.parquet")  # what /lookup serves
 
-    env = {"CHURNCLV_RELOAD_S": "1"}
+    code = main(["monitor", *inputs, "--as-of", AS_OF, *uri])
+    report = json.loads((work / "monitor.json").read_text())
+    assert code == (3 if report["verdict"] == "retrain" else 0)
+    assert report["snapshots"] == [EARLIER, AS_OF] and not report["warnings"]
+    assert [row["as_of"] for row in report["backtest"]] == [EARLIER]
+    assert report["drift"]["psi"] and report["reference_auc"] is not None  # read from the server
+    client = _client(tracking_server)
+    experiment = client.get_experiment_by_name("churnclv-monitor")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert [r.data.tags["verdict"] for r in runs] == [report["verdict"]]
+    assert runs[0].data.tags["history"].startswith(f"1 check on {AS_OF}")  # and its chart:
+    assert [a.path for a in client.list_artifacts(runs[0].info.run_id, "")].count(
+        "monitoring_history.png"
+    ) == 1
+    assert not (work / "mlruns.db").exists()  # nothing went to a local store
+
+    before = _model_version(tracking_server)
+    env = {"CHURNCLV_RELOAD_S": "1", "CHURNCLV_WORKERS": "1"}
     with running_server(work, 180, env=env, args=("--tracking-uri", tracking_server)) as (base, _):
-        assert httpx.get(base + "/model", timeout=10).json()["model_version"] == (
-            "churn:v1+value:v1"
-        )
-        assert main([*train, "--no-promote"]) == 0
+        assert httpx.get(base + "/model", timeout=10).json()["model_version"] == before
         for name in (CHURN_MODEL, VALUE_MODEL):
-            assert main(["models", "promote", name, "2", "--force", *uri]) == 0
+            version = _register_copy(tracking_server, name)
+            assert main(["models", "promote", name, version, "--force", *uri]) == 0
+        after = _model_version(tracking_server)
+        assert after != before
         deadline = time.monotonic() + 60
-        while (body := httpx.get(base + "/model", timeout=10).json())["model_version"] != (
-            "churn:v2+value:v2"
-        ):
+        while (body := httpx.get(base + "/model", timeout=10).json())["model_version"] != after:
             assert time.monotonic() < deadline, body
             time.sleep(0.5)
-    champions = _champions(tracking_server)
-    assert [len(v) for v in champions.values()] == [1, 1]
+    assert [len(v) for v in _champions(tracking_server).values()] == [1, 1]
 
 
-@pytest.mark.parametrize("store", ["sqlite", "server"])
-def test_two_trainings_promoting_at_once_leave_one_champion_each(
-    store: str, generated_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
+def test_two_promotions_at_once_leave_one_champion_each(
+    tracking_server: str, trained: dict[str, Any]
 ) -> None:
-    """Concurrent `train --promote` on one store: one champion per model, whose gate passed.
-
-    On a new sqlite store both create it at once (its creation is locked); on
-    the server the champion may already be there. Both judge and crown; an
-    alias names one version, so the last crowning wins, and only gate winners
-    are crowned.
-    """
-    work = tmp_path / "work"
-    uri = tracking_uri_for(work)
-    if store == "server":
-        uri = request.getfixturevalue("tracking_server")
-    cmd = [str(BIN / "churnclv"), "train", *_inputs(generated_dir), "--workdir", str(work),
-           "--tracking-uri", uri, "--promote"]  # fmt: skip
-    procs = [
-        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)
-    ]
+    """Two processes run `models promote` (with the gate) of different versions at once: each
+    model ends with exactly one champion, one of the two, its promotion recorded."""
+    news = {name: [_register_copy(tracking_server, name) for _ in range(2)]
+            for name in (CHURN_MODEL, VALUE_MODEL)}  # fmt: skip
+    procs = []
+    for i in range(2):
+        argv = [
+            ["models", "promote", name, news[name][i], *trained["uri"]]
+            for name in (CHURN_MODEL, VALUE_MODEL)
+        ]
+        code = f"import sys; from churnclv.cli import main; sys.exit(max(map(main, {argv!r})))"
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+        )
     outs = [p.communicate(timeout=600)[0].decode(errors="replace") for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [out[-2000:] for out in outs]
-    champions = _champions(uri)
-    for name, holders in champions.items():
+    for name, holders in _champions(tracking_server).items():
         assert len(holders) == 1, name
+        assert str(holders[0].version) in news[name], (name, holders[0].version)
         assert holders[0].tags["promotion"].startswith("promoted: "), holders[0].tags

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,8 +16,19 @@ from churnclv._cli_output import load_tables, note, out, step
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
-__all__ = ["EXPERIMENT", "log_monitor", "monitor", "print_monitor", "reference_auc"]
+    from churnclv._policy import Monitoring
+
+__all__ = [
+    "EXPERIMENT",
+    "History",
+    "log_monitor",
+    "monitor",
+    "print_monitor",
+    "record_history",
+    "reference_auc",
+]
 
 EXPERIMENT = "churnclv-monitor"
 _CODES = {"ok": 0, "watch": 1, "retrain": 2}
@@ -47,7 +59,9 @@ def monitor(
     """Backtest the stored score snapshots, measure drift and say whether to retrain.
 
     Reads <workdir>/snapshots/ (written by `score` and `demo`). Verdict ok | watch |
-    retrain by the policy's monitoring thresholds; exit code 3 for retrain.
+    retrain by the policy's monitoring thresholds; exit code 3 for retrain. Each
+    verdict is added to <workdir>/monitoring/history.parquet, charted in
+    <workdir>/monitoring/history.png.
     """
     from churnclv import check_as_of, load_policy
     from churnclv._monitor import monitor as check
@@ -68,9 +82,11 @@ def monitor(
         )
     for problem in result["warnings"]:
         note(problem)
-    path = log_monitor(result, out_file or workdir / "monitor.json", uri)
+    history = record_history(result, workdir, thresholds)
+    path = log_monitor(result, out_file or workdir / "monitor.json", uri, history)
     print_monitor(result)
-    out.print(f"report: {path}")
+    out.print(f"over time: {history.sentence}")
+    out.print(f"report: {path}; history: {history.chart}")
     if result["verdict"] == "retrain":
         raise typer.Exit(3)
 
@@ -97,6 +113,29 @@ def reference_auc(tracking_uri: str, workdir: Path, as_of: pd.Timestamp) -> floa
     return float(value) if value is not None and math.isfinite(value) else None
 
 
+@dataclass(frozen=True)
+class History:
+    """The monitoring history after this verdict: its table, chart and sentence."""
+
+    table: pd.DataFrame
+    chart: Path
+    figure: Figure
+    sentence: str
+
+
+def record_history(result: dict[str, Any], workdir: Path, thresholds: Monitoring) -> History:
+    """Append ``result`` to the history; draw its chart to ``monitoring/history.png``."""
+    from churnclv._io import atomic_write
+    from churnclv._monitor_history import append_history, history_figure, history_sentence
+
+    path, table, problem = append_history(result, workdir)
+    if problem:
+        note(problem)
+    fig = history_figure(table, thresholds)
+    chart = atomic_write(path.with_suffix(".png"), lambda tmp: fig.savefig(tmp, format="png"))
+    return History(table, chart, fig, history_sentence(table, thresholds))
+
+
 def _clean(obj: Any) -> Any:
     """NaN and infinities as JSON null."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -108,8 +147,13 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def log_monitor(report: dict[str, Any], path: Path, tracking_uri: str) -> Path:
-    """Write the JSON report atomically and log it with its metrics to ``churnclv-monitor``."""
+def log_monitor(
+    report: dict[str, Any], path: Path, tracking_uri: str, history: History | None = None
+) -> Path:
+    """Write the JSON report atomically and log it with its metrics to ``churnclv-monitor``.
+
+    With ``history``, the run also holds the history chart and its sentence.
+    """
     import mlflow
 
     from churnclv._io import atomic_write
@@ -137,6 +181,9 @@ def log_monitor(report: dict[str, Any], path: Path, tracking_uri: str) -> Path:
             )
         mlflow.set_tags({"verdict": report["verdict"], "as_of": report["as_of"]})
         mlflow.log_text(text, "monitor.json")
+        if history is not None:
+            mlflow.log_figure(history.figure, "monitoring_history.png")
+            mlflow.set_tag("history", history.sentence[:5000])
     return written
 
 
