@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churnclv._clv_fields import CLV_COLUMNS, clv_columns
 from churnclv._reasons import reasons
 from churnclv.decisions import Policy, decide, select_under_budget
 from churnclv.training import Champion
@@ -72,8 +73,10 @@ def score_features(
 
     Returns the DESIGN §7 columns, then ``as_of``, ``model_version``,
     ``selected`` (in the campaign: the action pays and fits the ``budget``),
-    ``action_cost``, ``expected_saved_value`` and ``reasons`` (the top three
-    churn-model contributions in plain words). ``predictions`` (P(churn),
+    ``action_cost``, ``expected_saved_value``, the marketer fields
+    (:mod:`churnclv._clv_fields`: predicted orders, next order date, CLV to date
+    and ahead, percentile ranks) and ``reasons`` (the top three churn-model
+    contributions in plain words). ``predictions`` (P(churn),
     predicted value) computed elsewhere, e.g. on Spark executors, skip the
     model calls; decisions and reasons are the same code either way.
     """
@@ -90,8 +93,11 @@ def score_features(
         reference=champion.value.reference_ or None,
     )
     scored["model_version"] = champion.model_version
+    p, v, stage = (scored[c] for c in ("churn_probability", "predicted_value", "lifecycle_stage"))
+    scored = scored.assign(**clv_columns(features, p, v, stage, champion, policy))
     scored = select_under_budget(scored, policy, budget)
     extra = ["as_of", "model_version", "selected", "action_cost", "expected_saved_value"]
+    extra.extend(CLV_COLUMNS)
     if with_reasons:
         why = reasons(features, champion.churn.contributions(features, x_churn))
         scored["reasons"] = ["; ".join(r["text"] for r in items) for items in why]
