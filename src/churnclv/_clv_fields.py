@@ -23,7 +23,8 @@ scored online gets exactly what the batch gives them, whoever else is scored:
   population (the validation customers it was trained against; the value tiers
   cut the same population). ``value_rank_pct_in_stage``: the same within the
   customer's lifecycle stage, against a sample of that population staged by the
-  scoring policy. Null for a champion trained without these references.
+  scoring policy (null when none of that population is in the stage). Null for a
+  champion trained without these references.
 """
 
 from __future__ import annotations
