@@ -74,20 +74,24 @@ def tag_experiment(name: str) -> None:
     """Tag experiment ``name`` of the current store as model development, with a description.
 
     Only tags that differ are written, so a store read by many trainings is
-    written once.
+    written once. Best effort: the tags are for people, and a store that
+    refuses them (e.g. a read-only user) must not stop a training.
     """
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
+    try:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            return
+        want = {EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1]}
+        if name in _EXPERIMENT_NOTES:
+            want[NOTE] = _EXPERIMENT_NOTES[name]
+        for key, value in want.items():
+            if exp.tags.get(key) != value:
+                client.set_experiment_tag(exp.experiment_id, key, value)
+    except Exception:  # cosmetic tags never fail the work that asked for them
         return
-    want = {EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1]}
-    if name in _EXPERIMENT_NOTES:
-        want[NOTE] = _EXPERIMENT_NOTES[name]
-    for key, value in want.items():
-        if exp.tags.get(key) != value:
-            client.set_experiment_tag(exp.experiment_id, key, value)
 
 
 def _days(value: Any) -> str:

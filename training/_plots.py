@@ -29,6 +29,8 @@ _STYLES = {
                     "zorder": 2},
 }  # fmt: skip
 _BASELINE_COLORS = ("#e07b00", "#3a9a3a", "#8c564b", "#7f7f7f")
+#: Bar colours of the comparison chart: one colour per scorer in every panel.
+_BAR_COLORS = {"model": "#1f5fbf", "BG/NBD": "#e07b00", "RFM": "#3a9a3a"}
 
 
 def _figure(title: str) -> tuple[Figure, object]:
@@ -171,10 +173,7 @@ def comparison_plot(rows: list[tuple[str, str, dict[str, float]]]) -> Figure:
     for k, (label, better, values) in enumerate(rows):
         ax = fig.add_subplot(nrows, cols, k + 1)
         names = list(values)
-        colors = [
-            "#1f5fbf" if nm == "model" else _BASELINE_COLORS[i % len(_BASELINE_COLORS)]
-            for i, nm in enumerate(names)
-        ]
+        colors = [_BAR_COLORS.get(nm, _BASELINE_COLORS[-1]) for nm in names]
         bars = ax.bar(names, [values[nm] for nm in names], color=colors)
         for bar, nm in zip(bars, names, strict=True):
             if nm == "model":
