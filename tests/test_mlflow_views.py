@@ -63,3 +63,27 @@ def test_training_run_reads_as_a_model_development_run(demo_workdir: Path) -> No
     assert scoring.tags["mlflow.experimentKind"] == "custom_model_development"
     report = client.search_runs([scoring.experiment_id])[0]
     assert report.info.run_name.startswith("decision report ")
+
+
+def test_gains_plot_draws_the_model_on_top_and_first_in_the_legend() -> None:
+    """A baseline running on the model's curve cannot hide it (issue 18)."""
+    from churnclv.training._plots import gains_plot
+
+    y = np.array([1, 0, 1, 0, 1, 1, 0, 0, 1, 0] * 5)
+    s = np.linspace(1, 0, len(y))
+    fig = gains_plot(y, {"model": s, "BG/NBD": s.copy(), "RFM recency": s[::-1]})
+    lines = {line.get_label().split(" (")[0]: line for line in fig.axes[0].get_lines()}
+    model, bgnbd = lines["model"], lines["BG/NBD"]
+    assert model.get_zorder() > bgnbd.get_zorder() and model.get_linewidth() > bgnbd.get_linewidth()
+    assert bgnbd.get_linestyle() != "-" and bgnbd.get_marker() not in (None, "None", "")
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[0].startswith("model")
+
+
+def test_metrics_are_rounded_to_four_significant_digits_but_gates_are_exact() -> None:
+    from churnclv.training._mlflow_views import comparison_rows, round_metrics
+
+    out = round_metrics({"churn_roc_auc": 0.87654321, "churn_brier": 0.123456}, ("churn_roc_auc",))
+    assert out == {"churn_roc_auc": 0.87654321, "churn_brier": 0.1235}
+    rows = comparison_rows({"churn_brier": 0.1, "baseline_rfm_churn_brier": 0.9})
+    assert rows == [("Churn Brier score", "lower is better", {"model": 0.1})]  # RFM: no prob.
