@@ -28,6 +28,7 @@ __all__ = [
     "run_description",
     "tag_experiment",
     "training_run_name",
+    "training_runs_url",
 ]
 
 #: The experiment tag MLflow 3's UI reads, and our value (a model-development experiment).
@@ -92,6 +93,44 @@ def tag_experiment(name: str) -> None:
                 client.set_experiment_tag(exp.experiment_id, key, value)
     except Exception:  # cosmetic tags never fail the work that asked for them
         return
+
+
+def training_runs_url(tracking_uri: str, base: str) -> str:
+    """The UI address of experiment ``churnclv``'s training runs, in the model-training view.
+
+    MLflow 3.17's UI picks its view (GenAI or model training) from a browser
+    setting that defaults to GenAI; ``?workflowType=machine_learning`` opens the
+    model-training view whatever that setting is. The experiment's id is read
+    from a sqlite store without starting MLflow; for other stores the address
+    is the experiment list.
+
+    Examples
+    --------
+    >>> from churnclv.training._mlflow_views import training_runs_url
+    >>> training_runs_url("sqlite:///nowhere/mlruns.db", "http://127.0.0.1:5000")
+    'http://127.0.0.1:5000/#/experiments?workflowType=machine_learning'
+    """
+    import sqlite3
+    from pathlib import Path
+
+    from churnclv.training._registry import EXPERIMENT
+
+    where = "/#/experiments"
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    if tracking_uri.startswith("sqlite:///") and db.is_file():
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            try:
+                row = con.execute(
+                    "SELECT experiment_id FROM experiments WHERE name = ?", (EXPERIMENT,)
+                ).fetchone()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            row = None
+        if row is not None:
+            where = f"/#/experiments/{row[0]}/runs"
+    return f"{base.rstrip('/')}{where}?workflowType=machine_learning"
 
 
 def _days(value: Any) -> str:
