@@ -176,6 +176,41 @@ class _Decisions(BaseModel):
         "P(churn) x predicted value x uplift - cost, growth (1 - P(churn)) x predicted value x "
         "value_lift - cost."
     )
+    # marketer fields (churnclv._clv_fields); optional: snapshots scored before them lack them
+    predicted_orders: float | None = Field(
+        default=None,
+        description="Expected orders (purchase days) within the value horizon: BG/NBD's "
+        "expectation scaled by the churn model's view of activity.",
+    )
+    expected_next_order_date: str | None = Field(
+        default=None,
+        description="as_of + the median wait to the next order of a customer who orders "
+        "within the value horizon (ISO date); null when such an order has under 10% "
+        "probability.",
+    )
+    historic_clv: float | None = Field(
+        default=None, description="Net spend to date (purchases minus returns)."
+    )
+    predicted_clv: float | None = Field(
+        default=None,
+        description="Predicted net spend within the value horizon (= predicted_value).",
+    )
+    total_clv: float | None = Field(default=None, description="historic_clv + predicted_clv.")
+    churn_rank_pct: float | None = Field(
+        default=None,
+        description="Percentile (0-100) of the churn probability among the champion's reference "
+        "customers: 95 means riskier than 95% of them.",
+    )
+    value_rank_pct: float | None = Field(
+        default=None,
+        description="Percentile (0-100) of the predicted value among the champion's reference "
+        "customers (the population the value tiers cut).",
+    )
+    value_rank_pct_in_stage: float | None = Field(
+        default=None,
+        description="Percentile (0-100) of the predicted value among reference customers in the "
+        "same lifecycle stage (null when none is in it).",
+    )
 
 
 _POTENTIAL = (

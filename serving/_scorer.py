@@ -18,6 +18,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from churnclv._clv_fields import add_to_records, clv_columns
 from churnclv._reasons import reasons
 from churnclv.decisions import Policy, decide_columns
 from churnclv.features._session import FeatureSession
@@ -148,7 +149,10 @@ class OnlineScorer:
         contributions = champion.churn.contribution_matrix(x_churn)
         why = reasons(feats, contributions, columns=champion.churn.features_)
         extra = [c for c in learned if c.startswith("uplift_")]
-        return _records(feats, (p, v), decided, why, extra)
+        records = _records(feats, (p, v), decided, why, extra)
+        stage = decided["lifecycle_stage"]
+        add_to_records(records, clv_columns(feats, p, v, stage, champion, self.policy))
+        return records
 
     def score_customers(
         self, customers: Sequence[CustomerIn], now: datetime | None = None

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from churnclv._clv_fields import CLV_COLUMNS
 from churnclv.decisions import load_policy
 from churnclv.serving._batch import score_features
 from churnclv.serving._requests import CustomerIn
@@ -83,6 +84,8 @@ def test_scoring_customers_equals_score_features_on_their_frame(
             "action_basis",
         ):
             assert rec[col] == row[col], col
+        for col in CLV_COLUMNS:  # marketer fields: null online where the batch has NaN
+            assert rec[col] == (None if pd.isna(row[col]) else row[col]), col
         assert rec["as_of"] == pd.Timestamp(row["as_of"]).isoformat()
         assert rec["reasons"] == detail
 

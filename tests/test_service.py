@@ -18,6 +18,7 @@ pytest.importorskip("bentoml")
 
 from starlette.testclient import TestClient
 
+from churnclv._clv_fields import CLV_COLUMNS
 from churnclv._io import InputTables
 from churnclv._reasons import reason_text
 from churnclv.decisions import STAGE_SEGMENTS, load_policy
@@ -145,6 +146,9 @@ def test_predict_equals_batch_score(client: TestClient, tables: InputTables, svc
             assert p[col] == row[col]
         for col in ("potential_high_value", "holdout", "action_basis"):
             assert p[col] == row[col], col
+        for col in CLV_COLUMNS:  # marketer fields agree too (null where the batch has NaN)
+            want = None if pd.isna(row[col]) else row[col]
+            assert p[col] == (want if isinstance(want, str | None) else pytest.approx(want)), col
 
 
 def test_predict_single_customer_matches_snapshot(client: TestClient, tables: InputTables):
@@ -156,6 +160,9 @@ def test_predict_single_customer_matches_snapshot(client: TestClient, tables: In
     assert got["churn_probability"] == pytest.approx(snap["churn_probability"], abs=1e-6)
     assert got["predicted_value"] == pytest.approx(snap["predicted_value"], abs=1e-6)
     assert (got["value_tier"], got["action"]) == (snap["value_tier"], snap["action"])
+    for col in ("predicted_orders", "total_clv", "churn_rank_pct", "value_rank_pct_in_stage"):
+        assert got[col] == pytest.approx(snap[col], abs=1e-6), col
+    assert got["expected_next_order_date"] == snap["expected_next_order_date"]
 
 
 def test_reasons_are_top_three_contributions(client: TestClient):

@@ -12,13 +12,21 @@ from churnclv.training._metrics import churn_metrics, value_metrics
 from churnclv.training._plan import Plan
 from churnclv.training._scorable import ScorableModel
 
-__all__ = ["Evaluation", "baseline_metrics", "evaluate", "recency_score"]
+__all__ = ["Evaluation", "baseline_metrics", "churn_worth", "evaluate", "recency_score"]
 
 
 def recency_score(frame: pd.DataFrame) -> np.ndarray:
     """RFM heuristic churn score: recency relative to the usual gap (bigger = likelier)."""
     gap = frame["gap_mean_days"].fillna(frame["gap_mean_days"].median()).fillna(30.0)
     return (frame["recency_days"] / gap.clip(lower=1.0)).to_numpy(float)
+
+
+def churn_worth(frame: pd.DataFrame) -> np.ndarray:
+    """What each churn validation customer is worth for ``value_captured_top_decile``:
+    net spend to date, clipped at 0 (zeros when the frame lacks ``monetary_total``)."""
+    if "monetary_total" not in frame:
+        return np.zeros(len(frame))
+    return frame["monetary_total"].to_numpy(float, na_value=0.0).clip(0, None)
 
 
 @dataclass
@@ -70,7 +78,7 @@ def evaluate(
         if why.startswith("none"):
             say(f"no {kind} metrics ({why.removeprefix('none: ')})")
     if ev.p_churn is not None:
-        ev.metrics |= churn_metrics(ev.yc, ev.p_churn)
+        ev.metrics |= churn_metrics(ev.yc, ev.p_churn, value=churn_worth(c_valid))
     if ev.p_value is not None:
         ev.metrics |= value_metrics(ev.yv, ev.p_value)
     ev.metrics |= baseline_metrics(c_valid, ev.yc, v_valid, ev.yv, plan.value_horizon_days)
@@ -115,10 +123,10 @@ def baseline_metrics(
     BG/NBD + Gamma-Gamma CLV for value, each fitted on its cutoff's own history.
     """
     metrics: dict[str, float] = {}
+    worth = churn_worth(c_valid)
     if not c_valid.empty:
-        metrics |= {
-            f"baseline_rfm_{k}": v for k, v in churn_metrics(yc, recency_score(c_valid)).items()
-        }
+        rfm = churn_metrics(yc, recency_score(c_valid), value=worth)
+        metrics |= {f"baseline_rfm_{k}": v for k, v in rfm.items()}
     if not v_valid.empty:
         run_rate = (
             v_valid["monetary_total"].clip(lower=0)
@@ -128,7 +136,8 @@ def baseline_metrics(
         metrics |= {f"baseline_rfm_{k}": v for k, v in value_metrics(yv, run_rate).items()}
     if not c_valid.empty and c_valid["btyd_p_alive"].notna().all():
         p_bg = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
-        metrics |= {f"baseline_bgnbd_{k}": v for k, v in churn_metrics(yc, p_bg).items()}
+        bg = churn_metrics(yc, p_bg, value=worth)
+        metrics |= {f"baseline_bgnbd_{k}": v for k, v in bg.items()}
         p_dead = 1 - c_valid["btyd_p_alive"].to_numpy(float)
         metrics["baseline_bgnbd_palive_churn_roc_auc"] = churn_metrics(yc, p_dead)["churn_roc_auc"]
     if not v_valid.empty and v_valid["btyd_clv_value"].notna().all():

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from lightgbm.basic import LightGBMError
 
+from churnclv._clv_fields import rank_reference
 from churnclv._errors import InputError
 from churnclv.decisions import reference_distribution
 from churnclv.training._fallback import BTYDModel
@@ -370,7 +371,10 @@ def attach_scoring_state(
         model.attach(btyd=plan.btyd_now)
     c_valid, v_valid = plan.c_valid, plan.v_valid
     ref_rows = plan.now if "value" in fallbacks else c_valid if not c_valid.empty else v_valid
-    value.model.attach(reference=reference_distribution(ref_rows, value.model.predict(ref_rows)))
+    predicted = value.model.predict(ref_rows)
+    reference = reference_distribution(ref_rows, predicted)
+    reference |= rank_reference(ref_rows, churn.predict(ref_rows), predicted)
+    value.model.attach(reference=reference)
 
 
 def record_provenance(

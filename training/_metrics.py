@@ -1,4 +1,14 @@
-"""Evaluation metrics of DESIGN §5, computed by us (not ``mlflow.evaluate``)."""
+"""Evaluation metrics of DESIGN §5, computed by us (not ``mlflow.evaluate``).
+
+Top-decile lift of the churn class is capped at 1 / base rate: with 77% churners
+every reasonable model scores about 1.29 and the metric cannot tell models apart.
+The churn metrics therefore also read the other end of the ranking and money:
+``retained_top_decile_lift`` (lift of the retained class among the 10% lowest
+risks, capped at 1 / retained rate), ``retained_pr_auc`` (average precision of
+ranking the retained customers first) and ``value_captured_top_decile`` (share of
+the churners' value among the 10% highest risks), which keep their spread at any
+base rate.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +21,7 @@ __all__ = [
     "expected_calibration_error",
     "normalized_gini",
     "top_decile_lift",
+    "value_captured_top_decile",
     "value_metrics",
 ]
 
@@ -37,6 +48,33 @@ def top_decile_lift(y: np.ndarray, score: np.ndarray) -> float:
     return float(y[top].mean() / base) if base > 0 else float("nan")
 
 
+def value_captured_top_decile(y: np.ndarray, score: np.ndarray, value: np.ndarray) -> float:
+    """Share of the churners' value held by the 10% highest scores.
+
+    ``value`` is what each customer is worth (e.g. net spend to date, clipped at
+    0); the result is the churners' value among the top-scored tenth over the
+    churners' value overall: 0.10 for a random ranking, higher when the riskiest
+    tenth holds the valuable churners. NaN when churners are worth nothing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from churnclv.training._metrics import value_captured_top_decile
+    >>> y = np.array([1] * 8 + [0] * 12)
+    >>> value = np.array([100.0, 1, 1, 1, 1, 1, 1, 1] + [50.0] * 12)
+    >>> round(value_captured_top_decile(y, np.arange(20.0)[::-1], value), 3)  # rows 0, 1
+    0.944
+    """
+    y = np.asarray(y, dtype=float)
+    worth = y * np.clip(np.nan_to_num(np.asarray(value, dtype=float)), 0, None)
+    total = worth.sum()
+    if total <= 0:
+        return float("nan")
+    n = max(1, int(np.ceil(0.1 * len(y))))
+    top = np.argsort(-np.asarray(score, dtype=float), kind="stable")[:n]
+    return float(worth[top].sum() / total)
+
+
 def _gini(actual: np.ndarray, pred: np.ndarray) -> float:
     order = np.lexsort((np.arange(len(pred)), -pred))
     a = actual[order]
@@ -56,20 +94,50 @@ def normalized_gini(actual: np.ndarray, pred: np.ndarray) -> float:
     return _gini(actual, pred) / perfect if perfect != 0 else float("nan")
 
 
-def churn_metrics(y: np.ndarray, p: np.ndarray, prefix: str = "churn_") -> dict[str, float]:
-    """ROC AUC, PR AUC, Brier, log loss, ECE and top-decile lift of churn probabilities."""
+def churn_metrics(
+    y: np.ndarray,
+    p: np.ndarray,
+    prefix: str = "churn_",
+    value: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Metrics of churn probabilities ``p`` against labels ``y`` (1 = churned).
+
+    ROC AUC, PR AUC, Brier, log loss, ECE, top-decile lift and the base rate,
+    plus the measures that work at any base rate (module docstring):
+    ``retained_top_decile_lift``, ``retained_pr_auc`` and, with ``value`` (each
+    customer's worth), ``value_captured_top_decile``. The ranking metrics read
+    ``p`` as given, so any risk score works (the RFM baseline's recency ratio);
+    Brier, log loss and ECE read it clipped to (0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from churnclv.training._metrics import churn_metrics
+    >>> y = np.array([1] * 16 + [0] * 4)  # 80% churn
+    >>> p = np.r_[np.linspace(0.9, 0.5, 16), 0.1, 0.2, 0.3, 0.95]
+    >>> m = churn_metrics(y, p)
+    >>> round(m["churn_top_decile_lift"], 2), round(m["churn_retained_top_decile_lift"], 2)
+    (0.62, 5.0)
+    """
     y = np.asarray(y, dtype=int)
-    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    s = np.asarray(p, dtype=float)  # ranking metrics read the score as it is (RFM: a ratio)
+    p = np.clip(s, 1e-6, 1 - 1e-6)
     both = len(np.unique(y)) == 2
-    return {
-        f"{prefix}roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
-        f"{prefix}pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
+    nan = float("nan")
+    out = {
+        f"{prefix}roc_auc": float(roc_auc_score(y, s)) if both else nan,
+        f"{prefix}pr_auc": float(average_precision_score(y, s)) if both else nan,
+        f"{prefix}retained_pr_auc": float(average_precision_score(1 - y, -s)) if both else nan,
         f"{prefix}brier": float(brier_score_loss(y, p)),
         f"{prefix}log_loss": float(log_loss(y, p, labels=[0, 1])),
         f"{prefix}ece": expected_calibration_error(y, p),
-        f"{prefix}top_decile_lift": top_decile_lift(y, p),
+        f"{prefix}top_decile_lift": top_decile_lift(y, s),
+        f"{prefix}retained_top_decile_lift": top_decile_lift(1 - y, -s),
         f"{prefix}base_rate": float(y.mean()),
     }
+    if value is not None:
+        out[f"{prefix}value_captured_top_decile"] = value_captured_top_decile(y, s, value)
+    return out
 
 
 def value_metrics(actual: np.ndarray, pred: np.ndarray, prefix: str = "value_") -> dict[str, float]:

@@ -26,6 +26,7 @@ import pandas as pd
 from churnclv._errors import ChurnclvError, InputError
 from churnclv.training._fallback import BTYDModel
 from churnclv.training._metrics import churn_metrics, value_metrics
+from churnclv.training._mlflow_views import describe_versions, tag_experiment
 from churnclv.training._model import PyfuncBooster
 from churnclv.training._scorable import ScorableModel
 
@@ -344,18 +345,39 @@ def champion_plots(tracking_uri: str, champion: Champion) -> dict[str, bytes]:
 
 
 def log_report(
-    tracking_uri: str, report: Path, figures: dict[str, object], metrics: dict[str, float]
+    tracking_uri: str,
+    report: Path,
+    figures: dict[str, object],
+    metrics: dict[str, float],
+    *,
+    as_of: str | None = None,
+    model_version: str | None = None,
 ) -> str:
-    """Log a decision report, its figures and campaign totals to experiment ``churnclv-scoring``."""
+    """Log a decision report, its figures and campaign totals to experiment ``churnclv-scoring``.
+
+    The run is named for what it is (``decision report 2024-01-01
+    churn:v1+value:v1`` with ``as_of`` and ``model_version``), described in
+    words, and its metrics rounded to 4 significant digits.
+    """
     import mlflow
+
+    from churnclv.training._mlflow_views import NOTE, report_run_name, round_metrics
 
     configure_mlflow(tracking_uri)
     use_experiment("churnclv-scoring", tracking_uri)
-    with mlflow.start_run(run_name=f"report-{report.stem}") as run:
+    tag_experiment("churnclv-scoring")
+    name = report_run_name(as_of, model_version)
+    note = (
+        f"Decision report `{report.name}`"
+        + (f" of the scores as of {as_of}" if as_of else "")
+        + (f", champion {model_version}" if model_version else "")
+        + ": the report (`report/`), its figures and the campaign totals as metrics."
+    )
+    with mlflow.start_run(run_name=name, tags={NOTE: note}) as run:
         mlflow.log_artifact(str(report), "report")
-        for name, fig in figures.items():
-            mlflow.log_figure(fig, f"report/{name}")
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+        for fig_name, fig in figures.items():
+            mlflow.log_figure(fig, f"report/{fig_name}")
+        mlflow.log_metrics(round_metrics(metrics))
     return str(run.info.run_id)
 
 
@@ -565,6 +587,9 @@ def judge(
         if win:
             result.winners.append((name, versions[kind]))
     mlflow.log_text(json.dumps(result.reasons, indent=2), "promotion.json")
+    verdicts = {k: ("promoted: " if result.promoted[k] else "not promoted: ") + why
+                for k, why in result.reasons.items()}  # fmt: skip
+    describe_versions(versions, _NAMES, metrics, verdicts)
     return result
 
 

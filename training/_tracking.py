@@ -25,7 +25,15 @@ import pandas as pd
 
 from churnclv._io import InputTables
 from churnclv.training._evaluate import Evaluation, recency_score
-from churnclv.training._registry import EXPERIMENT, configure_mlflow, use_experiment
+from churnclv.training._mlflow_views import (
+    NOTE,
+    log_comparison,
+    round_metrics,
+    run_description,
+    tag_experiment,
+    training_run_name,
+)
+from churnclv.training._registry import _METRICS, EXPERIMENT, configure_mlflow, use_experiment
 from churnclv.training._scorable import ScorableModel
 
 if TYPE_CHECKING:
@@ -41,6 +49,7 @@ __all__ = [
     "run_params",
     "start_tracking",
     "tracked_run",
+    "training_run_name",
 ]
 
 
@@ -88,12 +97,15 @@ def start_tracking(tracking_uri: str, experiment: str = EXPERIMENT) -> None:
     """Point MLflow at ``tracking_uri`` and ``experiment``; fail runs orphaned by dead processes.
 
     ``tracking_uri`` is remembered as a store this process may leave runs
-    RUNNING in (:func:`fail_interrupted_runs`).
+    RUNNING in (:func:`fail_interrupted_runs`). The experiment is tagged as a
+    model-development experiment, with a description
+    (:func:`~churnclv.training._mlflow_views.tag_experiment`).
     """
     if tracking_uri not in _STORES:
         _STORES.append(tracking_uri)
     configure_mlflow(tracking_uri)
     use_experiment(experiment, tracking_uri)
+    tag_experiment(experiment)
     _fail_orphaned_runs(tracking_uri)
 
 
@@ -163,12 +175,22 @@ def log_run(
     """Log to the active run its params, tags, metrics, model details and plots.
 
     Tags: the data fingerprint and window, the git SHA, why each fallback was
-    used (``fallback_<kind>``) and how each kind was evaluated
-    (``evaluation_<kind>``). Metrics: every finite one of ``evaluation``.
+    used (``fallback_<kind>``), how each kind was evaluated
+    (``evaluation_<kind>``) and the run's description in words
+    (``mlflow.note.content``). Metrics: every finite one of ``evaluation``,
+    rounded to 4 significant digits, except the champion gates' metrics
+    (``churn_roc_auc``, ``value_gini``: ``churnclv models promote`` compares
+    them with the champion's exactly). Artifacts: the ``comparison`` of model
+    and baselines (HTML table and chart), plots, importance, model details.
     """
     import mlflow
 
-    mlflow.log_params(run_params(plan, churn, value, kinds, seed))
+    params = run_params(plan, churn, value, kinds, seed)
+    mlflow.log_params(params)
+    notes = {
+        **{f"{k} fallback": why for k, why in fallbacks.items()},
+        **{f"{k} evaluation": why for k, why in evaluation.reasons.items()},
+    }
     mlflow.set_tags(
         {
             "data_fingerprint": fingerprint(tables),
@@ -176,9 +198,15 @@ def log_run(
             "git_sha": git_sha(),
             **{f"fallback_{k}": why for k, why in fallbacks.items()},
             **{f"evaluation_{k}": why for k, why in evaluation.reasons.items()},
+            NOTE: run_description(params, evaluation.metrics, notes),
         }
     )
-    mlflow.log_metrics({k: v for k, v in evaluation.metrics.items() if np.isfinite(v)})
+    mlflow.log_metrics(round_metrics(evaluation.metrics, exact=tuple(_METRICS.values())))
+    log_comparison(
+        evaluation.metrics,
+        f"{training_run_name(plan.as_of, plan.churn_horizon_days, plan.value_horizon_days)}: "
+        "model against baselines",
+    )
     mlflow.log_dict(
         {
             "churn": churn.model.importance().round(3).to_dict(),

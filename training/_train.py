@@ -58,7 +58,13 @@ from churnclv.training._model import BoosterModel
 from churnclv.training._plan import plan_training
 from churnclv.training._registry import crown, judge, register_models
 from churnclv.training._scorable import TrainableModel
-from churnclv.training._tracking import checkpoint, log_run, start_tracking, tracked_run
+from churnclv.training._tracking import (
+    checkpoint,
+    log_run,
+    start_tracking,
+    tracked_run,
+    training_run_name,
+)
 
 __all__ = ["TrainResult", "train"]
 
@@ -223,7 +229,7 @@ def train(
 
     say("logging to MLflow")
     start_tracking(tracking_uri)
-    with tracked_run(f"train-{as_of.date()}", tracking_uri) as run:
+    with tracked_run(training_run_name(as_of, *horizons), tracking_uri) as run:
         log_run(tables, plan, churn, value, ev, fallbacks, kinds, seed)
         # An interrupt raised inside one of MLflow's finalizers is lost: the stop callback
         # is asked again before each step that must not happen once a stop was requested.

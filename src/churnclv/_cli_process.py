@@ -72,7 +72,11 @@ def exec_mlflow_ui(uri: str, workdir: Path, host: str, port: int) -> None:
         raise InputError(f"no MLflow store at {uri}")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     cmd += ["--host", host, "--port", str(port)]
-    err.print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl+C stops it")
+    from churnclv.training._mlflow_views import training_runs_url
+
+    runs = training_runs_url(uri, f"http://{host}:{port}")
+    err.print(f"MLflow UI on http://{host}:{port} (store {uri}); training runs: {runs}")
+    err.print("Ctrl+C stops it")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvp(cmd[0], cmd)

@@ -56,6 +56,8 @@ def write_decision_report(
             written,
             dict(figures),
             {f"campaign_{k}": v for k, v in summary.items()},
+            as_of=str(scored["as_of"].max())[:10] if "as_of" in scored else None,
+            model_version=champion.model_version,
         )
         _log_csv(tracking_uri, run_id, selected_csv_path(written))
     return written
