@@ -149,6 +149,10 @@ def get_spark(conf: dict[str, str] | None = None) -> SparkSession:
         # spark.pyspark.python says; pin them to this interpreter unless the user chose one.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        # the Python workers (children of the JVM, a child of this process) inherit it
+        quiet = "ignore:PySpark does not yet fully support pandas:FutureWarning"
+        current = os.environ.get("PYTHONWARNINGS")
+        os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet
         conf_dir = Path(tempfile.mkdtemp(prefix="churnclv-spark-"))
         # the JVM reads it at start-up only; without this every session left a folder behind
         atexit.register(shutil.rmtree, conf_dir, ignore_errors=True)

@@ -84,14 +84,28 @@ def _scorer(shipped: Any) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.Data
 
 
 def _score_schema(feats: SparkDataFrame, static: list[str], champion: Any, policy: Any) -> Any:
-    """The Spark schema of :func:`score_features` rows, from its result on no rows."""
+    """The Spark schema of :func:`score_features` rows, from its result on one made-up row."""
+    import datetime as dt
+
+    import pyarrow as pa
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-    empty = to_arrow_schema(feats.schema).empty_table().to_pandas()
-    scored = score_features(finish_features(empty, static), champion, policy)
-    import pyarrow as pa
+    def value(kind: pa.DataType) -> pa.Array:
+        if pa.types.is_timestamp(kind):
+            return pa.array([dt.datetime(2000, 1, 1)], pa.timestamp("us"))
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return pa.array(["x"], kind)
+        if pa.types.is_boolean(kind):
+            return pa.array([False])
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            return pa.array([0], kind)
+        return pa.nulls(1, kind)
 
-    return from_arrow_schema(pa.Schema.from_pandas(scored, preserve_index=False))
+    arrow = to_arrow_schema(feats.schema, timezone="UTC")
+    row = pa.table({f.name: value(f.type) for f in arrow}).to_pandas()
+    scored = score_features(finish_features(row, static), champion, policy)
+    schema = pa.Schema.from_pandas(scored, preserve_index=False)
+    return from_arrow_schema(schema, prefer_timestamp_ntz=False)
 
 
 def _has_reference(champion: Champion) -> bool:
