@@ -16,7 +16,7 @@ import pytest
 
 from churnclv._errors import InputError
 from churnclv._generate import SyntheticData, generate
-from churnclv._io import ColumnMap, InputTables, load_transactions
+from churnclv._io import ColumnMap, load_transactions
 from churnclv.features import build_features, build_labels, finish_features
 
 if importlib.util.find_spec("pyspark") is None:
@@ -295,6 +295,7 @@ def test_score_spark_matches_duckdb_scoring(
     """`score --engine spark` on Parquet paths (features, models and decisions on the
     executors, scores written by Spark to a folder) equals DuckDB scoring to 1e-6, with and
     without a budget; so does score(engine="spark") on in-memory frames."""
+    from churnclv import load_inputs
     from churnclv.cli import main
     from churnclv.decisions import load_policy
     from churnclv.serving import score
@@ -303,7 +304,8 @@ def test_score_spark_matches_duckdb_scoring(
     champion = load_champion(tracking_uri_for(demo_workdir))
     folder = demo_workdir / "data"
     paths = {name: folder / f"{name}.parquet" for name in ("transactions", "events", "customers")}
-    tables = InputTables(*(pd.read_parquet(p) for p in paths.values()))
+    # the tables as the DuckDB CLI path reads them (exact duplicate rows dropped, as Spark does)
+    tables = load_inputs(*paths.values())
     as_of = tables.transactions["ts"].max().floor("D")
     policy = load_policy(None)
     duck = score(tables, as_of=as_of, champion=champion, policy=policy, budget=50.0)
@@ -329,7 +331,9 @@ def test_score_spark_matches_duckdb_scoring(
             "--budget",
             "50",
             "--workdir",
-            str(demo_workdir),
+            str(work),
+            "--tracking-uri",
+            tracking_uri_for(demo_workdir),
         ]
     )
     assert code == 0
