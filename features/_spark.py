@@ -16,8 +16,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,19 +26,24 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from churnclv._errors import InputError
+from churnclv.features._sql import DEFAULT_EVENT_TYPES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
     from pyspark.sql import SparkSession
 
+    from churnclv.features._spark_inputs import SparkInputs
+
 __all__ = [
     "MASTER_ENV",
     "check_spark",
     "get_spark",
+    "input_features",
     "quiet_pandas_warnings",
     "register_frame",
     "register_inputs",
     "to_pandas",
+    "write_folder",
 ]
 
 MASTER_ENV = "CHURNCLV_SPARK_MASTER"
@@ -113,7 +119,7 @@ def quiet_pandas_warnings() -> Iterator[None]:
         yield
 
 
-def get_spark() -> SparkSession:
+def get_spark(conf: dict[str, str] | None = None) -> SparkSession:
     """The churnclv Spark session, created on first use.
 
     ``master`` comes from the ``CHURNCLV_SPARK_MASTER`` environment variable
@@ -121,6 +127,12 @@ def get_spark() -> SparkSession:
     transfers, no UI and error-level logs. An already active session (for
     example one a cluster launcher created) is reused as it is, with only the
     SQL settings churnclv depends on applied.
+
+    Parameters
+    ----------
+    conf : dict, optional
+        Spark settings (e.g. ``{"spark.driver.memory": "1g"}``) for a new
+        session; on an active session only the runtime-modifiable ones apply.
 
     Raises
     ------
@@ -137,6 +149,10 @@ def get_spark() -> SparkSession:
         # spark.pyspark.python says; pin them to this interpreter unless the user chose one.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        # the Python workers (children of the JVM, a child of this process) inherit it
+        quiet = "ignore:PySpark does not yet fully support pandas:FutureWarning"
+        current = os.environ.get("PYTHONWARNINGS")
+        os.environ["PYTHONWARNINGS"] = f"{current},{quiet}" if current else quiet
         conf_dir = Path(tempfile.mkdtemp(prefix="churnclv-spark-"))
         # the JVM reads it at start-up only; without this every session left a folder behind
         atexit.register(shutil.rmtree, conf_dir, ignore_errors=True)
@@ -155,9 +171,15 @@ def get_spark() -> SparkSession:
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.default.parallelism", "4")
         )
+        for key, value in (conf or {}).items():
+            builder = builder.config(key, value)
         with quiet_pandas_warnings():
             active = builder.getOrCreate()
         active.sparkContext.setLogLevel("ERROR")
+    else:
+        for key, value in (conf or {}).items():
+            if active.conf.isModifiable(key):
+                active.conf.set(key, value)
     _configure(active)
     return active
 
@@ -168,6 +190,7 @@ def _configure(spark: SparkSession) -> None:
         ("spark.sql.execution.arrow.pyspark.enabled", "true"),
         ("spark.sql.execution.arrow.pyspark.fallback.enabled", "false"),
         ("spark.sql.ansi.enabled", "false"),
+        ("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS"),
     ):
         spark.conf.set(key, value)
 
@@ -241,3 +264,91 @@ def register_inputs(spark: SparkSession, frames: dict[str, pd.DataFrame]) -> Non
         known = all(col in _TYPES for col in frame.columns)
         schema = _schema(frame, _TYPES) if known else None
         register_frame(spark, name, frame, schema)
+
+
+def input_features(
+    inputs: SparkInputs,
+    *,
+    as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
+    event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+) -> tuple[SparkDataFrame, list[str]]:
+    """The feature frame of Spark input tables as a lazy Spark DataFrame.
+
+    The inputs stay Spark DataFrames (their scans run on the executors); only
+    the cutoffs and the bucket maps, a few rows each, are sent from the
+    driver. Returns the frame (sorted by ``as_of``, ``customer_id``) and the
+    static attribute columns, as :func:`churnclv.features.spark_features`.
+
+    Parameters
+    ----------
+    inputs : SparkInputs
+        From :func:`churnclv.features._spark_inputs.read_inputs`.
+    as_of : timestamp or sequence of timestamps
+        The cutoff(s).
+    event_types : sequence of str
+        Event types with their own columns.
+    """
+    from churnclv.features._build import feature_query
+    from churnclv.features._inputs import cutoff_frame
+
+    spark = get_spark()
+    cut = cutoff_frame(as_of)
+    tables = {"transactions": inputs.transactions}
+    static: list[str] = []
+    with_signup = False
+    if inputs.customers is not None:
+        tables["customers"] = inputs.customers
+        with_signup = "signup_ts" in inputs.customers.columns
+        static = [c for c in inputs.customers.columns if c not in ("customer_id", "signup_ts")]
+    if inputs.events is not None:
+        tables["events"] = inputs.events
+    frames: dict[str, Any] = {**tables, "cutoffs": cut}
+    sql = feature_query(frames, static, with_signup, event_types, "spark")
+    for name, table in tables.items():
+        table.createOrReplaceTempView(name)
+    register_inputs(spark, {k: v for k, v in frames.items() if k not in tables})
+    return spark.sql(sql), static
+
+
+def write_folder(sdf: SparkDataFrame, folder: str) -> str:
+    """Write ``sdf`` as a folder of Parquet part files, by Spark (the rows skip the driver).
+
+    A local folder is written under a temporary name next to it and renamed
+    into place, so a failed write leaves no partial output; an existing
+    folder (or file) there is replaced once the new one is complete. A URI
+    (``scheme://``) is written in place, overwriting. Returns the folder.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import TimestampType
+
+    # naive timestamps, as pandas writes them (Spark's TIMESTAMP is stored UTC-adjusted)
+    sdf = sdf.select(
+        *(
+            F.col(f"`{f.name}`").cast("timestamp_ntz").alias(f.name)
+            if isinstance(f.dataType, TimestampType)
+            else F.col(f"`{f.name}`")
+            for f in sdf.schema.fields
+        )
+    )
+    if "://" in folder:
+        sdf.write.mode("overwrite").parquet(folder)
+        return folder
+    target = Path(folder).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        sdf.write.parquet(str(tmp))
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+    return str(target)

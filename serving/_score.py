@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from churnclv._io import InputTables, check_as_of
-from churnclv.decisions import Policy, select_under_budget
+from churnclv.decisions import Policy
 from churnclv.features import build_features
 from churnclv.serving._batch import score_features
 from churnclv.serving._spark import score_spark
@@ -36,9 +36,10 @@ def score(
     policy : Policy
         The decision policy (:func:`churnclv.load_policy`).
     engine : {"duckdb", "spark", "sqlite"}
-        Where features are computed. ``"spark"`` also runs the models on the
-        Spark executors (:func:`~churnclv.serving._spark.score_spark`); the
-        decisions are the same code on every engine.
+        Where features are computed. ``"spark"`` also runs the models and the
+        decisions on the Spark executors
+        (:func:`~churnclv.serving._spark.score_spark`); the decisions are the
+        same code on every engine.
     budget : float, optional
         Campaign budget: customers are selected by best expected gain per unit
         cost until it is spent; ``None`` selects every customer whose action pays.
@@ -83,8 +84,7 @@ def score(
     as_of = pd.Timestamp(as_of)
     check_as_of(tables.transactions, as_of)
     if engine == "spark":
-        scored = score_spark(tables, as_of=as_of, champion=champion, policy=policy)
-        return scored if budget is None else select_under_budget(scored, policy, budget)
+        return score_spark(tables, as_of=as_of, champion=champion, policy=policy, budget=budget)
     feats = build_features(
         tables.transactions, tables.events, tables.customers, as_of=as_of, engine=engine
     )

@@ -7,6 +7,7 @@ session serves the whole test session.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ import pytest
 
 from churnclv._errors import InputError
 from churnclv._generate import SyntheticData, generate
-from churnclv._io import ColumnMap, InputTables, load_transactions
-from churnclv.features import build_features, build_labels
+from churnclv._io import ColumnMap, load_transactions
+from churnclv.features import build_features, build_labels, finish_features
 
 if importlib.util.find_spec("pyspark") is None:
     pytest.skip("pyspark is not installed (pip install 'churnclv[spark]')", allow_module_level=True)
@@ -172,30 +173,172 @@ def test_real_data_matches_duckdb(spark: object) -> None:
     _assert_same(duck, got)
 
 
+def _write_parquet(folder: Path, **frames: pd.DataFrame) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = folder / f"{name}.parquet"
+        frame.to_parquet(paths[name], index=False)
+    return paths
+
+
+def test_parquet_inputs_are_scanned_by_spark_not_the_driver(
+    data: SyntheticData, spark: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parquet paths are scanned by Spark (FileScan parquet of each path in the physical
+    plan); no pandas loader runs and no input frame is sent from the driver."""
+    from churnclv import _io
+    from churnclv.features import _inputs
+    from churnclv.features._spark_inputs import read_inputs
+
+    paths = _write_parquet(
+        tmp_path, transactions=data.transactions, events=data.events, customers=data.customers
+    )
+    duck = build_features(*paths.values(), as_of="2023-10-01")
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an input was loaded on the driver")
+
+    for module, name in (
+        (_io, "load_transactions"),
+        (_io, "load_events"),
+        (_io, "load_customers"),
+        (_inputs, "as_frame"),
+        (pd, "read_parquet"),
+    ):
+        monkeypatch.setattr(module, name, forbidden)
+    sent: list[str] = []
+    register = _spark.register_frame
+    monkeypatch.setattr(
+        _spark, "register_frame", lambda s, name, *a: sent.append(name) or register(s, name, *a)
+    )
+    feats, static = _spark.input_features(read_inputs(**paths), as_of="2023-10-01")
+    spark.conf.set("spark.sql.maxMetadataStringLength", "10000")  # type: ignore[attr-defined]
+    plan = feats._jdf.queryExecution().executedPlan().toString()
+    for path in paths.values():
+        assert re.search(rf"FileScan parquet [^\n]*Location: [^\n]*{re.escape(str(path))}", plan)
+    assert set(sent) <= {"cutoffs", "tx_buckets", "ev_buckets"}, sent
+    got = finish_features(_spark.to_pandas(feats), static)
+    _assert_same(duck, got)
+
+
+def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """Malformed Parquet inputs: the arguments of `features` and the message expected."""
+    tx = pd.DataFrame(
+        {"customer_id": ["c1", "c2"], "ts": pd.to_datetime(["2024-01-05", "2024-01-20"])}
+    )
+    cases = {
+        "missing-column": (tx.rename(columns={"ts": "when"}).assign(amount=1.0), None, "'ts'"),
+        "unparseable-ts": (
+            tx.assign(ts=["2024-01-05", "yesterday-ish"], amount=1.0),
+            None,
+            "'yesterday-ish'",
+        ),
+        "nan-amount": (tx.assign(amount=[1.0, float("nan")]), None, "'amount'"),
+        "string-amount": (tx.assign(amount=["1.5", "ten euros"]), None, "'ten euros'"),
+        "duplicate-customers": (
+            tx.assign(amount=1.0),
+            pd.DataFrame({"customer_id": ["c1", "c1"], "segment": ["a", "b"]}),
+            "not unique, e.g. 'c1'",
+        ),
+        "as-of-before-purchases": (tx.assign(amount=[0.0, 2.0]), None, "before all data"),
+    }
+    out: dict[str, tuple[list[str], str]] = {}
+    for case, (frame, customers, expected) in cases.items():
+        paths = _write_parquet(tmp / case, transactions=frame)
+        args = ["--transactions", str(paths["transactions"]), "--as-of", "2024-01-10"]
+        if customers is not None:
+            args += [
+                "--customers",
+                str(_write_parquet(tmp / case, customers=customers)["customers"]),
+            ]
+        out[case] = (args, expected)
+    out["missing-file"] = (
+        ["--transactions", str(tmp / "nowhere.parquet"), "--as-of", "2024-01-10"],
+        "not found",
+    )
+    return out
+
+
+def test_spark_validation_errors_equal_duckdb(
+    spark: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad Parquet inputs fail on Spark with DuckDB's message, exit 2 and no output."""
+    from churnclv.cli import main
+
+    for case, (args, expected) in _bad_inputs(tmp_path).items():
+        errors = []
+        for engine, out in (("duckdb", "f.parquet"), ("spark", "f.parquet"), ("spark", "dir/")):
+            target = tmp_path / case / out
+            code = main(
+                [
+                    "features",
+                    *args,
+                    "--out",
+                    str(target) + "/" * out.endswith("/"),
+                    "--engine",
+                    engine,
+                ]
+            )
+            err = capsys.readouterr().err
+            assert code == 2, (case, engine, err)
+            errors.append([line for line in err.splitlines() if line.startswith("error:")])
+            assert not target.exists()
+        assert errors[0] == errors[1] == errors[2], case
+        assert len(errors[0]) == 1 and expected in errors[0][0], (case, errors[0])
+
+
 @pytest.mark.slow
-def test_score_spark_matches_duckdb_scoring(demo_workdir: Path, spark: object) -> None:
-    """Scoring on Spark (features and models on executors) equals DuckDB scoring to 1e-6."""
-    from churnclv.decisions import load_policy, select_under_budget
+def test_score_spark_matches_duckdb_scoring(
+    demo_workdir: Path, tmp_path: Path, spark: object
+) -> None:
+    """`score --engine spark` on Parquet paths (features, models and decisions on the
+    executors, scores written by Spark to a folder) equals DuckDB scoring to 1e-6, with and
+    without a budget; so does score(engine="spark") on in-memory frames."""
+    from churnclv import load_inputs
+    from churnclv.cli import main
+    from churnclv.decisions import load_policy
     from churnclv.serving import score
-    from churnclv.serving._spark import score_spark
     from churnclv.training import load_champion, tracking_uri_for
 
     champion = load_champion(tracking_uri_for(demo_workdir))
     folder = demo_workdir / "data"
-    tables = InputTables(
-        pd.read_parquet(folder / "transactions.parquet"),
-        pd.read_parquet(folder / "events.parquet"),
-        pd.read_parquet(folder / "customers.parquet"),
-    )
+    paths = {name: folder / f"{name}.parquet" for name in ("transactions", "events", "customers")}
+    # the tables as the DuckDB CLI path reads them (exact duplicate rows dropped, as Spark does)
+    tables = load_inputs(*paths.values())
     as_of = tables.transactions["ts"].max().floor("D")
     policy = load_policy(None)
-    duck = score(tables, as_of=as_of, champion=champion, policy=policy)
-    got = score_spark(tables, as_of=as_of, champion=champion, policy=policy)
+    duck = score(tables, as_of=as_of, champion=champion, policy=policy, budget=50.0)
     assert len(duck) > 500
-    _assert_same(duck, got)
-    # score(engine="spark") is score_spark plus the budget selection (the CLI's --engine spark)
-    via_score = score(
-        tables, as_of=as_of, champion=champion, policy=policy, engine="spark", budget=50.0
+    assert 0 < duck["selected"].sum() < (duck["action"] != "none").sum()
+    # the in-memory frames path, no budget
+    got = score(tables, as_of=as_of, champion=champion, policy=policy, engine="spark")
+    _assert_same(score(tables, as_of=as_of, champion=champion, policy=policy), got)
+    # the CLI on paths: a folder written by Spark, with the budget
+    work = tmp_path / "work"
+    args = [f"--{name}={path}" for name, path in paths.items()]
+    out = tmp_path / "scores"
+    code = main(
+        [
+            "score",
+            *args,
+            "--as-of",
+            str(as_of.date()),
+            "--out",
+            f"{out}/",
+            "--engine",
+            "spark",
+            "--budget",
+            "50",
+            "--workdir",
+            str(work),
+            "--tracking-uri",
+            tracking_uri_for(demo_workdir),
+        ]
     )
-    _assert_same(select_under_budget(got, policy, 50.0), via_score)
-    assert 0 < via_score["selected"].sum() < (via_score["action"] != "none").sum()
+    assert code == 0
+    written = pd.read_parquet(out)
+    assert written["customer_id"].is_monotonic_increasing
+    _assert_same(duck.drop(columns="model_version"), written.drop(columns="model_version"))
+    assert (written["model_version"] == champion.model_version).all()
+    assert len(list((work / "snapshots").glob("*.parquet"))) == 1

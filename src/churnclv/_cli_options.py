@@ -42,6 +42,7 @@ __all__ = [
     "Promote",
     "QuantityCol",
     "Sep",
+    "SparkConf",
     "TrackingUri",
     "Transactions",
     "TsCol",
@@ -116,7 +117,9 @@ Engine = Annotated[
     str,
     typer.Option(
         help="Feature engine: duckdb (embedded default) or spark (Apache Spark; needs "
-        "churnclv[spark] and Java 17+; master from CHURNCLV_SPARK_MASTER, default local[2])."
+        "churnclv[spark] and Java 17+; master from CHURNCLV_SPARK_MASTER, default local[2]). "
+        "Spark reads Parquet inputs from their paths (files, folders or URIs) on the executors "
+        "and validates them there; CSV inputs are loaded on the driver."
     ),
 ]
 Budget = Annotated[
@@ -184,7 +187,23 @@ AccessLog = Annotated[
         "counts and latencies are on /metrics either way).",
     ),
 ]
-OutFile = Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")]
+OutFile = Annotated[
+    str,
+    typer.Option(
+        "--out",
+        help="Output file (.parquet or .csv). With --engine spark, a folder (a path ending "
+        "in '/', or an existing folder) is written by Spark as Parquet part files, so no row "
+        "passes through the driver.",
+    ),
+]
+SparkConf = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--spark-conf",
+        help="A Spark setting KEY=VALUE for --engine spark (repeatable), e.g. "
+        "spark.driver.memory=4g.",
+    ),
+]
 ModelUri = Annotated[
     str | None,
     typer.Option(

@@ -16,6 +16,7 @@ import typer
 
 from churnclv import ChurnclvError, InputError, check_as_of
 from churnclv import _cli_options as opt
+from churnclv import _cli_spark as spk
 from churnclv import _cli_uplift as upl
 from churnclv._cli_campaigns import evaluate_campaign_verb
 from churnclv._cli_models import models_app
@@ -145,11 +146,20 @@ def features(
     decimal: opt.Decimal = None,
     workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     tracking_uri: opt.TrackingUri = None,
+    spark_conf: opt.SparkConf = None,
 ) -> None:
     """Compute the point-in-time feature frame of every customer as of a date."""
     from churnclv.features import build_features
 
     ts = opt.parse_as_of(as_of)
+    out_path, folder = spk.out_target(out_file, engine)
+    if engine == "spark":
+        conf = spk.spark_conf(spark_conf)
+        inputs = spk.spark_inputs(
+            transactions, events, customers, opt.columns_from(locals()), ts, conf
+        )
+        spk.spark_features(inputs, ts, out_path, folder)
+        return
     tables = _inputs(
         transactions,
         events,
@@ -161,7 +171,7 @@ def features(
         frame = build_features(
             tables.transactions, tables.events, tables.customers, as_of=ts, engine=engine
         )
-    write_table(frame, out_file)
+    write_table(frame, out_path)
     before = tables.transactions.loc[tables.transactions["ts"] < ts, "customer_id"]
     without = before.nunique() - len(frame)
     if without:
@@ -169,7 +179,7 @@ def features(
             f"{without:,} customers with rows before as_of have no purchase "
             "(returns or zero amounts only) and therefore no feature row"
         )
-    out.print(f"{len(frame):,} customers x {frame.shape[1] - 2} features -> {out_file}")
+    out.print(f"{len(frame):,} customers x {frame.shape[1] - 2} features -> {out_path}")
 
 
 @app.command()
@@ -288,8 +298,14 @@ def score(
     decimal: opt.Decimal = None,
     workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     tracking_uri: opt.TrackingUri = None,
+    spark_conf: opt.SparkConf = None,
 ) -> None:
-    """Score every customer as of a date with the champion models and the decision policy."""
+    """Score every customer as of a date with the champion models and the decision policy.
+
+    With --engine spark, features, models and decisions run on the Spark executors, Parquet
+    inputs are read there from their paths, and an --out folder (ending in '/') is written
+    by Spark; only the per-customer scores ever reach the driver.
+    """
     from churnclv import load_policy
     from churnclv import score as run_score
     from churnclv._monitor import write_snapshot
@@ -297,23 +313,28 @@ def score(
 
     ts = opt.parse_as_of(as_of)
     pol = load_policy(policy or bundle_policy(model_uri))
-    tables = _inputs(
-        transactions,
-        events,
-        customers,
-        opt.columns_from(locals()),
-        ts,
-    )
+    out_path, folder = spk.out_target(out_file, engine)
+    columns = opt.columns_from(locals())
+    if engine == "spark":
+        conf = spk.spark_conf(spark_conf)
+        tables = spk.spark_inputs(transactions, events, customers, columns, ts, conf)
+    else:
+        tables = _inputs(transactions, events, customers, columns, ts)
     uri = tracking_uri_for(workdir, tracking_uri)
     with step("loading champion"):
         champion = champion_from_uri(uri, model_uri)
-    with step("scoring"):
-        scored = run_score(
-            tables, as_of=ts, champion=champion, policy=pol, engine=engine, budget=budget
+    if engine == "spark":
+        scored = spk.spark_score(
+            tables, ts, champion, pol, budget, out_path, folder, with_report=report is not None
         )
-    write_table(scored, out_file)
+    else:
+        with step("scoring"):
+            scored = run_score(
+                tables, as_of=ts, champion=champion, policy=pol, engine=engine, budget=budget
+            )
+        write_table(scored, out_path)
     write_snapshot(scored, champion, workdir)
-    out.print(f"{len(scored):,} customers scored with {champion.model_version} -> {out_file}")
+    out.print(f"{len(scored):,} customers scored with {champion.model_version} -> {out_path}")
     print_campaign(scored)
     if report is not None:
         write_decision_report(scored, report, uri, champion)
