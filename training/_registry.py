@@ -255,7 +255,6 @@ def load_champion(tracking_uri: str) -> Champion:
     ...     print(str(exc).split("; ")[1])
     run `churnclv train --promote` (or `churnclv demo`) first
     """
-    import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -271,15 +270,8 @@ def load_champion(tracking_uri: str) -> Champion:
                 f"no registered model {name}@{ALIAS} in {tracking_uri}; "
                 "run `churnclv train --promote` (or `churnclv demo`) first"
             ) from None
-        try:
-            pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}")
-            model = pyfunc.unwrap_python_model().model
-        except Exception as exc:  # a corrupted artifact is not the user's input
-            raise ChurnclvError(
-                f"cannot load {name}@{ALIAS} (version {mv.version}): {exc}"
-            ) from exc
         params = client.get_run(str(mv.run_id)).data.params
-        loaded[name] = (model, str(mv.version), str(mv.run_id), params)
+        loaded[name] = (_load_version(name, mv), str(mv.version), str(mv.run_id), params)
     churn, value = loaded[CHURN_MODEL], loaded[VALUE_MODEL]
     uplift, uplift_version = load_uplift_champion(tracking_uri)
     return Champion(
@@ -303,7 +295,6 @@ def load_uplift_champion(tracking_uri: str) -> tuple[Any, str | None]:
     --promote``) gives ``(None, None)``; an artifact that cannot be loaded is an
     error, as for the other champions.
     """
-    import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -312,14 +303,18 @@ def load_uplift_champion(tracking_uri: str) -> tuple[Any, str | None]:
         mv = MlflowClient().get_model_version_by_alias(UPLIFT_MODEL, ALIAS)
     except MlflowException:
         return None, None
+    return _load_version(UPLIFT_MODEL, mv), str(mv.version)
+
+
+def _load_version(name: str, mv: Any) -> Any:
+    """The model behind registry version ``mv`` of ``name`` (its ``@champion``)."""
+    import mlflow
+
     try:
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{UPLIFT_MODEL}@{ALIAS}")
-        model = pyfunc.unwrap_python_model().model
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}")
+        return pyfunc.unwrap_python_model().model
     except Exception as exc:  # a corrupted artifact is not the user's input
-        raise ChurnclvError(
-            f"cannot load {UPLIFT_MODEL}@{ALIAS} (version {mv.version}): {exc}"
-        ) from exc
-    return model, str(mv.version)
+        raise ChurnclvError(f"cannot load {name}@{ALIAS} (version {mv.version}): {exc}") from exc
 
 
 _MODEL_PLOTS = ("churn_calibration.png", "churn_gains.png", "value_deciles.png")
