@@ -20,7 +20,7 @@ cost, or none; ``oracle_eligible`` also respects each action's restrictions).
 Each policy's true value is the mean over scored customers of the chosen
 action's true effect (``truth.effect_<action>``: expected incremental net spend
 in 30 days for a send at ``as_of``) minus its cost. The benchmark policy is the
-shipped one restricted to the generator's three actions, with no randomized
+shipped one restricted to the generator's four actions, with no randomized
 holdout (so every customer is decided by the policy under test).
 
 Acceptance 2 (``uplift="uniform"`` and ``"none"``): the gate must choose the
@@ -50,7 +50,7 @@ from churnclv.decisions import Policy, choose_action, decide, eligible
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "uplift.json"
-ACTIONS = ("email_reminder", "discount_coupon", "personal_call")
+ACTIONS = ("email_reminder", "discount_coupon", "personal_call", "upgrade_offer")
 
 
 def _policy() -> Policy:

@@ -8,7 +8,14 @@ import pytest
 from sklearn.base import clone
 
 from churnclv import UpliftModel
-from churnclv.training._policy_value import evaluate_policies, gate, policy_rows, qini
+from churnclv.training._policy_value import (
+    PolicyValue,
+    bootstrap_means,
+    evaluate_policies,
+    gate,
+    policy_rows,
+    qini,
+)
 
 ARMS = np.array(["control", "coupon", "email"])
 
@@ -128,3 +135,19 @@ def test_learned_choice_and_rolling_folds() -> None:
     (mask,), kind = _split(one, seed=0)
     assert "customer-disjoint" in kind
     assert (_train_mask(one, mask) == ~mask).all()
+
+
+def test_gate_wants_the_learned_policy_to_beat_every_constant_policy() -> None:
+    # No constant action pays beyond noise, so the best constant is "none"; the learned
+    # policy beats "none" clearly but cannot be told from giving everyone the coupon.
+    n = 1000
+    coupon = np.tile([41.0, -39.0], n // 2)
+    contrib = {"learned": np.full(n, 1.5), "none": np.zeros(n), "coupon": coupon}
+    values = {}
+    for name, c in contrib.items():
+        low, high = np.percentile(bootstrap_means(c, n_boot=200)[:, 0], [2.5, 97.5])
+        values[name] = PolicyValue(name, float(c.mean()), float(low), float(high), 0, 0, 0)
+    assert values["coupon"].dr_low < 0
+    decision = gate(values, contrib, ["coupon"], n_boot=200)
+    assert (decision.basis, decision.uniform_action) == ("best_uniform", "none")
+    assert "coupon" in decision.reason

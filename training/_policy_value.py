@@ -15,9 +15,13 @@ same weights, so differences are paired).
 
 The gate (:func:`gate`): the best constant policy is the constant action (the
 same action for everyone) with the highest DR value among those whose CI lies
-above zero, else ``none``. The learned policy is kept only when the lower
-bound of the paired bootstrap CI of its DR value minus the best constant
-policy's is above zero; otherwise the decision basis is ``best_uniform``.
+above zero, else ``none``. The learned policy is kept only when, against every
+constant policy (``none`` and each action for everyone), the lower bound of the
+paired bootstrap CI of its DR value minus that policy's is above zero;
+otherwise the decision basis is ``best_uniform``. Beating only the chosen
+constant is not enough: when every constant's CI straddles zero the chosen one
+is ``none``, and a learned policy that merely spreads a uniformly useful action
+would beat it.
 A paired difference is used rather than the learned policy's own lower bound
 against the constant's point value: both are estimated on the same rows, so
 their shared noise cancels in the difference, and the test is neither too
@@ -193,27 +197,39 @@ def gate(
     """
     paying = [a for a in actions if values[a].dr_low > 0]
     best = max(paying, key=lambda a: values[a].dr) if paying else "none"
-    diff = contributions[learned] - contributions[best]
-    boot = bootstrap_means(diff, n_boot=n_boot, seed=seed + 1)[:, 0]
-    low, high = np.percentile(boot, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    mean = float(diff.mean())
+    # The learned policy must beat every constant policy, not only the one chosen:
+    # a constant whose CI straddles zero may still be worth more than ``none``.
+    rivals = ["none", *actions]
+    diffs = np.column_stack([contributions[learned] - contributions[r] for r in rivals])
+    boot = bootstrap_means(diffs, n_boot=n_boot, seed=seed + 1)
+    lows, highs = np.percentile(boot, [(1 - level) / 2 * 100, (1 + level) / 2 * 100], axis=0)
+    hardest = int(np.argmin(lows))
+    rival = rivals[hardest]
+    low, high = float(lows[hardest]), float(highs[hardest])
+    mean = float(diffs[:, hardest].mean())
     base = (
         f"best constant policy: {best} (DR value {values[best].dr:.3f})"
         if best != "none"
         else "no constant action pays beyond noise (best constant policy: none)"
     )
-    span = f"learned - {best} = {mean:.3f} [{low:.3f}, {high:.3f}]"
+    span = f"learned - {rival} = {mean:.3f} [{low:.3f}, {high:.3f}]"
     if low > 0:
         return GateDecision(
-            "learned", best, mean, float(low), float(high), f"{base}; {span}: learned wins"
+            "learned",
+            best,
+            mean,
+            low,
+            high,
+            f"{base}; {span} (its closest constant rival): learned wins",
         )
     return GateDecision(
         "best_uniform",
         best,
         mean,
-        float(low),
-        float(high),
-        f"{base}; {span}: the learned policy cannot be told from it, so {best} is used",
+        low,
+        high,
+        f"{base}; {span}: the learned policy cannot be told from the constant policy "
+        f"{rival}, so {best} is used",
     )
 
 
