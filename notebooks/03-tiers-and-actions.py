@@ -21,7 +21,8 @@
 # 2. the lifecycle mix of each tier;
 # 3. the action mix with its expected cost and expected saved value;
 # 4. what-ifs: a different `risk_band.high` threshold, and a campaign budget (customers chosen
-#    greedily by expected gain per unit of cost, as `--budget` does).
+#    greedily by expected gain per unit of cost, as `--budget` does);
+# 5. how tiers and lifecycle stages moved since the previous score snapshot.
 
 # %% tags=["parameters"]
 import os
@@ -48,6 +49,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from churnclv import migration_matrix, migration_summary, value_at_risk_sentence
 from churnclv.decisions import (
     LIFECYCLE_STAGES,
     RISK_BANDS,
@@ -78,8 +80,8 @@ print(
 # %% [markdown]
 # ## Value tier × churn risk
 #
-# Where the value is and how much of it is at risk: the top-left cells (high value, high
-# risk) are the priority of a retention campaign.
+# Where is the value, and which cell holds most of the value at risk? The sentence under the
+# figure answers from the scores.
 
 # %%
 grid_n = pd.crosstab(scored["value_tier"], scored["risk_band"]).reindex(
@@ -135,6 +137,7 @@ print(
     f"{grid_n.loc['high'].sum() / len(scored):.0%}) carries "
     f"{grid_v.loc['high'].sum() / total:.0%} of predicted value"
 )
+print(value_at_risk_sentence(scored))
 grid_n
 
 # %% [markdown]
@@ -299,8 +302,8 @@ whatif.round(1)
 # ## What-if: campaign budget
 #
 # With a budget, customers are taken greedily by expected gain per unit of cost until the
-# budget is spent (the `--budget` option of `score` and `demo`). The curve shows diminishing
-# returns: the first units of budget buy the most saved value.
+# budget is spent (the `--budget` option of `score` and `demo`). Does each extra unit of
+# budget buy as much as the first? The line under the figure compares the first and last steps.
 
 # %%
 full_cost = scored.loc[scored["action"] != "none", "action_cost"].sum()
@@ -322,14 +325,37 @@ ax.grid(alpha=0.3)
 ax.legend()
 plt.tight_layout()
 plt.show()
+step_gain = curve["expected_saved_value"].diff().fillna(curve["expected_saved_value"])
+print(
+    f"the first budget step buys {step_gain.iloc[0]:,.0f} of expected saved value, "
+    f"the last {step_gain.iloc[-1]:,.0f}"
+)
 curve[["customers", "cost", "expected_saved_value", "expected_net_gain", "roi"]].round(2)
+
+# %% [markdown]
+# ## Since the last snapshot
+#
+# Every `churnclv score` keeps a snapshot in `<workdir>/snapshots/<as_of>.parquet`. How did
+# customers move between value tiers (rows: previous tier, columns: current tier, plus new and
+# gone customers) and lifecycle stages since the snapshot before this one?
+
+# %%
+day = f"{as_of:%Y-%m-%d}" if as_of is not None else "9999-12-31"
+dated = sorted(p for p in (WORKDIR / "snapshots").glob("????-??-??.parquet") if p.stem < day)
+if dated:
+    previous = pd.read_parquet(dated[-1])
+    print(migration_summary(previous, scored)["sentence"])
+    display(migration_matrix(previous, scored))  # noqa: F821 - IPython's display
+    if "lifecycle_stage" in previous:
+        display(migration_matrix(previous, scored, "lifecycle_stage"))  # noqa: F821
+else:
+    print(f"no snapshot before {day} in {WORKDIR / 'snapshots'}: score an earlier date first")
 
 # %% [markdown]
 # ## What the figures show
 #
 # - **Tier × risk matrix**: predicted value and value at risk per cell, with customer counts;
-#   a small high tier carries most of the value (Pareto), and the high-value / high-risk cell
-#   is where retention money matters most.
+#   the printed sentence says which cell holds most of the value at risk.
 # - **Lifecycle mix**: how many customers of each tier are new, active, silent or already
 #   churned; silent high-value customers are the early-warning list.
 # - **Action mix**: what the policy spends per action against the value it expects to save;
@@ -339,3 +365,5 @@ curve[["customers", "cost", "expected_saved_value", "expected_net_gain", "roi"]]
 #   current policy.
 # - **Budget what-if**: saved value and net gain as the budget grows; where the net-gain curve
 #   flattens, extra budget buys little.
+# - **Since the last snapshot**: upgrades, downgrades and newly churned customers, counted
+#   from the two snapshots.

@@ -269,6 +269,11 @@ class SnapshotRow(_Decisions):
     reasons: str | None = Field(
         default=None, description="The top three reasons' texts, joined with '; '."
     )
+    previous_value_tier: str | None = Field(
+        default=None,
+        description="The customer's value tier in the score snapshot before this one "
+        "(`<workdir>/snapshots/`); null when the customer is not in an earlier snapshot.",
+    )
 
 
 class LookupResponse(BaseModel):

@@ -19,6 +19,10 @@ __all__ = ["ScoresSnapshot"]
 class ScoresSnapshot:
     """``<workdir>/scores.parquet`` in memory, reloaded when its mtime changes.
 
+    Each row also carries ``previous_value_tier``: the customer's tier in the
+    latest ``<workdir>/snapshots/<date>.parquet`` dated before the scores'
+    ``as_of`` (``None`` when the customer is not in it), read once per reload.
+
     Parameters
     ----------
     path : path-like
@@ -41,6 +45,7 @@ class ScoresSnapshot:
         if mtime == self._mtime:
             return
         frame = pd.read_parquet(self.path)
+        previous = self._previous_tiers(frame)
         rows: dict[str, dict[str, Any]] = {}
         for rec in frame.to_dict("records"):
             for k, v in rec.items():
@@ -50,8 +55,21 @@ class ScoresSnapshot:
                     rec[k] = None
                 elif isinstance(v, np.generic):
                     rec[k] = v.item()
+            rec["previous_value_tier"] = previous.get(str(rec["customer_id"]))
             rows[str(rec["customer_id"])] = rec
         self._rows, self._mtime, self.loaded_at = rows, mtime, time.time()
+
+    def _previous_tiers(self, frame: pd.DataFrame) -> dict[str, str]:
+        """Customer id -> value tier in the snapshot before ``frame``'s ``as_of``."""
+        from churnclv._migration import previous_snapshot
+
+        if "as_of" not in frame or frame.empty:
+            return {}
+        prev = previous_snapshot(self.path.parent, frame["as_of"].iloc[0])
+        if prev is None:
+            return {}
+        ids, tiers = prev["customer_id"].astype(str), prev["value_tier"].astype(str)
+        return dict(zip(ids, tiers, strict=True))
 
     def available(self) -> bool:
         """Whether the snapshot file exists (after a refresh)."""

@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from churnclv._campaigns import load_campaigns
     from churnclv._generate import SyntheticData, generate
     from churnclv._io import ColumnMap, InputTables, check_as_of, load_inputs
+    from churnclv._migration import migration_matrix, migration_summary
+    from churnclv._narrative import champion_vs_baselines_sentence, value_at_risk_sentence
     from churnclv.decisions import Policy, decide, load_policy, rfm_segment
     from churnclv.features import build_features, build_labels, rfm_summary
     from churnclv.serving import CustomerIn, OnlineScorer, score, validate_customers
@@ -81,6 +83,10 @@ _OWNERS: dict[str, str] = {
     "train_uplift": "churnclv.training._train_uplift",
     "UpliftTrainResult": "churnclv.training._train_uplift",
     "UpliftModel": "churnclv.training._uplift",
+    "migration_matrix": "churnclv._migration",
+    "migration_summary": "churnclv._migration",
+    "value_at_risk_sentence": "churnclv._narrative",
+    "champion_vs_baselines_sentence": "churnclv._narrative",
 }
 
 __all__ = [
@@ -102,6 +108,7 @@ __all__ = [
     "build_features",
     "build_labels",
     "champion_from_uri",
+    "champion_vs_baselines_sentence",
     "check_as_of",
     "decide",
     "evaluate_campaign",
@@ -112,6 +119,8 @@ __all__ = [
     "load_champion",
     "load_inputs",
     "load_policy",
+    "migration_matrix",
+    "migration_summary",
     "rfm_segment",
     "rfm_summary",
     "score",
@@ -119,6 +128,7 @@ __all__ = [
     "train",
     "train_uplift",
     "validate_customers",
+    "value_at_risk_sentence",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _OWNERS, globals(), __all__)

@@ -177,7 +177,12 @@ def run_demo(
     predicted = float(scored.loc[scored["selected"].to_numpy(), "expected_saved_value"].sum())
     with step("report"):
         report_path = write_decision_report(
-            scored, work / "report.html", uri, champion, notes=[_truth_note(realised, predicted)]
+            scored,
+            work / "report.html",
+            uri,
+            champion,
+            notes=[_truth_note(realised, predicted)],
+            workdir=work,
         )
     return DemoResult(
         data=data,

@@ -2,8 +2,9 @@
 
 Every ``churnclv score`` (and the demo) keeps a small snapshot of its scores in
 ``<workdir>/snapshots/<as_of>.parquet``: ``customer_id``, ``churn_probability``,
-``predicted_value``, ``value_tier``, ``as_of``, ``model_version`` and the two
-horizons. Features are not stored: they are point-in-time, so
+``predicted_value``, ``value_tier``, ``as_of``, ``model_version``, the two
+horizons and ``lifecycle_stage`` (for the migration between snapshots,
+:mod:`churnclv._migration`). Features are not stored: they are point-in-time, so
 :func:`churnclv.features.build_features` on the same transactions at the
 snapshot's ``as_of`` gives back exactly what the model saw.
 
@@ -57,7 +58,8 @@ _LEVELS = ("ok", "watch", "retrain")
 # ---- snapshots -------------------------------------------------------------------------------
 def snapshot_frame(scored: pd.DataFrame, champion: Any) -> pd.DataFrame:
     """The snapshot columns of a scores frame, with the champion's horizons."""
-    snap = scored[[c for c in SNAPSHOT_COLUMNS[:6] if c in scored.columns]].copy()
+    keep = [*SNAPSHOT_COLUMNS[:6], "lifecycle_stage"]
+    snap = scored[[c for c in keep if c in scored.columns]].copy()
     snap["churn_horizon_days"] = float(champion.churn_horizon_days)
     snap["value_horizon_days"] = float(champion.value_horizon_days)
     return snap

@@ -5,7 +5,8 @@ store is at hand, the champion run's metrics and evaluation plots. The page
 opens on a headline computed from the data and headline cards, then shows where
 the value at risk is, whom to contact first (with a CSV of every selected
 customer written next to the page), why customers are at risk, how value is
-spread and how good the models are next to the baselines. Figures are inlined
+spread, how tiers moved since the previous snapshot and how good the models
+are next to the baselines. Figures are inlined
 PNGs (:mod:`churnclv._report_figures`); the page is written atomically.
 
 A little over 500 lines: one page's sections, each a small function that
@@ -407,6 +408,25 @@ def _quality(metrics: Mapping[str, float]) -> str:
     )
 
 
+def _migration_section(previous: pd.DataFrame | None, scored: pd.DataFrame) -> str:
+    from churnclv._migration import migration_matrix, migration_summary
+
+    if previous is None or not len(previous) or not len(scored):
+        return ""
+    grid = migration_matrix(previous, scored)
+    words = {"new customer": "New customers", "gone": "No longer scored"}
+    head = ["Previous tier", *(words.get(c, f"Now {c} value") for c in grid.columns)]
+    rows = [
+        [words.get(str(i), f"{i} value".capitalize()), *(f"{int(v):,}" for v in grid.loc[i])]
+        for i in grid.index
+    ]
+    return (
+        "<h2>Since the last snapshot</h2>"
+        f"<p>{_e(migration_summary(previous, scored)['sentence'])}</p>"
+        + _table(head, rows, set(range(1, len(head))))
+    )
+
+
 def _write_csv(scored: pd.DataFrame, path: Path) -> Path:
     cols = [
         c
@@ -440,6 +460,7 @@ def write_report(
     title: str = "Customer retention report",
     notes: list[str] | None = None,
     model_metrics: Mapping[str, float] | None = None,
+    previous: pd.DataFrame | None = None,
 ) -> Path:
     """Write the HTML report of a scores frame and the CSV of its selected customers.
 
@@ -464,6 +485,8 @@ def write_report(
         Caveats shown near the top, e.g. the demo's check against synthetic truth.
     model_metrics : mapping of str to float, optional
         The champion runs' metrics (model and ``baseline_*``), for the quality table.
+    previous : pandas.DataFrame, optional
+        The score snapshot before this one: adds the tier migration section.
 
     Returns
     -------
@@ -505,6 +528,7 @@ def write_report(
         grid(["tier_risk_matrix.png", "action_mix.png"], figs),
         _actions_section(scored, detail, csv.name),
         _drivers(scored, detail),
+        _migration_section(previous, scored),
         "<h2>Customer value</h2>",
         grid(
             [

@@ -19,13 +19,15 @@ def write_decision_report(
     tracking_uri: str,
     champion: Champion | None,
     notes: list[str] | None = None,
+    workdir: str | Path | None = None,
 ) -> Path:
     """Write the HTML decision report of ``scored``; log it to MLflow when a champion is known.
 
     The report carries the campaign totals, the decision figures, the
     champion runs' metrics beside the baselines and evaluation plots (those
     the store holds) and ``notes``; the CSV of selected customers is written
-    next to it. With a champion, report, CSV, figures and ``campaign_*``
+    next to it. With ``workdir``, the tier migration since its latest earlier
+    score snapshot is shown. With a champion, report, CSV, figures and ``campaign_*``
     totals are logged to the ``churnclv-scoring`` experiment at ``tracking_uri``.
 
     Returns
@@ -33,6 +35,7 @@ def write_decision_report(
     pathlib.Path
         The report written.
     """
+    from churnclv._migration import previous_snapshot
     from churnclv._report import decision_figures, selected_csv_path, write_report
     from churnclv.decisions import campaign_summary
     from churnclv.training import champion_plots, log_report
@@ -49,6 +52,11 @@ def write_decision_report(
         figures=figures,
         notes=notes,
         model_metrics=metrics,
+        previous=(
+            previous_snapshot(workdir, scored["as_of"].iloc[0])
+            if workdir is not None and "as_of" in scored and len(scored)
+            else None
+        ),
     )
     if champion is not None:
         run_id = log_report(

@@ -337,7 +337,7 @@ def score(
     out.print(f"{len(scored):,} customers scored with {champion.model_version} -> {out_path}")
     print_campaign(scored)
     if report is not None:
-        write_decision_report(scored, report, uri, champion)
+        write_decision_report(scored, report, uri, champion, workdir=workdir)
 
 
 @app.command()
@@ -468,7 +468,7 @@ def report(
     except ChurnclvError:
         champion = None
     with step("report"):
-        path = write_decision_report(scored, out_file, uri, champion)
+        path = write_decision_report(scored, out_file, uri, champion, workdir=workdir)
     out.print(f"report: {path}")
 
 
