@@ -88,21 +88,17 @@ def _owner() -> dict[str, str]:
     return {"churnclv.pid": str(os.getpid()), "churnclv.host": socket.gethostname()}
 
 
-#: The tracking URIs this process started training runs in: the stores
-#: :func:`fail_interrupted_runs` cleans up.
+#: The tracking URIs where a run of this process may still be RUNNING (one entry per
+#: run not ended cleanly): the stores :func:`fail_interrupted_runs` cleans up.
 _STORES: list[str] = []
 
 
 def start_tracking(tracking_uri: str, experiment: str = EXPERIMENT) -> None:
     """Point MLflow at ``tracking_uri`` and ``experiment``; fail runs orphaned by dead processes.
 
-    ``tracking_uri`` is remembered as a store this process may leave runs
-    RUNNING in (:func:`fail_interrupted_runs`). The experiment is tagged as a
-    model-development experiment, with a description
-    (:func:`~churnclv.training._mlflow_views.tag_experiment`).
+    The experiment is tagged as a model-development experiment, with a
+    description (:func:`~churnclv.training._mlflow_views.tag_experiment`).
     """
-    if tracking_uri not in _STORES:
-        _STORES.append(tracking_uri)
     configure_mlflow(tracking_uri)
     use_experiment(experiment, tracking_uri)
     tag_experiment(experiment)
@@ -116,17 +112,24 @@ def tracked_run(run_name: str, tracking_uri: str) -> Iterator[ActiveRun]:
 
     An interrupt can land inside ``start_run``, after the run row exists but
     before the context owns it: every run this process left RUNNING in
-    ``tracking_uri`` is ended, then the exception propagates.
+    ``tracking_uri`` is ended, then the exception propagates. Until the run ends
+    cleanly ``tracking_uri`` stays listed for :func:`fail_interrupted_runs`, so a
+    store that was busy during that first attempt is cleaned up again later, and a
+    store whose runs all ended is never contacted again (it may be a server that is
+    gone by then).
     """
     import mlflow
 
     owner = _owner()
+    _STORES.append(tracking_uri)
     try:
         with mlflow.start_run(run_name=run_name, tags=owner) as run:
             yield run
     except BaseException:
-        _fail_own_runs(owner, tracking_uri)
+        if _fail_own_runs(owner, tracking_uri):
+            _STORES.remove(tracking_uri)
         raise
+    _STORES.remove(tracking_uri)
 
 
 def run_params(
@@ -262,9 +265,9 @@ def _log_plots(
 def fail_interrupted_runs(tracking_uri: str | None = None) -> None:
     """Mark FAILED the runs this process left RUNNING; call once an interrupt has unwound.
 
-    Only the store ``tracking_uri`` is touched, or without it every store this
-    process started a training in (:func:`start_tracking`); with none, nothing
-    is, so a failure before any run started creates no MLflow store.
+    Only the store ``tracking_uri`` is touched, or without it every store where
+    a run of this process did not end cleanly (:func:`tracked_run`); with none,
+    nothing is, so a failure before any run started creates no MLflow store.
 
     An interrupt that lands inside one of MLflow's database sessions leaves that
     connection holding sqlite's write lock for as long as the exception's traceback
@@ -284,20 +287,22 @@ def fail_interrupted_runs(tracking_uri: str | None = None) -> None:
     if "mlflow" not in sys.modules or not any(s in _STORES for s in stores):
         return
     gc.collect()
-    for store in stores:
-        if store in _STORES:
-            _fail_own_runs(_owner(), store)
+    for store in dict.fromkeys(stores):
+        if store in _STORES and _fail_own_runs(_owner(), store):
+            while store in _STORES:
+                _STORES.remove(store)
 
 
-def _fail_own_runs(owner: dict[str, str], tracking_uri: str) -> None:
-    """Best effort: mark FAILED the runs ``owner`` left RUNNING in ``tracking_uri``."""
+def _fail_own_runs(owner: dict[str, str], tracking_uri: str) -> bool:
+    """Best effort: mark FAILED the runs ``owner`` left RUNNING in ``tracking_uri``;
+    whether that worked."""
     from mlflow import MlflowClient
 
     try:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         exp = client.get_experiment_by_name(EXPERIMENT)
         if exp is None:
-            return
+            return True
         query = (
             "attributes.status = 'RUNNING' and "
             f"tags.`churnclv.pid` = '{owner['churnclv.pid']}' and "
@@ -306,7 +311,8 @@ def _fail_own_runs(owner: dict[str, str], tracking_uri: str) -> None:
         for run in client.search_runs([exp.experiment_id], query):
             client.set_terminated(run.info.run_id, status="FAILED")
     except Exception:  # best effort: the next training fails orphans anyway
-        pass
+        return False
+    return True
 
 
 def _fail_orphaned_runs(tracking_uri: str) -> None:
