@@ -86,7 +86,9 @@ def test_short_history_trains_and_scores_with_the_btyd_fallback(
     np.testing.assert_allclose(
         scores["churn_probability"], expected["btyd_p_no_purchase_churn"], rtol=1e-12
     )
-    np.testing.assert_allclose(scores["predicted_value"], expected["btyd_clv_value"], rtol=1e-12)
+    # Gamma-Gamma's optimiser turns last-bit differences in the monetary sums (training's
+    # multi-cutoff SQL vs this one-cutoff query) into ~1e-7 relative differences.
+    np.testing.assert_allclose(scores["predicted_value"], expected["btyd_clv_value"], rtol=1e-6)
     assert scores["reasons"].str.len().gt(0).all()
 
 
