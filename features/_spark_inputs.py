@@ -176,13 +176,7 @@ def _transactions(
 
     what = "transactions"
     src = _read(spark, path, what)
-    needed = {"customer_id": cm.customer_col, "ts": cm.ts_col}
-    if cm.no_amount:
-        pass
-    elif cm.quantity_col and cm.price_col:
-        needed |= {"quantity": cm.quantity_col, "price": cm.price_col}
-    else:
-        needed["amount"] = cm.amount_col
+    needed = cm.transaction_columns()
     _require(src, needed, path, what)
     decimal = cm.decimal or "."
     cid, ts = _id(src, cm.customer_col), _ts(src, cm.ts_col)

@@ -118,6 +118,15 @@ class ColumnMap:
     sep: str | None = None
     decimal: str | None = None
 
+    def transaction_columns(self) -> dict[str, str]:
+        """The source columns a transactions table needs, by canonical name."""
+        needed = {"customer_id": self.customer_col, "ts": self.ts_col}
+        if self.no_amount:
+            return needed
+        if self.quantity_col and self.price_col:
+            return needed | {"quantity": self.quantity_col, "price": self.price_col}
+        return needed | {"amount": self.amount_col}
+
 
 @dataclass
 class LoadReport:
@@ -328,13 +337,7 @@ def load_transactions(
         raise InputError(str(exc)) from None
     con, p = _open(path, what, cm, rep)
     cols = _columns(con)
-    needed = {"customer_id": cm.customer_col, "ts": cm.ts_col}
-    if cm.no_amount:
-        pass
-    elif cm.quantity_col and cm.price_col:
-        needed |= {"quantity": cm.quantity_col, "price": cm.price_col}
-    else:
-        needed["amount"] = cm.amount_col
+    needed = cm.transaction_columns()
     _require(cols, needed, p, what)
     cid = _q(cm.customer_col)
     ts = _check_ts(con, _q(cm.ts_col), p, what, cm.ts_col)
