@@ -40,6 +40,7 @@ from churnclv._campaigns import campaign_outcomes, has_control, sends_in_window
 from churnclv._errors import InputError
 from churnclv._io import InputTables
 from churnclv._policy import Policy, load_policy
+from churnclv.decisions import reference_distribution
 from churnclv.training._policy_value import PolicyValue, evaluate_policies, gate, qini
 from churnclv.training._registry import ALIAS, UPLIFT_MODEL
 from churnclv.training._tracking import fingerprint, git_sha, start_tracking, tracked_run
@@ -328,6 +329,8 @@ def train_uplift(
     say("refitting on every send")
     final = UpliftModel(actions=actions, control=control, learner=learner, seed=seed)
     final.fit(frame, t, y)
+    # RFM scores of uplift-only scoring rank against the customers the model saw
+    final.reference_ = reference_distribution(frame, np.full(len(frame), np.nan))
     final.decision_ = {
         **decision.as_dict(),
         "value": values[chosen].dr,
