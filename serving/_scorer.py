@@ -148,7 +148,7 @@ class OnlineScorer:
         learned = uplift_decisions(feats, decided, champion, self.policy)
         decided.update(learned)
         churn = champion.churn
-        if churn is None:
+        if churn is None or x_churn is None:
             why: list[list[dict[str, Any]]] = [[] for _ in range(len(p))]
         else:
             contributions = churn.contribution_matrix(x_churn)

@@ -323,8 +323,9 @@ def champion_versions(tracking_uri: str) -> tuple[str | None, ...] | None:
     """The versions holding the champion aliases ``(churn, value)``; None when none is set.
 
     A missing churn or value champion is None in the tuple (scoring runs on the
-    champions that exist). With an uplift champion (``churnclv-uplift@champion``) its version follows:
-    ``(churn, value, uplift)``, so a service notices a new uplift champion too.
+    champions that exist). With an uplift champion (``churnclv-uplift@champion``)
+    its version follows: ``(churn, value, uplift)``, so a service notices a new
+    uplift champion too.
 
     A sqlite store is read directly and read-only (no MLflow client, no
     schema migration), so a service can poll it every few seconds.
