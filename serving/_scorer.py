@@ -51,8 +51,8 @@ def _records(
     # Column-wise tolist() gives plain Python values (float, str) without per-row work.
     values = [
         features["customer_id"].tolist(),
-        predictions[0].tolist(),
-        predictions[1].tolist(),
+        _nulls(predictions[0]),  # NaN (no such champion) as null
+        _nulls(predictions[1]),
         *(decided[c].tolist() for c in SCORE_COLUMNS[3:]),
         [pd.Timestamp(t).isoformat() for t in features["as_of"].tolist()],
         why,
