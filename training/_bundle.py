@@ -358,6 +358,11 @@ def _registry_pair(tracking_uri: str, model_uri: str | None) -> dict[str, tuple[
                 mv = _by_alias(client, name, alias)
                 if mv is not None:  # a missing champion is left out (its columns are null)
                     found[kind] = (name, str(mv.version), str(mv.run_id))
+            if not found and alias != ALIAS:
+                raise InputError(
+                    f"model URI {model_uri!r}: not found in {tracking_uri} "
+                    f"(neither {CHURN_MODEL} nor {VALUE_MODEL} has the alias {alias!r})"
+                )
         else:
             mv = client.get_model_version(registered, str(version))
             run_id = str(mv.run_id)
@@ -413,15 +418,16 @@ def _load_registered(tracking_uri: str, pairs: dict[str, tuple[str, str, str]]) 
             )
             models[kind] = _load_pyfunc(Path(path), f"{name} version {version}")
         params[kind] = run_record(tracking_uri, run_id)
+    empty: dict[str, Any] = {"params": {}}
     return Champion(
-        churn=models["churn"],
-        value=models["value"],
-        churn_version=pairs["churn"][1],
-        value_version=pairs["value"][1],
-        churn_run_id=pairs["churn"][2],
-        value_run_id=pairs["value"][2],
-        churn_horizon_days=_horizon(params["churn"], "churn_horizon_days", 90),
-        value_horizon_days=_horizon(params["value"], "value_horizon_days", 365),
+        churn=models.get("churn"),
+        value=models.get("value"),
+        churn_version=pairs["churn"][1] if "churn" in pairs else None,
+        value_version=pairs["value"][1] if "value" in pairs else None,
+        churn_run_id=pairs["churn"][2] if "churn" in pairs else None,
+        value_run_id=pairs["value"][2] if "value" in pairs else None,
+        churn_horizon_days=_horizon(params.get("churn", empty), "churn_horizon_days", 90),
+        value_horizon_days=_horizon(params.get("value", empty), "value_horizon_days", 365),
     )
 
 
