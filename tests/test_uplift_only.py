@@ -238,3 +238,42 @@ def test_bundle_carries_the_uplift_champion(
     assert got["action"].tolist() == scores["action"].tolist()
     for a in ACTIONS:
         np.testing.assert_allclose(got[f"uplift_{a}"], scores[f"uplift_{a}"], atol=1e-6)
+
+
+# ---- bad campaign logs (acceptance 5): exit 2, a clear message, nothing written ----
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            "C000001,2023-09-01,control\nC000002,2023-09-01,sms\n",
+            "treatment 'sms' (1 row) is neither the control arm 'control' nor an action",
+        ),
+        ("", "campaigns file is empty (no data rows)"),
+        (
+            "C000001,2024-02-01,control\nC000002,2024-02-01,email_reminder\n",
+            "2 of them sent on or after 2024-01-01",
+        ),
+        (
+            "C000001,2023-09-01,email_reminder\nC000002,2023-09-01,discount_coupon\n",
+            "effects cannot be estimated without a comparison group, so no uplift model is "
+            "trained and actions stay on the policy formula",
+        ),
+    ],
+    ids=["unknown-treatment", "empty-log", "sends-after-as-of", "no-control-arm"],
+)
+def test_train_uplift_bad_logs_exit_2_without_output(
+    rows: str,
+    message: str,
+    generated_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = tmp_path / "log.csv"
+    log.write_text("customer_id,ts,treatment\n" + rows)
+    work = tmp_path / "work"
+    args = ["train-uplift", "--transactions", str(generated_dir / "transactions.parquet")]
+    args += ["--campaigns", str(log), "--as-of", "2024-01-01", "--workdir", str(work)]
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert message in err and "Traceback" not in err
+    assert not work.exists()

@@ -273,9 +273,12 @@ def train_uplift(
         )
     sends, dropped = sends_in_window(campaigns, as_of=as_of, response_days=response_days)
     if sends.empty:
+        after = int((campaigns["ts"] >= as_of).sum())
+        later = f", {after:,} of them sent on or after {as_of.date()}" if after else ""
         raise InputError(
             f"no send has a complete {response_days}-day response window by {as_of.date()} "
-            f"({dropped:,} send(s) end later); use a later --as-of or a shorter --response-days"
+            f"({dropped:,} send(s) end later{later}); use a later --as-of or a shorter "
+            "--response-days"
         )
     if not has_control(sends, control):
         raise InputError(_no_control_message(control) + " (none with a complete window)")
