@@ -353,9 +353,10 @@ def export(
     policy: opt.BundlePolicy = None,
     name: opt.BundleName = None,
 ) -> None:
-    """Export the champion bundle: both models, policy, reference population and schema.
+    """Export the champion bundle: every champion model, policy, reference population, schema.
 
-    The bundle is a folder of MLflow model directories (churn/, value/) plus
+    The bundle is a folder of MLflow model directories (churn/, value/, uplift/ for
+    the champions that exist) plus
     policy.yaml, reference.json, schema.json and bundle.json; `score --model-uri`
     and `serve --model-uri` take it without the tracking store.
     """
