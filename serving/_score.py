@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from churnclv._errors import InputError
 from churnclv._io import InputTables, check_as_of
 from churnclv.decisions import Policy
 from churnclv.features import build_features
@@ -85,12 +84,6 @@ def score(
     as_of = pd.Timestamp(as_of)
     check_as_of(tables.transactions, as_of)
     if engine == "spark":
-        if champion.churn is None or champion.value is None:
-            raise InputError(
-                "--engine spark needs churn and value champions; "
-                f"missing: {', '.join(k for k in champion.missing if k != 'uplift')}; "
-                "use --engine duckdb"
-            )
         return score_spark(tables, as_of=as_of, champion=champion, policy=policy, budget=budget)
     feats = build_features(
         tables.transactions, tables.events, tables.customers, as_of=as_of, engine=engine
