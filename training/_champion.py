@@ -90,7 +90,7 @@ class Champion:
     def reference(self) -> dict[str, list[float]] | None:
         """The population decisions rank customers against: the value model's, else the
         uplift model's (RFM only; value tiers then have no reference); None without."""
-        for model in (self.value, self.uplift, self.churn):
+        for model in (self.value, self.uplift):
             ref = getattr(model, "reference_", None)
             if ref:
                 return dict(ref)
