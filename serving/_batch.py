@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from churnclv._clv_fields import CLV_COLUMNS, clv_columns
-from churnclv._reasons import reasons
+from churnclv._reasons import ReasonTable
 from churnclv.decisions import Policy, decide, select_under_budget
 from churnclv.serving._uplift_scoring import uplift_decisions
 from churnclv.training import Champion
@@ -108,18 +111,34 @@ def score_features(
     extra += [c for c in learned if c.startswith("uplift_")]
     extra.extend(CLV_COLUMNS)
     if with_reasons:
-        why = reasons(features, champion.churn.contributions(features, x_churn))
-        scored["reasons"] = ["; ".join(r["text"] for r in items) for items in why]
+        why = ReasonTable.build(features, champion.churn.contributions(features, x_churn))
+        scored["reasons"] = why.joined()
         extra.append("reasons")
     out = scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
     if with_reasons:
-        out.attrs["reasons_detail"] = _Shared(why)  # structured reasons, for the service's JSON
+        out.attrs["reasons_detail"] = _Detail(why)  # structured reasons, for the report
     return out
 
 
-class _Shared(list):
-    """A list pandas shares instead of deep-copying: every operation on a frame deep-copies
-    its ``attrs``, which took seconds per call on a million customers' reasons."""
+class _Detail(list[list[dict[str, Any]]]):
+    """Each row's structured reasons, built when read (the report reads a few hundred of a
+    million). pandas shares it instead of deep-copying: every operation on a frame
+    deep-copies its ``attrs``."""
 
-    def __deepcopy__(self, memo: dict[int, object]) -> _Shared:
+    def __init__(self, table: ReasonTable) -> None:
+        super().__init__()
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self.table.row(j) for j in range(len(self))[i]]
+        return self.table.row(range(len(self))[i])
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        return (self.table.row(i) for i in range(len(self)))
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Detail:
         return self
