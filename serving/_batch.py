@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from churnclv._clv_fields import CLV_COLUMNS, clv_columns
-from churnclv._reasons import reasons
+from churnclv._reasons import ReasonTable
 from churnclv.decisions import Policy, decide, select_under_budget
 from churnclv.serving._uplift_scoring import uplift_decisions
 from churnclv.training import Champion
@@ -112,10 +112,6 @@ def missing_note(champion: Champion) -> str | None:
     return f"{'; '.join(parts)}; {basis}"
 
 
-def _no_reasons(n: int) -> list[list[dict[str, Any]]]:
-    return [[] for _ in range(n)]
-
-
 def score_features(
     features: pd.DataFrame,
     champion: Champion,
@@ -166,21 +162,41 @@ def score_features(
     if with_reasons:
         churn = champion.churn
         why = (
-            _no_reasons(len(scored))
-            if churn is None
-            else reasons(features, churn.contributions(features, x_churn))
+            None  # no churn champion: no churn drivers
+            if churn is None or x_churn is None
+            else ReasonTable.build(features, churn.contributions(features, x_churn))
         )
-        scored["reasons"] = ["; ".join(r["text"] for r in items) for items in why]
+        scored["reasons"] = [""] * len(scored) if why is None else why.joined()
         extra.append("reasons")
     out = scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
     if with_reasons:
-        out.attrs["reasons_detail"] = _Shared(why)  # structured reasons, for the service's JSON
+        out.attrs["reasons_detail"] = _Detail(why, len(out))  # structured, for the report
     return out
 
 
-class _Shared(list):
-    """A list pandas shares instead of deep-copying: every operation on a frame deep-copies
-    its ``attrs``, which took seconds per call on a million customers' reasons."""
+class _Detail(list[list[dict[str, Any]]]):
+    """Each row's structured reasons, built when read (the report reads a few hundred of a
+    million). pandas shares it instead of deep-copying: every operation on a frame
+    deep-copies its ``attrs``."""
 
-    def __deepcopy__(self, memo: dict[int, object]) -> _Shared:
+    def __init__(self, table: ReasonTable | None, n: int) -> None:
+        super().__init__()
+        self.table = table
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _row(self, i: int) -> list[dict[str, Any]]:
+        return [] if self.table is None else self.table.row(i)  # no table: no churn model
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._row(j) for j in range(len(self))[i]]
+        return self._row(range(len(self))[i])
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        return (self._row(i) for i in range(len(self)))
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Detail:
         return self

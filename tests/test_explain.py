@@ -67,3 +67,25 @@ def test_contributions_use_the_same_trees_as_predictions_after_early_stopping() 
     np.testing.assert_allclose(
         ex.contributions(x).sum(axis=1) + ex.bias, booster.predict(x, raw_score=True), atol=1e-9
     )
+
+
+@pytest.mark.parametrize("rounds", [1, 2, 7, 30])
+def test_paired_trees_and_chunks_equal_the_tree_by_tree_sum(
+    rounds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summing trees in pairs and rows in chunks gives each tree's own leaf rows added one by
+    one, for odd and even tree counts, and when the pair table is too large to build."""
+    import churnclv.training._explain as explain
+
+    booster, x = _booster("binary", rounds=rounds)
+    x = np.concatenate([x] * 30)  # more rows than one chunk
+    monkeypatch.setattr(explain, "CHUNK_ROWS", 1000)
+    ex = PathExplainer(booster)
+    got = ex.contributions(x)
+    leaf = booster.predict(x, pred_leaf=True).reshape(len(x), -1)
+    want = sum(ex._table[t][leaf[:, t]] for t in range(leaf.shape[1]))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    monkeypatch.setattr(explain, "PAIR_TABLE_BYTES", 0)
+    single = PathExplainer(booster)
+    np.testing.assert_allclose(single.contributions(x), want, rtol=0, atol=1e-12)
+    assert single._group == 1

@@ -161,3 +161,16 @@ def test_the_fallback_champion_is_replaced_by_a_newer_fallback(
     champ = load_champion(uri)
     assert isinstance(champ.churn, BTYDModel) and isinstance(champ.value, BTYDModel)
     assert champ.churn_version == second.churn_version
+
+
+def test_value_fallback_next_to_a_trained_churn_model_with_events(tmp_path: Path) -> None:
+    """When only the value model falls back, the trained churn model (which reads event
+    features) still ranks the customers as of ``as_of``: the training completes."""
+    from churnclv import InputTables, generate
+
+    data = generate(400, seed=5, history_days=500, future_days=0, campaigns=False)
+    tables = InputTables(data.transactions, data.events, data.customers)
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    result = train(tables, as_of=AS_OF, tracking_uri=uri, value_horizon_days=365, promote=True)
+    assert set(result.fallbacks) == {"value"}
+    assert any(c.startswith("ev_") for c in load_champion(uri).churn.features_)

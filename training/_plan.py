@@ -157,7 +157,8 @@ def plan_training(
     frame = frame.merge(labels, on=["customer_id", "as_of"], how="left", validate="one_to_one")
     say("BG/NBD + Gamma-Gamma per cutoff (hybrid features)")
     frame = stack_btyd(frame, churn_horizon_days, value_horizon_days)
-    now = build_features(tx, as_of=as_of)
+    # every column the models read: the value fallback ranks the churn model's scores on it
+    now = build_features(tx, tables.events, tables.customers, as_of=as_of)
     c_train, c_valid = purged_split(frame, churn_cuts, churn_horizon_days)
     v_train, v_valid = purged_split(frame, value_cuts, value_horizon_days)
     return Plan(

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["feature_label", "reason_text", "reasons"]
+__all__ = ["ReasonTable", "feature_label", "reason_text", "reasons", "text_fn"]
 
 
 def _num(value: Any) -> float | None:
@@ -111,6 +111,155 @@ def _btyd_text(feature: str, x: float) -> str | None:
     return None
 
 
+#: A feature's text from its raw value and the row's context: recency, usual gap,
+#: returns count and returns total (the only other columns a text reads).
+TextFn = Callable[[Any, "float | None", "float | None", Any, Any], str]
+
+
+def _fmt_value(label: str, x: float | None, value: Any) -> str:
+    if x is None and value is not None and not (isinstance(value, float) and math.isnan(value)):
+        return f"{label} is {value}"
+    if x is None:
+        return f"{label} unknown"
+    return f"{label} {x:,.4g}"
+
+
+def _numeric(fn: Callable[[float], str], feature: str) -> TextFn:
+    """``fn`` of the value when it is a finite number, else the generic text."""
+    label = feature_label(feature)
+
+    def text(value: Any, recency: float | None, gap: float | None, rc: Any, rt: Any) -> str:
+        x = _num(value)
+        return fn(x) if x is not None else _fmt_value(label, x, value)
+
+    return text
+
+
+def _recency_text(feature: str) -> TextFn:
+    label = feature_label(feature)
+
+    def text(value: Any, recency: float | None, gap: float | None, rc: Any, rt: Any) -> str:
+        if recency is None:
+            return _fmt_value(label, _num(value), value)
+        out = f"no purchase for {_days(recency)}"
+        if gap and gap > 0:
+            out += f", {recency / gap:.1f}x the usual gap"
+        return out
+
+    return text
+
+
+def _gap_text(feature: str) -> TextFn:
+    what = "usual gap" if feature == "gap_mean_days" else "gap varies by"
+
+    def text(value: Any, recency: float | None, gap: float | None, rc: Any, rt: Any) -> str:
+        x = _num(value)
+        if x is None:
+            return "only one purchase day so far"
+        return f"{what} {x:,.1f} days between purchases"
+
+    return text
+
+
+def _since_text(feature: str) -> TextFn:
+    what = feature.removeprefix("days_since_").replace("_", " ")
+    if what == "event":
+        what = "activity"
+
+    def text(value: Any, recency: float | None, gap: float | None, rc: Any, rt: Any) -> str:
+        x = _num(value)
+        if x is None:
+            return f"no {what} on record" if what != "signup" else "signup date unknown"
+        if what == "signup":
+            return f"signed up {_days(x)} ago"
+        return f"last {what} {_days(x)} ago"
+
+    return text
+
+
+def _trend_text(feature: str) -> Callable[[float], str]:
+    what = "spend" if feature.startswith("spend") else "activity"
+
+    def text(x: float) -> str:
+        if x == 0:
+            return f"{what} flat over the last 90 days vs the 90 before"
+        way = "up" if x > 0 else "down"
+        return f"{what} {way} (trend {x:+.2f}) over the last 90 days vs the 90 before"
+
+    return text
+
+
+def _windowed(feature: str) -> Callable[[float], str] | None:
+    """Texts of the per-window purchase and activity counts."""
+    for w in (7, 30, 90, 365):
+        if feature == f"tx_count_{w}d":
+            return ("{:,.0f} purchases in the last " + f"{w} days").format
+        if feature == f"spend_{w}d":
+            return ("spent {:,.2f} in the last " + f"{w} days").format
+        if feature == f"active_days_{w}d":
+            return ("bought on {:,.0f} days in the last " + f"{w} days").format
+    if feature.startswith("ev_") and feature[-1] == "d":
+        name, _, window = feature.removeprefix("ev_").rpartition("_")
+        label, days = name.replace("_", " "), window.removesuffix("d")
+        return lambda x: f"{x:,.0f} {label}{'' if x == 1 else 's'} in the last {days} days"
+    if feature in ("events_30d", "events_90d"):
+        days = feature[7:-1]
+        return lambda x: f"{x:,.0f} engagement events in the last {days} days"
+    if feature.startswith("event_active_days_"):
+        days = feature[18:-1]
+        return lambda x: f"active on {x:,.0f} days in the last {days} days"
+    return None
+
+
+_SIMPLE: dict[str, Callable[[float], str]] = {
+    "tenure_days": lambda x: f"first purchase {_days(x)} ago",
+    "frequency": lambda x: f"{x:,.0f} repeat purchase day" + ("" if x == 1 else "s"),
+    "n_purchases": lambda x: f"{x:,.0f} purchases in total",
+    "monetary_total": lambda x: f"spent {x:,.2f} in total",
+    "monetary_mean": lambda x: f"spends {x:,.2f} per purchase day",
+    "spend_prior_90d": lambda x: f"spent {x:,.2f} in the 90 days before the last 90",
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def text_fn(feature: str) -> TextFn:
+    """The function writing ``feature``'s plain-words text (see :func:`reason_text`).
+
+    Resolved once per feature, so a batch formats each reason with one call.
+    """
+    if feature in ("recency_days", "overdue_ratio"):
+        return _recency_text(feature)
+    if feature in ("gap_mean_days", "gap_std_days"):
+        return _gap_text(feature)
+    if feature in ("returns_count", "returns_total"):
+        return _returns_or_generic(feature)
+    if feature.startswith("days_since_"):
+        return _since_text(feature)
+    simple = _SIMPLE.get(feature) or _windowed(feature)
+    if feature in ("spend_trend_90d", "events_trend_90d"):
+        simple = _trend_text(feature)
+    if simple is None and feature.startswith("btyd_"):
+        btyd = functools.partial(_btyd_text, feature)
+        if btyd(0.5) is not None:
+            simple = lambda x: cast("str", btyd(x))  # noqa: E731
+    if simple is not None:
+        return _numeric(simple, feature)
+    label = feature_label(feature)
+    return lambda value, recency, gap, rc, rt: _fmt_value(label, _num(value), value)
+
+
+def _returns_or_generic(feature: str) -> TextFn:
+    label = feature_label(feature)
+
+    def text(value: Any, recency: float | None, gap: float | None, rc: Any, rt: Any) -> str:
+        if _num(value) is None:
+            return _fmt_value(label, None, value)
+        n, total = _num(rc) or 0, _num(rt) or 0
+        return f"{n:,.0f} returns worth {total:,.2f}"
+
+    return text
+
+
 def reason_text(feature: str, row: Mapping[str, Any]) -> str:
     """A short plain-words description of one feature of one customer.
 
@@ -127,77 +276,13 @@ def reason_text(feature: str, row: Mapping[str, Any]) -> str:
         E.g. ``"no purchase for 94 days, 3.1x the usual gap"``; other features
         read ``"<label> <value>"`` (``"plan is basic"``).
     """
-    value = row.get(feature)
-    x = _num(value)
-    gap = _num(row.get("gap_mean_days"))
-    recency = _num(row.get("recency_days"))
-    if feature in ("recency_days", "overdue_ratio") and recency is not None:
-        text = f"no purchase for {_days(recency)}"
-        if gap and gap > 0:
-            text += f", {recency / gap:.1f}x the usual gap"
-        return text
-    if feature == "tenure_days" and x is not None:
-        return f"first purchase {_days(x)} ago"
-    if feature == "frequency" and x is not None:
-        return f"{x:,.0f} repeat purchase day" + ("" if x == 1 else "s")
-    if feature == "n_purchases" and x is not None:
-        return f"{x:,.0f} purchases in total"
-    if feature == "monetary_total" and x is not None:
-        return f"spent {x:,.2f} in total"
-    if feature == "monetary_mean" and x is not None:
-        return f"spends {x:,.2f} per purchase day"
-    if feature in ("gap_mean_days", "gap_std_days"):
-        if x is None:
-            return "only one purchase day so far"
-        what = "usual gap" if feature == "gap_mean_days" else "gap varies by"
-        return f"{what} {x:,.1f} days between purchases"
-    if feature in ("returns_count", "returns_total") and x is not None:
-        n, total = _num(row.get("returns_count")) or 0, _num(row.get("returns_total")) or 0
-        return f"{n:,.0f} returns worth {total:,.2f}"
-    for w in (7, 30, 90, 365):
-        if feature == f"tx_count_{w}d" and x is not None:
-            return f"{x:,.0f} purchases in the last {w} days"
-        if feature == f"spend_{w}d" and x is not None:
-            return f"spent {x:,.2f} in the last {w} days"
-        if feature == f"active_days_{w}d" and x is not None:
-            return f"bought on {x:,.0f} days in the last {w} days"
-    if feature == "spend_prior_90d" and x is not None:
-        return f"spent {x:,.2f} in the 90 days before the last 90"
-    if feature in ("spend_trend_90d", "events_trend_90d") and x is not None:
-        what = "spend" if feature.startswith("spend") else "activity"
-        if x == 0:
-            return f"{what} flat over the last 90 days vs the 90 before"
-        way = "up" if x > 0 else "down"
-        return f"{what} {way} (trend {x:+.2f}) over the last 90 days vs the 90 before"
-    if feature.startswith("days_since_"):
-        what = feature.removeprefix("days_since_").replace("_", " ")
-        if what == "event":
-            what = "activity"
-        if x is None:
-            return f"no {what} on record" if what != "signup" else "signup date unknown"
-        if what == "signup":
-            return f"signed up {_days(x)} ago"
-        return f"last {what} {_days(x)} ago"
-    if feature.startswith("ev_") and feature[-1] == "d" and x is not None:
-        name, _, window = feature.removeprefix("ev_").rpartition("_")
-        label = name.replace("_", " ")
-        return (
-            f"{x:,.0f} {label}{'' if x == 1 else 's'} in the last {window.removesuffix('d')} days"
-        )
-    if feature.startswith("btyd_") and x is not None:
-        btyd = _btyd_text(feature, x)
-        if btyd is not None:
-            return btyd
-    if feature in ("events_30d", "events_90d") and x is not None:
-        return f"{x:,.0f} engagement events in the last {feature[7:-1]} days"
-    if feature.startswith("event_active_days_") and x is not None:
-        return f"active on {x:,.0f} days in the last {feature[18:-1]} days"
-    label = feature_label(feature)
-    if x is None and value is not None and not (isinstance(value, float) and math.isnan(value)):
-        return f"{label} is {value}"
-    if x is None:
-        return f"{label} unknown"
-    return f"{label} {x:,.4g}"
+    return text_fn(feature)(
+        row.get(feature),
+        _num(row.get("recency_days")),
+        _num(row.get("gap_mean_days")),
+        row.get("returns_count"),
+        row.get("returns_total"),
+    )
 
 
 def reasons(
@@ -239,42 +324,145 @@ def reasons(
     >>> why[0][0]["text"]
     'no purchase for 212 days, 3.0x the usual gap: raises churn risk'
     """
-    if isinstance(contributions, pd.DataFrame):
-        contrib = contributions.to_numpy(dtype=float)
-        cols = list(contributions.columns)
-    elif columns is None:
-        raise ValueError("reasons: pass columns= with an array of contributions")
-    else:
-        contrib, cols = np.asarray(contributions, dtype=float), list(columns)
-    top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
-    context = ["recency_days", "gap_mean_days", "returns_count", "returns_total"]
-    used = [cols[j] for j in np.unique(top)]
-    needed = [c for c in dict.fromkeys([*used, *context]) if c in features]
-    if isinstance(features, pd.DataFrame):
-        records = features[needed].to_dict("records")
-    else:  # plain Python values, as to_dict gives
-        values = [features[c].tolist() for c in needed]
-        records = [dict(zip(needed, row, strict=True)) for row in zip(*values, strict=True)]
-    out: list[list[dict[str, Any]]] = []
-    for i, row in enumerate(records):
+    return ReasonTable.build(features, contributions, k, columns=columns).records()
+
+
+def _cleaned(values: Any) -> np.ndarray:
+    """A numeric column as an object array of floats, None where not finite."""
+    x = pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce")
+    x = x.to_numpy(dtype=float, na_value=np.nan)
+    out = x.astype(object)
+    out[~np.isfinite(x)] = None
+    return out
+
+
+def _column(features: pd.DataFrame | Mapping[str, Any], name: str) -> np.ndarray:
+    """One feature column as an object array of plain Python values."""
+    values = features[name]
+    return np.asarray(values.tolist() if hasattr(values, "tolist") else list(values), dtype=object)
+
+
+class ReasonTable:
+    """The top ``k`` reasons of every row as columns: which feature, its
+    contribution and its text. :meth:`records` gives the per-row dicts of
+    :func:`reasons`; :meth:`joined` the ``"; "``-joined texts batch scores carry.
+
+    Texts are written per (rank, feature) group with the feature's text function
+    resolved once (:func:`text_fn`), not per row.
+    """
+
+    def __init__(
+        self,
+        top: np.ndarray,
+        contributions: np.ndarray,
+        texts: list[list[str]],
+        values: list[list[Any]],
+        columns: Sequence[str],
+    ) -> None:
+        self.top, self.contributions, self.texts = top, contributions, texts
+        self.values, self.columns = values, list(columns)
+
+    @classmethod
+    def build(
+        cls,
+        features: pd.DataFrame | Mapping[str, Any],
+        contributions: pd.DataFrame | np.ndarray,
+        k: int = 3,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> ReasonTable:
+        """The table of ``features``' rows (see :func:`reasons` for the parameters)."""
+        if isinstance(contributions, pd.DataFrame):
+            contrib = contributions.to_numpy(dtype=float)
+            cols = list(contributions.columns)
+        elif columns is None:
+            raise ValueError("reasons: pass columns= with an array of contributions")
+        else:
+            contrib, cols = np.asarray(contributions, dtype=float), list(columns)
+        n = len(contrib)
+        top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
+        picked = np.take_along_axis(contrib, top, axis=1)
+        context = {
+            name: (_cleaned(features[name]) if name in features else np.full(n, None, object))
+            for name in ("recency_days", "gap_mean_days")
+        }
+        cache: dict[str, np.ndarray] = {}
+
+        def column(name: str) -> np.ndarray:
+            if name not in cache:
+                cache[name] = (
+                    _column(features, name) if name in features else np.full(n, None, object)
+                )
+            return cache[name]
+
+        texts: list[list[str]] = []
+        values: list[list[Any]] = []
+        for r in range(top.shape[1]):
+            text_r = np.empty(n, dtype=object)
+            value_r = np.empty(n, dtype=object)
+            order = np.argsort(top[:, r], kind="stable")
+            starts = np.flatnonzero(np.r_[True, np.diff(top[order, r]) != 0])
+            for rows in np.split(order, starts[1:]) if n else []:
+                feat = cols[top[rows[0], r]]
+                raw = column(feat)[rows].tolist()
+                fn = text_fn(feat)
+                text_r[rows] = [
+                    fn(v, a, b, c, d)
+                    for v, a, b, c, d in zip(
+                        raw,
+                        context["recency_days"][rows].tolist(),
+                        context["gap_mean_days"][rows].tolist(),
+                        column("returns_count")[rows].tolist(),
+                        column("returns_total")[rows].tolist(),
+                        strict=True,
+                    )
+                ]
+                value_r[rows] = [_reason_value(v) for v in raw]
+            texts.append(text_r.tolist())
+            values.append(value_r.tolist())
+        return cls(top, picked, texts, values, cols)
+
+    def __len__(self) -> int:
+        return len(self.top)
+
+    def row(self, i: int) -> list[dict[str, Any]]:
+        """Row ``i``'s reasons as ``{feature, label, value, direction, contribution, text}``."""
         items = []
-        for j in top[i]:
-            feat = cols[j]
-            raw = row.get(feat)
-            val: Any = _num(raw)
-            if val is None and raw is not None and not isinstance(raw, float):
-                val = None if pd.isna(raw) else str(raw)
-            contribution = float(contrib[i, j])
+        for r in range(self.top.shape[1]):
+            feat = self.columns[self.top[i, r]]
+            contribution = float(self.contributions[i, r])
             direction = "raises" if contribution > 0 else "lowers"
             items.append(
                 {
                     "feature": feat,
                     "label": feature_label(feat),
-                    "value": val,
+                    "value": self.values[r][i],
                     "direction": direction,
                     "contribution": contribution,
-                    "text": f"{reason_text(feat, row)}: {direction} churn risk",
+                    "text": f"{self.texts[r][i]}: {direction} churn risk",
                 }
             )
-        out.append(items)
-    return out
+        return items
+
+    def records(self) -> list[list[dict[str, Any]]]:
+        """Every row's reasons (:meth:`row`)."""
+        return [self.row(i) for i in range(len(self))]
+
+    def joined(self) -> list[str]:
+        """Per row, the reasons' texts (with their direction) joined by ``"; "``."""
+        ways = np.where(self.contributions > 0, ": raises churn risk", ": lowers churn risk")
+        parts = [
+            [t + w for t, w in zip(self.texts[r], ways[:, r].tolist(), strict=True)]
+            for r in range(self.top.shape[1])
+        ]
+        if not parts:
+            return [""] * len(self)
+        return ["; ".join(items) for items in zip(*parts, strict=True)]
+
+
+def _reason_value(raw: Any) -> Any:
+    """A reason's ``value``: the number, else the category as a string, else None."""
+    val: Any = _num(raw)
+    if val is None and raw is not None and not isinstance(raw, float):
+        val = None if pd.isna(raw) else str(raw)
+    return val
