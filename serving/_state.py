@@ -254,9 +254,12 @@ class ServingState:
         try:
             live = self._build()
         except Exception as exc:
-            self.reload_error = (
-                f"champion churn:v{wanted[0]}+value:v{wanted[1]} not loaded: {_reason(exc)}"
+            named = "+".join(
+                f"{kind}:v{v}"
+                for kind, v in zip(("churn", "value", "uplift"), wanted, strict=False)
+                if v is not None
             )
+            self.reload_error = f"champion {named} not loaded: {_reason(exc)}"
             return None
         self.live, self.reload_error = live, None
         logger.info(
