@@ -15,8 +15,15 @@ call for the same customer (no HTTP, no batching). Results go to
 
 Usage::
 
-    python benchmarks/serve.py [--workdir DIR] [--rate 200] [--seconds 60]
+    python benchmarks/serve.py [--workdir DIR] [--rate 200] [--seconds 60] [--with-uplift]
+        [--skip-hot-swap]
     python benchmarks/serve.py --scenario hot-swap [--reload-s 5] [--promote-at 20]
+
+``--with-uplift`` serves with an uplift champion too (``churnclv train-uplift
+--promote`` on the work directory's generated campaign log when it has none), so
+every answer also carries ``uplift_<action>`` and the learned action; the result
+records the served ``model_version`` under ``uplift``. ``--skip-hot-swap`` keeps
+the result file's previous ``hot_swap`` section instead of running it again.
 
 The hot-swap scenario (``benchmarks/_serve_hotswap.py``; run last by default,
 alone with ``--scenario hot-swap``, which merges its section into the existing
@@ -192,6 +199,35 @@ def _event_loop_runner() -> Any:
         return asyncio.run
 
 
+def _ensure_uplift(churnclv: str, workdir: Path) -> dict[str, Any]:
+    """Promote an uplift champion in ``workdir`` (when it has none); what is served."""
+    from churnclv import load_champion
+    from churnclv.training import tracking_uri_for
+
+    trained_s = None
+    if load_champion(tracking_uri_for(workdir)).uplift is None:
+        data = workdir / "data"
+        t = time.perf_counter()
+        subprocess.run(
+            [
+                churnclv, "train-uplift", "--workdir", str(workdir), "--as-of", "2024-01-01",
+                "--transactions", str(data / "transactions.parquet"),
+                "--events", str(data / "events.parquet"),
+                "--customers", str(data / "customers.parquet"),
+                "--campaigns", str(data / "campaigns.parquet"), "--promote",
+            ],
+            check=True,
+        )  # fmt: skip
+        trained_s = round(time.perf_counter() - t, 1)
+    champion = load_champion(tracking_uri_for(workdir))
+    return {
+        "model_version": champion.model_version,
+        "basis": (champion.uplift.decision_ or {}).get("basis"),
+        "actions": list(champion.uplift.actions_),
+        "train_uplift_s": trained_s,
+    }
+
+
 def _floor(workdir: Path, customer: dict[str, Any], repeats: int = 50) -> dict[str, Any]:
     """The bare in-process validate + features + models + decisions call, one customer."""
     from churnclv import CustomerIn, OnlineScorer, load_champion, load_policy, validate_customers
@@ -266,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reload-s", type=float, default=5.0, help="hot-swap: CHURNCLV_RELOAD_S")
     ap.add_argument("--promote-at", type=float, default=20.0, help="hot-swap: seconds in")
     ap.add_argument("--hot-swap-customers", type=int, default=2000)
+    ap.add_argument("--with-uplift", action="store_true", help="serve an uplift champion too")
+    ap.add_argument(
+        "--skip-hot-swap", action="store_true", help="keep the previous hot_swap section"
+    )
     ap.add_argument(
         "--hot-swap-workdir", type=Path, default=Path("/tmp/churnclv-bench-hotswap/work")
     )
@@ -278,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(
             [churnclv, "demo", "--workdir", str(args.workdir), "--customers", "2000"], check=True
         )
+    uplift = _ensure_uplift(churnclv, args.workdir) if args.with_uplift else None
     customer = _customer()
     floor = _floor(args.workdir, customer)
     rows = _feature_rows(args.workdir)
@@ -337,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                 "load_avg_1m_at_end": os.getloadavg()[0],
             },
             "workdir": str(args.workdir),
+            "uplift": uplift,
             "predict_single_customer": {
                 "history": "50 transactions + 100 events",
                 "at_target_rate": predict,
@@ -363,7 +405,11 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-    result["hot_swap"] = _hot_swap(args)
+    if args.skip_hot_swap:
+        previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+        result["hot_swap"] = previous.get("hot_swap")
+    else:
+        result["hot_swap"] = _hot_swap(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

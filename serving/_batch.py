@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,14 @@ from churnclv.serving._uplift_scoring import uplift_decisions
 from churnclv.training import Champion
 from churnclv.training._model import Columns
 
-__all__ = ["DECISION_EXTRAS", "SCORE_COLUMNS", "predict", "score_features"]
+__all__ = [
+    "DECISION_EXTRAS",
+    "SCORE_COLUMNS",
+    "missing_note",
+    "null_missing",
+    "predict",
+    "score_features",
+]
 
 #: The feature columns score_features carries into decisions and its output.
 _DECISION_COLUMNS = frozenset(
@@ -50,7 +57,7 @@ def predict(
     features: Columns,
     champion: Champion,
     predictions: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[Columns, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Columns, np.ndarray | None, np.ndarray, np.ndarray]:
     """The model step shared by batch and online scoring.
 
     ``features`` is a frame or a mapping of column arrays. Returns the
@@ -58,13 +65,51 @@ def predict(
     input matrix (for its contributions), P(churn) and the predicted value
     (``predictions`` when given, e.g. computed on Spark executors). BTYD
     columns and matrices are built once and shared by all the model calls.
+    Without a churn (value) champion the matrix is None and P(churn) (the
+    predicted value) is NaN.
     """
-    features = champion.churn.with_btyd(features)
-    x_churn = champion.churn.matrix(features)
+    n = len(features["customer_id"])
+    if champion.base is not None:
+        features = champion.base.with_btyd(features)
+    churn, value = champion.churn, champion.value
+    x_churn = None if churn is None else churn.matrix(features)
     if predictions is not None:
         return features, x_churn, *predictions
-    p = champion.churn.predict(x_churn)
-    return features, x_churn, p, champion.value.predict(champion.value.matrix(features))
+    p = np.full(n, np.nan) if churn is None else churn.predict(x_churn)
+    v = np.full(n, np.nan) if value is None else value.predict(value.matrix(features))
+    return features, x_churn, p, v
+
+
+def null_missing(decided: MutableMapping[str, Any], champion: Champion, n: int) -> None:
+    """Set the decision columns of a missing model to null, in place.
+
+    Without a value champion ``value_tier`` is null (actions restricted by tier
+    are then not eligible) and ``potential_high_value`` false; without a churn
+    champion ``risk_band`` is null.
+    """
+    if champion.value is None:
+        decided["value_tier"] = np.full(n, None, dtype=object)
+        decided["potential_high_value"] = np.zeros(n, dtype=bool)
+    if champion.churn is None:
+        decided["risk_band"] = np.full(n, None, dtype=object)
+
+
+def missing_note(champion: Champion) -> str | None:
+    """One line naming the missing churn / value champions and the columns left null."""
+    nulls = {
+        "churn": "churn_probability, risk_band and reasons",
+        "value": "predicted_value, value_tier and the CLV fields",
+    }
+    gone = [k for k in ("churn", "value") if k in champion.missing]
+    if not gone:
+        return None
+    parts = [f"no {k} champion ({nulls[k]} are null)" for k in gone]
+    basis = (
+        "actions come from the uplift champion"
+        if champion.uplift is not None
+        else "actions need P(churn) and value by the policy formula, so every action is none"
+    )
+    return f"{'; '.join(parts)}; {basis}"
 
 
 def score_features(
@@ -98,8 +143,12 @@ def score_features(
         scored,
         policy,
         churn_horizon_days=champion.churn_horizon_days,
-        reference=champion.value.reference_ or None,
+        reference=champion.reference,
     )
+    if champion.churn is None or champion.value is None:
+        nulls: dict[str, Any] = {}
+        null_missing(nulls, champion, len(scored))
+        scored = scored.assign(**nulls)
     learned = uplift_decisions(features, scored, champion, policy)
     scored = scored.assign(**learned)
     scored["model_version"] = champion.model_version
@@ -111,12 +160,17 @@ def score_features(
     extra += [c for c in learned if c.startswith("uplift_")]
     extra.extend(CLV_COLUMNS)
     if with_reasons:
-        why = ReasonTable.build(features, champion.churn.contributions(features, x_churn))
-        scored["reasons"] = why.joined()
+        churn = champion.churn
+        why = (
+            None  # no churn champion: no churn drivers
+            if churn is None or x_churn is None
+            else ReasonTable.build(features, churn.contributions(features, x_churn))
+        )
+        scored["reasons"] = [""] * len(scored) if why is None else why.joined()
         extra.append("reasons")
     out = scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
     if with_reasons:
-        out.attrs["reasons_detail"] = _Detail(why)  # structured reasons, for the report
+        out.attrs["reasons_detail"] = _Detail(why, len(out))  # structured, for the report
     return out
 
 
@@ -125,20 +179,24 @@ class _Detail(list[list[dict[str, Any]]]):
     million). pandas shares it instead of deep-copying: every operation on a frame
     deep-copies its ``attrs``."""
 
-    def __init__(self, table: ReasonTable) -> None:
+    def __init__(self, table: ReasonTable | None, n: int) -> None:
         super().__init__()
         self.table = table
+        self.n = n
 
     def __len__(self) -> int:
-        return len(self.table)
+        return self.n
+
+    def _row(self, i: int) -> list[dict[str, Any]]:
+        return [] if self.table is None else self.table.row(i)  # no table: no churn model
 
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
-            return [self.table.row(j) for j in range(len(self))[i]]
-        return self.table.row(range(len(self))[i])
+            return [self._row(j) for j in range(len(self))[i]]
+        return self._row(range(len(self))[i])
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
-        return (self.table.row(i) for i in range(len(self)))
+        return (self._row(i) for i in range(len(self)))
 
     def __deepcopy__(self, memo: dict[int, object]) -> _Detail:
         return self

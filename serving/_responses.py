@@ -147,17 +147,20 @@ class _Decisions(BaseModel):
     model_config = _OPEN
     customer_id: str = Field(description="The customer's id, as sent.")
     churn_probability: float | None = Field(
-        description="P(no purchase within the champion's churn horizon), 0-1."
+        description="P(no purchase within the champion's churn horizon), 0-1; null without a "
+        "churn champion."
     )
     predicted_value: float | None = Field(
-        description="Predicted net spend within the champion's value horizon (currency units)."
+        description="Predicted net spend within the champion's value horizon (currency units); "
+        "null without a value champion."
     )
-    value_tier: Tier = Field(
+    value_tier: Tier | None = Field(
         description="Predicted-value tier against the training population "
-        "(default top 20% high, next 30% medium)."
+        "(default top 20% high, next 30% medium); null without a value champion."
     )
-    risk_band: Tier = Field(
-        description="Churn-probability band (default >= 0.6 high, >= 0.3 medium)."
+    risk_band: Tier | None = Field(
+        description="Churn-probability band (default >= 0.6 high, >= 0.3 medium); null without "
+        "a churn champion."
     )
     lifecycle_stage: Stage = Field(
         description="From the customer's own history: new (short tenure), active, silent "
@@ -297,7 +300,13 @@ class ModelInfo(BaseModel):
     )
     models: dict[str, Any] = Field(
         description="Per model (`churn`, `value`): registered name, alias, version, run id, "
-        "run params, tags and metrics."
+        "run params, tags and metrics; `uplift` (with an uplift champion): name, alias, "
+        "version and the gate's decision."
+    )
+    missing_models: list[str] = Field(
+        default_factory=list,
+        description="Kinds without a champion (`churn`, `value`, `uplift`): their columns are "
+        "null.",
     )
     batching: dict[str, Any] | None = Field(
         default=None, description="Micro-batcher counters of this worker."

@@ -22,7 +22,7 @@ from churnclv._clv_fields import add_to_records, clv_columns
 from churnclv._reasons import reasons
 from churnclv.decisions import Policy, decide_columns
 from churnclv.features._session import FeatureSession
-from churnclv.serving._batch import DECISION_EXTRAS, SCORE_COLUMNS, predict
+from churnclv.serving._batch import DECISION_EXTRAS, SCORE_COLUMNS, null_missing, predict
 from churnclv.serving._requests import (
     DECISION_INPUTS,
     CustomerIn,
@@ -51,8 +51,8 @@ def _records(
     # Column-wise tolist() gives plain Python values (float, str) without per-row work.
     values = [
         features["customer_id"].tolist(),
-        predictions[0].tolist(),
-        predictions[1].tolist(),
+        _nulls(predictions[0]),  # NaN (no such champion) as null
+        _nulls(predictions[1]),
         *(decided[c].tolist() for c in SCORE_COLUMNS[3:]),
         [pd.Timestamp(t).isoformat() for t in features["as_of"].tolist()],
         why,
@@ -107,11 +107,11 @@ class OnlineScorer:
     session: FeatureSession = field(init=False)
 
     def __post_init__(self) -> None:
+        models = (self.champion.churn, self.champion.value)
         used = list(
             dict.fromkeys(
                 [
-                    *self.champion.churn.features_,
-                    *self.champion.value.features_,
+                    *(c for m in models if m is not None for c in m.features_),
                     *uplift_feature_columns(self.champion),
                 ]
             )
@@ -142,12 +142,17 @@ class OnlineScorer:
             ),
             self.policy,
             churn_horizon_days=champion.churn_horizon_days,
-            reference=champion.value.reference_ or None,
+            reference=champion.reference,
         )
+        null_missing(decided, champion, len(p))
         learned = uplift_decisions(feats, decided, champion, self.policy)
         decided.update(learned)
-        contributions = champion.churn.contribution_matrix(x_churn)
-        why = reasons(feats, contributions, columns=champion.churn.features_)
+        churn = champion.churn
+        if churn is None or x_churn is None:
+            why: list[list[dict[str, Any]]] = [[] for _ in range(len(p))]
+        else:
+            contributions = churn.contribution_matrix(x_churn)
+            why = reasons(feats, contributions, columns=churn.features_)
         extra = [c for c in learned if c.startswith("uplift_")]
         records = _records(feats, (p, v), decided, why, extra)
         stage = decided["lifecycle_stage"]
@@ -197,7 +202,8 @@ class OnlineScorer:
             Missing required columns (all named), non-numeric values in numeric
             columns (column and row named), or too many rows.
         """
-        categorical = set(self.champion.churn.categories_) | set(self.champion.value.categories_)
+        models = (self.champion.churn, self.champion.value, self.champion.uplift)
+        categorical = {c for m in models if m is not None for c in m.categories_}
         return feature_rows_frame(rows, self.required_columns, categorical, now)
 
     def score_feature_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -112,6 +112,17 @@ def _has_reference(champion: Champion) -> bool:
     return bool(getattr(champion.value, "reference_", None))
 
 
+def _need_both(champion: Champion) -> None:
+    """Spark scoring runs the churn and value models on the executors: it needs both."""
+    from churnclv._errors import InputError
+
+    if champion.churn is None or champion.value is None:
+        gone = ", ".join(k for k in champion.missing if k != "uplift")
+        raise InputError(
+            f"--engine spark needs churn and value champions (missing: {gone}); use --engine duckdb"
+        )
+
+
 def spark_scores(
     inputs: InputTables | SparkInputs,
     *,
@@ -128,12 +139,14 @@ def spark_scores(
     Raises
     ------
     InputError
-        When ``as_of`` is before every purchase, or pyspark or Java 17+ is missing.
+        When ``as_of`` is before every purchase, pyspark or Java 17+ is missing, or a
+        churn or value champion is missing.
     ValueError
         For a champion without a reference population.
     """
     from churnclv.features._spark import get_spark, quiet_pandas_warnings
 
+    _need_both(champion)
     if not _has_reference(champion):
         raise ValueError("executor-side scoring needs a champion with a reference population")
     feats, static = _features(inputs, pd.Timestamp(as_of))
@@ -188,10 +201,11 @@ def score_spark(
     ------
     InputError
         When no customer has a purchase before ``as_of``, for a negative
-        budget, or pyspark or Java 17+ missing.
+        budget, pyspark or Java 17+ missing, or no churn or value champion.
     """
     from churnclv.features._spark import to_pandas
 
+    _need_both(champion)
     as_of = pd.Timestamp(as_of)
     if not _has_reference(champion):
         scored = _score_on_driver(tables, as_of, champion, policy)

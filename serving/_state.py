@@ -30,12 +30,15 @@ def model_info(
 ) -> dict[str, Any]:
     """Registered versions, run ids, training window (run params and tags) and run metrics."""
     from churnclv.training import CHURN_MODEL, VALUE_MODEL, run_record
+    from churnclv.training._registry import UPLIFT_MODEL
 
     models: dict[str, Any] = {}
     for kind, name, version, run_id in (
         ("churn", CHURN_MODEL, champion.churn_version, champion.churn_run_id),
         ("value", VALUE_MODEL, champion.value_version, champion.value_run_id),
     ):
+        if run_id is None:  # no such champion: its columns are null
+            continue
         models[kind] = {
             "registered_model": name,
             "alias": "champion",
@@ -43,16 +46,27 @@ def model_info(
             "run_id": run_id,
             **run_record(tracking_uri, run_id, model_uri),
         }
+    if champion.uplift is not None:
+        models["uplift"] = {
+            "registered_model": UPLIFT_MODEL,
+            "alias": "champion",
+            "version": champion.uplift_version,
+            "decision": dict(champion.uplift.decision_ or {}),
+        }
+    empty: dict[str, dict[str, Any]] = {"params": {}, "tags": {}}
+    churn, value = models.get("churn", empty), models.get("value", empty)
+    first = models.get("churn", models.get("value", empty))
     return {
         "model_version": champion.model_version,
         "tracking_uri": redact(tracking_uri),
         "churn_horizon_days": champion.churn_horizon_days,
         "value_horizon_days": champion.value_horizon_days,
+        "missing_models": champion.missing,
         "training_window": {
-            "as_of": models["churn"]["params"].get("as_of"),
-            "data_window": models["churn"]["tags"].get("data_window"),
-            "churn_validation_cutoff": models["churn"]["params"].get("churn_validation_cutoff"),
-            "value_validation_cutoff": models["value"]["params"].get("value_validation_cutoff"),
+            "as_of": first["params"].get("as_of"),
+            "data_window": first["tags"].get("data_window"),
+            "churn_validation_cutoff": churn["params"].get("churn_validation_cutoff"),
+            "value_validation_cutoff": value["params"].get("value_validation_cutoff"),
         },
         "models": models,
     }
@@ -206,7 +220,7 @@ class ServingState:
         )
         return True
 
-    def serving_versions(self) -> tuple[str, ...] | None:
+    def serving_versions(self) -> tuple[str | None, ...] | None:
         """The ``(churn, value[, uplift])`` versions being served (None before loading)."""
         if self.live is None:
             return None
@@ -240,9 +254,12 @@ class ServingState:
         try:
             live = self._build()
         except Exception as exc:
-            self.reload_error = (
-                f"champion churn:v{wanted[0]}+value:v{wanted[1]} not loaded: {_reason(exc)}"
+            named = "+".join(
+                f"{kind}:v{v}"
+                for kind, v in zip(("churn", "value", "uplift"), wanted, strict=False)
+                if v is not None
             )
+            self.reload_error = f"champion {named} not loaded: {_reason(exc)}"
             return None
         self.live, self.reload_error = live, None
         logger.info(

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from churnclv._errors import InputError
 from churnclv.decisions import Policy, choose_action, eligible
 from churnclv.training import Champion
 from churnclv.training._scorable import Columns
@@ -59,6 +60,13 @@ def uplift_decisions(
     model = champion.uplift
     if model is None:
         return {}
+    lacking = [c for c in model.features_ if c not in features]
+    if lacking:
+        raise InputError(
+            f"the uplift champion reads features these inputs lack ({', '.join(lacking[:5])}"
+            f"{', ...' if len(lacking) > 5 else ''}): score with the inputs it was trained "
+            "with (--events, --customers)"
+        )
     names = [a.name for a in policy.actions]
     costs = np.array([a.cost for a in policy.actions], dtype=float)
     own = model.predict_uplift(features) if n else np.zeros((0, len(model.actions_)))

@@ -319,11 +319,13 @@ def rollback_champion(tracking_uri: str, name: str) -> tuple[str, str]:
     return now, target
 
 
-def champion_versions(tracking_uri: str) -> tuple[str, ...] | None:
-    """The versions holding the champion aliases ``(churn, value)``; None when either is missing.
+def champion_versions(tracking_uri: str) -> tuple[str | None, ...] | None:
+    """The versions holding the champion aliases ``(churn, value)``; None when none is set.
 
-    With an uplift champion (``churnclv-uplift@champion``) its version follows:
-    ``(churn, value, uplift)``, so a service notices a new uplift champion too.
+    A missing churn or value champion is None in the tuple (scoring runs on the
+    champions that exist). With an uplift champion (``churnclv-uplift@champion``)
+    its version follows: ``(churn, value, uplift)``, so a service notices a new
+    uplift champion too.
 
     A sqlite store is read directly and read-only (no MLflow client, no
     schema migration), so a service can poll it every few seconds.
@@ -360,7 +362,7 @@ def champion_versions(tracking_uri: str) -> tuple[str, ...] | None:
             mv = _current(client, name)
             if mv is not None:
                 found[name] = mv.version
-    if CHURN_MODEL not in found or VALUE_MODEL not in found:
+    if not found:
         return None
-    pair = str(found[CHURN_MODEL]), str(found[VALUE_MODEL])
+    pair = tuple(None if n not in found else str(found[n]) for n in (CHURN_MODEL, VALUE_MODEL))
     return pair if UPLIFT_MODEL not in found else (*pair, str(found[UPLIFT_MODEL]))

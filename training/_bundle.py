@@ -1,4 +1,4 @@
-"""Champion bundles: the champion pair exported as MLflow model directories, and model URIs.
+"""Champion bundles: the champion models exported as MLflow model directories, and model URIs.
 
 A bundle is a folder that scores and serves without the tracking store it came from::
 
@@ -6,13 +6,16 @@ A bundle is a folder that scores and serves without the tracking store it came f
         bundle.json      what the bundle holds: versions, run ids, horizons, run records
         churn/           MLflow model directory of the churn model (``mlflow.pyfunc``)
         value/           MLflow model directory of the value model
+        uplift/          MLflow model directory of the uplift model (with an uplift champion)
         policy.yaml      the decision policy in force at export
         reference.json   the reference population decisions rank customers against
         schema.json      the input features (and categorical ones) of each model
 
-``churn/`` and ``value/`` are the registered models' artifacts copied as they are;
-each carries its own ``schema.json`` and reference inside, so ``reference.json`` and
-``schema.json`` at the top are read-only views of them for people and other tools.
+``churn/``, ``value/`` and ``uplift/`` are the registered models' artifacts copied as
+they are; each carries its own ``schema.json`` and reference inside, so ``reference.json``
+and ``schema.json`` at the top are read-only views of them for people and other tools.
+Exported from the ``@champion`` aliases, a bundle holds every champion that exists (at
+least one): a store with only an uplift champion exports an uplift-only bundle.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from churnclv.training._model import BoosterModel
 from churnclv.training._registry import (
     ALIAS,
     CHURN_MODEL,
+    UPLIFT_MODEL,
     VALUE_MODEL,
     Champion,
     configure_mlflow,
@@ -58,7 +62,7 @@ def export_bundle(
     policy: str | os.PathLike[str] | None = None,
     name: str | None = None,
 ) -> Path:
-    """Write the champion pair, its policy and reference population as a bundle folder.
+    """Write the champion models, the policy and reference population as a bundle folder.
 
     Parameters
     ----------
@@ -68,11 +72,13 @@ def export_bundle(
         Folder the bundle is written into (created if missing).
     model_uri : str, optional
         Which pair to export (see :func:`champion_from_uri`); default the
-        ``@champion`` aliases.
+        ``@champion`` aliases: every champion that exists, the uplift one
+        included.
     policy : path-like, optional
         Decision policy YAML to bundle; default the shipped policy.
     name : str, optional
-        Folder name of the bundle; default ``churnclv-churn-v<N>-value-<M>``.
+        Folder name of the bundle; default ``churnclv-churn-v<N>-value-v<M>``
+        (``-uplift-v<K>`` added with an uplift model; missing models left out).
 
     Returns
     -------
@@ -98,16 +104,25 @@ def export_bundle(
 
     load_policy(policy)  # a bad policy fails before anything is written
     pairs = _registry_pair(tracking_uri, model_uri)
+    alias = ALIAS if model_uri is None else _parse_models_uri(model_uri)[1]
+    if alias is not None:  # the aliases' models: the uplift champion too
+        pairs.update(_uplift_champion(tracking_uri, alias))
+    if not pairs:
+        raise InputError(
+            f"no champion in {tracking_uri} to export; run `churnclv train --promote` "
+            "(or `churnclv demo`) first"
+        )
     versions = {kind: pair[1] for kind, pair in pairs.items()}
+    tag = "+".join(f"{kind}:v{v}" for kind, v in versions.items())
     folder = Path(out_dir) / (
-        name or f"churnclv-churn-v{versions['churn']}-value-v{versions['value']}"
+        name or "churnclv-" + "-".join(f"{kind}-v{v}" for kind, v in versions.items())
     )
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     tmp.chmod(0o755)  # mkdtemp's 0700 would hide the bundle from a service's user
     try:
         runs: dict[str, Any] = {}
-        models: dict[str, BoosterModel] = {}
+        models: dict[str, Any] = {}
         for kind, (registered, version, run_id) in pairs.items():
             mlflow.artifacts.download_artifacts(
                 artifact_uri=f"models:/{registered}/{version}",
@@ -122,15 +137,17 @@ def export_bundle(
                 "run_id": run_id,
                 **run_record(tracking_uri, run_id),
             }
+        empty: dict[str, Any] = {"params": {}}
         manifest = {
             "format": _FORMAT,
-            "model_version": f"churn:v{versions['churn']}+value:v{versions['value']}",
-            "churn_horizon_days": _horizon(runs["churn"], "churn_horizon_days", 90),
-            "value_horizon_days": _horizon(runs["value"], "value_horizon_days", 365),
+            "model_version": tag,
+            "churn_horizon_days": _horizon(runs.get("churn", empty), "churn_horizon_days", 90),
+            "value_horizon_days": _horizon(runs.get("value", empty), "value_horizon_days", 365),
             "models": runs,
         }
         (tmp / "policy.yaml").write_text(_policy_text(policy))
-        _write_json(tmp / "reference.json", models["value"].reference_)
+        ref_model = models.get("value", models.get("uplift", models.get("churn")))
+        _write_json(tmp / "reference.json", getattr(ref_model, "reference_", None) or {})
         _write_json(
             tmp / "schema.json",
             {
@@ -147,7 +164,7 @@ def export_bundle(
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Champion:
-    """Load the champion pair of a bundle written by :func:`export_bundle`.
+    """Load the champion models of a bundle written by :func:`export_bundle`.
 
     Needs no tracking store: versions, run ids and horizons come from
     ``bundle.json``, the models from the bundle's MLflow model directories.
@@ -178,17 +195,23 @@ def load_bundle(path: str | os.PathLike[str]) -> Champion:
     """
     folder = Path(path)
     manifest = _manifest(folder)
-    models = manifest["models"]
-    churn, value = models["churn"], models["value"]
+    entries = manifest["models"]
+    models = {k: _load_pyfunc(folder / k, f"{folder}/{k}") for k in entries}
+
+    def field(kind: str, key: str) -> str | None:
+        return str(entries[kind][key]) if kind in entries else None
+
     return Champion(
-        churn=_load_pyfunc(folder / "churn", f"{folder}/churn"),
-        value=_load_pyfunc(folder / "value", f"{folder}/value"),
-        churn_version=str(churn["version"]),
-        value_version=str(value["version"]),
-        churn_run_id=str(churn["run_id"]),
-        value_run_id=str(value["run_id"]),
+        churn=models.get("churn"),
+        value=models.get("value"),
+        churn_version=field("churn", "version"),
+        value_version=field("value", "version"),
+        churn_run_id=field("churn", "run_id"),
+        value_run_id=field("value", "run_id"),
         churn_horizon_days=float(manifest["churn_horizon_days"]),
         value_horizon_days=float(manifest["value_horizon_days"]),
+        uplift=models.get("uplift"),
+        uplift_version=field("uplift", "version"),
     )
 
 
@@ -332,8 +355,14 @@ def _registry_pair(tracking_uri: str, model_uri: str | None) -> dict[str, tuple[
     try:
         if alias is not None:
             for kind, name in _KINDS.items():
-                mv = client.get_model_version_by_alias(name, alias)
-                found[kind] = (name, str(mv.version), str(mv.run_id))
+                mv = _by_alias(client, name, alias)
+                if mv is not None:  # a missing champion is left out (its columns are null)
+                    found[kind] = (name, str(mv.version), str(mv.run_id))
+            if not found and alias != ALIAS:
+                raise InputError(
+                    f"model URI {model_uri!r}: not found in {tracking_uri} "
+                    f"(neither {CHURN_MODEL} nor {VALUE_MODEL} has the alias {alias!r})"
+                )
         else:
             mv = client.get_model_version(registered, str(version))
             run_id = str(mv.run_id)
@@ -354,6 +383,25 @@ def _registry_pair(tracking_uri: str, model_uri: str | None) -> dict[str, tuple[
     return found
 
 
+def _by_alias(client: Any, name: str, alias: str) -> Any:
+    """The version of ``name`` holding ``alias``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _uplift_champion(tracking_uri: str, alias: str) -> dict[str, tuple[str, str, str]]:
+    """``{"uplift": (name, version, run id)}`` of ``churnclv-uplift@alias``; empty without."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    mv = _by_alias(client, UPLIFT_MODEL, alias)
+    return {} if mv is None else {"uplift": (UPLIFT_MODEL, str(mv.version), str(mv.run_id))}
+
+
 def _load_registered(tracking_uri: str, pairs: dict[str, tuple[str, str, str]]) -> Champion:
     """The Champion of a registered pair (any alias or version)."""
     models: dict[str, BoosterModel] = {}
@@ -370,15 +418,16 @@ def _load_registered(tracking_uri: str, pairs: dict[str, tuple[str, str, str]]) 
             )
             models[kind] = _load_pyfunc(Path(path), f"{name} version {version}")
         params[kind] = run_record(tracking_uri, run_id)
+    empty: dict[str, Any] = {"params": {}}
     return Champion(
-        churn=models["churn"],
-        value=models["value"],
-        churn_version=pairs["churn"][1],
-        value_version=pairs["value"][1],
-        churn_run_id=pairs["churn"][2],
-        value_run_id=pairs["value"][2],
-        churn_horizon_days=_horizon(params["churn"], "churn_horizon_days", 90),
-        value_horizon_days=_horizon(params["value"], "value_horizon_days", 365),
+        churn=models.get("churn"),
+        value=models.get("value"),
+        churn_version=pairs["churn"][1] if "churn" in pairs else None,
+        value_version=pairs["value"][1] if "value" in pairs else None,
+        churn_run_id=pairs["churn"][2] if "churn" in pairs else None,
+        value_run_id=pairs["value"][2] if "value" in pairs else None,
+        churn_horizon_days=_horizon(params.get("churn", empty), "churn_horizon_days", 90),
+        value_horizon_days=_horizon(params.get("value", empty), "value_horizon_days", 365),
     )
 
 

@@ -14,7 +14,8 @@ CIs come from a Poisson bootstrap over rows (every policy resampled with the
 same weights, so differences are paired).
 
 The gate (:func:`gate`): the best constant policy is the constant action (the
-same action for everyone) with the highest DR value among those whose CI lies
+same action for everyone eligible for it under the policy's targeting, the
+others untreated, as scoring gives it) with the highest DR value among those whose CI lies
 above zero, else ``none``. The learned policy is kept only when, against every
 constant policy (``none`` and each action for everyone), the lower bound of the
 paired bootstrap CI of its DR value minus that policy's is above zero;

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from churnclv._errors import ChurnclvError, InputError
+from churnclv.training._champion import Champion
 from churnclv.training._fallback import BTYDModel
 from churnclv.training._metrics import churn_metrics, value_metrics
 from churnclv.training._mlflow_views import describe_versions, tag_experiment
@@ -129,96 +130,52 @@ def _use_experiment(name: str, tracking_uri: str) -> None:
     mlflow.set_experiment(name)
 
 
-@dataclass(frozen=True)
-class Champion:
-    """The champion churn and value models and what they were trained with.
-
-    Returned by :func:`load_champion`; scoring and the service use it.
-
-    Attributes
-    ----------
-    churn, value : ScorableModel
-        The churn model (P(churn) within ``churn_horizon_days``) and the value
-        model (expected value within ``value_horizon_days``).
-    churn_version, value_version : str
-        Their versions in the registry.
-    churn_run_id, value_run_id : str
-        The MLflow runs that trained them.
-    churn_horizon_days, value_horizon_days : float
-        The label horizons they were trained for.
-    uplift : UpliftModel or None
-        The ``churnclv-uplift@champion`` model (None when there is none): scoring
-        then chooses actions from learned uplift (:func:`churnclv.train_uplift`).
-    uplift_version : str or None
-        Its version in the registry.
-
-    Examples
-    --------
-    >>> from churnclv import Champion
-    >>> champion = Champion(
-    ...     churn=None, value=None,  # the models, as load_champion returns them
-    ...     churn_version="3", value_version="2", churn_run_id="r1", value_run_id="r2",
-    ...     churn_horizon_days=90.0, value_horizon_days=365.0,
-    ... )
-    >>> champion.model_version
-    'churn:v3+value:v2'
-    """
-
-    churn: ScorableModel
-    value: ScorableModel
-    churn_version: str
-    value_version: str
-    churn_run_id: str
-    value_run_id: str
-    churn_horizon_days: float
-    value_horizon_days: float
-    uplift: Any = None
-    uplift_version: str | None = None
-
-    @property
-    def model_version(self) -> str:
-        """A compact version string, e.g. ``churn:v3+value:v2`` (``+uplift:v1`` with one)."""
-        pair = f"churn:v{self.churn_version}+value:v{self.value_version}"
-        return pair if self.uplift is None else f"{pair}+uplift:v{self.uplift_version}"
+#: What to do when no champion at all is registered.
+_NO_CHAMPION = "run `churnclv train --promote` (or `churnclv demo`) first"
 
 
 def _require_aliases(tracking_uri: str) -> None:
-    """For a sqlite store, check read-only that both champion aliases exist.
+    """For a sqlite store, check read-only that at least one champion alias exists.
 
     Opening a sqlite store through MLflow creates the file and runs its schema
     migrations; a service polling for a champion while ``churnclv train``
     creates the same store then raced it (``table _alembic_tmp_tags already
     exists``, seen with two service workers). Reading the alias table directly
     touches nothing: a store that is missing, still being created, or without
-    both aliases gets the usual "no registered model" error.
+    any champion alias gets the usual "no registered model" error.
     """
     import sqlite3
 
     if not tracking_uri.startswith("sqlite:///"):
         return
     path = Path(tracking_uri.removeprefix("sqlite:///"))
-    missing = "run `churnclv train --promote` (or `churnclv demo`) first"
     if not path.is_file():
-        raise InputError(f"no tracking store at {path}; {missing}")
+        raise InputError(f"no tracking store at {path}; {_NO_CHAMPION}")
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
             rows = con.execute(
-                "SELECT name FROM registered_model_aliases WHERE alias = ? AND name IN (?, ?)",
-                (ALIAS, CHURN_MODEL, VALUE_MODEL),
+                "SELECT name FROM registered_model_aliases WHERE alias = ? AND name IN (?, ?, ?)",
+                (ALIAS, CHURN_MODEL, VALUE_MODEL, UPLIFT_MODEL),
             ).fetchall()
         finally:
             con.close()
     except sqlite3.Error:  # no such table yet, or the file is not a finished store
         rows = []
-    found = {r[0] for r in rows}
-    for name in (CHURN_MODEL, VALUE_MODEL):
-        if name not in found:
-            raise InputError(f"no registered model {name}@{ALIAS} in {tracking_uri}; {missing}")
+    if not rows:
+        raise InputError(_none_registered(tracking_uri))
+
+
+def _none_registered(tracking_uri: str) -> str:
+    names = f"{CHURN_MODEL}@{ALIAS}, {VALUE_MODEL}@{ALIAS} or {UPLIFT_MODEL}@{ALIAS}"
+    return f"no registered model {names} in {tracking_uri}; {_NO_CHAMPION}"
 
 
 def load_champion(tracking_uri: str) -> Champion:
-    """Load both ``@champion`` models from the registry at ``tracking_uri``.
+    """Load the ``@champion`` models (churn, value, uplift) from the registry at ``tracking_uri``.
+
+    Every champion that exists is loaded; at least one is needed. A missing
+    churn or value model is None in the result (:attr:`Champion.missing`).
 
     Parameters
     ----------
@@ -229,12 +186,12 @@ def load_champion(tracking_uri: str) -> Champion:
     Returns
     -------
     Champion
-        Both models, their versions and runs, and the horizons they were trained for.
+        The models, their versions and runs, and the horizons they were trained for.
 
     Raises
     ------
     InputError
-        When no champion is registered (train with ``--promote`` first).
+        When no champion at all is registered (train with ``--promote`` first).
     ChurnclvError
         When a champion's artifact cannot be loaded.
 
@@ -266,23 +223,22 @@ def load_champion(tracking_uri: str) -> Champion:
         try:
             mv = client.get_model_version_by_alias(name, ALIAS)
         except MlflowException:
-            raise InputError(
-                f"no registered model {name}@{ALIAS} in {tracking_uri}; "
-                "run `churnclv train --promote` (or `churnclv demo`) first"
-            ) from None
+            continue  # scoring leaves this model's columns null
         params = client.get_run(str(mv.run_id)).data.params
         loaded[name] = (_load_version(name, mv), str(mv.version), str(mv.run_id), params)
-    churn, value = loaded[CHURN_MODEL], loaded[VALUE_MODEL]
     uplift, uplift_version = load_uplift_champion(tracking_uri)
+    if not loaded and uplift is None:
+        raise InputError(_none_registered(tracking_uri))
+    churn, value = loaded.get(CHURN_MODEL), loaded.get(VALUE_MODEL)
     return Champion(
-        churn=churn[0],
-        value=value[0],
-        churn_version=churn[1],
-        value_version=value[1],
-        churn_run_id=churn[2],
-        value_run_id=value[2],
-        churn_horizon_days=float(churn[3].get("churn_horizon_days", 90)),
-        value_horizon_days=float(value[3].get("value_horizon_days", 365)),
+        churn=churn[0] if churn else None,
+        value=value[0] if value else None,
+        churn_version=churn[1] if churn else None,
+        value_version=value[1] if value else None,
+        churn_run_id=churn[2] if churn else None,
+        value_run_id=value[2] if value else None,
+        churn_horizon_days=float(churn[3].get("churn_horizon_days", 90)) if churn else 90.0,
+        value_horizon_days=float(value[3].get("value_horizon_days", 365)) if value else 365.0,
         uplift=uplift,
         uplift_version=uplift_version,
     )
@@ -329,6 +285,8 @@ def champion_plots(tracking_uri: str, champion: Champion) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         for name in _MODEL_PLOTS:
             run_id = champion.value_run_id if name.startswith("value") else champion.churn_run_id
+            if run_id is None:  # no such champion: no plot
+                continue
             try:
                 path = mlflow.artifacts.download_artifacts(
                     run_id=run_id, artifact_path=f"plots/{name}", dst_path=tmp

@@ -13,9 +13,10 @@ The stages of :func:`train_uplift`, in order:
    sends give the estimates their precision); with one campaign, 30% of the
    customers (by hash, customer-disjoint);
 4. an :class:`~churnclv.training._uplift.UpliftModel` per fold; on the pooled
-   held-out sends the learned policy (the action with the largest
+   held-out sends the learned policy (the eligible action with the largest
    ``uplift - cost``, or none) and every constant policy (each action for
-   everyone, and none) are valued by IPW and doubly robust estimators with
+   everyone eligible for it under the policy, and none; see
+   ``churnclv.training._uplift_eligibility``) are valued by IPW and doubly robust estimators with
    bootstrap CIs, and the gate (:func:`~churnclv.training._policy_value.gate`)
    decides the basis: ``learned`` or ``best_uniform``. Qini coefficients per
    action (with CIs) measure the ranking;
@@ -40,10 +41,16 @@ from churnclv._campaigns import campaign_outcomes, has_control, sends_in_window
 from churnclv._errors import InputError
 from churnclv._io import InputTables
 from churnclv._policy import Policy, load_policy
+from churnclv.decisions import reference_distribution
 from churnclv.training._policy_value import PolicyValue, evaluate_policies, gate, qini
 from churnclv.training._registry import ALIAS, UPLIFT_MODEL
 from churnclv.training._tracking import fingerprint, git_sha, start_tracking, tracked_run
 from churnclv.training._uplift import PyfuncUplift, UpliftModel
+from churnclv.training._uplift_eligibility import (
+    constant_choice,
+    send_eligibility,
+    value_champion,
+)
 
 __all__ = ["UpliftTrainResult", "learned_choice", "train_uplift"]
 
@@ -105,9 +112,14 @@ class UpliftTrainResult:
     model: UpliftModel | None = None
 
 
-def learned_choice(uplift: np.ndarray, costs: np.ndarray) -> np.ndarray:
-    """Arm index per row of the learned policy: largest ``uplift - cost`` if positive, else 0."""
+def learned_choice(
+    uplift: np.ndarray, costs: np.ndarray, ok: np.ndarray | None = None
+) -> np.ndarray:
+    """Arm index per row of the learned policy: the largest ``uplift - cost`` among the
+    actions the row is eligible for (``ok``, default all) if positive, else 0."""
     gain = uplift - np.asarray(costs, dtype=float)[None, :]
+    if ok is not None:
+        gain = np.where(ok, gain, -np.inf)
     best = gain.argmax(axis=1)
     return np.where(gain[np.arange(len(gain)), best] > 0, best + 1, 0)
 
@@ -261,9 +273,12 @@ def train_uplift(
         )
     sends, dropped = sends_in_window(campaigns, as_of=as_of, response_days=response_days)
     if sends.empty:
+        after = int((campaigns["ts"] >= as_of).sum())
+        later = f", {after:,} of them sent on or after {as_of.date()}" if after else ""
         raise InputError(
             f"no send has a complete {response_days}-day response window by {as_of.date()} "
-            f"({dropped:,} send(s) end later); use a later --as-of or a shorter --response-days"
+            f"({dropped:,} send(s) end later{later}); use a later --as-of or a shorter "
+            "--response-days"
         )
     if not has_control(sends, control):
         raise InputError(_no_control_message(control) + " (none with a complete window)")
@@ -284,6 +299,11 @@ def train_uplift(
     if not actions:
         raise InputError("the campaign log has only control sends: no action to estimate")
     arm_costs = np.concatenate([[0.0], costs])
+    # RFM scores of uplift-only scoring rank against the customers the model saw
+    reference = reference_distribution(frame, np.full(len(frame), np.nan))
+    ok_all_sends = send_eligibility(
+        frame, pol, actions, reference=reference, value_model=value_champion(tracking_uri)
+    )
 
     pooled: list[tuple[np.ndarray, ...]] = []
     for k, held in enumerate(folds):
@@ -303,11 +323,15 @@ def train_uplift(
         mu = model.predict_outcomes(hold)
         e = model.estimate_propensity(hold, t[held])
         uplift = model.predict_uplift(hold)
-        pooled.append((arm, y[held], e, mu, uplift))
-    arm_all, y_all, e_all, mu_all, up_all = (np.concatenate(p) for p in zip(*pooled, strict=True))
+        ok = ok_all_sends[held]
+        pooled.append((arm, y[held], e, mu, uplift, ok))
+    arm_all, y_all, e_all, mu_all, up_all, ok_all = (
+        np.concatenate(p) for p in zip(*pooled, strict=True)
+    )
     n_eval = len(arm_all)
-    policies = {"learned": learned_choice(up_all, costs), "none": np.zeros(n_eval, int)}
-    policies.update({a: np.full(n_eval, i + 1) for i, a in enumerate(actions)})
+    # Every policy treats only the customers eligible for its action (as scoring does).
+    policies = {"learned": learned_choice(up_all, costs, ok_all), "none": np.zeros(n_eval, int)}
+    policies.update({a: constant_choice(ok_all, i) for i, a in enumerate(actions)})
     values, contrib = evaluate_policies(
         arm_all, y_all, policies, arm_costs, e_all, mu_all, n_boot=n_boot, seed=seed
     )
@@ -328,6 +352,7 @@ def train_uplift(
     say("refitting on every send")
     final = UpliftModel(actions=actions, control=control, learner=learner, seed=seed)
     final.fit(frame, t, y)
+    final.reference_ = reference
     final.decision_ = {
         **decision.as_dict(),
         "value": values[chosen].dr,
@@ -408,7 +433,9 @@ def train_uplift(
         version = _register(final, frame.head(5))
         promoted, reason = (False, "not promoted (run without --promote)")
         if promote:
-            promoted, reason = _judge(final, hold, arm, y[holdout], e, mu, arm_costs, holdout_key)
+            promoted, reason = _judge(
+                final, hold, (arm, y[holdout], e, mu, ok), arm_costs, holdout_key
+            )
         _finish_promotion(version, promoted, reason, decision.reason)
     return UpliftTrainResult(
         run_id=run.info.run_id,
@@ -471,9 +498,10 @@ def _register(model: UpliftModel, example: pd.DataFrame) -> str:
 
 
 def _decided_choice(
-    model: UpliftModel, frame: pd.DataFrame, arms: list[str], costs: np.ndarray
+    model: UpliftModel, frame: pd.DataFrame, arms: list[str], costs: np.ndarray, ok: np.ndarray
 ) -> np.ndarray | None:
-    """The arm index ``model``'s decision picks per row of ``frame`` (None: not comparable)."""
+    """The arm index ``model``'s decision picks per row of ``frame`` among the actions
+    each row is eligible for (``ok``, columns ``arms[1:]``); None: not comparable."""
     decision = model.decision_ or {}
     if not set(model.actions_) <= set(arms[1:]) or any(c not in frame for c in model.features_):
         return None
@@ -482,22 +510,27 @@ def _decided_choice(
         own = model.predict_uplift(frame)
         for j, a in enumerate(model.actions_):
             up[:, arms.index(a) - 1] = own[:, j]
-        return learned_choice(up, costs[1:])
+        return learned_choice(up, costs[1:], ok)
     action = decision.get("uniform_action", "none")
-    return np.full(len(frame), arms.index(action) if action in arms else 0)
+    return (
+        constant_choice(ok, arms.index(action) - 1)
+        if action in arms[1:]
+        else np.zeros(len(frame), int)
+    )
 
 
 def _judge(
     model: UpliftModel,
     hold: pd.DataFrame,
-    arm: np.ndarray,
-    y: np.ndarray,
-    e: np.ndarray,
-    mu: np.ndarray,
+    sends: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     costs: np.ndarray,
     key: str,
 ) -> tuple[bool, str]:
-    """Whether the new model takes the alias: no champion, or a better held-out value."""
+    """Whether the new model takes the alias: no champion, or a better held-out value.
+
+    ``sends`` are the held-out sends' arm, outcome, propensities, outcome
+    predictions and eligibility."""
+    arm, y, e, mu, ok = sends
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -520,7 +553,7 @@ def _judge(
     elif pd.Timestamp(old_decision.get("trained_through", "2262-01-01")) < pd.Timestamp(
         hold["as_of"].min()
     ):
-        choice = _decided_choice(old_model, hold, model.arms_, costs)
+        choice = _decided_choice(old_model, hold, model.arms_, costs, ok)
         if choice is None:
             return (
                 False,

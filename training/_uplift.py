@@ -119,6 +119,10 @@ class UpliftModel(InputSchema, BaseEstimator):
         What the gate decided for this model (set by training, see
         :func:`churnclv.train_uplift`): ``basis`` (``learned`` | ``best_uniform``)
         and ``uniform_action``; empty until then.
+    reference_ : dict of str to list of float
+        The population scoring ranks RFM scores against when no value champion
+        gives one (set by training from the sends' features, see
+        :func:`churnclv.decisions.reference_distribution`); empty until then.
 
     Examples
     --------
@@ -252,6 +256,7 @@ class UpliftModel(InputSchema, BaseEstimator):
                 for j in range(len(self.actions_))
             ]
         self.decision_: dict[str, Any] = {}
+        self.reference_: dict[str, list[float]] = {}
         return self
 
     def _clip(self, e: np.ndarray) -> np.ndarray:
@@ -387,6 +392,7 @@ class UpliftModel(InputSchema, BaseEstimator):
             "outcome_cap": self.outcome_cap_,
             "n_effect": len(self.effect_boosters_),
             "decision": self.decision_,
+            "reference": getattr(self, "reference_", {}),
         }
         (out / "schema.json").write_text(json.dumps(schema, indent=2))
         return out
@@ -407,6 +413,7 @@ class UpliftModel(InputSchema, BaseEstimator):
         model.propensity_clipped_ = int(schema["propensity_clipped"])
         model.outcome_cap_ = float(schema.get("outcome_cap", float("inf")))
         model.decision_ = schema.get("decision") or {}
+        model.reference_ = schema.get("reference") or {}
         model.outcome_boosters_ = [
             lgb.Booster(model_file=str(path / f"outcome_{i}.txt")) for i in range(len(model.arms_))
         ]

@@ -65,6 +65,15 @@ def note(message: str) -> None:
     err.print(f"[yellow]note:[/] {message}")
 
 
+def note_missing_models(champion: Any) -> None:
+    """One note naming the missing churn / value champions (nothing when both exist)."""
+    from churnclv.serving._batch import missing_note
+
+    message = missing_note(champion)
+    if message:
+        note(message)
+
+
 def load_tables(
     transactions: Path, events: Path | None, customers: Path | None, columns: Any
 ) -> Any:

@@ -5,6 +5,8 @@ The verb's options and its logic; ``cli.py`` holds only the thin command.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,9 +87,10 @@ def run_train_uplift(params: dict[str, Any]) -> None:
     )
     check_as_of(tables.transactions, ts, source=params["transactions"])
     workdir: Path = params["workdir"]
+    created = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri_for(workdir, params["tracking_uri"])
-    with step("training the uplift model") as update:
+    with step("training the uplift model") as update, _no_empty_workdir(workdir, created):
         result = train_uplift(
             tables,
             campaigns,
@@ -124,3 +127,14 @@ def run_train_uplift(params: dict[str, Any]) -> None:
     out.print(f"decision basis: {basis}")
     out.print(f"churnclv-uplift v{result.version}: {result.reason}")
     out.print(f"run {result.run_id} in {uri}")
+
+
+@contextmanager
+def _no_empty_workdir(workdir: Path, created: bool) -> Iterator[None]:
+    """Remove the work directory this run created when it fails before writing into it."""
+    try:
+        yield
+    except BaseException:
+        if created and workdir.is_dir() and not any(workdir.iterdir()):
+            workdir.rmdir()
+        raise

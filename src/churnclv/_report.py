@@ -493,6 +493,7 @@ def write_report(
     pathlib.Path
         The HTML file written.
     """
+    from churnclv._report_uplift import learned_actions_section
     from churnclv.decisions import campaign_summary
 
     detail = scored.attrs.get("reasons_detail")
@@ -527,6 +528,7 @@ def write_report(
         "<h2>Where the value at risk is</h2>",
         grid(["tier_risk_matrix.png", "action_mix.png"], figs),
         _actions_section(scored, detail, csv.name),
+        learned_actions_section(scored),
         _drivers(scored, detail),
         _migration_section(previous, scored),
         "<h2>Customer value</h2>",

@@ -78,6 +78,8 @@ def _champion_metrics(tracking_uri: str, champion: Champion) -> dict[str, float]
     client = mlflow.MlflowClient(tracking_uri)
     metrics: dict[str, float] = {}
     for run_id in dict.fromkeys([champion.churn_run_id, champion.value_run_id]):
+        if run_id is None:  # no such champion
+            continue
         try:
             metrics |= dict(client.get_run(run_id).data.metrics)
         except Exception:  # a run missing from this store: the report omits the table

@@ -25,6 +25,7 @@ from churnclv._cli_output import (
     err,
     load_tables,
     note,
+    note_missing_models,
     out,
     print_campaign,
     print_fallbacks,
@@ -323,6 +324,7 @@ def score(
     uri = tracking_uri_for(workdir, tracking_uri)
     with step("loading champion"):
         champion = champion_from_uri(uri, model_uri)
+    note_missing_models(champion)
     if engine == "spark":
         scored = spk.spark_score(
             tables, ts, champion, pol, budget, out_path, folder, with_report=report is not None
@@ -351,9 +353,10 @@ def export(
     policy: opt.BundlePolicy = None,
     name: opt.BundleName = None,
 ) -> None:
-    """Export the champion bundle: both models, policy, reference population and schema.
+    """Export the champion bundle: every champion model, policy, reference population, schema.
 
-    The bundle is a folder of MLflow model directories (churn/, value/) plus
+    The bundle is a folder of MLflow model directories (churn/, value/, uplift/ for
+    the champions that exist) plus
     policy.yaml, reference.json, schema.json and bundle.json; `score --model-uri`
     and `serve --model-uri` take it without the tracking store.
     """

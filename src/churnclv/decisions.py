@@ -64,6 +64,7 @@ __all__ = [
 
 _REFERENCE_POINTS = 1001
 _RFM_SCORES = ("r_score", "f_score", "m_score")
+_RFM_INPUTS = ("recency_days", "frequency", "monetary_total")
 
 RISK_BANDS = ("high", "medium", "low")
 _STAGE_INDEX = {name: i for i, name in enumerate(LIFECYCLE_STAGES)}
@@ -320,17 +321,18 @@ def decide_columns(
     cols: dict[str, np.ndarray] = {}
     if reference and "predicted_value" in reference:
         cols["value_tier"] = tiers_against(v, reference["predicted_value"], policy)
+    else:
+        cols["value_tier"] = tiers_by_rank(v, policy)
+    if reference and all(k in reference for k in _RFM_INPUTS):
         rfm = _rfm_score_arrays(columns, reference)
         cols.update(rfm)
         r, f, m = (rfm[c] for c in ("r_score", "f_score", "m_score"))
+    elif all(c in columns for c in _RFM_SCORES):
+        r, f, m = (np.asarray(columns[c]) for c in _RFM_SCORES)
     else:
-        cols["value_tier"] = tiers_by_rank(v, policy)
-        if all(c in columns for c in _RFM_SCORES):
-            r, f, m = (np.asarray(columns[c]) for c in _RFM_SCORES)
-        else:
-            rfm = _rfm_score_arrays(columns, _own_reference(columns))
-            cols.update(rfm)
-            r, f, m = (rfm[c] for c in _RFM_SCORES)
+        rfm = _rfm_score_arrays(columns, _own_reference(columns))
+        cols.update(rfm)
+        r, f, m = (rfm[c] for c in _RFM_SCORES)
     cols["risk_band"] = np.select(
         [p >= policy.risk_high, p >= policy.risk_medium], ["high", "medium"], "low"
     )
