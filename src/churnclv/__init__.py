@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from churnclv._migration import migration_matrix, migration_summary
     from churnclv._narrative import champion_vs_baselines_sentence, value_at_risk_sentence
     from churnclv._notebook import CaptionedFigure, captioned_figure, readable_table
+    from churnclv._reasons import feature_label
     from churnclv.decisions import Policy, decide, load_policy, rfm_segment
     from churnclv.features import build_features, build_labels, rfm_summary
     from churnclv.serving import CustomerIn, OnlineScorer, score, validate_customers
@@ -91,6 +92,7 @@ _OWNERS: dict[str, str] = {
     "CaptionedFigure": "churnclv._notebook",
     "captioned_figure": "churnclv._notebook",
     "readable_table": "churnclv._notebook",
+    "feature_label": "churnclv._reasons",
 }
 
 __all__ = [
@@ -119,6 +121,7 @@ __all__ = [
     "decide",
     "evaluate_campaign",
     "export_bundle",
+    "feature_label",
     "generate",
     "load_bundle",
     "load_campaigns",
