@@ -1,4 +1,5 @@
-"""The analyst notebooks (jupytext scripts in notebooks/) execute headless on a fresh workdir."""
+"""The analyst notebooks (jupytext scripts in notebooks/) execute headless on a fresh workdir,
+and their HTML export reads as a person would want it in headless Chromium."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _chromium import CHROMIUM, float_counts, render, screenshot, unlabelled_images
 
 from churnclv.cli import main
 
@@ -15,6 +17,7 @@ pytestmark = pytest.mark.slow
 jupytext = pytest.importorskip("jupytext")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
+nbconvert = pytest.importorskip("nbconvert")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SCRIPTS = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.py"))
@@ -91,9 +94,11 @@ def test_notebooks_are_found() -> None:
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_notebook_executes(
-    script: Path, notebook_workdir: Path, monkeypatch: pytest.MonkeyPatch
+    script: Path, notebook_workdir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Each notebook runs top to bottom without an error and draws at least two figures."""
+    """Each notebook runs top to bottom without an error and draws at least two figures; its
+    HTML export, rendered in Chromium, logs no console error, shows no count as a float
+    (``1675.00``), gives every figure a title and alt text, and links only to what exists."""
     nb = _execute(script, notebook_workdir, monkeypatch)
     errors = [
         out
@@ -104,3 +109,22 @@ def test_notebook_executes(
     ]
     assert not errors
     assert _images(nb) >= 2
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed: the HTML export is not rendered")
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    html = tmp_path / f"{script.stem}.html"
+    html.write_text(body)
+    shown = render(html)
+    assert not shown.console, shown.console
+    assert len(shown.page.images) == _images(nb)
+    assert not unlabelled_images(shown.page)
+    assert shown.page.captions >= len(shown.page.images)
+    assert not float_counts(shown.page)
+    assert shown.page.tables, "the notebook shows its numbers as tables"
+    for link in shown.page.links:
+        if link.startswith(("#", "http://", "https://", "data:")):
+            continue  # anchors in the page, external references
+        assert (html.parent / link).exists(), link
+    if script.stem.startswith("03"):
+        shot = screenshot(html.as_uri(), tmp_path / "notebook.png")
+        assert shot.stat().st_size > 50_000
