@@ -20,7 +20,7 @@
 # 1. the value tier × churn risk matrix (customers and predicted value);
 # 2. the lifecycle mix of each tier;
 # 3. the action mix with its expected cost and expected saved value;
-# 4. what-ifs: a different `risk_band.high` threshold, and a campaign budget (customers chosen
+# 4. what-ifs: a different high-risk threshold, and a campaign budget (customers chosen
 #    greedily by expected gain per unit of cost, as `--budget` does);
 # 5. how tiers and lifecycle stages moved since the previous score snapshot.
 
@@ -222,7 +222,11 @@ x = np.arange(len(paid))
 ax.bar(x - 0.2, paid["cost"], 0.4, label="expected cost", color="tab:gray")
 ax.bar(x + 0.2, paid["expected_saved_value"], 0.4, label="expected saved value", color="tab:green")
 ax.set_xticks(
-    x, [f"{a}\n({n:,} cust.)" for a, n in zip(paid.index, paid["customers"], strict=True)]
+    x,
+    [
+        f"{a.replace('_', ' ')}\n({n:,} customers)"
+        for a, n in zip(paid.index, paid["customers"], strict=True)
+    ],
 )
 ax.set_title("Retention actions: cost vs expected saved value")
 ax.legend()
@@ -232,7 +236,7 @@ summary = campaign_summary(scored)
 answer = (
     f"Taking every action that pays reaches {summary['customers']:,.0f} customers, costs "
     f"{summary['cost']:,.0f} and is expected to save {summary['expected_saved_value']:,.0f}: "
-    f"{summary['roi']:.1f}x the cost back in net gain."
+    f"a return of {summary['roi']:.1f}x on cost."
 )
 display(captioned_figure(fig, "Retention actions: cost vs expected saved value", answer))
 display(Markdown(answer))
@@ -246,7 +250,8 @@ readable_table(
 # %% [markdown]
 # ## What-if: the high-risk threshold
 #
-# `risk_band.high` decides who is flagged "high risk" (the early-warning list). The decisions
+# The policy's high-risk threshold (`risk_band.high`) decides who is flagged "high risk"
+# (the early-warning list). The decisions
 # are recomputed with `churnclv.decisions.decide` for each threshold on the features the
 # snapshot was scored from, with the champion's reference distribution; the campaign here
 # targets the high-risk band only.
@@ -334,6 +339,7 @@ ax2.plot(
 )
 ax2.set_ylabel("expected net gain (high-risk campaign)", color="tab:green")
 ax1.axvline(policy.risk_high, color="grey", ls=":")
+ax1.xaxis.set_major_formatter("{x:.0%}")
 ax1.set_title("What-if: high-risk threshold")
 ax1.grid(alpha=0.3)
 plt.tight_layout()
@@ -359,7 +365,7 @@ readable_table(
         "saved": "Expected saved value",
         "net_gain": "Expected net gain",
     },
-)
+).set_index("High risk from")
 
 # %% [markdown]
 # ## What-if: campaign budget
@@ -406,7 +412,7 @@ readable_table(
     money_cols=["budget", "cost", "expected_saved_value", "expected_net_gain"],
     digits=1,
     labels={"roi": "Return on cost (x)", "customers": "Customers"},
-)
+).set_index("Budget")
 
 # %% [markdown]
 # ## Since the last snapshot
