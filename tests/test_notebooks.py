@@ -126,5 +126,14 @@ def test_notebook_executes(
             continue  # anchors in the page, external references
         assert (html.parent / link).exists(), link
     if script.stem.startswith("03"):
+        # The answer under the tier x risk figure is computed from the scores it shows.
+        import html as html_lib
+
+        import pandas as pd
+
+        from churnclv import value_at_risk_sentence
+
+        scores = pd.read_parquet(notebook_workdir / "scores.parquet")
+        assert html_lib.escape(value_at_risk_sentence(scores), quote=False) in shown.dom
         shot = screenshot(html.as_uri(), tmp_path / "notebook.png")
         assert shot.stat().st_size > 50_000
