@@ -64,8 +64,10 @@ class Rendered:
     page: Page
 
 
-def render(html: Path, width: int = 1280, height: int = 2400) -> Rendered:
+def render(html: Path, width: int = 1280, height: int = 2400, png: Path | None = None) -> Rendered:
     """Load ``html`` in headless Chromium; return its DOM and every console message.
+
+    With ``png``, the same load also saves a ``width`` x ``height`` screenshot there.
 
     A page that runs no script of its own logs nothing: any console line
     (chromium logs them as ``INFO:CONSOLE``) or uncaught error is a fault.
@@ -79,6 +81,7 @@ def render(html: Path, width: int = 1280, height: int = 2400) -> Rendered:
             "--enable-logging=stderr",
             "--v=0",
             "--dump-dom",
+            *([f"--screenshot={png}"] if png is not None else []),
             html.resolve().as_uri(),
         ],
         capture_output=True,
@@ -90,21 +93,6 @@ def render(html: Path, width: int = 1280, height: int = 2400) -> Rendered:
     page = Page()
     page.feed(out.stdout)
     return Rendered(out.stdout, console, page)
-
-
-def screenshot(
-    url: str, png: Path, width: int = 1280, height: int = 2400, wait_ms: int = 0
-) -> Path:
-    """Save a ``width`` x ``height`` screenshot of ``url`` (after ``wait_ms`` of page time)."""
-    assert CHROMIUM is not None
-    wait = [f"--virtual-time-budget={wait_ms}"] if wait_ms else []
-    subprocess.run(
-        [CHROMIUM, *_BASE, f"--window-size={width},{height}", *wait, f"--screenshot={png}", url],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    return png
 
 
 def count_columns(table: list[list[str]]) -> list[int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _chromium import CHROMIUM, COUNT, Page, render, screenshot
+from _chromium import CHROMIUM, COUNT, Page, render
 
 from churnclv._report import selected_csv_path, write_report
 
@@ -96,12 +96,12 @@ def test_demo_report_renders_in_chromium(demo_workdir: Path, tmp_path: Path) -> 
     scored = pd.read_parquet(demo_workdir / "scores.parquet")
     uri = tracking_uri_for(demo_workdir)
     out = write_decision_report(scored, tmp_path / "report.html", uri, load_champion(uri))
-    shown = render(out)
+    shot = tmp_path / "report.png"
+    shown = render(out, png=shot)
     assert not shown.console, shown.console
     page = shown.page
     _check_page(page, out, scored)
     assert len(page.images) == 9  # 6 decision charts + 3 champion-run charts
     assert "Why customers are at risk" in shown.dom
     assert "How good are the models" in shown.dom
-    shot = screenshot(out.as_uri(), tmp_path / "report.png")
     assert shot.stat().st_size > 50_000
