@@ -54,8 +54,17 @@ ENGAGEMENT_METRIC = os.environ.get("CHURNCLV_ENGAGEMENT_METRIC", "events_30d")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 
-from churnclv import ColumnMap, build_features, build_labels, load_inputs
+from churnclv import (
+    ColumnMap,
+    build_features,
+    build_labels,
+    captioned_figure,
+    feature_label,
+    load_inputs,
+    readable_table,
+)
 
 pd.set_option("display.width", 120)
 pd.set_option("display.max_columns", 30)
@@ -76,10 +85,12 @@ else:
     as_of = tx_all["ts"].max().floor("D") + pd.Timedelta(days=1)
 tx = tx_all[tx_all["ts"] < as_of]
 purchases = tx[tx["amount"] > 0]
-print(
-    f"{len(tx):,} transactions of {tx['customer_id'].nunique():,} customers "
-    f"from {tx['ts'].min():%Y-%m-%d} to {as_of:%Y-%m-%d}"
-    + (f"; {len(events):,} events" if events is not None else "; no events table")
+display(
+    Markdown(
+        f"**{len(tx):,} transactions** of {tx['customer_id'].nunique():,} customers "
+        f"from {tx['ts'].min():%Y-%m-%d} to {as_of:%Y-%m-%d}"
+        + (f"; {len(events):,} engagement events." if events is not None else "; no events table.")
+    )
 )
 
 # %% [markdown]
@@ -126,11 +137,12 @@ ax2.set_title("Retention curves")
 ax2.legend(fontsize=8)
 ax2.grid(alpha=0.3)
 plt.tight_layout()
-plt.show()
-print(
-    f"{len(retention)} cohorts; month-1 retention {weighted.iloc[0]:.1%}, month-12 "
-    f"{weighted.get(12, np.nan):.1%}"
+answer = (
+    f"Across {len(retention)} monthly cohorts, {weighted.iloc[0]:.1%} of a cohort buys again "
+    f"in its second month and {weighted.get(12, np.nan):.1%} in month 12."
 )
+display(captioned_figure(fig, "Cohort retention: share of each cohort buying per month", answer))
+display(Markdown(answer))
 
 # %% [markdown]
 # ## Purchase gaps
@@ -160,11 +172,13 @@ ax.set_ylabel("gaps")
 ax.set_title("Inter-purchase gap distribution")
 ax.legend()
 plt.tight_layout()
-plt.show()
-print(
-    f"{len(gaps):,} gaps; median {gaps.median():.0f} days; {one_timers:.0%} of customers "
-    "bought on a single day only"
+answer = (
+    f"Half of {len(gaps):,} repeat purchases come within {gaps.median():.0f} days of the "
+    f"previous one, 90% within {gaps.quantile(0.9):.0f} days; {one_timers:.0%} of customers "
+    "bought on a single day only."
 )
+display(captioned_figure(fig, "Days between purchases", answer))
+display(Markdown(answer))
 
 # %% [markdown]
 # ## RFM distributions as of the analysis date
@@ -176,7 +190,7 @@ print(
 feats = build_features(tx, events, customers, as_of=as_of)
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
 axes[0].hist(feats["recency_days"], bins=40, color="tab:orange")
-axes[0].set_xlabel("recency_days")
+axes[0].set_xlabel("days since last purchase")
 axes[1].hist(
     feats["frequency"],
     bins=np.arange(0, feats["frequency"].quantile(0.99) + 2) - 0.5,
@@ -189,19 +203,26 @@ axes[2].hist(
     color="tab:purple",
 )
 axes[2].set_xscale("log")
-axes[2].set_xlabel("monetary_total (log scale)")
+axes[2].set_xlabel("total spend (log scale)")
 for ax in axes:
     ax.set_ylabel("customers")
     ax.grid(alpha=0.3)
 fig.suptitle(f"RFM distributions as of {as_of:%Y-%m-%d} ({len(feats):,} customers)")
 plt.tight_layout()
-plt.show()
 top = feats["monetary_total"].clip(lower=0).sort_values(ascending=False)
-print(
-    f"top 20% of customers hold {top.head(max(1, len(top) // 5)).sum() / top.sum():.0%} of "
-    "historical spend"
+answer = (
+    f"The top 20% of customers hold {top.head(max(1, len(top) // 5)).sum() / top.sum():.0%} "
+    f"of historical spend; the median customer last bought "
+    f"{feats['recency_days'].median():.0f} days ago."
 )
-feats[["recency_days", "tenure_days", "frequency", "monetary_total", "monetary_mean"]].describe()
+display(captioned_figure(fig, f"Recency, frequency and spend as of {as_of:%Y-%m-%d}", answer))
+display(Markdown(answer))
+rfm = ["recency_days", "tenure_days", "frequency", "monetary_total", "monetary_mean"]
+readable_table(
+    feats[rfm].describe().T.rename(index=feature_label),
+    digits=1,
+    labels={"count": "Customers", "std": "Std", "25%": "25%", "50%": "Median", "75%": "75%"},
+)
 
 # %% [markdown]
 # ## Engagement vs churn (behavioural cohorts)
@@ -239,15 +260,26 @@ for ax, metric in zip(axes[0], metrics, strict=True):
     summary[metric] = by
     ax.plot(by["avg"], by["churn_rate"], marker="o")
     ax.axhline(base, color="grey", ls=":", label=f"overall {base:.0%}")
-    ax.set_xlabel(f"{metric} (decile average)")
+    ax.set_xlabel(f"{feature_label(metric)} (decile average)")
     ax.set_ylabel(f"churn rate, next {CHURN_HORIZON_DAYS:g} days")
-    ax.set_title(f"Churn by {metric} decile")
+    ax.set_title(f"Churn by decile of {feature_label(metric)}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
 plt.tight_layout()
-plt.show()
-print(f"cutoff {label_cutoff:%Y-%m-%d}: {len(cohorts):,} customers, churn rate {base:.1%}")
-summary[metrics[0]].round(3)
+by_decile = summary[metrics[0]]
+answer = (
+    f"Of {len(cohorts):,} customers at {label_cutoff:%Y-%m-%d}, {base:.1%} churned in the next "
+    f"{CHURN_HORIZON_DAYS:g} days: {by_decile['churn_rate'].iloc[0]:.0%} in the lowest decile of "
+    f"{feature_label(metrics[0])} against {by_decile['churn_rate'].iloc[-1]:.0%} in the highest."
+)
+display(captioned_figure(fig, "Churn rate by decile of engagement", answer))
+display(Markdown(answer))
+readable_table(
+    by_decile,
+    share_cols=["churn_rate"],
+    digits=1,
+    labels={"avg": f"Average {feature_label(metrics[0])}", "customers": "Customers"},
+)
 
 # %% [markdown]
 # ## What the figures show

@@ -47,11 +47,17 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 from mlflow import MlflowClient
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from churnclv import champion_vs_baselines_sentence
+from churnclv import (
+    captioned_figure,
+    champion_vs_baselines_sentence,
+    feature_label,
+    readable_table,
+)
 from churnclv.training import ALIAS, CHURN_MODEL, VALUE_MODEL, churn_metrics, tracking_uri_for
 
 pd.set_option("display.width", 140)
@@ -92,18 +98,35 @@ runs["label"] = [
     f"{i + 1}: {r[:8]} {role_}"
     for i, (r, role_) in enumerate(zip(runs["run_id"], runs["role"], strict=True))
 ]
-print(f"{len(runs)} finished runs in experiment {EXPERIMENT!r} at {uri}")
-runs[
-    [
-        "label",
-        "start_time",
-        "params.as_of",
-        "params.churn_validation_cutoff",
-        "params.value_validation_cutoff",
-        "params.seed",
-        "tags.data_fingerprint",
-    ]
-]
+display(Markdown(f"**{len(runs)} finished runs** in experiment `{EXPERIMENT}` at `{uri}`."))
+readable_table(
+    runs.assign(
+        start_time=runs["start_time"].dt.strftime("%Y-%m-%d %H:%M"),
+        **{
+            f"params.{c}": runs[f"params.{c}"].str[:10]
+            for c in ("as_of", "churn_validation_cutoff", "value_validation_cutoff")
+        },
+    )[
+        [
+            "label",
+            "start_time",
+            "params.as_of",
+            "params.churn_validation_cutoff",
+            "params.value_validation_cutoff",
+            "params.seed",
+            "tags.data_fingerprint",
+        ]
+    ].set_index("label"),
+    labels={
+        "label": "Run",
+        "start_time": "Started (UTC)",
+        "params.as_of": "Trained as of",
+        "params.churn_validation_cutoff": "Churn validated from",
+        "params.value_validation_cutoff": "Value validated from",
+        "params.seed": "Seed",
+        "tags.data_fingerprint": "Data fingerprint",
+    },
+)
 
 # %% [markdown]
 # ## Side by side on the same out-of-time window
@@ -124,9 +147,10 @@ same = runs[
     (runs["params.churn_validation_cutoff"] == ref["params.churn_validation_cutoff"])
     & (runs["tags.data_fingerprint"] == ref["tags.data_fingerprint"])
 ].reset_index(drop=True)
-print(
-    f"window: churn validation cutoff {ref['params.churn_validation_cutoff']}, value "
-    f"validation cutoff {ref['params.value_validation_cutoff']} — {len(same)} runs compared"
+window = (
+    f"Compared on the champion's window: churn validated from "
+    f"{ref['params.churn_validation_cutoff'][:10]}, value from "
+    f"{ref['params.value_validation_cutoff'][:10]} ({len(same)} runs)."
 )
 
 KEYS = [
@@ -150,12 +174,35 @@ table = pd.DataFrame(
 )
 for base in ("baseline_rfm", "baseline_bgnbd", "baseline_bgnbd_gg"):
     table[base] = [ref.get(f"metrics.{base}_{k}", np.nan) for k in KEYS]
-print(
-    champion_vs_baselines_sentence(
-        {k.removeprefix("metrics."): v for k, v in ref.items() if k.startswith("metrics.")}
-    )
+verdict = champion_vs_baselines_sentence(
+    {k.removeprefix("metrics."): v for k, v in ref.items() if k.startswith("metrics.")}
 )
-table.round(4)
+display(Markdown(f"{window} {verdict}"))
+MEASURE_WORDS = {
+    "churn_roc_auc": "Churn ROC AUC (higher is better)",
+    "churn_pr_auc": "Churn PR AUC (higher)",
+    "churn_brier": "Churn Brier score (lower)",
+    "churn_log_loss": "Churn log loss (lower)",
+    "churn_ece": "Churn calibration error (lower)",
+    "churn_retained_top_decile_lift": "Retained lift, lowest-risk 10% (higher)",
+    "churn_value_captured_top_decile": "Churned value in riskiest 10% (higher)",
+    "churn_retained_pr_auc": "Retained PR AUC (higher)",
+    "value_gini": "Value Gini (higher)",
+    "value_spearman": "Value Spearman (higher)",
+    "value_decile_mape": "Value decile MAPE (lower)",
+    "value_rmse": "Value RMSE (lower)",
+    "value_total_ratio": "Total predicted / actual value (closest to 1)",
+}
+readable_table(
+    table.rename(
+        index=MEASURE_WORDS,
+        columns={
+            "baseline_rfm": "RFM baseline",
+            "baseline_bgnbd": "BG/NBD baseline",
+            "baseline_bgnbd_gg": "BG/NBD + Gamma-Gamma baseline",
+        },
+    ).T
+).T
 
 # %% [markdown]
 # ## Curves recomputed from the registered versions
@@ -212,10 +259,20 @@ if have_data:
             if "churn" in c
         }
     ).T
-    print(f"{len(y_churn):,} churn validation rows, {len(y_value):,} value validation rows")
     gap = (check["logged churn_roc_auc"] - check["recomputed"]).abs().max()
-    print(f"largest gap between logged and recomputed churn ROC AUC: {gap:.4f}")
-    display(check.round(4))  # noqa: F821 - IPython's display
+    display(
+        Markdown(
+            f"Rescored on {len(y_churn):,} churn and {len(y_value):,} value validation "
+            f"customers; the recomputed churn ROC AUC is within {gap:.4f} of the logged one."
+        )
+    )
+    display(
+        readable_table(
+            check,
+            digits=4,
+            labels={"logged churn_roc_auc": "Logged churn ROC AUC", "recomputed": "Recomputed"},
+        )
+    )
 
 # %%
 if curves:
@@ -251,7 +308,18 @@ if curves:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     plt.tight_layout()
-    plt.show()
+    aucs = {
+        label: roc_auc_score(y_churn, c["churn"]) for label, c in curves.items() if "churn" in c
+    }
+    top = max(aucs, key=aucs.get)
+    display(
+        captioned_figure(
+            fig,
+            "Churn ROC, calibration and cumulative gains of every run on the same window",
+            f"Highest ROC AUC: run {top} ({aucs[top]:.3f}); lowest "
+            f"{min(aucs.values()):.3f}, across {len(aucs)} runs.",
+        )
+    )
 else:
     # No data at hand: show each run's logged ROC and gains plots.
     fig, axes = plt.subplots(len(same), 2, figsize=(11, 4 * len(same)), squeeze=False)
@@ -261,7 +329,7 @@ else:
             ax.set_title(row.label, fontsize=9)
             ax.axis("off")
     plt.tight_layout()
-    plt.show()
+    display(captioned_figure(fig, "Logged churn ROC and gains plots of each run"))
 
 # %% [markdown]
 # ## Value deciles
@@ -293,7 +361,15 @@ if curves:
         ax.legend()
         ax.grid(alpha=0.3, axis="y")
     plt.tight_layout()
-    plt.show()
+    display(
+        captioned_figure(
+            fig,
+            "Value deciles: mean predicted and realised value per predicted-value decile",
+            f"Value deciles of {n_runs} runs; in the top decile the last run predicts "
+            f"{m['predicted'].iloc[-1]:,.0f} per customer against {m['actual'].iloc[-1]:,.0f} "
+            "realised.",
+        )
+    )
 else:
     fig, axes = plt.subplots(1, len(same), figsize=(5.5 * len(same), 4.2), squeeze=False)
     for ax, (_, row) in zip(axes[0], same.iterrows(), strict=True):
@@ -301,7 +377,7 @@ else:
         ax.set_title(row.label, fontsize=9)
         ax.axis("off")
     plt.tight_layout()
-    plt.show()
+    display(captioned_figure(fig, "Logged value-decile plots of each run"))
 
 # %% [markdown]
 # ## What drives the champion
@@ -313,11 +389,24 @@ imp = mlflow.artifacts.load_dict(f"runs:/{ref.run_id}/feature_importance.json")
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
 for ax, kind in zip(axes, ("churn", "value"), strict=True):
     s = pd.Series(imp[kind]).sort_values().tail(12)
-    ax.barh(s.index, s.to_numpy(), color="tab:blue" if kind == "churn" else "tab:green")
+    ax.barh(
+        [feature_label(f) for f in s.index],
+        s.to_numpy(),
+        color="tab:blue" if kind == "churn" else "tab:green",
+    )
     ax.set_title(f"{kind} model: top features by gain")
     ax.grid(alpha=0.3, axis="x")
 plt.tight_layout()
-plt.show()
+top_churn = max(imp["churn"], key=imp["churn"].get)
+top_value = max(imp["value"], key=imp["value"].get)
+display(
+    captioned_figure(
+        fig,
+        "What the champion relies on: top features by gain",
+        f"The churn model relies most on {feature_label(top_churn)}, the value model on "
+        f"{feature_label(top_value)}.",
+    )
+)
 
 # %% [markdown]
 # ## Why each run was or was not promoted
@@ -331,13 +420,22 @@ why = (
     .rename(columns={"tags.promotion_churn": "churn", "tags.promotion_value": "value"})
     .fillna("(trained without --promote)")
 )
-for kind in ("churn", "value"):
-    mv = champion[kind]
-    print(
-        f"{kind} champion: "
-        + (f"version {mv.version} from run {mv.run_id[:8]}" if mv else "none registered")
+display(
+    Markdown(
+        " ".join(
+            f"The {kind} champion is "
+            + (
+                f"version {mv.version} from run {mv.run_id[:8]}."
+                if mv is not None
+                else "not registered yet."
+            )
+            for kind, mv in champion.items()
+        )
     )
-why
+)
+readable_table(
+    why.set_index("label"), labels={"label": "Run", "churn": "Churn model", "value": "Value model"}
+)
 
 # %% [markdown]
 # ## Monitoring over time
@@ -357,15 +455,17 @@ charted = (
     else monitor_runs.iloc[:0]
 )
 if charted.empty:
-    print("no `churnclv monitor` run with a history yet: score on two dates, then monitor")
+    display(
+        Markdown("No `churnclv monitor` run with a history yet: score on two dates, then monitor.")
+    )
 else:
     latest = charted.iloc[-1]
-    print(latest["tags.history"])
+    display(Markdown(latest["tags.history"]))
     chart = mlflow.artifacts.load_image(f"runs:/{latest.run_id}/monitoring_history.png")
-    plt.figure(figsize=(8, 7.5))
+    fig = plt.figure(figsize=(8, 7.5))
     plt.imshow(chart)
     plt.axis("off")
-    plt.show()
+    display(captioned_figure(fig, "Monitoring history", latest["tags.history"]))
     shown = {
         "tags.as_of": "as_of",
         "tags.verdict": "verdict",
@@ -373,8 +473,11 @@ else:
         "metrics.tier_change_share": "tier change share",
     }
     per_date = monitor_runs.drop_duplicates("tags.as_of", keep="last")  # the latest run per date
-    display(  # noqa: F821 - IPython's display
-        per_date[[c for c in shown if c in per_date]].rename(columns=shown).round(3)
+    display(
+        readable_table(
+            per_date[[c for c in shown if c in per_date]].rename(columns=shown),
+            share_cols=["tier change share"],
+        )
     )
 
 # %% [markdown]

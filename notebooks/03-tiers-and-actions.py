@@ -20,7 +20,7 @@
 # 1. the value tier × churn risk matrix (customers and predicted value);
 # 2. the lifecycle mix of each tier;
 # 3. the action mix with its expected cost and expected saved value;
-# 4. what-ifs: a different `risk_band.high` threshold, and a campaign budget (customers chosen
+# 4. what-ifs: a different high-risk threshold, and a campaign budget (customers chosen
 #    greedily by expected gain per unit of cost, as `--budget` does);
 # 5. how tiers and lifecycle stages moved since the previous score snapshot.
 
@@ -48,8 +48,15 @@ import dataclasses
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 
-from churnclv import migration_matrix, migration_summary, value_at_risk_sentence
+from churnclv import (
+    captioned_figure,
+    migration_matrix,
+    migration_summary,
+    readable_table,
+    value_at_risk_sentence,
+)
 from churnclv.decisions import (
     LIFECYCLE_STAGES,
     RISK_BANDS,
@@ -68,13 +75,19 @@ scored = pd.read_parquet(SCORES) if SCORES.suffix != ".csv" else pd.read_csv(SCO
 # Older snapshots lack the cost / saved-value / selected columns: derive them from the policy.
 scored = select_under_budget(scored.drop(columns=["selected"], errors="ignore"), policy, None)
 as_of = pd.Timestamp(scored["as_of"].max()) if "as_of" in scored else None
-print(
-    f"{len(scored):,} customers scored as of {as_of:%Y-%m-%d} with "
-    f"{scored['model_version'].iloc[0] if 'model_version' in scored else 'unknown model'}"
-)
-print(
-    f"policy: risk bands high >= {policy.risk_high}, medium >= {policy.risk_medium}; actions "
-    + ", ".join(f"{a.name} (cost {a.cost:g}, uplift {a.uplift:g})" for a in policy.actions)
+display(
+    Markdown(
+        f"**{len(scored):,} customers** scored as of {as_of:%Y-%m-%d} "
+        f"(models {scored['model_version'].iloc[0] if 'model_version' in scored else 'unknown'}). "
+        f"A customer is high risk from a {policy.risk_high:.0%} chance of churning, medium from "
+        f"{policy.risk_medium:.0%}. Retention actions: "
+        + "; ".join(
+            f"{a.name.replace('_', ' ')} (costs {a.cost:g}, keeps {a.uplift:.0%} of those "
+            "who would churn)"
+            for a in policy.actions
+        )
+        + "."
+    )
 )
 
 # %% [markdown]
@@ -110,8 +123,8 @@ total = scored["predicted_value"].sum()
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
 for ax, data, title in (
-    (axes[0], grid_v, "predicted value"),
-    (axes[1], grid_r, "value at risk = P(churn) × value"),
+    (axes[0], grid_v, "Predicted value"),
+    (axes[1], grid_r, "Value at risk = chance of churn × value"),
 ):
     im = ax.imshow(data.to_numpy(), cmap="Reds")
     ax.set_xticks(range(3), [f"{b} risk" for b in RISK_BANDS])
@@ -131,14 +144,19 @@ for ax, data, title in (
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.04)
 plt.tight_layout()
-plt.show()
-print(
-    f"the high tier ({grid_n.loc['high'].sum():,} customers, "
+answer = (
+    f"The high tier ({grid_n.loc['high'].sum():,} customers, "
     f"{grid_n.loc['high'].sum() / len(scored):.0%}) carries "
-    f"{grid_v.loc['high'].sum() / total:.0%} of predicted value"
+    f"{grid_v.loc['high'].sum() / total:.0%} of predicted value. " + value_at_risk_sentence(scored)
 )
-print(value_at_risk_sentence(scored))
-grid_n
+display(
+    captioned_figure(fig, "Predicted value and value at risk by value tier and churn risk", answer)
+)
+display(Markdown(answer))
+readable_table(
+    grid_n.rename(index=lambda t: f"{t} value", columns=lambda b: f"{b} risk"),
+    labels={"value_tier": "Customers by value tier", "risk_band": "churn risk"},
+)
 
 # %% [markdown]
 # ## Lifecycle mix by value tier
@@ -157,13 +175,27 @@ for stage in LIFECYCLE_STAGES:
     ax.barh(life.index, life[stage], left=left, color=colors[stage], label=stage)
     left += life[stage].to_numpy()
 ax.set_xlabel("share of the tier's customers")
+ax.set_yticks(range(len(life)), [f"{t} value" for t in life.index])
+ax.xaxis.set_major_formatter("{x:.0%}")
 ax.set_title("Lifecycle stage by value tier")
 ax.invert_yaxis()
 ax.legend(ncol=4, loc="lower center", bbox_to_anchor=(0.5, -0.35))
 plt.tight_layout()
-plt.show()
-pd.crosstab(scored["lifecycle_stage"], scored["value_tier"], margins=True).reindex(
-    index=[*LIFECYCLE_STAGES, "All"], columns=[*VALUE_TIERS, "All"], fill_value=0
+silent_high = int(
+    ((scored["value_tier"] == "high") & (scored["lifecycle_stage"] == "silent")).sum()
+)
+answer = (
+    f"{life.loc['high', 'silent']:.0%} of high-value customers are silent ({silent_high:,} "
+    f"customers, the early-warning list) and {life.loc['high', 'churned']:.0%} have churned; "
+    f"in the low tier {life.loc['low', 'churned']:.0%} have churned."
+)
+display(captioned_figure(fig, "Lifecycle stage by value tier", answer))
+display(Markdown(answer))
+readable_table(
+    pd.crosstab(scored["lifecycle_stage"], scored["value_tier"], margins=True)
+    .reindex(index=[*LIFECYCLE_STAGES, "All"], columns=[*VALUE_TIERS, "All"], fill_value=0)
+    .rename(columns=lambda t: f"{t} value" if t != "All" else "all customers"),
+    labels={"lifecycle_stage": "Customers by lifecycle stage", "value_tier": "value tier"},
 )
 
 # %% [markdown]
@@ -190,24 +222,36 @@ x = np.arange(len(paid))
 ax.bar(x - 0.2, paid["cost"], 0.4, label="expected cost", color="tab:gray")
 ax.bar(x + 0.2, paid["expected_saved_value"], 0.4, label="expected saved value", color="tab:green")
 ax.set_xticks(
-    x, [f"{a}\n({n:,} cust.)" for a, n in zip(paid.index, paid["customers"], strict=True)]
+    x,
+    [
+        f"{a.replace('_', ' ')}\n({n:,} customers)"
+        for a, n in zip(paid.index, paid["customers"], strict=True)
+    ],
 )
 ax.set_title("Retention actions: cost vs expected saved value")
 ax.legend()
 ax.grid(alpha=0.3, axis="y")
 plt.tight_layout()
-plt.show()
 summary = campaign_summary(scored)
-print(
-    f"every paying action: {summary['customers']:,.0f} customers, cost {summary['cost']:,.0f}, "
-    f"saved {summary['expected_saved_value']:,.0f}, ROI {summary['roi']:.1f}x"
+answer = (
+    f"Taking every action that pays reaches {summary['customers']:,.0f} customers, costs "
+    f"{summary['cost']:,.0f} and is expected to save {summary['expected_saved_value']:,.0f}: "
+    f"a return of {summary['roi']:.1f}x on cost."
 )
-mix.round(2)
+display(captioned_figure(fig, "Retention actions: cost vs expected saved value", answer))
+display(Markdown(answer))
+readable_table(
+    mix.rename(index=lambda a: a.replace("_", " ")),
+    money_cols=["cost", "expected_saved_value", "expected_net_gain"],
+    digits=1,
+    labels={"roi": "Return on cost (x)", "customers": "Customers"},
+)
 
 # %% [markdown]
 # ## What-if: the high-risk threshold
 #
-# `risk_band.high` decides who is flagged "high risk" (the early-warning list). The decisions
+# The policy's high-risk threshold (`risk_band.high`) decides who is flagged "high risk"
+# (the early-warning list). The decisions
 # are recomputed with `churnclv.decisions.decide` for each threshold on the features the
 # snapshot was scored from, with the champion's reference distribution; the campaign here
 # targets the high-risk band only.
@@ -249,9 +293,12 @@ def decisions_for(pol):
 
 
 check = decisions_for(policy).set_index("customer_id").reindex(scored["customer_id"])
-print(
-    f"recomputed actions agree with the snapshot for "
-    f"{(check['action'].to_numpy() == scored['action'].to_numpy()).mean():.1%} of customers"
+agree = (check["action"].to_numpy() == scored["action"].to_numpy()).mean()
+display(
+    Markdown(
+        f"Recomputed under the current policy, the actions agree with the snapshot for "
+        f"{agree:.1%} of customers."
+    )
 )
 rows = []
 for t in HIGH_RISK_THRESHOLDS:
@@ -280,7 +327,7 @@ ax1.plot(
     color="tab:red",
     label="high-risk customers",
 )
-ax1.set_xlabel("risk_band.high threshold")
+ax1.set_xlabel("chance of churn from which a customer counts as high risk")
 ax1.set_ylabel("customers flagged high risk", color="tab:red")
 ax2 = ax1.twinx()
 ax2.plot(
@@ -292,11 +339,33 @@ ax2.plot(
 )
 ax2.set_ylabel("expected net gain (high-risk campaign)", color="tab:green")
 ax1.axvline(policy.risk_high, color="grey", ls=":")
+ax1.xaxis.set_major_formatter("{x:.0%}")
 ax1.set_title("What-if: high-risk threshold")
 ax1.grid(alpha=0.3)
 plt.tight_layout()
-plt.show()
-whatif.round(1)
+best = whatif["net_gain"].idxmax()
+answer = (
+    f"At the current threshold ({policy.risk_high:.0%}) "
+    f"{whatif['high_risk_customers'].get(policy.risk_high, np.nan):,.0f} customers are flagged "
+    f"high risk. A campaign on the high-risk band alone earns most at a {best:.0%} threshold: "
+    f"{whatif.loc[best, 'net_gain']:,.0f} net gain from {whatif.loc[best, 'campaign_customers']:,} "
+    "customers."
+)
+display(captioned_figure(fig, "What-if: the high-risk threshold", answer))
+display(Markdown(answer))
+readable_table(
+    whatif.reset_index(),
+    money_cols=["value_in_band", "cost", "saved", "net_gain"],
+    share_cols=["risk_high"],
+    labels={
+        "risk_high": "High risk from",
+        "high_risk_customers": "High-risk customers",
+        "value_in_band": "Their predicted value",
+        "campaign_customers": "Customers in campaign",
+        "saved": "Expected saved value",
+        "net_gain": "Expected net gain",
+    },
+).set_index("High risk from")
 
 # %% [markdown]
 # ## What-if: campaign budget
@@ -324,13 +393,26 @@ ax.set_title("What-if: campaign budget (greedy by gain per cost)")
 ax.grid(alpha=0.3)
 ax.legend()
 plt.tight_layout()
-plt.show()
 step_gain = curve["expected_saved_value"].diff().fillna(curve["expected_saved_value"])
-print(
-    f"the first budget step buys {step_gain.iloc[0]:,.0f} of expected saved value, "
-    f"the last {step_gain.iloc[-1]:,.0f}"
+answer = (
+    f"The first {budgets[0]:,.0f} of budget buys {step_gain.iloc[0]:,.0f} of expected saved "
+    f"value, the last step {step_gain.iloc[-1]:,.0f}"
+    + (
+        ": extra budget buys less and less."
+        if step_gain.iloc[-1] < step_gain.iloc[0]
+        else ", as much as the first."
+    )
 )
-curve[["customers", "cost", "expected_saved_value", "expected_net_gain", "roi"]].round(2)
+display(captioned_figure(fig, "What-if: campaign budget", answer))
+display(Markdown(answer))
+readable_table(
+    curve.reset_index()[
+        ["budget", "customers", "cost", "expected_saved_value", "expected_net_gain", "roi"]
+    ],
+    money_cols=["budget", "cost", "expected_saved_value", "expected_net_gain"],
+    digits=1,
+    labels={"roi": "Return on cost (x)", "customers": "Customers"},
+).set_index("Budget")
 
 # %% [markdown]
 # ## Since the last snapshot
@@ -344,12 +426,17 @@ day = f"{as_of:%Y-%m-%d}" if as_of is not None else "9999-12-31"
 dated = sorted(p for p in (WORKDIR / "snapshots").glob("????-??-??.parquet") if p.stem < day)
 if dated:
     previous = pd.read_parquet(dated[-1])
-    print(migration_summary(previous, scored)["sentence"])
-    display(migration_matrix(previous, scored))  # noqa: F821 - IPython's display
+    display(Markdown(migration_summary(previous, scored)["sentence"]))
+    display(readable_table(migration_matrix(previous, scored)))
     if "lifecycle_stage" in previous:
-        display(migration_matrix(previous, scored, "lifecycle_stage"))  # noqa: F821
+        display(readable_table(migration_matrix(previous, scored, "lifecycle_stage")))
 else:
-    print(f"no snapshot before {day} in {WORKDIR / 'snapshots'}: score an earlier date first")
+    display(
+        Markdown(
+            f"No snapshot before {day} in `{WORKDIR / 'snapshots'}`: score an earlier date "
+            "first to see how customers moved."
+        )
+    )
 
 # %% [markdown]
 # ## What the figures show

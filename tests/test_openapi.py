@@ -36,6 +36,17 @@ DESIGN_FIELDS = (
     "expected_net_gain",
     "reasons",
 )
+#: The fields DESIGN §13 adds to scores, /predict and /lookup.
+MARKETER_FIELDS = (
+    "predicted_orders",
+    "expected_next_order_date",
+    "historic_clv",
+    "predicted_clv",
+    "total_clv",
+    "churn_rank_pct",
+    "value_rank_pct",
+    "value_rank_pct_in_stage",
+)
 ANSWERS = {
     "/predict": PredictResponse,
     "/predict_features": PredictResponse,
@@ -109,6 +120,14 @@ def test_every_example_request_answers_2xx(
 
 
 @pytest.mark.slow
+def test_every_post_route_has_an_example(doc: dict[str, Any]) -> None:
+    """No documented POST route lacks the example the 2xx test sends."""
+    posted = {route for route, item in doc["paths"].items() if "post" in item}
+    assert posted == set(ROUTES)
+    assert all(_example(doc, route) for route in ROUTES)
+
+
+@pytest.mark.slow
 def test_model_route_is_documented_and_answers(client: TestClient, doc: dict[str, Any]) -> None:
     """GET /model is in the document and answers the documented model card."""
     get = doc["paths"]["/model"]["get"]
@@ -144,6 +163,17 @@ def test_predict_200_schema_lists_every_design_field(doc: dict[str, Any]) -> Non
         reason["properties"]
     )
     assert reason["properties"]["direction"]["enum"] == ["raises", "lowers"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("route", ROUTES)
+def test_200_schema_lists_the_marketer_fields(doc: dict[str, Any], route: str) -> None:
+    """DESIGN §13's additions are in every prediction route's 200 item schema, described."""
+    ok = doc["paths"][route]["post"]["responses"]["200"]["content"]["application/json"]
+    top = _resolve(doc, ok["schema"])
+    item = _resolve(doc, top["properties"]["predictions"]["items"])
+    assert set(MARKETER_FIELDS) <= set(item["properties"]), route
+    assert all(item["properties"][f].get("description") for f in MARKETER_FIELDS)
 
 
 @pytest.mark.slow

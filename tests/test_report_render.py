@@ -3,55 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _chromium import CHROMIUM, COUNT, Page, render
 
 from churnclv._report import selected_csv_path, write_report
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-COUNT = re.compile(r"^\d{1,3}(,\d{3})*$")
-
-
-class _Page(HTMLParser):
-    """Tables (header + rows of cell text), images and links of a page."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self.images: list[dict[str, str]] = []
-        self.links: list[str] = []
-        self.captions = 0
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "img":
-            self.images.append(a)
-        elif tag == "a" and "href" in a:
-            self.links.append(a["href"])
-        elif tag == "figcaption":
-            self.captions += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
 
 
 def _scored(n: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -83,7 +42,7 @@ def _scored(n: int = 60, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def _check_page(page: _Page, report: Path, scored: pd.DataFrame) -> None:
+def _check_page(page: Page, report: Path, scored: pd.DataFrame) -> None:
     assert page.images, "the report shows charts"
     for img in page.images:
         assert img.get("alt", "").strip(), "every chart has alt text"
@@ -110,7 +69,7 @@ def test_report_reads_as_words_and_numbers(tmp_path: Path) -> None:
     """Formatted counts, chart captions, no code names in headers, a CSV link that resolves."""
     scored = _scored()
     out = write_report(scored, tmp_path / "report.html", notes=["A caveat in words."])
-    page = _Page()
+    page = Page()
     page.feed(out.read_text())
     _check_page(page, out, scored)
     text = out.read_text()
@@ -137,26 +96,12 @@ def test_demo_report_renders_in_chromium(demo_workdir: Path, tmp_path: Path) -> 
     scored = pd.read_parquet(demo_workdir / "scores.parquet")
     uri = tracking_uri_for(demo_workdir)
     out = write_decision_report(scored, tmp_path / "report.html", uri, load_champion(uri))
-    assert CHROMIUM is not None
-    base = [CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--window-size=1280,2400"]
-    dom = subprocess.run(
-        [*base, "--enable-logging=stderr", "--v=0", "--dump-dom", out.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    # The page runs no script: any console line (chromium logs them as INFO:CONSOLE) is a fault.
-    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
-    assert not console, console
-    page = _Page()
-    page.feed(dom.stdout)
+    shot = tmp_path / "report.png"
+    shown = render(out, png=shot)
+    assert not shown.console, shown.console
+    page = shown.page
     _check_page(page, out, scored)
     assert len(page.images) == 9  # 6 decision charts + 3 champion-run charts
-    assert "Why customers are at risk" in dom.stdout
-    assert "How good are the models" in dom.stdout
-    shot = tmp_path / "report.png"
-    subprocess.run(
-        [*base, f"--screenshot={shot}", out.as_uri()], capture_output=True, timeout=120, check=True
-    )
+    assert "Why customers are at risk" in shown.dom
+    assert "How good are the models" in shown.dom
     assert shot.stat().st_size > 50_000

@@ -1,10 +1,13 @@
 """What a person reads in the MLflow UI: experiment kind, run names, descriptions,
 rounded metrics and the model-against-baselines comparison of every training run.
 
-MLflow 3's UI opens an experiment by its ``mlflow.experimentKind`` tag (without
-it, it guesses and may show the GenAI view: traces and token usage); ours are
-``custom_model_development``. Descriptions are the ``mlflow.note.content`` tag
-of experiments and runs (Markdown) and the model versions' description.
+Our experiments carry the ``mlflow.experimentKind`` tag ``custom_model_development``:
+MLflow 3's UI lists them under "Model training". Which view an experiment opens in
+(GenAI: traces and token usage, or model training: runs) MLflow 3.17 takes from the
+``workflowType`` query parameter, else from a browser setting that defaults to GenAI,
+not from the tag; so the addresses we print end in ``?workflowType=machine_learning``
+(:func:`training_runs_url`). Descriptions are the ``mlflow.note.content`` tag of
+experiments and runs (Markdown) and the model versions' description.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ __all__ = [
     "training_runs_url",
 ]
 
-#: The experiment tag MLflow 3's UI reads, and our value (a model-development experiment).
+#: The experiment tag MLflow 3's UI files experiments by, and ours (model development).
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 #: The tag MLflow shows as the description of an experiment or a run.
 NOTE = "mlflow.note.content"

@@ -12,7 +12,7 @@ Examples
 --------
 >>> import churnclv
 >>> sorted(churnclv.__all__)[:3]
-['BetaGeoFitter', 'Champion', 'ChurnclvError']
+['BetaGeoFitter', 'CaptionedFigure', 'Champion']
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from churnclv._io import ColumnMap, InputTables, check_as_of, load_inputs
     from churnclv._migration import migration_matrix, migration_summary
     from churnclv._narrative import champion_vs_baselines_sentence, value_at_risk_sentence
+    from churnclv._notebook import CaptionedFigure, captioned_figure, readable_table
+    from churnclv._reasons import feature_label
     from churnclv.decisions import Policy, decide, load_policy, rfm_segment
     from churnclv.features import build_features, build_labels, rfm_summary
     from churnclv.serving import CustomerIn, OnlineScorer, score, validate_customers
@@ -87,10 +89,15 @@ _OWNERS: dict[str, str] = {
     "migration_summary": "churnclv._migration",
     "value_at_risk_sentence": "churnclv._narrative",
     "champion_vs_baselines_sentence": "churnclv._narrative",
+    "CaptionedFigure": "churnclv._notebook",
+    "captioned_figure": "churnclv._notebook",
+    "readable_table": "churnclv._notebook",
+    "feature_label": "churnclv._reasons",
 }
 
 __all__ = [
     "BetaGeoFitter",
+    "CaptionedFigure",
     "Champion",
     "ChurnclvError",
     "ColumnMap",
@@ -107,12 +114,14 @@ __all__ = [
     "__version__",
     "build_features",
     "build_labels",
+    "captioned_figure",
     "champion_from_uri",
     "champion_vs_baselines_sentence",
     "check_as_of",
     "decide",
     "evaluate_campaign",
     "export_bundle",
+    "feature_label",
     "generate",
     "load_bundle",
     "load_campaigns",
@@ -121,6 +130,7 @@ __all__ = [
     "load_policy",
     "migration_matrix",
     "migration_summary",
+    "readable_table",
     "rfm_segment",
     "rfm_summary",
     "score",
