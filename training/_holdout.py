@@ -92,8 +92,10 @@ def holdout_verdict(
     --------
     >>> m = {"churn_roc_auc": 0.70, "baseline_bgnbd_churn_roc_auc": 0.72,
     ...      "value_gini": 0.6, "baseline_bgnbd_gg_value_gini": 0.5}
-    >>> holdout_verdict({"churn": "customer_holdout", "value": "customer_holdout"}, m, {})
-    {'churn': 'the hybrid does not beat BG/NBD on the customer holdout (churn AUC 0.7000 vs 0.7200)'}
+    >>> why = holdout_verdict({"churn": "customer_holdout", "value": "customer_holdout"}, m, {})
+    >>> print(why["churn"]), list(why)
+    the hybrid does not beat BG/NBD on the customer holdout (churn AUC 0.7000 vs 0.7200)
+    (None, ['churn'])
     """
     out: dict[str, str] = {}
     for kind, design in designs.items():
@@ -119,10 +121,13 @@ def design_line(
 
     Examples
     --------
-    >>> print(design_line({"churn": "out_of_time", "value": "customer_holdout"},
-    ...                   {"churn": None, "value": "history too short"},
-    ...                   {"churn": "2024-01-01", "value": "2023-07-01"}))
-    evaluation: churn out-of-time (purged split, judged at 2024-01-01); value by customer holdout (30% of the customers at 2023-07-01, left out of every training cutoff) because history too short
+    >>> designs = {"churn": "out_of_time", "value": "customer_holdout"}
+    >>> short = {"churn": None, "value": "history too short"}
+    >>> cuts = {"churn": "2024-01-01", "value": "2023-07-01"}
+    >>> print(design_line(designs, short, cuts))  # doctest: +NORMALIZE_WHITESPACE
+    evaluation: churn out-of-time (purged split, judged at 2024-01-01); value by customer
+    holdout (30% of the customers at 2023-07-01, left out of every training cutoff) because
+    history too short
     """
     parts = []
     for kind, design in designs.items():

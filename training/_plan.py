@@ -149,8 +149,9 @@ def plan_training(
     ``refit_value`` the value model's refit cutoffs (:func:`refit_cutoffs`) are
     built too. A kind whose purged split has no training cutoff but whose label
     windows end by ``as_of`` at some cutoffs gets the customer-holdout split
-    of those cutoffs instead (:func:`~churnclv.training._holdout.customer_holdout_split`). Features are computed once
-    for the union of all cutoffs, with one BG/NBD + Gamma-Gamma pair fitted per
+    of those cutoffs instead
+    (:func:`~churnclv.training._holdout.customer_holdout_split`). Features are
+    computed once for the union of all cutoffs, with one BG/NBD + Gamma-Gamma pair fitted per
     cutoff on its own history.
     """
     churn_horizon_days, value_horizon_days = horizons

@@ -111,7 +111,11 @@ def write_table(df: Any, path: Path) -> Path:
 
 
 def print_fallbacks(result: Any) -> None:
-    """One stderr line per model that fell back to BG/NBD in training."""
+    """The evaluation design on one stderr line, then one per model that fell back to
+    BG/NBD in training."""
+    note = getattr(result, "evaluation_note", "")
+    if note:
+        err.print(note, soft_wrap=True, markup=False, highlight=False)
     for kind, why in result.fallbacks.items():
         err.print(
             f"[yellow]fallback:[/] {kind} model: {why}; registered the BG/NBD "
