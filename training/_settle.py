@@ -13,7 +13,9 @@ Runs between the evaluation and the MLflow run (:func:`settle_design`):
   the value model is refitted on the same rows by ``fit_value``'s refit;
 - a trained value model evaluated out of time gets the calibration of its total
   (:func:`~churnclv.training._total_scale.total_scale`) learned on its
-  validation window; under the customer-holdout design there is no
+  validation window, shrunk by the drift of the spend level between the
+  labelled windows (with a single window, the drift is taken as the prior's
+  spread); under the customer-holdout design there is no
   out-of-time window and the scale stays 1. The evaluated model's predicted
   over actual total per decile of prediction is added to the metrics
   (``value_decile_<k>_pred_over_actual``, 1 = highest predictions).
@@ -26,6 +28,7 @@ import dataclasses
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from churnclv.training._evaluate import Evaluation, evaluate
 from churnclv.training._fallback import BTYDModel
@@ -38,7 +41,7 @@ from churnclv.training._holdout import (
 )
 from churnclv.training._model import BoosterModel
 from churnclv.training._plan import Plan
-from churnclv.training._total_scale import decile_ratios, total_scale
+from churnclv.training._total_scale import PRIOR_SD, decile_ratios, total_scale, window_drift
 
 __all__ = ["design_note", "log_design", "settle_design"]
 
@@ -121,9 +124,13 @@ def _calibrate_total(
         value.model.attach(total_scale=1.0)
         ev.metrics["value_total_scale"] = 1.0
         return
-    cal = total_scale(ev.yv, ev.p_value)
+    h = plan.value_horizon_days
+    done = plan.frame[plan.frame["as_of"] + pd.Timedelta(days=h) <= plan.as_of]
+    drift = window_drift(done, h)
+    cal = total_scale(ev.yv, ev.p_value, drift=drift if np.isfinite(drift) else PRIOR_SD)
+    cal["drift"] = drift
     value.model.attach(total_scale=cal["scale"])
-    for name in ("scale", "ratio", "se", "weight"):
+    for name in ("scale", "ratio", "se", "drift", "weight"):
         if np.isfinite(cal[name]):
             ev.metrics[f"value_total_scale{'' if name == 'scale' else '_' + name}"] = cal[name]
 

@@ -9,13 +9,17 @@ training labels: the ratio ``r = sum(actual) / sum(predicted)`` there.
 
 One window is thin evidence, so the ratio is shrunk toward 1 on the log scale
 with the weight of a normal prior: ``log scale = w log r`` with
-``w = tau^2 / (tau^2 + se^2)``, ``se`` the delta-method standard error of
-``log r`` over the window's customers
-(``se(r) = sqrt(sum (a_i - r p_i)^2) / sum p_i``, ``se(log r) = se(r) / r``)
-and ``tau`` (:data:`PRIOR_SD`) the spread of the log-ratio expected between
-windows. The scale travels with the value model (``total_scale_``) and
-multiplies every prediction at scoring time, so ``churnclv score`` and
-``/predict`` apply it alike; rankings are unchanged.
+``w = tau^2 / (tau^2 + se^2 + drift^2)``, ``se`` the delta-method standard
+error of ``log r`` over the window's customers
+(``se(r) = sqrt(sum (a_i - r p_i)^2) / sum p_i``, ``se(log r) = se(r) / r``),
+``drift`` how much the spend level moves from one window to the next one a
+horizon later (:func:`window_drift`: the root mean square of the log change of
+the mean label per customer between labelled cutoffs one horizon apart; a
+ratio measured where the level swings tells little about the next window), and
+``tau`` (:data:`PRIOR_SD`) the spread of a persistent log-ratio. The scale
+travels with the value model (``total_scale_``) and multiplies every
+prediction at scoring time, so ``churnclv score`` and ``/predict`` apply it
+alike; rankings are unchanged.
 """
 
 from __future__ import annotations
@@ -23,20 +27,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["PRIOR_SD", "decile_ratios", "total_scale"]
+__all__ = ["PRIOR_SD", "decile_ratios", "total_scale", "window_drift"]
 
 #: Prior standard deviation of the log of actual over predicted total between windows.
 PRIOR_SD = 0.25
 
 
 def total_scale(
-    actual: np.ndarray, predicted: np.ndarray, prior_sd: float = PRIOR_SD
+    actual: np.ndarray, predicted: np.ndarray, drift: float = 0.0, prior_sd: float = PRIOR_SD
 ) -> dict[str, float]:
     """The calibration of a total learned on one window: ratio, its se, weight and scale.
 
     Returns ``ratio`` (actual over predicted total), ``se`` (of its log),
-    ``weight`` (given to the window's evidence) and ``scale`` (the multiplier:
+    ``weight`` (given to the window's evidence, less the more the level
+    ``drift``s between windows) and ``scale`` (the multiplier:
     ``ratio ** weight``), plus ``rows``. With no positive total either side the
     scale is 1 and the weight 0.
 
@@ -54,6 +60,11 @@ def total_scale(
     >>> s = total_scale(np.tile(a, 100), np.tile(p, 100))
     >>> round(s["se"], 4), round(s["weight"], 4), round(s["scale"], 4)
     (0.0245, 0.9905, 1.4942)
+
+    and less where the spend level swings by 30% from window to window:
+
+    >>> round(total_scale(np.tile(a, 100), np.tile(p, 100), drift=0.3)["scale"], 4)
+    1.18
     """
     a = np.asarray(actual, dtype=float)
     p = np.asarray(predicted, dtype=float)
@@ -63,7 +74,7 @@ def total_scale(
                 "rows": float(len(a))}  # fmt: skip
     ratio = total_a / total_p
     se = math.sqrt(float(np.sum((a - ratio * p) ** 2))) / total_p / ratio
-    weight = prior_sd**2 / (prior_sd**2 + se**2)
+    weight = prior_sd**2 / (prior_sd**2 + se**2 + drift**2)
     return {
         "ratio": ratio,
         "se": se,
@@ -93,3 +104,34 @@ def decile_ratios(actual: np.ndarray, predicted: np.ndarray) -> list[float]:
         total = a[chunk].sum()
         out.append(float(p[chunk].sum() / total) if len(chunk) and total > 0 else float("nan"))
     return out
+
+
+def window_drift(frame: pd.DataFrame, horizon: float, label: str = "future_value") -> float:
+    """Root mean square log change of the mean ``label`` per customer between cutoffs of
+    ``frame`` one ``horizon`` apart (each cutoff paired with the first at least
+    ``horizon`` days later). NaN when no pair exists or a level is not positive.
+
+    Examples
+    --------
+    Levels 2.0, 1.6 and 1.0 at cutoffs 90 days apart: log changes -0.2231 and
+    -0.4700, root mean square 0.3679.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({
+    ...     "as_of": pd.to_datetime(["2024-01-01"] * 2 + ["2024-03-31"] * 2 + ["2024-06-29"] * 2),
+    ...     "future_value": [3.0, 1.0, 2.0, 1.2, 0.5, 1.5],
+    ... })
+    >>> round(window_drift(frame, 90), 4)
+    0.3679
+    """
+    levels = frame.groupby("as_of")[label].mean().sort_index()
+    cuts = list(levels.index)
+    changes = []
+    for i, c in enumerate(cuts):
+        later = [d for d in cuts[i + 1 :] if (d - c).days >= horizon]
+        if later:
+            a, b = float(levels[c]), float(levels[later[0]])
+            if a <= 0 or b <= 0:
+                return float("nan")
+            changes.append(math.log(b / a))
+    return float(np.sqrt(np.mean(np.square(changes)))) if changes else float("nan")
