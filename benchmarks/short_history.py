@@ -12,6 +12,9 @@ Cases (figures to ``benchmarks/results/short_history.json``):
   the data; with 181 days there is none (``needs``), so it is run with 120-day
   horizons as of 2011-07-01 (purged split: no training cutoff; customer
   holdout: two labelled cutoffs; true holdout 2011-07-01 .. 2011-10-29).
+- ``retail_181``: the same with 181-day horizons as of 2011-06-01 (nothing
+  labelled: the BTYD fallback) and as of the end of the data (the
+  customer-holdout design, judged on its own holdout only).
 - ``retail_total``: Online Retail as of 2011-09-01, 90/90 days: the calibrated
   value total against the true holdout, with the spend level of every
   labelled window (the Christmas-peak evidence).
@@ -157,6 +160,41 @@ def retail_short() -> dict[str, object]:
     return out
 
 
+def trained_only(tx: pd.DataFrame, as_of: str, churn_h: float, value_h: float) -> dict[str, object]:
+    """Train as of the end of the data (no real future to judge on): the design and the
+    metrics on its own holdout."""
+    ts = pd.Timestamp(as_of)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train(
+            InputTables(tx[tx["ts"] < ts]),
+            as_of=ts,
+            tracking_uri=f"sqlite:///{tmp}/mlruns.db",
+            churn_horizon_days=churn_h,
+            value_horizon_days=value_h,
+        )
+    return {
+        "as_of": as_of,
+        "horizons_days": [churn_h, value_h],
+        "evaluation": result.evaluation,
+        "evaluation_note": result.evaluation_note,
+        "model_kinds": result.model_kinds,
+        "fallbacks": result.fallbacks,
+        "n_rows": result.n_rows,
+        "training_metrics": {k: _r(v) for k, v in result.metrics.items() if _reported(k)},
+    }
+
+
+def retail_181() -> dict[str, object]:
+    """The issue's setup, 181-day horizons on one year: as of 2011-06-01 nothing is
+    labelled (fallback, judged on the real future); as of the end of the data the
+    customer-holdout design trains (judged on its holdout only: no future is left)."""
+    tx = _retail()
+    return {
+        "as_of_2011_06_01": holdout(tx, "2011-06-01", 181, 181),
+        "as_of_2011_12_10": trained_only(tx, "2011-12-10", 181, 181),
+    }
+
+
 def retail_total() -> dict[str, object]:
     tx = _retail()
     out = holdout(tx, "2011-09-01", 90, 90)
@@ -171,7 +209,12 @@ def groceries() -> dict[str, object]:
     return {"two_years_of_history": full, "one_year_of_history": one_year}
 
 
-CASES = {"retail_short": retail_short, "retail_total": retail_total, "groceries": groceries}
+CASES = {
+    "retail_181": retail_181,
+    "retail_short": retail_short,
+    "retail_total": retail_total,
+    "groceries": groceries,
+}
 
 
 def main() -> None:

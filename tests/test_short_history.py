@@ -120,3 +120,18 @@ def test_the_total_scale_travels_with_the_model_to_batch_and_service(
     batch = score_features(frame, big, load_policy()).set_index("customer_id")
     for rec in online:
         assert batch.loc[rec["customer_id"], "predicted_value"] == rec["predicted_value"]
+
+
+def test_window_drift_of_the_spend_level() -> None:
+    """Mean labels 2.0, 1.6, 1.0 at cutoffs 90 days apart: log changes ln 0.8 = -0.22314
+    and ln 0.625 = -0.47000, root mean square 0.36790; no pair one horizon apart: NaN."""
+    from churnclv.training._total_scale import window_drift
+
+    cuts = pd.to_datetime(["2024-01-01"] * 2 + ["2024-03-31"] * 2 + ["2024-06-29"] * 2)
+    frame = pd.DataFrame({"as_of": cuts, "future_value": [3.0, 1.0, 2.0, 1.2, 0.5, 1.5]})
+    assert window_drift(frame, 90) == pytest.approx(0.36790, abs=1e-5)
+    assert np.isnan(window_drift(frame, 400))
+    # a drift of 0.3 cuts the weight of the tiny window's ratio: 0.0625 / (0.0625 + 0.24495^2
+    # + 0.09) = 0.29412, scale 1.5 ** 0.29412 = 1.12666
+    a, p = np.array([30.0, 0.0, 60.0, 60.0]), np.array([20.0, 20.0, 30.0, 30.0])
+    assert total_scale(a, p, drift=0.3)["scale"] == pytest.approx(1.12666, abs=1e-5)
