@@ -117,7 +117,8 @@ def design_line(
     """One line saying which evaluation design each model used and why.
 
     ``short`` says per kind why the purged split had no training cutoff (None
-    when it had one); ``cuts`` names each kind's judged cutoff.
+    when it had one; a kind with a reason whose design is still out-of-time
+    has no labelled cutoff at all); ``cuts`` names each kind's judged cutoff.
 
     Examples
     --------
@@ -137,6 +138,8 @@ def design_line(
                 f"{kind} by customer holdout ({round(HOLDOUT_SHARE * 100)}% of the customers "
                 f"at {cuts[kind]}, left out of every training cutoff) because {why}"
             )
+        elif short[kind] is not None:
+            parts.append(f"{kind} by no design: no label window ends by as_of")
         else:
             parts.append(f"{kind} out-of-time (purged split, judged at {cuts[kind]})")
     return "evaluation: " + "; ".join(parts)
