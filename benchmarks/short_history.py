@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -225,6 +227,11 @@ def main() -> None:
     for name in args.case or list(CASES):
         t0 = time.perf_counter()
         results[name] = CASES[name]()
+        results[name]["measured"] = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "load_average": [round(x, 1) for x in os.getloadavg()],
+        }
         print(name, round(time.perf_counter() - t0, 1), "s", flush=True)
         print(json.dumps(results[name], indent=1, default=str), flush=True)
         OUT.parent.mkdir(parents=True, exist_ok=True)
