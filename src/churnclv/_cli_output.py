@@ -126,7 +126,9 @@ def print_fallbacks(result: Any) -> None:
 
 def print_metrics(result: Any) -> None:
     """The out-of-time evaluation table, the model kinds and the promotion verdicts."""
-    t = Table(title="Out-of-time evaluation", show_lines=False)
+    holdout = "customer_holdout" in getattr(result, "evaluation", {}).values()
+    title = "Customer-holdout evaluation" if holdout else "Out-of-time evaluation"
+    t = Table(title=title, show_lines=False)
     t.add_column("metric")
     t.add_column("model", justify="right")
     t.add_column("RFM baseline", justify="right")
