@@ -20,6 +20,7 @@ from churnclv._clv_fields import rank_reference
 from churnclv._errors import InputError
 from churnclv.decisions import reference_distribution
 from churnclv.training._fallback import BTYDModel
+from churnclv.training._holdout import CUSTOMER_HOLDOUT, MIN_HOLDOUT_ROWS
 from churnclv.training._metrics import normalized_gini, value_metrics
 from churnclv.training._model import BoosterModel, ChurnModel, ValueModel
 from churnclv.training._plan import Plan
@@ -36,6 +37,7 @@ __all__ = [
     "fit_churn",
     "fit_fallback",
     "fit_value",
+    "holdout_problem",
     "label_problem",
     "model_kinds",
     "record_provenance",
@@ -75,7 +77,10 @@ def untrainable(plan: Plan) -> dict[str, str]:
         ("churn", plan.churn_short, plan.c_train, plan.churn_horizon_days),
         ("value", plan.value_short, plan.v_train, plan.value_horizon_days),
     ):
-        if short is not None:
+        if short is not None and plan.designs.get(what) == CUSTOMER_HOLDOUT:
+            if (why := holdout_problem(what, plan)) is not None:
+                fallbacks[what] = f"{short}; {why}"
+        elif short is not None:
             fallbacks[what] = short
         elif len(rows) < MIN_TRAIN_ROWS:
             fallbacks[what] = (
@@ -85,6 +90,21 @@ def untrainable(plan: Plan) -> dict[str, str]:
         elif (problem := label_problem(what, rows, h)) is not None:
             fallbacks[what] = problem
     return fallbacks
+
+
+def holdout_problem(what: str, plan: Plan) -> str | None:
+    """Why the customer-holdout design cannot train or judge ``what``, else None: too few
+    training or holdout rows, or training labels with nothing to learn."""
+    train, valid = (plan.c_train, plan.c_valid) if what == "churn" else (plan.v_train, plan.v_valid)
+    h = plan.churn_horizon_days if what == "churn" else plan.value_horizon_days
+    if len(train) < MIN_TRAIN_ROWS or len(valid) < MIN_HOLDOUT_ROWS:
+        return (
+            f"the customer-holdout design has too few rows ({len(train)} training "
+            f"customer-cutoffs, {MIN_TRAIN_ROWS} needed; {len(valid)} holdout customers, "
+            f"{MIN_HOLDOUT_ROWS} needed)"
+        )
+    problem = label_problem(what, train, h)
+    return None if problem is None else f"the customer-holdout design cannot train: {problem}"
 
 
 def label_problem(what: str, rows: pd.DataFrame, horizon: float) -> str | None:
@@ -154,10 +174,12 @@ def fit_fallback(
 
 @dataclass
 class ChurnFit:
-    """The churn model and the cutoff it was calibrated on (``"none"`` without calibration)."""
+    """The churn model, the cutoff it was calibrated on (``"none"`` without calibration)
+    and the rows it was refitted on after its evaluation (0: not refitted)."""
 
     model: TrainableModel
     calibration_cutoff: str = "none"
+    refit_rows: int = 0
 
 
 def fit_churn(
@@ -365,12 +387,16 @@ def attach_scoring_state(
     """Give the fitted models the BTYD pair as of ``as_of`` and the value reference population.
 
     Scores and tiers rank against the churn validation rows, or, for the BTYD
-    value fallback, the customers as of ``as_of`` it was fitted on.
+    value fallback beside a churn fallback, the customers as of ``as_of`` it was
+    fitted on.
     """
     for model in (churn, value.model, *value.candidates.values()):
         model.attach(btyd=plan.btyd_now)
     c_valid, v_valid = plan.c_valid, plan.v_valid
-    ref_rows = plan.now if "value" in fallbacks else c_valid if not c_valid.empty else v_valid
+    if "value" in fallbacks and ("churn" in fallbacks or c_valid.empty):
+        ref_rows = plan.now  # the trained churn model may need the event features it lacks
+    else:
+        ref_rows = c_valid if not c_valid.empty else v_valid
     predicted = value.model.predict(ref_rows)
     reference = reference_distribution(ref_rows, predicted)
     reference |= rank_reference(ref_rows, churn.predict(ref_rows), predicted)

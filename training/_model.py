@@ -166,11 +166,11 @@ class BoosterModel(BoosterBase):
 
     def predict(self, frame: Columns | np.ndarray) -> np.ndarray:
         """P(churn) (calibrated when a calibrator was fitted) or expected future value
-        (the booster's output times :attr:`level_`)."""
+        (the booster's output times :attr:`level_` and ``total_scale_``)."""
         raw = self.predict_raw(frame)
         if self.calibrator_ is not None:
             return apply_calibrator(self.calibrator_, raw)
-        return raw * self.level_ if self.level_ != 1.0 else raw
+        return self.scaled(raw * self.level_ if self.level_ != 1.0 else raw)
 
     def calibrate(self, frame: pd.DataFrame, y: np.ndarray) -> Self:
         """Fit isotonic and Platt calibrators on an out-of-time fold; keep the better one.

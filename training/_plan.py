@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from churnclv._io import InputTables
 from churnclv.features import build_features, build_labels
+from churnclv.training._holdout import CUSTOMER_HOLDOUT, OUT_OF_TIME, customer_holdout_split
 from churnclv.training._hybrid import fit_params, stack_btyd
 
 __all__ = ["Plan", "cutoffs", "plan_training", "purged_split", "refit_cutoffs"]
@@ -91,7 +92,12 @@ class Plan:
     ``now`` the features as of ``as_of`` and ``btyd_now`` the BG/NBD +
     Gamma-Gamma pair fitted on them (None when it cannot be fitted), which
     travels with the models for scoring. ``churn_short``/``value_short`` say
-    why the history is too short for a horizon (None when it is long enough).
+    why the history is too short for the purged split of a horizon (None when
+    it is long enough). ``designs`` says how each kind is evaluated:
+    ``out_of_time`` (purged split) or ``customer_holdout`` (the purged split has
+    no training cutoff but some label windows end by ``as_of``; see
+    :mod:`churnclv.training._holdout`); ``churn_cuts``/``value_cuts`` end with
+    the judged cutoff either way.
     """
 
     as_of: pd.Timestamp
@@ -109,11 +115,22 @@ class Plan:
     c_valid: pd.DataFrame
     v_train: pd.DataFrame
     v_valid: pd.DataFrame
+    designs: dict[str, str] = field(default_factory=dict)
 
     @property
     def refit_rows(self) -> pd.DataFrame:
         """The rows of the value model's refit cutoffs (empty without a refit)."""
         return self.frame[self.frame["as_of"].isin(self.refit_cuts)]
+
+    @property
+    def evaluation(self) -> str:
+        """The run's design: ``customer_holdout`` when any kind used it, else ``out_of_time``."""
+        return CUSTOMER_HOLDOUT if CUSTOMER_HOLDOUT in self.designs.values() else OUT_OF_TIME
+
+    def labelled_rows(self, kind: str) -> pd.DataFrame:
+        """Every customer's rows at ``kind``'s labelled cutoffs (the holdout design's refit)."""
+        cuts = self.churn_cuts if kind == "churn" else self.value_cuts
+        return self.frame[self.frame["as_of"].isin(cuts)]
 
 
 def plan_training(
@@ -130,8 +147,11 @@ def plan_training(
     ``horizons`` are the churn and value horizons in days. Each model gets its
     own cutoffs (:func:`cutoffs`) and purged split (:func:`purged_split`); with
     ``refit_value`` the value model's refit cutoffs (:func:`refit_cutoffs`) are
-    built too. Features are computed once
-    for the union of all cutoffs, with one BG/NBD + Gamma-Gamma pair fitted per
+    built too. A kind whose purged split has no training cutoff but whose label
+    windows end by ``as_of`` at some cutoffs gets the customer-holdout split
+    of those cutoffs instead
+    (:func:`~churnclv.training._holdout.customer_holdout_split`). Features are
+    computed once for the union of all cutoffs, with one BG/NBD + Gamma-Gamma pair fitted per
     cutoff on its own history.
     """
     churn_horizon_days, value_horizon_days = horizons
@@ -143,9 +163,18 @@ def plan_training(
     value_cuts, value_short = cutoffs(
         first_ts, as_of, value_horizon_days, "value", max_cutoffs, cutoff_step_days
     )
+    designs = {"churn": OUT_OF_TIME, "value": OUT_OF_TIME}
+    if churn_short is not None:
+        labelled = refit_cutoffs(churn_cuts[-1], first_ts, max_cutoffs, cutoff_step_days)
+        if labelled:
+            churn_cuts, designs["churn"] = labelled, CUSTOMER_HOLDOUT
+    if value_short is not None:
+        labelled = refit_cutoffs(value_cuts[-1], first_ts, max_cutoffs, cutoff_step_days)
+        if labelled:
+            value_cuts, designs["value"] = labelled, CUSTOMER_HOLDOUT
     refit_cuts = (
         refit_cutoffs(value_cuts[-1], first_ts, max_cutoffs, cutoff_step_days)
-        if refit_value and value_short is None
+        if refit_value and (value_short is None or designs["value"] == CUSTOMER_HOLDOUT)
         else []
     )
     all_cuts = sorted(set(churn_cuts) | set(value_cuts) | set(refit_cuts))
@@ -159,8 +188,16 @@ def plan_training(
     frame = stack_btyd(frame, churn_horizon_days, value_horizon_days)
     # every column the models read: the value fallback ranks the churn model's scores on it
     now = build_features(tx, tables.events, tables.customers, as_of=as_of)
-    c_train, c_valid = purged_split(frame, churn_cuts, churn_horizon_days)
-    v_train, v_valid = purged_split(frame, value_cuts, value_horizon_days)
+    c_train, c_valid = (
+        customer_holdout_split(frame, churn_cuts)
+        if designs["churn"] == CUSTOMER_HOLDOUT
+        else purged_split(frame, churn_cuts, churn_horizon_days)
+    )
+    v_train, v_valid = (
+        customer_holdout_split(frame, value_cuts)
+        if designs["value"] == CUSTOMER_HOLDOUT
+        else purged_split(frame, value_cuts, value_horizon_days)
+    )
     return Plan(
         as_of=as_of,
         churn_horizon_days=churn_horizon_days,
@@ -177,4 +214,5 @@ def plan_training(
         c_valid=c_valid,
         v_train=v_train,
         v_valid=v_valid,
+        designs=designs,
     )

@@ -123,6 +123,7 @@ class Record(TypedDict, total=False):
     reference: dict[str, list[float]]
     label_end: str | None
     evaluation: dict[str, Any] | None
+    total_scale: float
 
 
 class TrainableModel(ScorableModel, Protocol):
@@ -152,12 +153,17 @@ class TrainingRecord:
         End of the latest label window the model was fitted on (ISO date).
     evaluation_ : dict or None
         Its out-of-time evaluation (cutoff, rows, metric, value) before any refit.
+    total_scale_ : float
+        Multiplier of a value model's predictions that calibrates their total,
+        learned out of time (:mod:`churnclv.training._total_scale`); 1.0 for
+        churn models and when none was learned.
     """
 
     btyd_: dict[str, Any] | None
     reference_: dict[str, list[float]]
     label_end_: str | None
     evaluation_: dict[str, Any] | None
+    total_scale_: float
 
     def _reset_record(self, btyd: dict[str, Any] | None = None) -> None:
         """Start the record afresh (called by ``fit``)."""
@@ -165,11 +171,18 @@ class TrainingRecord:
         self.reference_ = {}
         self.label_end_ = None
         self.evaluation_ = None
+        self.total_scale_ = 1.0
+
+    def scaled(self, predicted: np.ndarray) -> np.ndarray:
+        """``predicted`` times :attr:`total_scale_` (unchanged when it is 1)."""
+        scale = float(getattr(self, "total_scale_", 1.0))
+        return predicted * scale if scale != 1.0 else predicted
 
     def attach(self, **record: Unpack[Record]) -> Self:
         """Record what training learned about the fitted model outside ``fit``.
 
-        Keywords ``btyd``, ``reference``, ``label_end`` and ``evaluation`` set
+        Keywords ``btyd``, ``reference``, ``label_end``, ``evaluation`` and
+        ``total_scale`` set
         the attribute of that name plus ``_``; one left out keeps its value, and
         ``fit`` starts the record afresh. Returns ``self``.
 
@@ -193,6 +206,7 @@ class TrainingRecord:
             "btyd": getattr(self, "btyd_", None),
             "label_end": getattr(self, "label_end_", None),
             "evaluation": getattr(self, "evaluation_", None),
+            "total_scale": float(getattr(self, "total_scale_", 1.0)),
         }
 
     def _restore_record(self, schema: Mapping[str, Any]) -> None:
@@ -201,6 +215,7 @@ class TrainingRecord:
         self.btyd_ = schema.get("btyd")
         self.label_end_ = schema.get("label_end")
         self.evaluation_ = schema.get("evaluation")
+        self.total_scale_ = float(schema.get("total_scale", 1.0))
 
 
 def write_schema(folder: str | Path, schema: dict[str, Any]) -> Path:

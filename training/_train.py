@@ -58,6 +58,7 @@ from churnclv.training._model import BoosterModel
 from churnclv.training._plan import plan_training
 from churnclv.training._registry import crown, judge, register_models
 from churnclv.training._scorable import TrainableModel
+from churnclv.training._settle import design_note, log_design, settle_design
 from churnclv.training._tracking import (
     checkpoint,
     log_run,
@@ -92,7 +93,8 @@ class TrainResult:
         Per model kind, why it was or was not promoted.
     n_rows : dict of str to int
         Training rows of each model (``churn_train``, ``value_train``) and the
-        rows the value model was refitted on (``value_refit``, 0 without a refit).
+        rows each was refitted on (``churn_refit``: customer-holdout design only,
+        ``value_refit``; 0 without a refit).
     fallbacks : dict of str to str
         Why a model kind is the BTYD fallback (absent when it was trained).
     model_kinds : dict of str to str
@@ -100,6 +102,12 @@ class TrainResult:
     value_candidates : dict of str to TrainableModel
         Every value candidate refitted on all training rows
         (``train(keep_candidates=True)``).
+    evaluation : dict of str to str
+        Per model kind, how it was evaluated: ``"out_of_time"`` (purged split)
+        or ``"customer_holdout"`` (the history is too short for the purged
+        split; see ``churnclv.training._holdout``).
+    evaluation_note : str
+        One line saying which design was used and why.
 
     Examples
     --------
@@ -121,6 +129,8 @@ class TrainResult:
     fallbacks: dict[str, str] = field(default_factory=dict)
     model_kinds: dict[str, str] = field(default_factory=dict)
     value_candidates: dict[str, TrainableModel] = field(default_factory=dict)
+    evaluation: dict[str, str] = field(default_factory=dict)
+    evaluation_note: str = ""
 
 
 def train(
@@ -210,7 +220,9 @@ def train(
     >>> result.promoted, result.model_kinds["churn"]
     ({'churn': True, 'value': True}, 'lightgbm')
     >>> sorted(result.n_rows)
-    ['churn_train', 'value_refit', 'value_train']
+    ['churn_refit', 'churn_train', 'value_refit', 'value_train']
+    >>> result.evaluation
+    {'churn': 'out_of_time', 'value': 'out_of_time'}
     >>> load_champion(uri).model_version
     'churn:v1+value:v1'
     """
@@ -224,6 +236,8 @@ def train(
     value = fit_value(plan, fallbacks, value_model, keep_candidates, seed, say)
     attach_scoring_state(churn.model, value, plan, fallbacks)
     ev = evaluate(plan, churn.model, value.evaluated, fallbacks, value.candidate_metrics, say)
+    churn, value, ev = settle_design(plan, churn, value, ev, fallbacks, churn_model, seed, say)
+    attach_scoring_state(churn.model, value, plan, fallbacks)
     record_provenance(churn.model, value, plan, ev.metrics)
     kinds = model_kinds(fallbacks, value)
 
@@ -231,6 +245,7 @@ def train(
     start_tracking(tracking_uri)
     with tracked_run(training_run_name(as_of, *horizons), tracking_uri) as run:
         log_run(tables, plan, churn, value, ev, fallbacks, kinds, seed)
+        log_design(plan)
         # An interrupt raised inside one of MLflow's finalizers is lost: the stop callback
         # is asked again before each step that must not happen once a stop was requested.
         checkpoint(should_stop)
@@ -255,8 +270,11 @@ def train(
             "churn_train": len(plan.c_train),
             "value_train": len(plan.v_train),
             "value_refit": len(value.rows) if value.refitted else 0,
+            "churn_refit": churn.refit_rows,
         },
         fallbacks=fallbacks,
         model_kinds=kinds,
         value_candidates=value.candidates,
+        evaluation=dict(plan.designs),
+        evaluation_note=design_note(plan),
     )

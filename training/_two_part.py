@@ -149,13 +149,13 @@ class TwoPartValueModel(BoosterBase):
         return p, np.clip(m, 0.0, None)
 
     def predict_raw(self, frame: Columns | np.ndarray) -> np.ndarray:
-        """Same as :meth:`predict` (nothing is calibrated)."""
+        """P(buy) x E[spend | buy], before the total's calibration."""
         p, m = self.predict_parts(frame)
         return p * m
 
     def predict(self, frame: Columns | np.ndarray) -> np.ndarray:
-        """Expected future value: P(buy) x E[spend | buy] (>= 0)."""
-        return self.predict_raw(frame)
+        """Expected future value: P(buy) x E[spend | buy] (>= 0), times ``total_scale_``."""
+        return self.scaled(self.predict_raw(frame))
 
     @property
     def best_iteration_(self) -> str:

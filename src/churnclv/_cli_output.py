@@ -120,7 +120,11 @@ def write_table(df: Any, path: Path) -> Path:
 
 
 def print_fallbacks(result: Any) -> None:
-    """One stderr line per model that fell back to BG/NBD in training."""
+    """The evaluation design on one stderr line, then one per model that fell back to
+    BG/NBD in training."""
+    note = getattr(result, "evaluation_note", "")
+    if note:
+        err.print(note, soft_wrap=True, markup=False, highlight=False)
     for kind, why in result.fallbacks.items():
         err.print(
             f"[yellow]fallback:[/] {kind} model: {why}; registered the BG/NBD "
@@ -131,7 +135,9 @@ def print_fallbacks(result: Any) -> None:
 
 def print_metrics(result: Any) -> None:
     """The out-of-time evaluation table, the model kinds and the promotion verdicts."""
-    t = Table(title="Out-of-time evaluation", show_lines=False)
+    holdout = "customer_holdout" in getattr(result, "evaluation", {}).values()
+    title = "Customer-holdout evaluation" if holdout else "Out-of-time evaluation"
+    t = Table(title=title, show_lines=False)
     t.add_column("metric")
     t.add_column("model", justify="right")
     t.add_column("RFM baseline", justify="right")
