@@ -67,11 +67,14 @@ class RequestError(InputError):
 
 # ---- request models -------------------------------------------------------------------------
 class TransactionIn(BaseModel):
-    """One purchase (amount > 0) or return (amount < 0)."""
+    """One purchase (amount > 0) or return (amount < 0), with its optional product
+    ``category`` and sales ``channel`` (breadth and channel-mix features)."""
 
     model_config = ConfigDict(extra="ignore")
     ts: datetime
     amount: float
+    category: Annotated[str | None, Field(max_length=128)] = None
+    channel: Annotated[str | None, Field(max_length=64)] = None
 
 
 class EventIn(BaseModel):
