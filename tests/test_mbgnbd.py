@@ -92,7 +92,7 @@ def test_expected_purchases_match_the_published_formula() -> None:
 
 def test_fit_recovers_a_simulated_model_and_clones() -> None:
     rng = np.random.default_rng(3)
-    n, big_t = 3000, 52.0
+    n, big_t = 1500, 52.0
     lam = rng.gamma(0.8, 1 / 4.0, n)
     p = rng.beta(1.0, 3.0, n)
     x = np.zeros(n)

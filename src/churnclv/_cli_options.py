@@ -288,9 +288,8 @@ def parse_as_of(value: str) -> Any:
 def columns_from(values: Mapping[str, Any]) -> ColumnMap:
     """:func:`column_map` from a verb's parameters (its ``locals()``), by flag name."""
     params = inspect.signature(column_map).parameters
-    return column_map(
-        **{
-            name: values[name] if p.default is inspect.Parameter.empty else values.get(name)
-            for name, p in params.items()
-        }
-    )
+    given: dict[str, Any] = {
+        name: values[name] if p.default is inspect.Parameter.empty else values.get(name, p.default)
+        for name, p in params.items()
+    }
+    return column_map(**given)
