@@ -134,3 +134,22 @@ def test_load_inputs_keeps_category_and_channel(tmp_path: Path) -> None:
     assert list(tx.columns) == ["customer_id", "ts", "amount", "category", "channel"]
     assert tx["category"].tolist() == ["toys", "books", "toys", "food"]
     assert tx["channel"].isna().tolist() == [False, False, False, True]
+
+
+def test_demo_training_uses_breadth_and_both_btyd_models(demo_workdir: Path) -> None:
+    """The session's trained demo: breadth features are model inputs, the run records the
+    purchase model chosen by holdout likelihood and both BTYD models' baselines."""
+    import mlflow
+
+    from churnclv import load_champion
+    from churnclv.training import tracking_uri_for
+
+    uri = tracking_uri_for(demo_workdir)
+    champion = load_champion(uri)
+    assert set(BREADTH) <= set(champion.churn.features_)
+    run = mlflow.MlflowClient(uri).get_run(champion.churn_run_id).data
+    loglik = {k: run.metrics[f"btyd_holdout_loglik_{k}"] for k in ("bgnbd", "mbgnbd")}
+    assert run.params["btyd_purchase_model"] == max(loglik, key=loglik.__getitem__)
+    for key in ("baseline_bgnbd_churn_roc_auc", "baseline_mbgnbd_churn_roc_auc"):
+        assert 0.5 < run.metrics[key] <= 1.0
+    assert "baseline_mbgnbd_gg_value_gini" in run.metrics
