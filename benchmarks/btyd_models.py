@@ -117,9 +117,23 @@ def _run(tables: InputTables, as_of: pd.Timestamp, churn_h: float, value_h: floa
 
 
 def main() -> None:
+    import datetime
+    import os
+
+    import duckdb
+    import lightgbm
+
     results: dict[str, object] = {
+        "date": datetime.date.today().isoformat(),
         "python": sys.version.split()[0],
         "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+        "versions": {
+            "duckdb": duckdb.__version__,
+            "lightgbm": lightgbm.__version__,
+            "pandas": pd.__version__,
+        },
     }
     data = generate(5000, seed=7)
     tables = InputTables(data.transactions, data.events, data.customers)
