@@ -153,3 +153,20 @@ def test_demo_training_uses_breadth_and_both_btyd_models(demo_workdir: Path) -> 
     for key in ("baseline_bgnbd_churn_roc_auc", "baseline_mbgnbd_churn_roc_auc"):
         assert 0.5 < run.metrics[key] <= 1.0
     assert "baseline_mbgnbd_gg_value_gini" in run.metrics
+
+
+def test_inputs_without_category_or_channel_score_with_those_features_missing(
+    demo_workdir: Path,
+) -> None:
+    """A model trained with breadth features scores inputs that lack the columns (as NaN)."""
+    from churnclv import generate, load_champion
+    from churnclv.training import tracking_uri_for
+
+    champion = load_champion(tracking_uri_for(demo_workdir))
+    data = generate(40, seed=2)
+    tx = data.transactions[["customer_id", "ts", "amount"]]
+    plain = build_features(tx, data.events, data.customers, as_of=data.as_of)
+    assert not set(BREADTH) & set(plain.columns)
+    with_nan = plain.assign(**dict.fromkeys(BREADTH, np.nan))
+    for model in (champion.churn, champion.value):
+        np.testing.assert_allclose(model.predict(plain), model.predict(with_nan))
