@@ -10,7 +10,7 @@ import pytest
 from scipy.special import hyp2f1
 from sklearn.base import clone
 
-from churnclv import BetaGeoFitter, ModifiedBetaGeoFitter
+from churnclv import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter
 from churnclv.training._btyd import BTYDModels, fit_btyd
 from churnclv.training._btyd_select import choose_purchase_model
 from churnclv.training._mbgnbd import mbgnbd_loglik_and_grad
@@ -90,7 +90,9 @@ def test_expected_purchases_match_the_published_formula() -> None:
         assert got == pytest.approx(expected, rel=1e-9)
 
 
-def test_fit_recovers_a_simulated_model_and_clones() -> None:
+@pytest.fixture(scope="module")
+def simulated() -> pd.DataFrame:
+    """1,500 customers drawn from MBG/NBD (r=0.8, alpha=4, a=1, b=3) over 52 weeks, in days."""
     rng = np.random.default_rng(3)
     n, big_t = 1500, 52.0
     lam = rng.gamma(0.8, 1 / 4.0, n)
@@ -105,13 +107,7 @@ def test_fit_recovers_a_simulated_model_and_clones() -> None:
                 break
             x[i] += 1
             tx[i] = now
-    model = clone(ModifiedBetaGeoFitter(time_unit_days=7.0)).fit(x, tx, np.full(n, big_t))
-    assert model.params_["r"] == pytest.approx(0.8, rel=0.3)
-    assert model.params_["a"] / (model.params_["a"] + model.params_["b"]) == pytest.approx(
-        0.25, abs=0.08
-    )
-    assert clone(model).get_params() == {"penalizer": 0.0, "time_unit_days": 7.0}
-    rfm = pd.DataFrame(
+    return pd.DataFrame(
         {
             "frequency": x,
             "recency_days": (big_t - tx) * 7,
@@ -119,10 +115,40 @@ def test_fit_recovers_a_simulated_model_and_clones() -> None:
             "monetary_mean": 10.0,
         }
     )
-    choice = choose_purchase_model(rfm)
+
+
+def test_fit_recovers_a_simulated_model_and_clones(simulated: pd.DataFrame) -> None:
+    x = simulated["frequency"].to_numpy()
+    big_t = simulated["tenure_days"].to_numpy() / 7
+    tx = big_t - simulated["recency_days"].to_numpy() / 7
+    model = clone(ModifiedBetaGeoFitter(time_unit_days=7.0)).fit(x, tx, big_t)
+    assert model.params_["r"] == pytest.approx(0.8, rel=0.3)
+    assert model.params_["a"] / (model.params_["a"] + model.params_["b"]) == pytest.approx(
+        0.25, abs=0.08
+    )
+    assert clone(model).get_params() == {"penalizer": 0.0, "time_unit_days": 7.0}
+
+
+def test_holdout_likelihood_chooses_mbgnbd_on_mbgnbd_data(simulated: pd.DataFrame) -> None:
+    choice = choose_purchase_model(simulated)
     assert choice.model == "mbgnbd"
     assert choice.loglik["mbgnbd"] > choice.loglik["bgnbd"]
     assert set(choice.metrics()) == {"btyd_holdout_loglik_bgnbd", "btyd_holdout_loglik_mbgnbd"}
-    params = fit_btyd(rfm, purchase_model="mbgnbd").to_params(90, 365)
+
+
+def test_stored_params_name_the_purchase_model() -> None:
+    pair = BTYDModels(bgf=MODEL, ggf=GammaGammaFitter.from_params(6.0, 4.0, 15.0))
+    params = pair.to_params(90, 365)
     assert params["purchase_model"] == "mbgnbd"
-    assert isinstance(BTYDModels.from_params(params).bgf, ModifiedBetaGeoFitter)
+    back = BTYDModels.from_params(params).bgf
+    assert isinstance(back, ModifiedBetaGeoFitter) and back.params_ == MODEL.params_
+    del params["purchase_model"]  # parameters stored without it are BG/NBD's
+    assert type(BTYDModels.from_params(params).bgf) is BetaGeoFitter
+    with pytest.raises(ValueError, match="purchase_model"):
+        fit_btyd(simulated_rfm_stub(), purchase_model="pareto")
+
+
+def simulated_rfm_stub() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"frequency": [1.0], "recency_days": [1.0], "tenure_days": [2.0], "monetary_mean": [1.0]}
+    )
