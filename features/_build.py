@@ -14,6 +14,7 @@ from churnclv.features._engines import duckdb_query, spark_query, sqlite_query
 from churnclv.features._inputs import (
     Input,
     as_frame,
+    breadth_of,
     bucket_maps,
     cutoff_frame,
     decode_customer_ids,
@@ -56,7 +57,9 @@ def build_features(
     Parameters
     ----------
     transactions : pandas.DataFrame or path
-        ``customer_id``, ``ts``, ``amount`` (negative = return). Each input may
+        ``customer_id``, ``ts``, ``amount`` (negative = return), optional
+        ``category`` and ``channel`` (breadth features: ``n_categories``,
+        ``top_category_share``, ``n_channels``, ``top_channel_share``). Each input may
         also be the path of a Parquet file with these columns: DuckDB then
         scans it directly, so the rows never sit in pandas (the lowest peak
         memory; ``benchmarks/features.py`` measures both).
@@ -155,6 +158,7 @@ def feature_query(
         dialect=dialect,
         bucketed=bool(buckets),
         cutoff=one_cutoff if dialect == "duckdb" and one_cutoff is not None else None,
+        breadth=breadth_of(frames),
     )
 
 

@@ -135,6 +135,7 @@ def sqlite_query(
     event_types: Sequence[str],
     with_signup: bool,
 ) -> pd.DataFrame:
+    from churnclv.features._inputs import breadth_of
     from churnclv.features._sqlite import SQLiteFeatures
 
     duck_sql = feature_sql(
@@ -142,6 +143,7 @@ def sqlite_query(
         event_types=event_types,
         static_columns=static,
         with_signup=with_signup,
+        breadth=breadth_of(frames),
     )
     runner = SQLiteFeatures(sql, static, duckdb_dtypes(frames, duck_sql))
     try:

@@ -12,11 +12,13 @@ import pandas as pd
 
 from churnclv._errors import InputError
 from churnclv.features._sql import EVENT_BUCKET_BOUNDS, TX_BUCKET_BOUNDS
+from churnclv.features._sql_breadth import BREADTH_INPUTS
 
 __all__ = [
     "Input",
     "Parquet",
     "as_frame",
+    "breadth_of",
     "bucket_maps",
     "cutoff_frame",
     "decode_customer_ids",
@@ -83,8 +85,14 @@ def input_relations(
     cut: pd.DataFrame,
 ) -> tuple[dict[str, Any], list[str], bool]:
     """The relations the feature SQL reads, the static columns and whether signup_ts exists."""
+    names = (
+        transactions.columns
+        if isinstance(transactions, pd.DataFrame)
+        else parquet_columns(transactions, "transactions")
+    )
+    tx_cols = ["customer_id", "ts", "amount", *(c for c in BREADTH_INPUTS if c in names)]
     frames: dict[str, Any] = {
-        "transactions": relation(transactions, ["customer_id", "ts", "amount"], "transactions"),
+        "transactions": relation(transactions, tx_cols, "transactions"),
         "cutoffs": cut,
     }
     static: list[str] = []
@@ -97,6 +105,12 @@ def input_relations(
     if events is not None:
         frames["events"] = relation(events, ["customer_id", "ts", "event_type"], "events")
     return frames, static, with_signup
+
+
+def breadth_of(frames: dict[str, Any]) -> tuple[str, ...]:
+    """The breadth columns (``category``, ``channel``) the ``transactions`` relation has."""
+    names = frames["transactions"].columns
+    return tuple(c for c in BREADTH_INPUTS if c in names)
 
 
 def cutoff_frame(cutoffs: Sequence[pd.Timestamp | str] | pd.Timestamp | str) -> pd.DataFrame:

@@ -44,6 +44,10 @@ class _Transaction(Protocol):
     def ts(self) -> datetime: ...
     @property
     def amount(self) -> float: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def channel(self) -> str | None: ...
 
 
 class _Event(Protocol):
@@ -82,7 +86,8 @@ def canonical_frames(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The canonical transactions, events and customers frames of validated customers.
 
-    ``event_type`` is lower-cased; ``customers`` holds ``signup_ts`` and the
+    ``event_type`` is lower-cased; ``transactions`` has ``category`` / ``channel``
+    where some transaction carries one; ``customers`` holds ``signup_ts`` and the
     ``static_columns`` (from each customer's ``attributes``; absent ones are
     null). ``keys`` replace the customer ids (so repeated ids stay apart).
     """
@@ -90,6 +95,8 @@ def canonical_frames(
     tx_id: list[str] = []
     tx_ts: list[datetime] = []
     tx_amount: list[float] = []
+    tx_category: list[str | None] = []
+    tx_channel: list[str | None] = []
     ev_id: list[str] = []
     ev_ts: list[datetime] = []
     ev_type: list[str] = []
@@ -98,6 +105,8 @@ def canonical_frames(
             tx_id.append(cid)
             tx_ts.append(to_naive_utc(t.ts))
             tx_amount.append(t.amount)
+            tx_category.append(t.category)
+            tx_channel.append(t.channel)
         for e in c.events:
             ev_id.append(cid)
             ev_ts.append(to_naive_utc(e.ts))
@@ -109,6 +118,9 @@ def canonical_frames(
             "amount": np.array(tx_amount, dtype=float),
         }
     )
+    for col, values in (("category", tx_category), ("channel", tx_channel)):
+        if any(v is not None for v in values):  # a column only where some row has a value
+            tx[col] = pd.array(values, dtype="str")
     ev = pd.DataFrame(
         {
             "customer_id": pd.array(ev_id, dtype="str"),
@@ -143,7 +155,10 @@ def canonical_rows(
     ev: list[tuple[Any, ...]] = []
     cust: list[tuple[Any, ...]] = []
     for cid, c in zip(keys, customers, strict=True):
-        tx += [(cid, epoch_seconds(to_naive_utc(t.ts)), float(t.amount)) for t in c.transactions]
+        tx += [
+            (cid, epoch_seconds(to_naive_utc(t.ts)), float(t.amount), t.category, t.channel)
+            for t in c.transactions
+        ]
         ev += [(cid, epoch_seconds(to_naive_utc(e.ts)), e.event_type.lower()) for e in c.events]
         signup = epoch_seconds(to_naive_utc(c.signup_ts)) if c.signup_ts else None
         attrs = [c.attributes.get(col) for col in static_columns]
@@ -172,6 +187,9 @@ class FeatureSession:
     sqlite_max_rows : int
         The largest batch (transaction + event rows) computed on SQLite; 0
         sends every batch to DuckDB.
+    breadth : sequence of {"category", "channel"}
+        Transactions columns with breadth features (what the models use);
+        transactions without them count as unknown (null).
     """
 
     def __init__(
@@ -179,6 +197,7 @@ class FeatureSession:
         static_columns: Sequence[str],
         event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
         sqlite_max_rows: int = SQLITE_MAX_ROWS,
+        breadth: Sequence[str] = (),
     ) -> None:
 
         self.static_columns = list(static_columns)
@@ -188,7 +207,8 @@ class FeatureSession:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET threads = 1")
         con.execute(
-            "CREATE TEMP TABLE transactions (customer_id VARCHAR, ts TIMESTAMP, amount DOUBLE)"
+            "CREATE TEMP TABLE transactions (customer_id VARCHAR, ts TIMESTAMP, amount DOUBLE,"
+            " category VARCHAR, channel VARCHAR)"
         )
         con.execute(
             "CREATE TEMP TABLE events (customer_id VARCHAR, ts TIMESTAMP, event_type VARCHAR)"
@@ -208,6 +228,7 @@ class FeatureSession:
                 static_columns=self.static_columns,
                 with_signup=True,
                 dialect=dialect,
+                breadth=tuple(breadth),
             )
 
         con.execute("PREPARE churnclv_features AS " + sql("duckdb"))
@@ -237,6 +258,7 @@ class FeatureSession:
                 # DuckDB replacement scans read these locals by name (DuckDB still re-binds
                 # the prepared statement on every EXECUTE, hence SQLite for small batches).
                 _tx, _ev, _cust, _cut = transactions, events, customers, cut
+                _tx = _tx.reindex(columns=["customer_id", "ts", "amount", "category", "channel"])
                 for table, local in (
                     ("transactions", "_tx"),
                     ("events", "_ev"),

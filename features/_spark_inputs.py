@@ -33,6 +33,7 @@ import pandas as pd
 from churnclv._errors import InputError
 from churnclv._io import ColumnMap, LoadReport, check_as_of, load_customers, load_events
 from churnclv._io import load_transactions as load_transactions_frame
+from churnclv._io_breadth import breadth_sources, empty_note
 from churnclv._io_csv import is_csv
 
 if TYPE_CHECKING:
@@ -192,7 +193,12 @@ def _transactions(
     else:
         amount = numbers[cm.amount_col]
     valid = cid.isNotNull()
+    breadth = {}
+    for canon, source in breadth_sources(src.columns, cm, path).items():
+        text = F.trim(F.col(f"`{source}`").cast("string"))
+        breadth[canon] = F.when(text != "", text)
     checks = [
+        *(F.count(v).alias(f"known_{k}") for k, v in breadth.items()),
         F.count(F.lit(1)).alias("rows"),
         _count(~valid).alias("no_id"),
         _count(ts.isNull()).alias("bad_ts"),
@@ -232,10 +238,19 @@ def _transactions(
         )
     if stats["zeros"]:
         report.add(f"{what} {name}: {stats['zeros']:,} zero-amount rows kept (not purchases)")
+    for canon in list(breadth):
+        if not stats[f"known_{canon}"]:
+            report.add(empty_note(name, breadth_sources(src.columns, cm, path)[canon], canon))
+            del breadth[canon]
     frame = (
         src.dropDuplicates()
         .filter(valid)
-        .select(cid.alias("customer_id"), ts.alias("ts"), amount.cast("double").alias("amount"))
+        .select(
+            cid.alias("customer_id"),
+            ts.alias("ts"),
+            amount.cast("double").alias("amount"),
+            *(v.alias(k) for k, v in breadth.items()),
+        )
     )
     return frame, _stamp(stats["first_purchase"]), _stamp(stats["first_ts"])
 

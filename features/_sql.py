@@ -1,18 +1,14 @@
 """The one SQL definition of the feature vector and the labels.
 
-Every query runs against three relations, ``transactions(customer_id, ts,
-amount)``, ``events(customer_id, ts, event_type)``, ``customers(customer_id,
-...)``, and a ``cutoffs(cutoff)`` relation: one row for scoring, many for a
-training stack (an inequality join, then GROUP BY customer and cutoff). Time
-arithmetic is done on epoch seconds so the same text is portable across
-engines (timestamp ``delta`` semantics differ between DuckDB and Spark).
-
-The text is rendered for a :class:`~churnclv.features._dialect.Dialect`
-(``"duckdb"``, ``"spark"`` or ``"sqlite"``); only epoch seconds, identifier
-quoting and the two-argument maximum differ, everything else is the common
-subset of the dialects.
-
-It is the one definition of the vector (direct, bucketed and, in
+Every query runs against ``transactions(customer_id, ts, amount[, category,
+channel])`` (breadth in :mod:`._sql_breadth`), ``events(customer_id, ts,
+event_type)``, ``customers(customer_id, ...)`` and ``cutoffs(cutoff)``: one row
+for scoring, many for a training stack (an inequality join, then GROUP BY
+customer and cutoff). Time is epoch seconds so the text is portable (timestamp
+``delta`` semantics differ between DuckDB and Spark). It is rendered for a
+:class:`~churnclv.features._dialect.Dialect` (``"duckdb"``, ``"spark"`` or
+``"sqlite"``: epoch seconds, identifier quoting and the two-argument maximum
+differ). It is the one definition of the vector (direct, bucketed and, in
 :mod:`churnclv.features._sql_single`, one-cutoff forms; RFM subset; labels).
 """
 
@@ -61,15 +57,16 @@ def _day(d: Dialect, ts: str) -> str:
     return f"CAST(floor({d.epoch(ts)} / {_DAY}) AS BIGINT)"
 
 
-def _cutoff_and_tx_ctes(d: Dialect, *, bucketed: bool = False) -> str:
+def _cutoff_and_tx_ctes(d: Dialect, *, bucketed: bool = False, extra: Sequence[str] = ()) -> str:
     """The ``cut`` and ``tx`` CTEs every query starts with (epoch seconds, purchase day).
 
-    ``bucketed`` adds ``cday``, the cutoff's day number (cutoffs at midnight UTC).
-    """
+    ``bucketed`` adds ``cday``, the cutoff's day number (cutoffs at midnight UTC); ``extra``
+    names more ``transactions`` columns ``tx`` keeps."""
     cday = f", {_day(d, 'cutoff')} AS cday" if bucketed else ""
+    more = "".join(f", {d.ident(c)}" for c in extra)
     return f"""WITH cut AS (SELECT cutoff, {d.epoch("cutoff")} AS ce{cday} FROM cutoffs),
 tx AS (
-    SELECT customer_id, {d.epoch("ts")} AS es, amount, {_day(d, "ts")} AS day
+    SELECT customer_id, {d.epoch("ts")} AS es, amount, {_day(d, "ts")} AS day{more}
     FROM transactions
 ),"""
 
@@ -367,6 +364,7 @@ def feature_sql(
     dialect: str = "duckdb",
     bucketed: bool = False,
     cutoff: datetime | None = None,
+    breadth: Sequence[str] = (),
 ) -> str:
     """SQL computing one feature row per customer and cutoff.
 
@@ -395,7 +393,10 @@ def feature_sql(
         The one cutoff (the only row of ``cutoffs``), for the one-cutoff form
         (:mod:`churnclv.features._sql_single`): one sort and one aggregate of
         the rows before it; gives the same frame as the direct form.
+    breadth : sequence of {"category", "channel"}
+        ``transactions`` columns with breadth features (:mod:`._sql_breadth`).
     """
+    from churnclv.features._sql_breadth import breadth_columns, breadth_ctes, breadth_joins
     from churnclv.features._sql_single import single_tx_ctes
 
     d = get_dialect(dialect)
@@ -456,8 +457,8 @@ def feature_sql(
     gaps_join = "LEFT JOIN gaps gp ON gp.customer_id = a.customer_id AND gp.cutoff = a.cutoff"
     gaps_join = gaps_join if cutoff is None else ""
     return f"""
-{_cutoff_and_tx_ctes(d, bucketed=bucketed)}
-{tx_ctes}{ev_cte},
+{_cutoff_and_tx_ctes(d, bucketed=bucketed, extra=breadth)}
+{tx_ctes}{ev_cte}{breadth_ctes(d, breadth, bucketed=bucketed)},
 base AS (
 SELECT
     a.customer_id,
@@ -473,10 +474,10 @@ SELECT
     CASE WHEN {gp}.gap_n > 0 THEN {gp}.gap_sum / CAST({gp}.gap_n AS DOUBLE) END AS gap_mean_days,
     CASE WHEN {gp}.gap_n > 1
          THEN sqrt({d.greatest(gap_var, "0.0")})
-    END AS gap_std_days{ev_cols}{static_sel}
+    END AS gap_std_days{ev_cols}{breadth_columns(breadth)}{static_sel}
 FROM agg a
 {gaps_join}
-{ev_join}
+{ev_join}{breadth_joins(breadth)}
 {static_join}
 )
 SELECT

@@ -100,7 +100,10 @@ class SQLiteFeatures:
         self.dtypes = dict(dtypes or {})
         self._converters: dict[str, Callable[[Sequence[Any]], Any]] = {}
         con = sqlite3.connect(":memory:", check_same_thread=False, cached_statements=16)
-        con.execute("CREATE TABLE transactions (customer_id TEXT, ts REAL, amount REAL)")
+        con.execute(
+            "CREATE TABLE transactions"
+            " (customer_id TEXT, ts REAL, amount REAL, category TEXT, channel TEXT)"
+        )
         con.execute("CREATE TABLE events (customer_id TEXT, ts REAL, event_type TEXT)")
         static_ddl = "".join(
             f', "{c.replace(chr(34), chr(34) * 2)}" TEXT' for c in self.static_columns
@@ -131,10 +134,15 @@ class SQLiteFeatures:
         customers: pd.DataFrame | None,
     ) -> tuple[Iterable[tuple[Any, ...]], Iterable[tuple[Any, ...]], Iterable[tuple[Any, ...]]]:
         """The input frames as the rows :meth:`run_rows` takes."""
+        absent = [None] * len(transactions)
         tx_rows = zip(
             _objects(transactions["customer_id"]),
             _epoch(transactions["ts"]),
             transactions["amount"].astype(float).tolist(),
+            *(
+                _objects(transactions[c]) if c in transactions.columns else absent
+                for c in ("category", "channel")
+            ),
             strict=True,
         )
         ev_rows: Iterable[tuple[Any, ...]] = ()
@@ -163,7 +171,8 @@ class SQLiteFeatures:
 
         Not thread-safe: callers serialise calls on one instance.
 
-        ``transactions`` are ``(customer_id, epoch seconds, amount)``, ``events``
+        ``transactions`` are ``(customer_id, epoch seconds, amount, category,
+        channel)`` (the last two None when unknown), ``events``
         ``(customer_id, epoch seconds, event_type)`` and ``customers``
         ``(customer_id, signup epoch seconds or None, *static values)``, epoch
         seconds being ``microseconds / 1e6`` (see :func:`epoch_seconds`).
@@ -180,7 +189,7 @@ class SQLiteFeatures:
         con = self._con
         for table in ("transactions", "events", "customers", "cutoffs"):
             con.execute(f"DELETE FROM {table}")
-        con.executemany("INSERT INTO transactions VALUES (?, ?, ?)", transactions)
+        con.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?)", transactions)
         con.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
         con.executemany(self._insert_customers, customers)
         cuts = np.array([pd.Timestamp(c).as_unit("us") for c in cutoffs], dtype="datetime64[us]")

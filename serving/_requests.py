@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from churnclv._errors import InputError
 from churnclv.features._session import to_naive_utc
+from churnclv.features._sql_breadth import BREADTH_COLUMNS
 
 __all__ = [
     "DECISION_INPUTS",
@@ -67,11 +68,14 @@ class RequestError(InputError):
 
 # ---- request models -------------------------------------------------------------------------
 class TransactionIn(BaseModel):
-    """One purchase (amount > 0) or return (amount < 0)."""
+    """One purchase (amount > 0) or return (amount < 0), with its optional product
+    ``category`` and sales ``channel`` (breadth and channel-mix features)."""
 
     model_config = ConfigDict(extra="ignore")
     ts: datetime
     amount: float
+    category: Annotated[str | None, Field(max_length=128)] = None
+    channel: Annotated[str | None, Field(max_length=64)] = None
 
 
 class EventIn(BaseModel):
@@ -198,6 +202,10 @@ def validate_customers(customers: Sequence[CustomerIn], now: datetime | None = N
             )
 
 
+#: Feature columns a row may leave out (the category and channel breadth features).
+_OPTIONAL_FEATURES = frozenset(c for cols in BREADTH_COLUMNS.values() for c in cols)
+
+
 def feature_rows_frame(
     rows: Sequence[Mapping[str, Any]],
     required_columns: Sequence[str],
@@ -208,7 +216,8 @@ def feature_rows_frame(
 
     ``required_columns`` are the columns the models and decisions read;
     those in ``categorical`` are kept as strings, the others must be numbers
-    or null. A missing ``as_of`` is ``now`` (default: the current UTC time).
+    or null. A missing ``as_of`` is ``now`` (default: the current UTC time);
+    missing breadth columns (``n_categories``, ...) are null.
 
     Raises
     ------
@@ -218,6 +227,9 @@ def feature_rows_frame(
     """
     _check_size(len(rows), MAX_FEATURE_ROWS, "rows", "row")
     frame = pd.DataFrame.from_records(list(rows))
+    for col in required_columns:  # breadth features are optional: missing (NaN) when absent
+        if col in _OPTIONAL_FEATURES and col not in frame.columns:
+            frame[col] = np.nan
     need = ["customer_id", *required_columns]
     missing = [c for c in need if c not in frame.columns]
     if missing:

@@ -22,6 +22,7 @@ from churnclv._clv_fields import add_to_records, clv_columns
 from churnclv._reasons import reasons
 from churnclv.decisions import Policy, decide_columns
 from churnclv.features._session import FeatureSession
+from churnclv.features._sql_breadth import breadth_inputs
 from churnclv.serving._batch import DECISION_EXTRAS, SCORE_COLUMNS, null_missing, predict
 from churnclv.serving._requests import (
     DECISION_INPUTS,
@@ -96,8 +97,9 @@ class OnlineScorer:
     >>> customer = CustomerIn(customer_id="C1", as_of=data.as_of,
     ...                       transactions=[{"ts": "2023-05-01", "amount": 42.0}])
     >>> answer = scorer.score_customers([customer])[0]
-    >>> answer["customer_id"], 0 <= answer["churn_probability"] <= 1, answer["value_tier"]
-    ('C1', True, 'low')
+    >>> answer["customer_id"], 0 <= answer["churn_probability"] <= 1, answer["value_tier"] in (
+    ...     "low", "medium", "high")
+    ('C1', True, True)
     """
 
     champion: Champion
@@ -120,7 +122,7 @@ class OnlineScorer:
         known = set(_base_feature_columns())
         self.static_columns = [c for c in used if c not in known]
         self.required_columns = list(dict.fromkeys([*used, *DECISION_INPUTS]))
-        self.session = FeatureSession(self.static_columns)
+        self.session = FeatureSession(self.static_columns, breadth=breadth_inputs(used))
 
     # -- the shared model step --
     def _score(self, feats: Columns, ids: list[str] | None = None) -> list[dict[str, Any]]:
@@ -225,7 +227,9 @@ def _base_feature_columns() -> list[str]:
     from churnclv.features import build_features
 
     ts = np.array(["2020-01-01T00:00:00"], dtype="datetime64[us]")
-    tx = pd.DataFrame({"customer_id": ["x"], "ts": ts, "amount": [1.0]})
+    tx = pd.DataFrame(
+        {"customer_id": ["x"], "ts": ts, "amount": [1.0], "category": ["c"], "channel": ["c"]}
+    )
     ev = pd.DataFrame({"customer_id": ["x"], "ts": ts, "event_type": ["login"]})
     cols = build_features(tx, ev, None, as_of="2020-01-02").columns
     return [*cols, "days_since_signup"]

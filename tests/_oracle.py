@@ -167,6 +167,19 @@ def _one_cutoff(
             signup = cust["signup_ts"].reindex(ids)
             out["days_since_signup"] = _days(cutoff - signup).where(signup < cutoff)
 
+    # ---- breadth: purchases with a category / channel before the cutoff, whole history
+    for col, n_col, share_col in (
+        ("category", "n_categories", "top_category_share"),
+        ("channel", "n_channels", "top_channel_share"),
+    ):
+        if col in tx.columns:
+            known = buys[buys[col].notna()]
+            per = known.groupby(["customer_id", col], observed=True)["amount"]
+            by = per.sum() if col == "category" else per.size().astype(float)
+            grouped = by.groupby(level="customer_id")
+            out[n_col] = _per_customer(ids, grouped.size().astype(float), np.nan)
+            out[share_col] = _per_customer(ids, grouped.max() / grouped.sum(), np.nan)
+
     # ---- derived
     out["overdue_ratio"] = (out["recency_days"] / out["gap_mean_days"]).where(
         out["gap_mean_days"] > 0

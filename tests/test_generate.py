@@ -66,7 +66,7 @@ def test_written_tables_round_trip(tmp_path: Path, data: SyntheticData) -> None:
 def test_schema_and_ordering(data: SyntheticData) -> None:
     """Tables have the documented columns, dtypes, id format and sort order."""
     tx, ev, cu, tr = data.transactions, data.events, data.customers, data.truth
-    assert list(tx.columns) == ["customer_id", "ts", "amount", "order_id", "channel"]
+    assert list(tx.columns) == ["customer_id", "ts", "amount", "order_id", "channel", "category"]
     assert list(ev.columns) == ["customer_id", "ts", "event_type", "value"]
     assert list(cu.columns) == [
         "customer_id",

@@ -90,12 +90,20 @@ def test_session_gives_an_empty_frame_when_nobody_bought_before_as_of(
     assert list(got.columns) == list(want.columns)
 
 
-def _request_customers(data: SyntheticData) -> list[CustomerIn]:
+def _request_customers(data: SyntheticData, full: pd.DataFrame | None = None) -> list[CustomerIn]:
     """The generated histories as request customers; every third one with +02:00 timestamps
-    and upper-case event types (what canonicalisation must undo)."""
+    and upper-case event types (what canonicalisation must undo). With ``full`` (the
+    generated transactions), transactions carry its category and channel, every fifth none."""
     tz = timezone(timedelta(hours=2))
     out = []
     for i, (cid, tx) in enumerate(data.transactions.groupby("customer_id", sort=True)):
+        rows = [{"ts": t, "amount": a} for t, a in zip(tx["ts"], tx["amount"], strict=True)]
+        if full is not None:
+            extra = full.loc[tx.index]
+            for j, row in enumerate(rows):
+                if j % 5:
+                    row["category"] = extra["category"].iloc[j]
+                    row["channel"] = extra["channel"].iloc[j]
         ev = data.events[data.events["customer_id"] == cid]
         row = data.customers[data.customers["customer_id"] == cid].iloc[0]
 
@@ -105,10 +113,7 @@ def _request_customers(data: SyntheticData) -> list[CustomerIn]:
         out.append(
             CustomerIn(
                 customer_id=str(cid),
-                transactions=[
-                    {"ts": stamp(t), "amount": a}
-                    for t, a in zip(tx["ts"], tx["amount"], strict=True)
-                ],
+                transactions=[row | {"ts": stamp(row["ts"])} for row in rows],
                 events=[
                     {"ts": stamp(t), "event_type": e.upper() if i % 3 == 0 else e}
                     for t, e in zip(ev["ts"], ev["event_type"], strict=True)
@@ -157,3 +162,25 @@ def test_request_columns_hold_the_frames_values(data: SyntheticData) -> None:
         else:
             assert str(got[col].dtype) == str(want[col].dtype), col
             pd.testing.assert_series_equal(pd.Series(got[col], name=col), want[col], obj=col)
+
+
+@pytest.mark.parametrize("sqlite_max_rows", [10**9, 0], ids=["sqlite rows", "duckdb frames"])
+def test_request_categories_and_channels_give_the_frames_breadth(
+    data: SyntheticData, sqlite_max_rows: int
+) -> None:
+    """Request transactions with category and channel give build_features' breadth columns."""
+    full = generate(60, seed=5).transactions
+    customers = _request_customers(data, full)
+    keys = [f"k{i}" for i in range(len(customers))]
+    session = FeatureSession(
+        STATIC, sqlite_max_rows=sqlite_max_rows, breadth=("category", "channel")
+    )
+    try:
+        got = session.customer_features(customers, keys, data.as_of)
+    finally:
+        session.close()
+    tx, ev, cust = canonical_frames(customers, STATIC, keys)
+    assert {"category", "channel"} <= set(tx.columns)
+    want = build_features(tx, ev, cust, as_of=data.as_of)
+    assert 30 < got["n_categories"].notna().sum() < len(got)  # first rows lack a category
+    pd.testing.assert_frame_equal(got, want, check_exact=False, atol=1e-9, rtol=0)

@@ -85,8 +85,8 @@ def _history(tables: InputTables, cid: str) -> dict[str, Any]:
         "customer_id": cid,
         "as_of": "2024-01-01",
         "transactions": [
-            {"ts": ts.isoformat(), "amount": float(a)}
-            for ts, a in zip(t["ts"], t["amount"], strict=True)
+            {"ts": ts.isoformat(), "amount": float(a), "category": k, "channel": h}
+            for ts, a, k, h in zip(t["ts"], t["amount"], t["category"], t["channel"], strict=True)
         ],
         "events": [
             {"ts": ts.isoformat(), "event_type": str(k)}
@@ -215,7 +215,9 @@ def test_feature_session_equals_build_features(svc_workdir: Path, tables: InputT
     champion = load_champion(tracking_uri_for(svc_workdir))
     ids = _scorable_ids(tables, 40)
     custs = [CustomerIn.model_validate(_history(tables, c)) for c in ids]
-    session = FeatureSession(["plan", "region", "acquisition_channel"])
+    session = FeatureSession(
+        ["plan", "region", "acquisition_channel"], breadth=("category", "channel")
+    )
     tx, ev, cu = canonical_frames(custs, session.static_columns)
     got = session.features(tx, ev, cu, AS_OF)
     want = build_features(tx, ev, cu, as_of=AS_OF)

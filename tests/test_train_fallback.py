@@ -81,7 +81,10 @@ def test_short_history_trains_and_scores_with_the_btyd_fallback(
     scores = pd.read_parquet(out)
     tx = pd.read_parquet(short_dir / "transactions.parquet")
     feats = build_features(tx, as_of=AS_OF)
-    expected = btyd_columns(feats, fit_params(feats, 90, 365)).set_index(feats["customer_id"])
+    # the fallback is the purchase model the run chose by holdout likelihood (+ Gamma-Gamma)
+    chosen = run["params.btyd_purchase_model"]
+    expected = btyd_columns(feats, fit_params(feats, 90, 365, chosen))
+    expected = expected.set_index(feats["customer_id"])
     expected = expected.reindex(scores["customer_id"])
     assert len(scores) == len(feats) > 0
     np.testing.assert_allclose(

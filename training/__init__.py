@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from churnclv.training._fallback import BTYDModel
     from churnclv.training._gamma_gamma import GammaGammaFitter
+    from churnclv.training._mbgnbd import ModifiedBetaGeoFitter
     from churnclv.training._metrics import churn_metrics, normalized_gini, value_metrics
     from churnclv.training._model import BoosterModel, ChurnModel, ValueModel
     from churnclv.training._registry import (
@@ -65,6 +66,7 @@ _OWNERS: dict[str, str] = {
     "rollback_champion": "churnclv.training._admin",
     "BetaGeoFitter": "churnclv.training._bgnbd",
     "GammaGammaFitter": "churnclv.training._gamma_gamma",
+    "ModifiedBetaGeoFitter": "churnclv.training._mbgnbd",
     "BTYDModel": "churnclv.training._fallback",
     "churn_metrics": "churnclv.training._metrics",
     "normalized_gini": "churnclv.training._metrics",
@@ -104,6 +106,7 @@ __all__ = [
     "Champion",
     "ChurnModel",
     "GammaGammaFitter",
+    "ModifiedBetaGeoFitter",
     "ScorableModel",
     "TrainResult",
     "TrainableModel",

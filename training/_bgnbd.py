@@ -172,6 +172,10 @@ class BetaGeoFitter(FitterBase):
 
     _param_names = ("r", "alpha", "a", "b")
     _label = "BG/NBD"
+    #: Per-row log-likelihood and gradient of the model (a subclass's own likelihood).
+    _loglik_and_grad = staticmethod(_bgnbd_loglik_and_grad)
+    #: Added to ``b`` in the posterior of the dropout probability given alive (``Beta(a, b+x)``).
+    _b_shift = 0.0
 
     def __init__(self, penalizer: float = 0.0, time_unit_days: float = 1.0) -> None:
         self.penalizer = penalizer
@@ -261,7 +265,7 @@ class BetaGeoFitter(FitterBase):
 
         self.n_unique_ = int(xs.shape[0])
         grid = self._start_grid(xs, ts, ws)
-        self._maximize(_bgnbd_loglik_and_grad, (xs, txs, ts), ws, grid, penalizer)
+        self._maximize(self._loglik_and_grad, (xs, txs, ts), ws, grid, penalizer)
         return self
 
     @staticmethod
@@ -354,6 +358,7 @@ class BetaGeoFitter(FitterBase):
         """
         tt, x, big_t, p_alive = self._horizon_inputs(t, frequency, recency, T)
         r, alpha, a, b = self._params()
+        b = b + self._b_shift
         delta = 1e-3
         if abs(a - 1.0) < delta:  # removable singularity at a == 1: interpolate in a
             lo = _alive_mean_hyp2f1(tt, x, big_t, (r, alpha, 1.0 - delta, b))

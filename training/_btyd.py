@@ -21,9 +21,11 @@ import pandas as pd
 from churnclv.training._bgnbd import BetaGeoFitter
 from churnclv.training._btyd_common import as_float_array, bad_indices, check_finite_nonnegative
 from churnclv.training._gamma_gamma import GammaGammaFitter
+from churnclv.training._mbgnbd import ModifiedBetaGeoFitter
 
 __all__ = [
     "BTYD_INPUTS",
+    "PURCHASE_MODELS",
     "BTYDModels",
     "apply_btyd",
     "btyd_arrays",
@@ -33,6 +35,11 @@ __all__ = [
 
 #: The customer summary BG/NBD and Gamma-Gamma read (see :func:`fit_btyd`).
 BTYD_INPUTS = ("frequency", "recency_days", "tenure_days", "monetary_mean")
+#: The purchase models by name: BG/NBD and MBG/NBD (one-time buyers may have dropped out).
+PURCHASE_MODELS: dict[str, type[BetaGeoFitter]] = {
+    "bgnbd": BetaGeoFitter,
+    "mbgnbd": ModifiedBetaGeoFitter,
+}
 #: The columns of :func:`apply_btyd`.
 FEATURE_COLUMNS = (
     "btyd_p_alive",
@@ -50,7 +57,8 @@ class BTYDModels:
     Attributes
     ----------
     bgf : BetaGeoFitter
-        Purchase model, in units of ``bgf.time_unit_days`` days.
+        Purchase model (a :class:`BetaGeoFitter` or a
+        :class:`ModifiedBetaGeoFitter`), in units of ``bgf.time_unit_days`` days.
     ggf : GammaGammaFitter
         Spend model.
     """
@@ -61,6 +69,9 @@ class BTYDModels:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> BTYDModels:
         """The fitted pair of stored parameters (:meth:`to_params`' dict; horizons ignored).
+
+        ``params["bgnbd"]`` holds the purchase model's ``r, alpha, a, b``;
+        ``params["purchase_model"]`` (default ``"bgnbd"``) names the model.
 
         Examples
         --------
@@ -76,8 +87,9 @@ class BTYDModels:
         (7.0, 35.22)
         """
         bg, gg = params["bgnbd"], params["gamma_gamma"]
+        purchase = PURCHASE_MODELS[params.get("purchase_model", "bgnbd")]
         return cls(
-            bgf=BetaGeoFitter.from_params(
+            bgf=purchase.from_params(
                 bg["r"], bg["alpha"], bg["a"], bg["b"], time_unit_days=params["time_unit_days"]
             ),
             ggf=GammaGammaFitter.from_params(gg["p"], gg["q"], gg["v"]),
@@ -85,7 +97,9 @@ class BTYDModels:
 
     def to_params(self, churn_horizon_days: float, value_horizon_days: float) -> dict[str, Any]:
         """Plain JSON-able parameters of the pair and the horizons they predict over."""
+        kind = "mbgnbd" if isinstance(self.bgf, ModifiedBetaGeoFitter) else "bgnbd"
         return {
+            "purchase_model": kind,
             "bgnbd": {k: float(v) for k, v in self.bgf.params_.items()},
             "gamma_gamma": {k: float(v) for k, v in self.ggf.params_.items()},
             "time_unit_days": float(self.bgf.time_unit_days),
@@ -126,8 +140,9 @@ def fit_btyd(
     time_unit_days: float = 7.0,
     penalizer: float = 0.0,
     gg_penalizer: float = 0.0,
+    purchase_model: str = "bgnbd",
 ) -> BTYDModels:
-    """Fit BG/NBD and Gamma-Gamma on an RFM frame.
+    """Fit BG/NBD (or MBG/NBD) and Gamma-Gamma on an RFM frame.
 
     Parameters
     ----------
@@ -157,7 +172,10 @@ def fit_btyd(
     convention, although ``monetary_mean`` here also averages the first day).
     """
     x, tx, big_t, mon = _rfm_arrays(rfm, time_unit_days)
-    bgf = BetaGeoFitter(penalizer=penalizer, time_unit_days=time_unit_days).fit(x, tx, big_t)
+    if purchase_model not in PURCHASE_MODELS:
+        raise ValueError(f"purchase_model must be one of {sorted(PURCHASE_MODELS)}")
+    purchase = PURCHASE_MODELS[purchase_model]
+    bgf = purchase(penalizer=penalizer, time_unit_days=time_unit_days).fit(x, tx, big_t)
     mon_ok = np.where(np.isfinite(mon), mon, 0.0)
     ggf = GammaGammaFitter(penalizer=gg_penalizer).fit(x, mon_ok)
     return BTYDModels(bgf=bgf, ggf=ggf)

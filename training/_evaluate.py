@@ -82,6 +82,9 @@ def evaluate(
     if ev.p_value is not None:
         ev.metrics |= value_metrics(ev.yv, ev.p_value)
     ev.metrics |= baseline_metrics(c_valid, ev.yc, v_valid, ev.yv, plan.value_horizon_days)
+    from churnclv.training._evaluate_btyd import second_btyd_metrics
+
+    ev.metrics |= second_btyd_metrics(plan)
     return ev
 
 

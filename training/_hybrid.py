@@ -38,11 +38,20 @@ _PENALIZER = 0.001
 
 
 def fit_params(
-    rfm: pd.DataFrame, churn_horizon_days: float, value_horizon_days: float
+    rfm: pd.DataFrame,
+    churn_horizon_days: float,
+    value_horizon_days: float,
+    purchase_model: str = "bgnbd",
 ) -> dict[str, Any] | None:
-    """Fit BG/NBD + Gamma-Gamma on one cross-section; None when it cannot be fitted."""
+    """Fit BG/NBD (or ``purchase_model``) + Gamma-Gamma on one cross-section; None when it
+    cannot be fitted."""
     try:
-        models = fit_btyd(rfm, time_unit_days=_TIME_UNIT_DAYS, penalizer=_PENALIZER)
+        models = fit_btyd(
+            rfm,
+            time_unit_days=_TIME_UNIT_DAYS,
+            penalizer=_PENALIZER,
+            purchase_model=purchase_model,
+        )
     except ValueError:
         return None
     if models.ggf.params_["q"] <= 1:  # undefined mean spend: no BTYD features for this window
@@ -78,7 +87,11 @@ def btyd_column_arrays(
 
 
 def stack_btyd(
-    frame: pd.DataFrame, churn_horizon_days: float, value_horizon_days: float
+    frame: pd.DataFrame,
+    churn_horizon_days: float,
+    value_horizon_days: float,
+    *,
+    purchase_model: str = "bgnbd",
 ) -> pd.DataFrame:
     """Add the BTYD columns to a feature frame, fitting one BG/NBD + Gamma-Gamma pair per cutoff.
 
@@ -92,6 +105,9 @@ def stack_btyd(
         Output of :func:`churnclv.build_features` (one or many cutoffs).
     churn_horizon_days, value_horizon_days : float
         Horizons of the expected purchases and of the CLV.
+    purchase_model : {"bgnbd", "mbgnbd"}, default "bgnbd"
+        The purchase model: BG/NBD, or MBG/NBD (Batislam et al. 2007), under
+        which one-time buyers may have dropped out (P(alive) < 1).
 
     Returns
     -------
@@ -110,9 +126,11 @@ def stack_btyd(
     >>> bool(out["btyd_p_alive"].between(0, 1).all())
     True
     """
+    if purchase_model not in ("bgnbd", "mbgnbd"):
+        raise ValueError(f"purchase_model must be 'bgnbd' or 'mbgnbd', got {purchase_model!r}")
     parts = []
     for _, rows in frame.groupby("as_of", sort=True):
-        params = fit_params(rows, churn_horizon_days, value_horizon_days)
+        params = fit_params(rows, churn_horizon_days, value_horizon_days, purchase_model)
         parts.append(btyd_columns(rows, params))
     cols = pd.concat(parts).reindex(frame.index) if parts else btyd_columns(frame, None)
     return pd.concat(

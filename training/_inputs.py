@@ -86,7 +86,7 @@ class InputSchema:
         """
         if isinstance(frame, np.ndarray):
             return frame
-        frame = self.with_btyd(frame)
+        frame = _with_absent_breadth(self.with_btyd(frame), self.features_)
         missing = [c for c in self.features_ if c not in frame]
         if missing:
             raise ValueError(f"feature frame lacks columns: {', '.join(missing[:10])}")
@@ -160,3 +160,18 @@ class InputSchema:
         # own code -1 is a missing value (and the lookup may be empty)
         codes = lookup[own] if len(lookup) else np.full(len(own), -1)
         return np.where(own >= 0, codes, -1)
+
+
+def _with_absent_breadth(frame: Columns, features: list[str]) -> Columns:
+    """``frame`` plus NaN breadth columns (``n_categories``, ...) the model has and it lacks:
+    inputs without a category or channel column score with those features missing."""
+    from churnclv.features._sql_breadth import BREADTH_COLUMNS
+
+    optional = {c for cols in BREADTH_COLUMNS.values() for c in cols}
+    absent = [c for c in features if c in optional and c not in frame]
+    if not absent:
+        return frame
+    if isinstance(frame, pd.DataFrame):
+        return frame.assign(**{c: np.nan for c in absent})
+    n = len(next(iter(frame.values()))) if frame else 0
+    return {**frame, **{c: np.full(n, np.nan) for c in absent}}

@@ -287,8 +287,16 @@ def _vs(metrics: Mapping[str, float], key: str, baselines: tuple[tuple[str, str]
     return f"{model:.3f}" + (f" ({', '.join(others)})" if others else "")
 
 
-_CHURN_BASE = (("BG/NBD", "baseline_bgnbd_"), ("RFM", "baseline_rfm_"))
-_VALUE_BASE = (("BG/NBD + Gamma-Gamma", "baseline_bgnbd_gg_"), ("RFM", "baseline_rfm_"))
+_CHURN_BASE = (
+    ("BG/NBD", "baseline_bgnbd_"),
+    ("MBG/NBD", "baseline_mbgnbd_"),
+    ("RFM", "baseline_rfm_"),
+)
+_VALUE_BASE = (
+    ("BG/NBD + Gamma-Gamma", "baseline_bgnbd_gg_"),
+    ("MBG/NBD + Gamma-Gamma", "baseline_mbgnbd_gg_"),
+    ("RFM", "baseline_rfm_"),
+)
 
 
 def run_description(

@@ -11,6 +11,7 @@ import pandas as pd
 from churnclv._io import InputTables
 from churnclv.features import build_features, build_labels
 from churnclv.training._holdout import CUSTOMER_HOLDOUT, OUT_OF_TIME, customer_holdout_split
+from churnclv.training._btyd_select import PurchaseModelChoice, choose_purchase_model
 from churnclv.training._hybrid import fit_params, stack_btyd
 
 __all__ = ["Plan", "cutoffs", "plan_training", "purged_split", "refit_cutoffs"]
@@ -116,6 +117,8 @@ class Plan:
     v_train: pd.DataFrame
     v_valid: pd.DataFrame
     designs: dict[str, str] = field(default_factory=dict)
+    #: The purchase model of the BTYD columns (BG/NBD or MBG/NBD) and the holdout likelihoods.
+    purchase: PurchaseModelChoice = field(default_factory=lambda: PurchaseModelChoice("bgnbd", {}))
 
     @property
     def refit_rows(self) -> pd.DataFrame:
@@ -184,10 +187,11 @@ def plan_training(
         tx, frame, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days
     )
     frame = frame.merge(labels, on=["customer_id", "as_of"], how="left", validate="one_to_one")
-    say("BG/NBD + Gamma-Gamma per cutoff (hybrid features)")
-    frame = stack_btyd(frame, churn_horizon_days, value_horizon_days)
     # every column the models read: the value fallback ranks the churn model's scores on it
     now = build_features(tx, tables.events, tables.customers, as_of=as_of)
+    purchase = choose_purchase_model(_choice_rows(frame, churn_cuts, churn_horizon_days, now))
+    say(f"{_NAMES[purchase.model]} + Gamma-Gamma per cutoff (hybrid features)")
+    frame = stack_btyd(frame, churn_horizon_days, value_horizon_days, purchase_model=purchase.model)
     c_train, c_valid = (
         customer_holdout_split(frame, churn_cuts)
         if designs["churn"] == CUSTOMER_HOLDOUT
@@ -209,10 +213,25 @@ def plan_training(
         value_short=value_short,
         frame=frame,
         now=now,
-        btyd_now=fit_params(now, churn_horizon_days, value_horizon_days),
+        btyd_now=fit_params(now, churn_horizon_days, value_horizon_days, purchase.model),
         c_train=c_train,
         c_valid=c_valid,
         v_train=v_train,
         v_valid=v_valid,
         designs=designs,
+        purchase=purchase,
     )
+
+
+_NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD"}
+
+
+def _choice_rows(
+    frame: pd.DataFrame, churn_cuts: list[pd.Timestamp], horizon: float, now: pd.DataFrame
+) -> pd.DataFrame:
+    """The cross-section the purchase model is chosen on: the latest churn training
+    cutoff's rows (never the validation cutoff's), else the rows as of ``as_of``."""
+    train, _ = purged_split(frame, churn_cuts, horizon) if churn_cuts else (frame.iloc[:0], None)
+    if train.empty:
+        return now
+    return train[train["as_of"] == train["as_of"].max()]

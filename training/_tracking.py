@@ -160,6 +160,7 @@ def run_params(
         "value_best_iteration": value.model.best_iteration_,
         "churn_calibration": getattr(churn.model, "calibration_", {}).get("method", "none"),
         "churn_calibration_cutoff": churn.calibration_cutoff,
+        "btyd_purchase_model": plan.purchase.model,
         **value.selection,
         "seed": seed,
     }

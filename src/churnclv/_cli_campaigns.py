@@ -108,6 +108,8 @@ def evaluate_campaign_verb(
     encoding: opt.Encoding = None,
     sep: opt.Sep = None,
     decimal: opt.Decimal = None,
+    category_col: opt.CategoryCol = None,
+    channel_col: opt.ChannelCol = None,
     workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     tracking_uri: opt.TrackingUri = None,
 ) -> None:
@@ -155,6 +157,8 @@ def evaluate_campaign_verb(
         encoding=encoding,
         sep=sep,
         decimal=decimal,
+        category_col=category_col,
+        channel_col=channel_col,
     )
     tables = load_tables(transactions, None, None, columns)
     if not has_control(log, control):

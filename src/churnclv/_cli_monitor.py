@@ -53,6 +53,8 @@ def monitor(
     encoding: opt.Encoding = None,
     sep: opt.Sep = None,
     decimal: opt.Decimal = None,
+    category_col: opt.CategoryCol = None,
+    channel_col: opt.ChannelCol = None,
     workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     tracking_uri: opt.TrackingUri = None,
 ) -> None:

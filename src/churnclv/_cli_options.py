@@ -22,6 +22,8 @@ __all__ = [
     "Budget",
     "BundleName",
     "BundlePolicy",
+    "CategoryCol",
+    "ChannelCol",
     "ChurnHorizon",
     "CustomerCol",
     "Customers",
@@ -100,6 +102,20 @@ Sep = Annotated[
 Decimal = Annotated[
     str | None,
     typer.Option(help="Decimal mark of CSV numbers: '.' (default) or ',' (as in 1,5)."),
+]
+CategoryCol = Annotated[
+    str | None,
+    typer.Option(
+        help="Transactions column holding the product category (breadth features); "
+        "default: a column named 'category' when present."
+    ),
+]
+ChannelCol = Annotated[
+    str | None,
+    typer.Option(
+        help="Transactions column holding the sales channel (channel-mix features); "
+        "default: a column named 'channel' when present."
+    ),
 ]
 AsOf = Annotated[
     str,
@@ -228,6 +244,8 @@ def column_map(
     encoding: str | None = None,
     sep: str | None = None,
     decimal: str | None = None,
+    category_col: str | None = None,
+    channel_col: str | None = None,
 ) -> ColumnMap:
     """The :class:`ColumnMap` the column and CSV flags describe; InputError for flags that clash."""
     from churnclv import ColumnMap
@@ -249,6 +267,8 @@ def column_map(
         encoding=encoding,
         sep=sep,
         decimal=decimal,
+        category_col=category_col or None,
+        channel_col=channel_col or None,
     )
 
 
@@ -267,5 +287,9 @@ def parse_as_of(value: str) -> Any:
 
 def columns_from(values: Mapping[str, Any]) -> ColumnMap:
     """:func:`column_map` from a verb's parameters (its ``locals()``), by flag name."""
-    names = inspect.signature(column_map).parameters
-    return column_map(**{name: values[name] for name in names})
+    params = inspect.signature(column_map).parameters
+    given: dict[str, Any] = {
+        name: values[name] if p.default is inspect.Parameter.empty else values.get(name, p.default)
+        for name, p in params.items()
+    }
+    return column_map(**given)

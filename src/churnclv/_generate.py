@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnclv import _generate_campaigns as gc
+from churnclv._generate_breadth import CATEGORIES, order_categories
 from churnclv._generate_maths import US_PER_DAY, int_exp, int_phi, phi, to_us, two_state_flow
 
 __all__ = ["SyntheticData", "generate", "write"]
@@ -79,8 +80,10 @@ class SyntheticData:
     ----------
     transactions : pandas.DataFrame
         ``customer_id``, ``ts`` (datetime64[us]), ``amount`` (negative = return),
-        ``order_id`` (a return carries the id of the order it refunds) and
-        ``channel`` (``web``/``app``/``store``). Rows before and after ``as_of``.
+        ``order_id`` (a return carries the id of the order it refunds),
+        ``channel`` (``web``/``app``/``store``) and ``category`` (the order's;
+        loyal customers buy from more categories, see
+        :mod:`churnclv._generate_breadth`). Rows before and after ``as_of``.
     events : pandas.DataFrame
         ``customer_id``, ``ts``, ``event_type`` and ``value`` (session minutes,
         pages viewed, NaN otherwise).
@@ -241,7 +244,7 @@ def generate(
     >>> from churnclv import generate
     >>> data = generate(50, seed=1, history_days=200, future_days=30)
     >>> len(data.customers), list(data.transactions.columns)
-    (50, ['customer_id', 'ts', 'amount', 'order_id', 'channel'])
+    (50, ['customer_id', 'ts', 'amount', 'order_id', 'channel', 'category'])
     >>> data.truth[["customer_id", "p_alive"]].round(3).head(3)
       customer_id  p_alive
     0     C000001    0.915
@@ -375,6 +378,7 @@ def generate(
     t_amount = np.concatenate([p_amount, r_amount, x_amount])
     t_order = np.concatenate([np.arange(n_p), r_src, n_p + np.arange(n_x)])
     t_chan = np.concatenate([p_chan, p_chan[r_src], x_chan])
+    o_cat = order_categories(seed, mu, _MU_MEAN, np.concatenate([p_idx, x_idx]))
     t_kind = np.concatenate(
         [np.zeros(n_p, np.int64), np.ones(r_src.size, np.int64), np.zeros(n_x, np.int64)]
     )
@@ -389,6 +393,7 @@ def generate(
             "amount": t_amount.astype(np.float64),
             "order_id": _labels(order_ids, t_order),
             "channel": _labels(_CHANNELS, t_chan),
+            "category": _labels(CATEGORIES, o_cat[t_order]),
         }
     )
     events = pd.DataFrame(

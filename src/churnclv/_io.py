@@ -65,6 +65,12 @@ class ColumnMap:
         CSV separator: ``","``, ``";"``, ``"\\t"`` or ``"|"``; ``None`` sniffs it.
     decimal : str or None
         Decimal mark of CSV numbers: ``"."`` (``None``) or ``","`` (``1,5``).
+    category_col, channel_col : str or None
+        Source columns of the optional transactions ``category`` and
+        ``channel`` (breadth features); ``None`` uses a column named
+        ``category`` / ``channel`` when the file has one. A named column the
+        file lacks is an error; a column with no value at all is ignored (a
+        note says so).
 
     See Also
     --------
@@ -117,6 +123,8 @@ class ColumnMap:
     encoding: str | None = None
     sep: str | None = None
     decimal: str | None = None
+    category_col: str | None = None
+    channel_col: str | None = None
 
     def transaction_columns(self) -> dict[str, str]:
         """The source columns a transactions table needs, by canonical name."""
@@ -361,6 +369,7 @@ def load_transactions(
     select = (
         f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, {amount} AS amount"
     )
+    select += _breadth_select(con, cols, cm, p, rep)
     df = _finish(con, select, f"{cid} IS NOT NULL", p, what, rep)
     returns = int((df["amount"] < 0).sum())
     zeros = int((df["amount"] == 0).sum())
@@ -372,6 +381,15 @@ def load_transactions(
     if zeros:
         rep.add(f"{what} {p.name}: {zeros:,} zero-amount rows kept (they are not purchases)")
     return df
+
+
+def _breadth_select(
+    con: duckdb.DuckDBPyConnection, cols: dict[str, str], cm: ColumnMap, p: Path, rep: LoadReport
+) -> str:
+    """``, <source> AS category, ...`` for the breadth columns the file has (see ColumnMap)."""
+    from churnclv._io_breadth import breadth_select
+
+    return breadth_select(con, cols, cm, p, rep)
 
 
 def load_events(
