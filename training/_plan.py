@@ -10,8 +10,8 @@ import pandas as pd
 
 from churnclv._io import InputTables
 from churnclv.features import build_features, build_labels
-from churnclv.training._holdout import CUSTOMER_HOLDOUT, OUT_OF_TIME, customer_holdout_split
 from churnclv.training._btyd_select import PurchaseModelChoice, choose_purchase_model
+from churnclv.training._holdout import CUSTOMER_HOLDOUT, OUT_OF_TIME, customer_holdout_split
 from churnclv.training._hybrid import fit_params, stack_btyd
 
 __all__ = ["Plan", "cutoffs", "plan_training", "purged_split", "refit_cutoffs"]
