@@ -101,7 +101,7 @@ class SQLiteFeatures:
         self._converters: dict[str, Callable[[Sequence[Any]], Any]] = {}
         con = sqlite3.connect(":memory:", check_same_thread=False, cached_statements=16)
         con.execute("CREATE TABLE transactions (customer_id TEXT, ts REAL, amount REAL)")
-        con.execute("CREATE TABLE events (customer_id TEXT, ts REAL, event_type TEXT)")
+        con.execute("CREATE TABLE events (customer_id TEXT, ts REAL, event_type TEXT, value REAL)")
         static_ddl = "".join(
             f', "{c.replace(chr(34), chr(34) * 2)}" TEXT' for c in self.static_columns
         )
@@ -139,10 +139,16 @@ class SQLiteFeatures:
         )
         ev_rows: Iterable[tuple[Any, ...]] = ()
         if events is not None and len(events):
+            values = (
+                _objects(pd.to_numeric(events["value"], errors="coerce"))
+                if "value" in events.columns
+                else [None] * len(events)
+            )
             ev_rows = zip(
                 _objects(events["customer_id"]),
                 _epoch(events["ts"]),
                 _objects(events["event_type"]),
+                values,
                 strict=True,
             )
         cust_rows: Iterable[tuple[Any, ...]] = ()
@@ -164,7 +170,7 @@ class SQLiteFeatures:
         Not thread-safe: callers serialise calls on one instance.
 
         ``transactions`` are ``(customer_id, epoch seconds, amount)``, ``events``
-        ``(customer_id, epoch seconds, event_type)`` and ``customers``
+        ``(customer_id, epoch seconds, event_type, value or None)`` and ``customers``
         ``(customer_id, signup epoch seconds or None, *static values)``, epoch
         seconds being ``microseconds / 1e6`` (see :func:`epoch_seconds`).
         """
@@ -181,7 +187,7 @@ class SQLiteFeatures:
         for table in ("transactions", "events", "customers", "cutoffs"):
             con.execute(f"DELETE FROM {table}")
         con.executemany("INSERT INTO transactions VALUES (?, ?, ?)", transactions)
-        con.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
+        con.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", events)
         con.executemany(self._insert_customers, customers)
         cuts = np.array([pd.Timestamp(c).as_unit("us") for c in cutoffs], dtype="datetime64[us]")
         stamps = dict(zip((cuts.astype("int64") / 1e6).tolist(), cuts, strict=True))
