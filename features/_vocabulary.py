@@ -24,6 +24,7 @@ from churnclv.features._sql_events import DEFAULT_EVENT_TYPES
 
 __all__ = [
     "DEFAULT_TOP_K",
+    "SURVEY_EVENT_TYPES",
     "Vocabulary",
     "model_vocabulary",
     "select_event_types",
@@ -34,6 +35,8 @@ __all__ = [
 
 #: Event types with their own features when training picks them from the data.
 DEFAULT_TOP_K = 8
+#: Satisfaction survey types (the default policy's) chosen whenever the window holds them.
+SURVEY_EVENT_TYPES: tuple[str, ...] = ("nps", "satisfaction")
 
 #: (event types, valued event types).
 Vocabulary = tuple[tuple[str, ...], tuple[str, ...]]
@@ -79,7 +82,8 @@ def select_event_types(
     -------
     tuple of (tuple of str, tuple of str)
         The event types (the named ones first, in the given order, then the
-        most frequent, most frequent first) and, among them, the valued ones:
+        survey types ``nps`` and ``satisfaction`` when the window holds them,
+        then the ``top_k`` most frequent others, most frequent first) and, among them, the valued ones:
         types with at least one non-null ``value`` before ``as_of``. Types
         that cannot name a column (other than ASCII letters, digits and
         ``_``) are never chosen from the data; they count in the totals.
@@ -109,6 +113,7 @@ def select_event_types(
         return tuple(chosen), ()
     past = events[events["ts"] < pd.Timestamp(as_of)]
     counts = past["event_type"].astype(str).value_counts()
+    chosen += [t for t in SURVEY_EVENT_TYPES if t in counts.index and t not in chosen]
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ranked = [(name, n) for name, n in ranked if _usable(name) and name not in chosen]
     chosen += [name for name, _n in ranked[:top_k]]

@@ -75,11 +75,13 @@ class TransactionIn(BaseModel):
 
 
 class EventIn(BaseModel):
-    """One engagement event (login, session, page_view, email_open, support_ticket, ...)."""
+    """One engagement event (login, session, page_view, email_open, support_ticket, nps, ...)
+    with an optional numeric ``value`` (a survey score, session minutes)."""
 
     model_config = ConfigDict(extra="ignore")
     ts: datetime
     event_type: Annotated[str, Field(min_length=1, max_length=64)]
+    value: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class CustomerIn(BaseModel):
@@ -87,7 +89,8 @@ class CustomerIn(BaseModel):
 
     The body of one customer in ``POST /predict``: at least one transaction
     (``ts``, ``amount``; negative amounts are returns), optional engagement
-    ``events`` (``ts``, ``event_type``), ``signup_ts`` and static ``attributes``.
+    ``events`` (``ts``, ``event_type``, optional ``value``), ``signup_ts`` and static
+    ``attributes``.
 
     Examples
     --------

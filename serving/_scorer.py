@@ -22,6 +22,8 @@ from churnclv._clv_fields import add_to_records, clv_columns
 from churnclv._reasons import reasons
 from churnclv.decisions import Policy, decide_columns
 from churnclv.features._session import FeatureSession
+from churnclv.features._sql import DEFAULT_EVENT_TYPES
+from churnclv.features._vocabulary import model_vocabulary
 from churnclv.serving._batch import DECISION_EXTRAS, SCORE_COLUMNS, predict
 from churnclv.serving._requests import (
     DECISION_INPUTS,
@@ -117,10 +119,13 @@ class OnlineScorer:
             )
         )
         used = [c for c in used if c not in _model_derived_columns()]  # the models add these
-        known = set(_base_feature_columns())
+        types, valued = model_vocabulary(self.champion.churn, self.champion.value)
+        known = set(_base_feature_columns(types, valued))
         self.static_columns = [c for c in used if c not in known]
         self.required_columns = list(dict.fromkeys([*used, *DECISION_INPUTS]))
-        self.session = FeatureSession(self.static_columns)
+        self.session = FeatureSession(
+            self.static_columns, event_types=types, valued_event_types=valued
+        )
 
     # -- the shared model step --
     def _score(self, feats: Columns, ids: list[str] | None = None) -> list[dict[str, Any]]:
@@ -214,12 +219,16 @@ def _model_derived_columns() -> frozenset[str]:
     return frozenset(BTYD_COLUMNS)
 
 
-def _base_feature_columns() -> list[str]:
+def _base_feature_columns(
+    event_types: Sequence[str] = DEFAULT_EVENT_TYPES, valued: Sequence[str] = ()
+) -> list[str]:
     """Columns the feature definition derives from transactions and events alone."""
     from churnclv.features import build_features
 
     ts = np.array(["2020-01-01T00:00:00"], dtype="datetime64[us]")
     tx = pd.DataFrame({"customer_id": ["x"], "ts": ts, "amount": [1.0]})
-    ev = pd.DataFrame({"customer_id": ["x"], "ts": ts, "event_type": ["login"]})
-    cols = build_features(tx, ev, None, as_of="2020-01-02").columns
+    ev = pd.DataFrame({"customer_id": ["x"], "ts": ts, "event_type": ["login"], "value": [1.0]})
+    cols = build_features(
+        tx, ev, None, as_of="2020-01-02", event_types=event_types, valued_event_types=valued
+    ).columns
     return [*cols, "days_since_signup"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from churnclv._io import InputTables
 from churnclv.features import build_features, build_labels
+from churnclv.features._vocabulary import Vocabulary, model_vocabulary
 from churnclv.training._hybrid import fit_params, stack_btyd
 
 __all__ = ["Plan", "cutoffs", "plan_training", "purged_split", "refit_cutoffs"]
@@ -109,6 +110,7 @@ class Plan:
     c_valid: pd.DataFrame
     v_train: pd.DataFrame
     v_valid: pd.DataFrame
+    vocabulary: Vocabulary = field(default_factory=lambda: model_vocabulary())
 
     @property
     def refit_rows(self) -> pd.DataFrame:
@@ -124,6 +126,7 @@ def plan_training(
     cutoff_step_days: float,
     refit_value: bool,
     say: Callable[[str], None],
+    vocabulary: Vocabulary | None = None,
 ) -> Plan:
     """Place the cutoffs, build their labelled features with BTYD columns, and split them.
 
@@ -132,7 +135,9 @@ def plan_training(
     ``refit_value`` the value model's refit cutoffs (:func:`refit_cutoffs`) are
     built too. Features are computed once
     for the union of all cutoffs, with one BG/NBD + Gamma-Gamma pair fitted per
-    cutoff on its own history.
+    cutoff on its own history. ``vocabulary`` (event types, valued event types)
+    names the event types with their own features (default: the default
+    types, no values).
     """
     churn_horizon_days, value_horizon_days = horizons
     tx = tables.transactions
@@ -150,7 +155,15 @@ def plan_training(
     )
     all_cuts = sorted(set(churn_cuts) | set(value_cuts) | set(refit_cuts))
     say(f"features for {len(all_cuts)} cutoffs")
-    frame = build_features(tx, tables.events, tables.customers, as_of=all_cuts)
+    vocabulary = vocabulary or model_vocabulary()
+    frame = build_features(
+        tx,
+        tables.events,
+        tables.customers,
+        as_of=all_cuts,
+        event_types=vocabulary[0],
+        valued_event_types=vocabulary[1],
+    )
     labels = build_labels(
         tx, frame, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days
     )
@@ -176,4 +189,5 @@ def plan_training(
         c_valid=c_valid,
         v_train=v_train,
         v_valid=v_valid,
+        vocabulary=vocabulary,
     )

@@ -123,6 +123,7 @@ class Record(TypedDict, total=False):
     reference: dict[str, list[float]]
     label_end: str | None
     evaluation: dict[str, Any] | None
+    event_vocabulary: dict[str, list[str]] | None
 
 
 class TrainableModel(ScorableModel, Protocol):
@@ -152,12 +153,17 @@ class TrainingRecord:
         End of the latest label window the model was fitted on (ISO date).
     evaluation_ : dict or None
         Its out-of-time evaluation (cutoff, rows, metric, value) before any refit.
+    event_vocabulary_ : dict or None
+        The event types its features were computed with (``event_types``,
+        ``valued_event_types``), chosen from the training window; scoring
+        computes the same columns. None: the default types, no values.
     """
 
     btyd_: dict[str, Any] | None
     reference_: dict[str, list[float]]
     label_end_: str | None
     evaluation_: dict[str, Any] | None
+    event_vocabulary_: dict[str, list[str]] | None
 
     def _reset_record(self, btyd: dict[str, Any] | None = None) -> None:
         """Start the record afresh (called by ``fit``)."""
@@ -165,11 +171,13 @@ class TrainingRecord:
         self.reference_ = {}
         self.label_end_ = None
         self.evaluation_ = None
+        self.event_vocabulary_ = None
 
     def attach(self, **record: Unpack[Record]) -> Self:
         """Record what training learned about the fitted model outside ``fit``.
 
-        Keywords ``btyd``, ``reference``, ``label_end`` and ``evaluation`` set
+        Keywords ``btyd``, ``reference``, ``label_end``, ``evaluation`` and
+        ``event_vocabulary`` set
         the attribute of that name plus ``_``; one left out keeps its value, and
         ``fit`` starts the record afresh. Returns ``self``.
 
@@ -193,6 +201,7 @@ class TrainingRecord:
             "btyd": getattr(self, "btyd_", None),
             "label_end": getattr(self, "label_end_", None),
             "evaluation": getattr(self, "evaluation_", None),
+            "event_vocabulary": getattr(self, "event_vocabulary_", None),
         }
 
     def _restore_record(self, schema: Mapping[str, Any]) -> None:
@@ -201,6 +210,7 @@ class TrainingRecord:
         self.btyd_ = schema.get("btyd")
         self.label_end_ = schema.get("label_end")
         self.evaluation_ = schema.get("evaluation")
+        self.event_vocabulary_ = schema.get("event_vocabulary")
 
 
 def write_schema(folder: str | Path, schema: dict[str, Any]) -> Path:
