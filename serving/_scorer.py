@@ -20,6 +20,7 @@ import pandas as pd
 
 from churnclv._clv_fields import add_to_records, clv_columns
 from churnclv._reasons import reasons
+from churnclv._satisfaction import satisfaction_columns
 from churnclv.decisions import Policy, decide_columns
 from churnclv.features._session import FeatureSession
 from churnclv.features._sql import DEFAULT_EVENT_TYPES
@@ -157,6 +158,7 @@ class OnlineScorer:
         records = _records(feats, (p, v), decided, why, extra)
         stage = decided["lifecycle_stage"]
         add_to_records(records, clv_columns(feats, p, v, stage, champion, self.policy))
+        add_to_records(records, satisfaction_columns(feats, self.policy))
         return records
 
     def score_customers(

@@ -231,9 +231,7 @@ def train(
     as_of = pd.Timestamp(as_of)
     check_as_of(tables.transactions, as_of)
     horizons = (churn_horizon_days, value_horizon_days)
-    vocabulary = select_event_types(
-        tables.events, as_of, top_k=event_top_k, named=event_types
-    )
+    vocabulary = select_event_types(tables.events, as_of, top_k=event_top_k, named=event_types)
     plan = plan_training(
         tables, as_of, horizons, max_cutoffs, cutoff_step_days, refit_value, say, vocabulary
     )

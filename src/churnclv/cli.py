@@ -197,6 +197,9 @@ def train(
     ts_col: opt.TsCol = "ts",
     amount_col: opt.AmountCol = "amount",
     event_type_col: opt.EventTypeCol = "event_type",
+    event_value_col: opt.EventValueCol = None,
+    event_types: opt.EventTypes = None,
+    event_top_k: opt.EventTopK = 8,
     quantity_col: opt.QuantityCol = None,
     price_col: opt.PriceCol = None,
     no_amount: opt.NoAmount = False,
@@ -232,6 +235,8 @@ def train(
             seed=seed,
             progress=update,
             should_stop=stop_requested,
+            event_types=[t.strip() for t in (event_types or "").split(",") if t.strip()],
+            event_top_k=event_top_k,
         )
     print_fallbacks(result)
     print_metrics(result)
@@ -290,6 +295,7 @@ def score(
     ts_col: opt.TsCol = "ts",
     amount_col: opt.AmountCol = "amount",
     event_type_col: opt.EventTypeCol = "event_type",
+    event_value_col: opt.EventValueCol = None,
     quantity_col: opt.QuantityCol = None,
     price_col: opt.PriceCol = None,
     no_amount: opt.NoAmount = False,
