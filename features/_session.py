@@ -90,7 +90,8 @@ def canonical_frames(
 
     ``event_type`` is lower-cased, ``value`` is NaN where an event has none;
     ``customers`` holds ``signup_ts`` and the ``static_columns`` (from each
-    customer's ``attributes``; absent ones are null). ``keys`` replace the customer ids (so repeated ids stay apart).
+    customer's ``attributes``; absent ones are null). ``keys`` replace the
+    customer ids (so repeated ids stay apart).
     """
     ids = list(keys) if keys is not None else [c.customer_id for c in customers]
     tx_id: list[str] = []
