@@ -85,8 +85,9 @@ def select_event_types(
         survey types ``nps`` and ``satisfaction`` when the window holds them,
         then the ``top_k`` most frequent others, most frequent first) and,
         among them, the valued ones: types with at least one non-null
-        ``value`` before ``as_of``. Types that cannot name a column (other than ASCII letters, digits and
-        ``_``) are never chosen from the data; they count in the totals.
+        ``value`` before ``as_of``. Types that cannot name a column (other
+        than ASCII letters, digits and ``_``) are never chosen from the data;
+        they count in the totals.
 
     Raises
     ------
