@@ -169,7 +169,7 @@ def test_satisfaction_classes_follow_the_policy(tmp_path: Path) -> None:
     assert satisfaction_class(np.array([5, 4, 3]), policy).tolist() == ["high", "medium", "low"]
     bad = tmp_path / "bad.yaml"
     bad.write_text("satisfaction: {high: 5, medium: 8}\n")
-    with pytest.raises(InputError, match="satisfaction.medium"):
+    with pytest.raises(InputError, match=r"satisfaction\.medium"):
         load_policy(bad)
 
 
