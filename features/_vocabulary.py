@@ -132,7 +132,7 @@ def split_vocabulary(
     """``(event types, valued types)`` of a list of types or of such a pair."""
     if len(event_types) == 2 and not isinstance(event_types[0], str):
         types, valued = event_types
-        return list(types), list(valued)  # type: ignore[arg-type]
+        return list(types), list(valued)
     return [str(t) for t in event_types], []
 
 
