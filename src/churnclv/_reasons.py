@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnclv._reasons_events import value_label, value_text
+
 __all__ = ["feature_label", "reason_text", "reasons"]
 
 
@@ -75,6 +77,8 @@ def feature_label(feature: str) -> str:
     """
     if feature in _LABELS:
         return _LABELS[feature]
+    if (label := value_label(feature)) is not None:
+        return label
     for w in (7, 30, 90, 365):
         if feature == f"tx_count_{w}d":
             return f"purchases in the last {w} days"
@@ -131,6 +135,8 @@ def reason_text(feature: str, row: Mapping[str, Any]) -> str:
     x = _num(value)
     gap = _num(row.get("gap_mean_days"))
     recency = _num(row.get("recency_days"))
+    if (text := value_text(feature, x)) is not None:
+        return text
     if feature in ("recency_days", "overdue_ratio") and recency is not None:
         text = f"no purchase for {_days(recency)}"
         if gap and gap > 0:
