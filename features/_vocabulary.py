@@ -155,15 +155,28 @@ def vocabulary_record(vocabulary: Vocabulary) -> dict[str, list[str]]:
 
 
 def model_vocabulary(*models: Any) -> Vocabulary:
-    """The vocabulary the first of ``models`` with one recorded; else the default types.
+    """The event vocabulary scoring computes for ``models`` (None entries are skipped).
+
+    The union, in order, of each model's recorded vocabulary; a model without
+    one (saved before vocabularies were recorded, or an uplift model) adds the
+    default types without values. No model at all: the default types.
 
     Examples
     --------
     >>> model_vocabulary(None)[0][:2], model_vocabulary(None)[1]
     (('login', 'session'), ())
     """
+    types: dict[str, None] = {}
+    valued: dict[str, None] = {}
     for model in models:
+        if model is None:
+            continue
         record = getattr(model, "event_vocabulary_", None)
         if record:
-            return tuple(record["event_types"]), tuple(record.get("valued_event_types", ()))
-    return DEFAULT_EVENT_TYPES, ()
+            types.update(dict.fromkeys(record["event_types"]))
+            valued.update(dict.fromkeys(record.get("valued_event_types", ())))
+        else:
+            types.update(dict.fromkeys(DEFAULT_EVENT_TYPES))
+    if not types and not valued:
+        return DEFAULT_EVENT_TYPES, ()
+    return tuple(types), tuple(valued)

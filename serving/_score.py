@@ -86,7 +86,7 @@ def score(
     check_as_of(tables.transactions, as_of)
     if engine == "spark":
         return score_spark(tables, as_of=as_of, champion=champion, policy=policy, budget=budget)
-    types, valued = model_vocabulary(champion.churn, champion.value)
+    types, valued = model_vocabulary(champion.churn, champion.value, champion.uplift)
     feats = build_features(
         tables.transactions,
         tables.events,

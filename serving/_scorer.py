@@ -120,7 +120,9 @@ class OnlineScorer:
             )
         )
         used = [c for c in used if c not in _model_derived_columns()]  # the models add these
-        types, valued = model_vocabulary(self.champion.churn, self.champion.value)
+        types, valued = model_vocabulary(
+            self.champion.churn, self.champion.value, self.champion.uplift
+        )
         known = set(_base_feature_columns(types, valued))
         self.static_columns = [c for c in used if c not in known]
         self.required_columns = list(dict.fromkeys([*used, *DECISION_INPUTS]))

@@ -151,7 +151,7 @@ def _features(
     from churnclv.features._spark import input_features
     from churnclv.features._vocabulary import model_vocabulary
 
-    types, valued = model_vocabulary(champion.churn, champion.value)
+    types, valued = model_vocabulary(champion.churn, champion.value, champion.uplift)
     if isinstance(inputs, InputTables):
         check_as_of(inputs.transactions, as_of)
         return spark_features(
