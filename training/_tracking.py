@@ -161,6 +161,8 @@ def run_params(
         "churn_calibration": getattr(churn.model, "calibration_", {}).get("method", "none"),
         "churn_calibration_cutoff": churn.calibration_cutoff,
         **value.selection,
+        "event_types": ",".join(plan.vocabulary[0]) or "none",
+        "valued_event_types": ",".join(plan.vocabulary[1]) or "none",
         "seed": seed,
     }
 
