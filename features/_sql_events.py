@@ -22,6 +22,7 @@ transactions), whatever form the rest of the query takes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from churnclv.features._dialect import Dialect
@@ -29,6 +30,7 @@ from churnclv.features._dialect import Dialect
 __all__ = [
     "DEFAULT_EVENT_TYPES",
     "VALUE_WINDOWS",
+    "is_value_feature",
     "value_columns",
     "value_ctes",
     "value_feature_names",
@@ -70,6 +72,24 @@ def value_feature_names(event_type: str) -> list[str]:
         f"{p}_trend",
         f"{p}_days_since",
     ]
+
+
+_VALUE_FEATURE = re.compile(r"ev_\w+_value_(last|mean_\d+d|trend|days_since)")
+
+
+def is_value_feature(column: str) -> bool:
+    """Whether ``column`` is an event-value feature.
+
+    A frame without such a column reads it as null for every row: exactly the
+    value of a customer without valued events of that type, so feature rows
+    built without event values (or without events) still score.
+
+    Examples
+    --------
+    >>> is_value_feature("ev_nps_value_mean_90d"), is_value_feature("ev_nps_30d")
+    (True, False)
+    """
+    return _VALUE_FEATURE.fullmatch(column) is not None
 
 
 def value_ctes(d: Dialect, valued_types: Sequence[str]) -> str:

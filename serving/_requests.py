@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from churnclv._errors import InputError
 from churnclv.features._session import to_naive_utc
+from churnclv.features._sql_events import is_value_feature
 
 __all__ = [
     "DECISION_INPUTS",
@@ -209,7 +210,8 @@ def feature_rows_frame(
 ) -> pd.DataFrame:
     """Validate precomputed feature rows and build the model's input frame.
 
-    ``required_columns`` are the columns the models and decisions read;
+    ``required_columns`` are the columns the models and decisions read
+    (event-value features may be left out: null);
     those in ``categorical`` are kept as strings, the others must be numbers
     or null. A missing ``as_of`` is ``now`` (default: the current UTC time).
 
@@ -221,6 +223,9 @@ def feature_rows_frame(
     """
     _check_size(len(rows), MAX_FEATURE_ROWS, "rows", "row")
     frame = pd.DataFrame.from_records(list(rows))
+    absent = [c for c in required_columns if c not in frame.columns and is_value_feature(c)]
+    if absent:  # feature rows without event values: null, as for a customer without any
+        frame = frame.assign(**dict.fromkeys(absent, np.nan))
     need = ["customer_id", *required_columns]
     missing = [c for c in need if c not in frame.columns]
     if missing:

@@ -123,6 +123,9 @@ def test_scoring_uses_the_frozen_vocabulary_and_unseen_types_count_in_totals() -
     for model in (churn, value):
         model.attach(event_vocabulary=vocabulary_record(vocab))
     champion = Champion(churn, value, "1", "1", "r", "r", 90.0, 365.0)
+    values = [c for c in frame.columns if "_value_" in c]
+    without = churn.predict(frame.drop(columns=values))  # no event values: read as null
+    np.testing.assert_array_equal(without, churn.predict(frame.assign(**dict.fromkeys(values))))
     tables_events = data.events.assign(
         event_type=data.events["event_type"].replace({"push_open": "never_seen"})
     )
