@@ -89,9 +89,9 @@ def _history(tables: InputTables, cid: str) -> dict[str, Any]:
             {"ts": ts.isoformat(), "amount": float(a)}
             for ts, a in zip(t["ts"], t["amount"], strict=True)
         ],
-        "events": [
-            {"ts": ts.isoformat(), "event_type": str(k)}
-            for ts, k in zip(e["ts"], e["event_type"], strict=True)
+        "events": [  # with the event's value when it has one (session minutes, pages)
+            {"ts": ts.isoformat(), "event_type": str(k), **({} if pd.isna(v) else {"value": v})}
+            for ts, k, v in zip(e["ts"], e["event_type"], e["value"], strict=True)
         ],
         "signup_ts": c["signup_ts"].isoformat(),
         "attributes": {k: str(c[k]) for k in ("plan", "region", "acquisition_channel")},
