@@ -226,13 +226,18 @@ def test_feature_session_equals_build_features(svc_workdir: Path, tables: InputT
     assert {c for c in needed if not is_value_feature(c)} <= set(got.columns)
 
 
-def test_predict_features_matches_predict(client: TestClient, tables: InputTables):
-    """/predict_features on build_features rows gives the same answer as /predict."""
+def test_predict_features_matches_predict(
+    client: TestClient, tables: InputTables, svc_workdir: Path
+):
+    """/predict_features on build_features rows (the champion's event types and valued
+    types) gives the same answer as /predict."""
+    champion = load_champion(tracking_uri_for(svc_workdir))
+    types, valued = champion.churn.event_vocabulary_.values()
     cid = _scorable_ids(tables, 1)[0]
     hist = _history(tables, cid)
     custs = [CustomerIn.model_validate(hist)]
     tx, ev, cu = canonical_frames(custs, ["plan", "region", "acquisition_channel"])
-    feats = build_features(tx, ev, cu, as_of=AS_OF)
+    feats = build_features(tx, ev, cu, as_of=AS_OF, event_types=types, valued_event_types=valued)
     feats["as_of"] = feats["as_of"].astype(str)
     rows = json.loads(feats.to_json(orient="records"))
     r = client.post("/predict_features", json={"rows": rows})
