@@ -19,6 +19,7 @@ from churnclv.features._build import (
     spark_features,
 )
 from churnclv.features._sql import DEFAULT_EVENT_TYPES, WINDOWS
+from churnclv.features._vocabulary import select_event_types
 
 __all__ = [
     "DEFAULT_EVENT_TYPES",
@@ -29,5 +30,6 @@ __all__ = [
     "build_labels",
     "finish_features",
     "rfm_summary",
+    "select_event_types",
     "spark_features",
 ]

@@ -22,6 +22,7 @@ from churnclv.features._inputs import (
     input_relations,
 )
 from churnclv.features._sql import DEFAULT_EVENT_TYPES, feature_sql, label_sql, rfm_sql
+from churnclv.features._vocabulary import split_vocabulary, with_value_column
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkDataFrame
@@ -51,6 +52,7 @@ def build_features(
     as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
     event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
     engine: str = "duckdb",
+    valued_event_types: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Compute the feature frame of every customer as of one or more cutoffs.
 
@@ -70,12 +72,17 @@ def build_features(
     as_of : timestamp or sequence of timestamps
         The cutoff(s). Only rows with ``ts < as_of`` are used.
     event_types : sequence of str
-        Event types with their own columns.
+        Event types with their own columns (others count only in the totals).
     engine : {"duckdb", "spark", "sqlite"}
         The engine that runs the definition: embedded DuckDB, Apache Spark
         (``CHURNCLV_SPARK_MASTER``, default ``local[2]``; needs pyspark and
         Java 17+), or SQLite (no planner on the hot path: fastest for a few
         thousand rows, slow beyond).
+    valued_event_types : sequence of str
+        Event types whose numeric ``value`` (an events column) gets value
+        features: last value, mean over 30/90/365 days, trend and days since
+        (:mod:`churnclv.features._sql_events`); a missing ``value`` column
+        counts as all null.
 
     Returns
     -------
@@ -122,14 +129,16 @@ def build_features(
         events = as_frame(events, "events")
         customers = as_frame(customers, "customers")
     cut = cutoff_frame(as_of)
+    events = with_value_column(events, valued_event_types)
     frames, static, with_signup = input_relations(transactions, events, customers, cut)
-    sql = feature_query(frames, static, with_signup, event_types, engine)
+    vocab = (event_types, valued_event_types)
+    sql = feature_query(frames, static, with_signup, vocab, engine)
     if engine == "spark":
         from churnclv.features._spark import to_pandas
 
         out = to_pandas(spark_query(frames, sql))
     elif engine == "sqlite":
-        out = sqlite_query(frames, sql, static, event_types, with_signup)
+        out = sqlite_query(frames, sql, static, vocab, with_signup)
     else:
         ids = encode_customer_ids(frames)
         out = decode_customer_ids(duckdb_query(frames, sql), ids)
@@ -140,19 +149,22 @@ def feature_query(
     frames: dict[str, Any],
     static: list[str],
     with_signup: bool,
-    event_types: Sequence[str],
+    event_types: Sequence[str] | tuple[Sequence[str], Sequence[str]],
     dialect: str,
 ) -> str:
     """The feature SQL for ``frames``; adds the bucket maps to ``frames`` when the bucketed
     form applies (several midnight cutoffs, not SQLite). One cutoff on DuckDB takes the
-    one-cutoff form (one sort and one aggregate of the rows)."""
+    one-cutoff form (one sort and one aggregate of the rows). ``event_types`` is the
+    event types, or the pair (event types, valued event types)."""
+    types, valued = split_vocabulary(event_types)
     buckets = bucket_maps(frames["cutoffs"]) if dialect != "sqlite" else {}
     cut = frames["cutoffs"]["cutoff"]
     one_cutoff = cut.iloc[0].to_pydatetime() if len(cut) == 1 else None
     frames.update(buckets)
     return feature_sql(
         with_events="events" in frames,
-        event_types=event_types,
+        event_types=types,
+        valued_event_types=valued,
         static_columns=static,
         with_signup=with_signup,
         dialect=dialect,
@@ -253,6 +265,7 @@ def spark_features(
     *,
     as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
     event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+    valued_event_types: Sequence[str] = (),
 ) -> tuple[SparkDataFrame, list[str]]:
     """The feature frame as a lazy Spark DataFrame (for work that stays on Spark).
 
@@ -268,8 +281,10 @@ def spark_features(
     cut = cutoff_frame(as_of)
     transactions = as_frame(transactions, "transactions")
     events, customers = as_frame(events, "events"), as_frame(customers, "customers")
+    events = with_value_column(events, valued_event_types)
     frames, static, with_signup = input_relations(transactions, events, customers, cut)
-    sql = feature_query(frames, static, with_signup, event_types, "spark")
+    vocab = (event_types, valued_event_types)
+    sql = feature_query(frames, static, with_signup, vocab, "spark")
     return spark_query(frames, sql), static
 
 

@@ -132,15 +132,18 @@ def sqlite_query(
     frames: dict[str, pd.DataFrame],
     sql: str,
     static: list[str],
-    event_types: Sequence[str],
+    event_types: Sequence[str] | tuple[Sequence[str], Sequence[str]],
     with_signup: bool,
 ) -> pd.DataFrame:
     from churnclv.features._inputs import breadth_of
     from churnclv.features._sqlite import SQLiteFeatures
+    from churnclv.features._vocabulary import split_vocabulary
 
+    types, valued = split_vocabulary(event_types)
     duck_sql = feature_sql(
         with_events="events" in frames,
-        event_types=event_types,
+        event_types=types,
+        valued_event_types=valued,
         static_columns=static,
         with_signup=with_signup,
         breadth=breadth_of(frames),

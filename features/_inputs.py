@@ -84,7 +84,10 @@ def input_relations(
     customers: Input | None,
     cut: pd.DataFrame,
 ) -> tuple[dict[str, Any], list[str], bool]:
-    """The relations the feature SQL reads, the static columns and whether signup_ts exists."""
+    """The relations the feature SQL reads, the static columns and whether signup_ts exists.
+
+    Events keep their optional ``value`` column (the event-value features read it).
+    """
     names = (
         transactions.columns
         if isinstance(transactions, pd.DataFrame)
@@ -103,7 +106,9 @@ def input_relations(
         with_signup = "signup_ts" in names
         static = [c for c in names if c not in ("customer_id", "signup_ts")]
     if events is not None:
-        frames["events"] = relation(events, ["customer_id", "ts", "event_type"], "events")
+        names = events.columns if isinstance(events, pd.DataFrame) else parquet_columns(events, "")
+        cols = ["customer_id", "ts", "event_type", *(["value"] if "value" in names else [])]
+        frames["events"] = relation(events, cols, "events")
     return frames, static, with_signup
 
 

@@ -57,6 +57,12 @@ class _Event(Protocol):
     def event_type(self) -> str: ...
 
 
+def _value(event: _Event) -> float | None:
+    """An event's numeric ``value`` (an optional attribute), None when it has none."""
+    value = getattr(event, "value", None)
+    return None if value is None or value != value else float(value)
+
+
 class CustomerHistory(Protocol):
     """One customer's history: what :class:`FeatureSession` reads from a request."""
 
@@ -86,10 +92,11 @@ def canonical_frames(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The canonical transactions, events and customers frames of validated customers.
 
-    ``event_type`` is lower-cased; ``transactions`` has ``category`` / ``channel``
-    where some transaction carries one; ``customers`` holds ``signup_ts`` and the
-    ``static_columns`` (from each customer's ``attributes``; absent ones are
-    null). ``keys`` replace the customer ids (so repeated ids stay apart).
+    ``event_type`` is lower-cased, ``value`` is NaN where an event has none;
+    ``transactions`` has ``category`` / ``channel`` where some transaction carries
+    one; ``customers`` holds ``signup_ts`` and the ``static_columns`` (from each
+    customer's ``attributes``; absent ones are null). ``keys`` replace the
+    customer ids (so repeated ids stay apart).
     """
     ids = list(keys) if keys is not None else [c.customer_id for c in customers]
     tx_id: list[str] = []
@@ -100,6 +107,7 @@ def canonical_frames(
     ev_id: list[str] = []
     ev_ts: list[datetime] = []
     ev_type: list[str] = []
+    ev_value: list[float | None] = []
     for cid, c in zip(ids, customers, strict=True):
         for t in c.transactions:
             tx_id.append(cid)
@@ -111,6 +119,7 @@ def canonical_frames(
             ev_id.append(cid)
             ev_ts.append(to_naive_utc(e.ts))
             ev_type.append(e.event_type.lower())
+            ev_value.append(_value(e))
     tx = pd.DataFrame(
         {
             "customer_id": pd.array(tx_id, dtype="str"),
@@ -126,6 +135,7 @@ def canonical_frames(
             "customer_id": pd.array(ev_id, dtype="str"),
             "ts": np.array(ev_ts, dtype="datetime64[us]"),
             "event_type": pd.array(ev_type, dtype="str"),
+            "value": np.array([np.nan if v is None else v for v in ev_value], dtype=float),
         }
     )
     cust: dict[str, Any] = {
@@ -159,7 +169,10 @@ def canonical_rows(
             (cid, epoch_seconds(to_naive_utc(t.ts)), float(t.amount), t.category, t.channel)
             for t in c.transactions
         ]
-        ev += [(cid, epoch_seconds(to_naive_utc(e.ts)), e.event_type.lower()) for e in c.events]
+        ev += [
+            (cid, epoch_seconds(to_naive_utc(e.ts)), e.event_type.lower(), _value(e))
+            for e in c.events
+        ]
         signup = epoch_seconds(to_naive_utc(c.signup_ts)) if c.signup_ts else None
         attrs = [c.attributes.get(col) for col in static_columns]
         cust.append((cid, signup, *(None if v is None else str(v) for v in attrs)))
@@ -190,6 +203,8 @@ class FeatureSession:
     breadth : sequence of {"category", "channel"}
         Transactions columns with breadth features (what the models use);
         transactions without them count as unknown (null).
+    valued_event_types : sequence of str
+        Event types whose ``value`` gets value features.
     """
 
     def __init__(
@@ -198,6 +213,7 @@ class FeatureSession:
         event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
         sqlite_max_rows: int = SQLITE_MAX_ROWS,
         breadth: Sequence[str] = (),
+        valued_event_types: Sequence[str] = (),
     ) -> None:
 
         self.static_columns = list(static_columns)
@@ -211,7 +227,8 @@ class FeatureSession:
             " category VARCHAR, channel VARCHAR)"
         )
         con.execute(
-            "CREATE TEMP TABLE events (customer_id VARCHAR, ts TIMESTAMP, event_type VARCHAR)"
+            "CREATE TEMP TABLE events"
+            " (customer_id VARCHAR, ts TIMESTAMP, event_type VARCHAR, value DOUBLE)"
         )
         static_ddl = "".join(
             f', "{c.replace(chr(34), chr(34) * 2)}" VARCHAR' for c in static_columns
@@ -225,6 +242,7 @@ class FeatureSession:
             return feature_sql(
                 with_events=True,
                 event_types=event_types,
+                valued_event_types=valued_event_types,
                 static_columns=self.static_columns,
                 with_signup=True,
                 dialect=dialect,
@@ -266,7 +284,7 @@ class FeatureSession:
                     ("cutoffs", "_cut"),
                 ):
                     con.execute(f"DELETE FROM {table}")
-                    con.execute(f"INSERT INTO {table} SELECT * FROM {local}")
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {local}")
                 out = con.execute("EXECUTE churnclv_features").df()
             finally:
                 con.execute("ROLLBACK")

@@ -271,6 +271,7 @@ def input_features(
     *,
     as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
     event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+    valued_event_types: Sequence[str] = (),
 ) -> tuple[SparkDataFrame, list[str]]:
     """The feature frame of Spark input tables as a lazy Spark DataFrame.
 
@@ -287,6 +288,8 @@ def input_features(
         The cutoff(s).
     event_types : sequence of str
         Event types with their own columns.
+    valued_event_types : sequence of str
+        Event types with value features (events without ``value`` count as null).
     """
     from churnclv.features._build import feature_query
     from churnclv.features._inputs import cutoff_frame
@@ -302,8 +305,13 @@ def input_features(
         static = [c for c in inputs.customers.columns if c not in ("customer_id", "signup_ts")]
     if inputs.events is not None:
         tables["events"] = inputs.events
+        if valued_event_types and "value" not in inputs.events.columns:
+            from pyspark.sql import functions as F
+
+            tables["events"] = inputs.events.withColumn("value", F.lit(None).cast("double"))
     frames: dict[str, Any] = {**tables, "cutoffs": cut}
-    sql = feature_query(frames, static, with_signup, event_types, "spark")
+    vocab = (event_types, valued_event_types)
+    sql = feature_query(frames, static, with_signup, vocab, "spark")
     for name, table in tables.items():
         table.createOrReplaceTempView(name)
     register_inputs(spark, {k: v for k, v in frames.items() if k not in tables})

@@ -288,10 +288,14 @@ def _events(spark: SparkSession, path: str, cm: ColumnMap) -> SparkDataFrame:
         )
     if stats["empty"]:
         raise InputError(f"{what} file {path}: column {cm.event_type_col!r} has empty values")
+    value_col = cm.event_value_col or ("value" if "value" in src.columns else None)
+    value = [F.col(f"`{value_col}`").cast("double").alias("value")] if value_col else []
     return (
         src.dropDuplicates()
         .filter(cid.isNotNull())
-        .select(cid.alias("customer_id"), ts.alias("ts"), F.lower(etype).alias("event_type"))
+        .select(
+            cid.alias("customer_id"), ts.alias("ts"), F.lower(etype).alias("event_type"), *value
+        )
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from churnclv.features._dialect import Dialect, get_dialect
+from churnclv.features._sql_events import DEFAULT_EVENT_TYPES, with_values
 
 __all__ = [
     "ANCIENT_BUCKET",
@@ -31,14 +32,6 @@ __all__ = [
 ]
 
 WINDOWS: tuple[int, ...] = (7, 30, 90, 365)
-DEFAULT_EVENT_TYPES: tuple[str, ...] = (
-    "login",
-    "session",
-    "page_view",
-    "email_open",
-    "support_ticket",
-    "complaint",
-)
 _DAY = 86400.0
 #: Days before a cutoff where a transaction window (or the prior-90-day window) starts.
 TX_BUCKET_BOUNDS: tuple[int, ...] = (0, *WINDOWS, 180)
@@ -359,6 +352,7 @@ def feature_sql(
     *,
     with_events: bool,
     event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+    valued_event_types: Sequence[str] = (),
     static_columns: Sequence[str] = (),
     with_signup: bool = False,
     dialect: str = "duckdb",
@@ -377,6 +371,8 @@ def feature_sql(
         Whether an ``events`` relation exists.
     event_types : sequence of str
         Event types that get their own columns (others still count in totals).
+    valued_event_types : sequence of str
+        Event types whose ``value`` gets value columns (:mod:`~churnclv.features._sql_events`).
     static_columns : sequence of str
         Columns of ``customers`` passed through as static attributes.
     with_signup : bool
@@ -400,7 +396,7 @@ def feature_sql(
     from churnclv.features._sql_single import single_tx_ctes
 
     d = get_dialect(dialect)
-    for et in event_types:
+    for et in (*event_types, *valued_event_types):
         if not et.replace("_", "").isalnum():
             raise ValueError(f"event type {et!r} cannot be a column name")
     ev_cte = ""
@@ -426,11 +422,12 @@ def feature_sql(
             "coalesce(ed.event_active_days_90d, 0) AS event_active_days_90d",
             "g.days_since_event",
         ]
-        ev_cols = ",\n    " + ",\n    ".join(cols)
         ev_join = (
             "LEFT JOIN eagg g ON g.customer_id = a.customer_id AND g.cutoff = a.cutoff\n"
             "LEFT JOIN edays ed ON ed.customer_id = a.customer_id AND ed.cutoff = a.cutoff"
         )
+        ev_cte, cols, ev_join = with_values(d, valued_event_types, ev_cte, cols, ev_join)
+        ev_cols = ",\n    " + ",\n    ".join(cols)
     static_sel = ""
     static_join = ""
     if static_columns or with_signup:

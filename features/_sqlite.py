@@ -104,7 +104,7 @@ class SQLiteFeatures:
             "CREATE TABLE transactions"
             " (customer_id TEXT, ts REAL, amount REAL, category TEXT, channel TEXT)"
         )
-        con.execute("CREATE TABLE events (customer_id TEXT, ts REAL, event_type TEXT)")
+        con.execute("CREATE TABLE events (customer_id TEXT, ts REAL, event_type TEXT, value REAL)")
         static_ddl = "".join(
             f', "{c.replace(chr(34), chr(34) * 2)}" TEXT' for c in self.static_columns
         )
@@ -147,10 +147,16 @@ class SQLiteFeatures:
         )
         ev_rows: Iterable[tuple[Any, ...]] = ()
         if events is not None and len(events):
+            values = (
+                _objects(pd.to_numeric(events["value"], errors="coerce"))
+                if "value" in events.columns
+                else [None] * len(events)
+            )
             ev_rows = zip(
                 _objects(events["customer_id"]),
                 _epoch(events["ts"]),
                 _objects(events["event_type"]),
+                values,
                 strict=True,
             )
         cust_rows: Iterable[tuple[Any, ...]] = ()
@@ -173,7 +179,7 @@ class SQLiteFeatures:
 
         ``transactions`` are ``(customer_id, epoch seconds, amount, category,
         channel)`` (the last two None when unknown), ``events``
-        ``(customer_id, epoch seconds, event_type)`` and ``customers``
+        ``(customer_id, epoch seconds, event_type, value or None)`` and ``customers``
         ``(customer_id, signup epoch seconds or None, *static values)``, epoch
         seconds being ``microseconds / 1e6`` (see :func:`epoch_seconds`).
         """
@@ -190,7 +196,7 @@ class SQLiteFeatures:
         for table in ("transactions", "events", "customers", "cutoffs"):
             con.execute(f"DELETE FROM {table}")
         con.executemany("INSERT INTO transactions VALUES (?, ?, ?, ?, ?)", transactions)
-        con.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
+        con.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", events)
         con.executemany(self._insert_customers, customers)
         cuts = np.array([pd.Timestamp(c).as_unit("us") for c in cutoffs], dtype="datetime64[us]")
         stamps = dict(zip((cuts.astype("int64") / 1e6).tolist(), cuts, strict=True))

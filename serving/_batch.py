@@ -10,6 +10,7 @@ import pandas as pd
 
 from churnclv._clv_fields import CLV_COLUMNS, clv_columns
 from churnclv._reasons import ReasonTable
+from churnclv._satisfaction import SATISFACTION_COLUMNS, satisfaction_columns
 from churnclv.decisions import Policy, decide, select_under_budget
 from churnclv.serving._uplift_scoring import uplift_decisions
 from churnclv.training import Champion
@@ -128,7 +129,8 @@ def score_features(
     ``action_cost``, ``expected_saved_value``, :data:`DECISION_EXTRAS`
     (``potential_high_value``, ``holdout``, ``action_basis``), ``uplift_<action>`` with an
     uplift champion, the marketer fields (:mod:`churnclv._clv_fields`: predicted orders, next
-    order date, CLV to date and ahead, percentile ranks) and ``reasons`` (the top three
+    order date, CLV to date and ahead, percentile ranks), ``satisfaction_score`` and
+    ``satisfaction_class`` (:mod:`churnclv._satisfaction`) and ``reasons`` (the top three
     churn-model contributions in plain words). ``predictions`` (P(churn),
     predicted value) computed elsewhere, e.g. on Spark executors, skip the
     model calls; decisions and reasons are the same code either way.
@@ -154,11 +156,13 @@ def score_features(
     scored["model_version"] = champion.model_version
     p, v, stage = (scored[c] for c in ("churn_probability", "predicted_value", "lifecycle_stage"))
     scored = scored.assign(**clv_columns(features, p, v, stage, champion, policy))
+    scored = scored.assign(**satisfaction_columns(features, policy))
     scored = select_under_budget(scored, policy, budget)
     extra = ["as_of", "model_version", "selected", "action_cost", "expected_saved_value"]
     extra += [c for c in DECISION_EXTRAS if c in scored]
     extra += [c for c in learned if c.startswith("uplift_")]
     extra.extend(CLV_COLUMNS)
+    extra.extend(SATISFACTION_COLUMNS)
     if with_reasons:
         churn = champion.churn
         why = (

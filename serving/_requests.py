@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from churnclv._errors import InputError
 from churnclv.features._session import to_naive_utc
 from churnclv.features._sql_breadth import BREADTH_COLUMNS
+from churnclv.features._sql_events import is_value_feature
 
 __all__ = [
     "DECISION_INPUTS",
@@ -79,11 +80,13 @@ class TransactionIn(BaseModel):
 
 
 class EventIn(BaseModel):
-    """One engagement event (login, session, page_view, email_open, support_ticket, ...)."""
+    """One engagement event (login, session, page_view, email_open, support_ticket, nps, ...)
+    with an optional numeric ``value`` (a survey score, session minutes)."""
 
     model_config = ConfigDict(extra="ignore")
     ts: datetime
     event_type: Annotated[str, Field(min_length=1, max_length=64)]
+    value: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class CustomerIn(BaseModel):
@@ -91,7 +94,8 @@ class CustomerIn(BaseModel):
 
     The body of one customer in ``POST /predict``: at least one transaction
     (``ts``, ``amount``; negative amounts are returns), optional engagement
-    ``events`` (``ts``, ``event_type``), ``signup_ts`` and static ``attributes``.
+    ``events`` (``ts``, ``event_type``, optional ``value``), ``signup_ts`` and static
+    ``attributes``.
 
     Examples
     --------
@@ -214,7 +218,8 @@ def feature_rows_frame(
 ) -> pd.DataFrame:
     """Validate precomputed feature rows and build the model's input frame.
 
-    ``required_columns`` are the columns the models and decisions read;
+    ``required_columns`` are the columns the models and decisions read
+    (event-value features may be left out: null);
     those in ``categorical`` are kept as strings, the others must be numbers
     or null. A missing ``as_of`` is ``now`` (default: the current UTC time);
     missing breadth columns (``n_categories``, ...) are null.
@@ -230,6 +235,9 @@ def feature_rows_frame(
     for col in required_columns:  # breadth features are optional: missing (NaN) when absent
         if col in _OPTIONAL_FEATURES and col not in frame.columns:
             frame[col] = np.nan
+    absent = [c for c in required_columns if c not in frame.columns and is_value_feature(c)]
+    if absent:  # feature rows without event values: null, as for a customer without any
+        frame = frame.assign(**dict.fromkeys(absent, np.nan))
     need = ["customer_id", *required_columns]
     missing = [c for c in need if c not in frame.columns]
     if missing:

@@ -214,6 +214,16 @@ class _Decisions(BaseModel):
         description="Percentile (0-100) of the predicted value among reference customers in the "
         "same lifecycle stage (null when none is in it).",
     )
+    satisfaction_score: float | None = Field(
+        default=None,
+        description="The customer's latest satisfaction survey value before as_of (the "
+        "policy's `satisfaction.event_types`, default nps/satisfaction); null without one.",
+    )
+    satisfaction_class: Literal["high", "medium", "low"] | None = Field(
+        default=None,
+        description="high / medium / low by the policy's satisfaction thresholds; on a 0-10 "
+        "NPS scale promoters (9-10) high, passives (7-8) medium, detractors (0-6) low.",
+    )
 
 
 _POTENTIAL = (

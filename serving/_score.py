@@ -7,6 +7,7 @@ import pandas as pd
 from churnclv._io import InputTables, check_as_of
 from churnclv.decisions import Policy
 from churnclv.features import build_features
+from churnclv.features._vocabulary import model_vocabulary
 from churnclv.serving._batch import score_features
 from churnclv.serving._spark import score_spark
 from churnclv.training import Champion
@@ -85,7 +86,14 @@ def score(
     check_as_of(tables.transactions, as_of)
     if engine == "spark":
         return score_spark(tables, as_of=as_of, champion=champion, policy=policy, budget=budget)
+    types, valued = model_vocabulary(champion.churn, champion.value, champion.uplift)
     feats = build_features(
-        tables.transactions, tables.events, tables.customers, as_of=as_of, engine=engine
+        tables.transactions,
+        tables.events,
+        tables.customers,
+        as_of=as_of,
+        engine=engine,
+        event_types=types,
+        valued_event_types=valued,
     )
     return score_features(feats, champion, policy, budget=budget)

@@ -20,9 +20,12 @@ import pandas as pd
 
 from churnclv._clv_fields import add_to_records, clv_columns
 from churnclv._reasons import reasons
+from churnclv._satisfaction import satisfaction_columns
 from churnclv.decisions import Policy, decide_columns
 from churnclv.features._session import FeatureSession
+from churnclv.features._sql import DEFAULT_EVENT_TYPES
 from churnclv.features._sql_breadth import breadth_inputs
+from churnclv.features._vocabulary import model_vocabulary
 from churnclv.serving._batch import DECISION_EXTRAS, SCORE_COLUMNS, null_missing, predict
 from churnclv.serving._requests import (
     DECISION_INPUTS,
@@ -119,10 +122,18 @@ class OnlineScorer:
             )
         )
         used = [c for c in used if c not in _model_derived_columns()]  # the models add these
-        known = set(_base_feature_columns())
+        types, valued = model_vocabulary(
+            self.champion.churn, self.champion.value, self.champion.uplift
+        )
+        known = set(_base_feature_columns(types, valued))
         self.static_columns = [c for c in used if c not in known]
         self.required_columns = list(dict.fromkeys([*used, *DECISION_INPUTS]))
-        self.session = FeatureSession(self.static_columns, breadth=breadth_inputs(used))
+        self.session = FeatureSession(
+            self.static_columns,
+            event_types=types,
+            valued_event_types=valued,
+            breadth=breadth_inputs(used),
+        )
 
     # -- the shared model step --
     def _score(self, feats: Columns, ids: list[str] | None = None) -> list[dict[str, Any]]:
@@ -159,6 +170,7 @@ class OnlineScorer:
         records = _records(feats, (p, v), decided, why, extra)
         stage = decided["lifecycle_stage"]
         add_to_records(records, clv_columns(feats, p, v, stage, champion, self.policy))
+        add_to_records(records, satisfaction_columns(feats, self.policy))
         return records
 
     def score_customers(
@@ -222,7 +234,9 @@ def _model_derived_columns() -> frozenset[str]:
     return frozenset(BTYD_COLUMNS)
 
 
-def _base_feature_columns() -> list[str]:
+def _base_feature_columns(
+    event_types: Sequence[str] = DEFAULT_EVENT_TYPES, valued: Sequence[str] = ()
+) -> list[str]:
     """Columns the feature definition derives from transactions and events alone."""
     from churnclv.features import build_features
 
@@ -230,6 +244,8 @@ def _base_feature_columns() -> list[str]:
     tx = pd.DataFrame(
         {"customer_id": ["x"], "ts": ts, "amount": [1.0], "category": ["c"], "channel": ["c"]}
     )
-    ev = pd.DataFrame({"customer_id": ["x"], "ts": ts, "event_type": ["login"]})
-    cols = build_features(tx, ev, None, as_of="2020-01-02").columns
+    ev = pd.DataFrame({"customer_id": ["x"], "ts": ts, "event_type": ["login"], "value": [1.0]})
+    cols = build_features(
+        tx, ev, None, as_of="2020-01-02", event_types=event_types, valued_event_types=valued
+    ).columns
     return [*cols, "days_since_signup"]

@@ -149,22 +149,34 @@ def spark_scores(
     _need_both(champion)
     if not _has_reference(champion):
         raise ValueError("executor-side scoring needs a champion with a reference population")
-    feats, static = _features(inputs, pd.Timestamp(as_of))
+    feats, static = _features(inputs, pd.Timestamp(as_of), champion)
     schema = _score_schema(feats, static, champion, policy)
     shipped = get_spark().sparkContext.broadcast((champion, policy, static))
     with quiet_pandas_warnings():
         return feats.mapInPandas(_scorer(shipped), schema)
 
 
-def _features(inputs: InputTables | SparkInputs, as_of: pd.Timestamp) -> tuple[Any, list[str]]:
-    """The lazy Spark feature frame of frames or of Spark inputs, after the as_of check."""
+def _features(
+    inputs: InputTables | SparkInputs, as_of: pd.Timestamp, champion: Champion
+) -> tuple[Any, list[str]]:
+    """The lazy Spark feature frame of frames or of Spark inputs, after the as_of check,
+    with the champion's event vocabulary."""
     from churnclv.features._spark import input_features
+    from churnclv.features._vocabulary import model_vocabulary
 
+    types, valued = model_vocabulary(champion.churn, champion.value, champion.uplift)
     if isinstance(inputs, InputTables):
         check_as_of(inputs.transactions, as_of)
-        return spark_features(inputs.transactions, inputs.events, inputs.customers, as_of=as_of)
+        return spark_features(
+            inputs.transactions,
+            inputs.events,
+            inputs.customers,
+            as_of=as_of,
+            event_types=types,
+            valued_event_types=valued,
+        )
     inputs.check_as_of(as_of)
-    return input_features(inputs, as_of=as_of)
+    return input_features(inputs, as_of=as_of, event_types=types, valued_event_types=valued)
 
 
 def score_spark(
@@ -226,7 +238,7 @@ def _score_on_driver(
 
     from churnclv.features._spark import get_spark, quiet_pandas_warnings, to_pandas
 
-    feats, static = _features(tables, as_of)
+    feats, static = _features(tables, as_of, champion)
     schema = StructType(
         [*feats.schema.fields, *(StructField(col, DoubleType()) for col, _ in _PREDICTIONS)]
     )

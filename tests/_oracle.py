@@ -66,12 +66,29 @@ def _net(frame: pd.DataFrame) -> pd.Series:
     return frame.groupby("customer_id")["amount"].agg(math.fsum)
 
 
+def _value_features(out: pd.DataFrame, ev: pd.DataFrame, et: str, cutoff: pd.Timestamp) -> None:
+    """The value features of event type ``et`` (rows of ``ev`` are before the cutoff)."""
+    ids = out.index
+    valued = ev[(ev["event_type"] == et) & ev["value"].notna()] if "value" in ev else ev.iloc[:0]
+    p = f"ev_{et}_value"
+    last_ts = valued.groupby("customer_id")["ts"].max()
+    at_last = valued[valued["ts"] == valued["customer_id"].map(last_ts)]
+    out[f"{p}_last"] = _per_customer(ids, at_last.groupby("customer_id")["value"].max(), np.nan)
+    for w in (30, 90, 365):
+        recent = valued[valued["ts"] >= cutoff - pd.Timedelta(days=w)]
+        mean = recent.groupby("customer_id")["value"].agg(lambda v: math.fsum(v) / len(v))
+        out[f"{p}_mean_{w}d"] = _per_customer(ids, mean, np.nan)
+    out[f"{p}_trend"] = out[f"{p}_last"] - out[f"{p}_mean_365d"]
+    out[f"{p}_days_since"] = _days(cutoff - last_ts).reindex(ids).astype("float64")
+
+
 def _one_cutoff(
     tx: pd.DataFrame,
     events: pd.DataFrame | None,
     customers: pd.DataFrame | None,
     cutoff: pd.Timestamp,
     event_types: Sequence[str],
+    valued_types: Sequence[str] = (),
 ) -> pd.DataFrame:
     hist = tx[tx["ts"] < cutoff]
     buys = hist[hist["amount"] > 0]
@@ -156,6 +173,8 @@ def _one_cutoff(
             ids, e90.groupby("customer_id")["day"].nunique(), 0
         )
         out["days_since_event"] = _days(cutoff - ev.groupby("customer_id")["ts"].max())
+        for et in valued_types:
+            _value_features(out, ev, et, cutoff)
 
     # ---- static attributes
     if customers is not None:
@@ -194,12 +213,16 @@ def oracle_features(
     *,
     as_of: pd.Timestamp | str | Iterable[pd.Timestamp | str],
     event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+    valued_event_types: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Feature rows per (customer, cutoff), sorted by ``as_of`` then ``customer_id``."""
     if isinstance(as_of, str | pd.Timestamp):
         as_of = [as_of]
     cutoffs = sorted({pd.Timestamp(c).as_unit("us") for c in as_of})
-    frames = [_one_cutoff(transactions, events, customers, c, event_types) for c in cutoffs]
+    frames = [
+        _one_cutoff(transactions, events, customers, c, event_types, valued_event_types)
+        for c in cutoffs
+    ]
     out = pd.concat(frames, ignore_index=True)
     out["as_of"] = out["as_of"].astype("datetime64[us]")
     return out.sort_values(["as_of", "customer_id"], ignore_index=True)

@@ -24,6 +24,7 @@ from churnclv._reasons import reason_text
 from churnclv.decisions import STAGE_SEGMENTS, load_policy
 from churnclv.features import build_features
 from churnclv.features._session import FeatureSession, canonical_frames
+from churnclv.features._sql_events import is_value_feature
 from churnclv.serving import score
 from churnclv.serving._batcher import MicroBatcher
 from churnclv.serving._requests import CustomerIn
@@ -88,9 +89,9 @@ def _history(tables: InputTables, cid: str) -> dict[str, Any]:
             {"ts": ts.isoformat(), "amount": float(a), "category": k, "channel": h}
             for ts, a, k, h in zip(t["ts"], t["amount"], t["category"], t["channel"], strict=True)
         ],
-        "events": [
-            {"ts": ts.isoformat(), "event_type": str(k)}
-            for ts, k in zip(e["ts"], e["event_type"], strict=True)
+        "events": [  # with the event's value when it has one (session minutes, pages)
+            {"ts": ts.isoformat(), "event_type": str(k), **({} if pd.isna(v) else {"value": v})}
+            for ts, k, v in zip(e["ts"], e["event_type"], e["value"], strict=True)
         ],
         "signup_ts": c["signup_ts"].isoformat(),
         "attributes": {k: str(c[k]) for k in ("plan", "region", "acquisition_channel")},
@@ -223,16 +224,22 @@ def test_feature_session_equals_build_features(svc_workdir: Path, tables: InputT
     want = build_features(tx, ev, cu, as_of=AS_OF)
     session.close()
     pd.testing.assert_frame_equal(got, want, check_dtype=True)
-    assert {c for c in champion.churn.features_ if not c.startswith("btyd_")} <= set(got.columns)
+    needed = {c for c in champion.churn.features_ if not c.startswith("btyd_")}
+    assert {c for c in needed if not is_value_feature(c)} <= set(got.columns)
 
 
-def test_predict_features_matches_predict(client: TestClient, tables: InputTables):
-    """/predict_features on build_features rows gives the same answer as /predict."""
+def test_predict_features_matches_predict(
+    client: TestClient, tables: InputTables, svc_workdir: Path
+):
+    """/predict_features on build_features rows (the champion's event types and valued
+    types) gives the same answer as /predict."""
+    champion = load_champion(tracking_uri_for(svc_workdir))
+    types, valued = champion.churn.event_vocabulary_.values()
     cid = _scorable_ids(tables, 1)[0]
     hist = _history(tables, cid)
     custs = [CustomerIn.model_validate(hist)]
     tx, ev, cu = canonical_frames(custs, ["plan", "region", "acquisition_channel"])
-    feats = build_features(tx, ev, cu, as_of=AS_OF)
+    feats = build_features(tx, ev, cu, as_of=AS_OF, event_types=types, valued_event_types=valued)
     feats["as_of"] = feats["as_of"].astype(str)
     rows = json.loads(feats.to_json(orient="records"))
     r = client.post("/predict_features", json={"rows": rows})

@@ -19,6 +19,7 @@ from lightgbm.basic import LightGBMError
 from churnclv._clv_fields import rank_reference
 from churnclv._errors import InputError
 from churnclv.decisions import reference_distribution
+from churnclv.features._vocabulary import vocabulary_record
 from churnclv.training._fallback import BTYDModel
 from churnclv.training._holdout import CUSTOMER_HOLDOUT, MIN_HOLDOUT_ROWS
 from churnclv.training._metrics import normalized_gini, value_metrics
@@ -384,14 +385,16 @@ def _refit_value(
 def attach_scoring_state(
     churn: TrainableModel, value: ValueFit, plan: Plan, fallbacks: Mapping[str, str]
 ) -> None:
-    """Give the fitted models the BTYD pair as of ``as_of`` and the value reference population.
+    """Give the fitted models the BTYD pair as of ``as_of``, the event vocabulary of their
+    features and the value reference population.
 
     Scores and tiers rank against the churn validation rows, or, for the BTYD
     value fallback beside a churn fallback, the customers as of ``as_of`` it was
     fitted on.
     """
+    vocabulary = vocabulary_record(plan.vocabulary)
     for model in (churn, value.model, *value.candidates.values()):
-        model.attach(btyd=plan.btyd_now)
+        model.attach(btyd=plan.btyd_now, event_vocabulary=vocabulary)
     c_valid, v_valid = plan.c_valid, plan.v_valid
     if "value" in fallbacks and ("churn" in fallbacks or c_valid.empty):
         ref_rows = plan.now  # the trained churn model may need the event features it lacks

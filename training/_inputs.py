@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnclv.features._sql_events import is_value_feature
 from churnclv.training._hybrid import BTYD_COLUMNS, btyd_column_arrays, btyd_columns
 from churnclv.training._scorable import Columns
 
@@ -28,6 +29,13 @@ _MAX_CACHED_LOOKUPS = 256
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """The model input columns of a feature frame (everything but keys and labels)."""
     return [c for c in frame.columns if c not in _NON_FEATURES]
+
+
+def with_null_columns(frame: Columns, columns: list[str]) -> Columns:
+    """``frame`` (a DataFrame or a mapping of arrays) plus all-null float ``columns``."""
+    n = len(frame) if isinstance(frame, pd.DataFrame) else len(next(iter(frame.values())))
+    nulls = {c: np.full(n, np.nan) for c in columns}
+    return frame.assign(**nulls) if isinstance(frame, pd.DataFrame) else {**frame, **nulls}
 
 
 class InputSchema:
@@ -79,7 +87,8 @@ class InputSchema:
     def matrix(self, frame: Columns | np.ndarray) -> np.ndarray:
         """The model's float input matrix for ``frame`` (an ndarray passes through).
 
-        ``frame`` is a DataFrame or a mapping of column arrays. Numeric columns
+        ``frame`` is a DataFrame or a mapping of column arrays. Absent
+        event-value features are null, other absent inputs an error. Numeric columns
         are taken in one block; categoricals are coded against the training
         categories (unknown or missing -> NaN). Build it once and pass it to
         ``predict`` and ``contributions`` to avoid repeating the work.
@@ -88,6 +97,9 @@ class InputSchema:
             return frame
         frame = _with_absent_breadth(self.with_btyd(frame), self.features_)
         missing = [c for c in self.features_ if c not in frame]
+        if any(is_value_feature(c) for c in missing):  # absent event values read as null
+            frame = with_null_columns(frame, [c for c in missing if is_value_feature(c)])
+            missing = [c for c in missing if not is_value_feature(c)]
         if missing:
             raise ValueError(f"feature frame lacks columns: {', '.join(missing[:10])}")
         numeric = [i for i, c in enumerate(self.features_) if c not in self.categories_]

@@ -10,6 +10,7 @@ import pandas as pd
 
 from churnclv._io import InputTables
 from churnclv.features import build_features, build_labels
+from churnclv.features._vocabulary import Vocabulary, model_vocabulary
 from churnclv.training._btyd_select import PurchaseModelChoice, choose_purchase_model
 from churnclv.training._holdout import CUSTOMER_HOLDOUT, OUT_OF_TIME, customer_holdout_split
 from churnclv.training._hybrid import fit_params, stack_btyd
@@ -119,6 +120,7 @@ class Plan:
     designs: dict[str, str] = field(default_factory=dict)
     #: The purchase model of the BTYD columns (BG/NBD or MBG/NBD) and the holdout likelihoods.
     purchase: PurchaseModelChoice = field(default_factory=lambda: PurchaseModelChoice("bgnbd", {}))
+    vocabulary: Vocabulary = field(default_factory=lambda: model_vocabulary())
 
     @property
     def refit_rows(self) -> pd.DataFrame:
@@ -144,6 +146,7 @@ def plan_training(
     cutoff_step_days: float,
     refit_value: bool,
     say: Callable[[str], None],
+    vocabulary: Vocabulary | None = None,
 ) -> Plan:
     """Place the cutoffs, build their labelled features with BTYD columns, and split them.
 
@@ -155,7 +158,9 @@ def plan_training(
     of those cutoffs instead
     (:func:`~churnclv.training._holdout.customer_holdout_split`). Features are
     computed once for the union of all cutoffs, with one BG/NBD + Gamma-Gamma pair fitted per
-    cutoff on its own history.
+    cutoff on its own history. ``vocabulary`` (event types, valued event types)
+    names the event types with their own features (default: the default
+    types, no values).
     """
     churn_horizon_days, value_horizon_days = horizons
     tx = tables.transactions
@@ -182,7 +187,15 @@ def plan_training(
     )
     all_cuts = sorted(set(churn_cuts) | set(value_cuts) | set(refit_cuts))
     say(f"features for {len(all_cuts)} cutoffs")
-    frame = build_features(tx, tables.events, tables.customers, as_of=all_cuts)
+    vocabulary = vocabulary or model_vocabulary()
+    frame = build_features(
+        tx,
+        tables.events,
+        tables.customers,
+        as_of=all_cuts,
+        event_types=vocabulary[0],
+        valued_event_types=vocabulary[1],
+    )
     labels = build_labels(
         tx, frame, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days
     )
@@ -220,6 +233,7 @@ def plan_training(
         v_valid=v_valid,
         designs=designs,
         purchase=purchase,
+        vocabulary=vocabulary,
     )
 
 

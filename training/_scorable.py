@@ -124,6 +124,7 @@ class Record(TypedDict, total=False):
     label_end: str | None
     evaluation: dict[str, Any] | None
     total_scale: float
+    event_vocabulary: dict[str, list[str]] | None
 
 
 class TrainableModel(ScorableModel, Protocol):
@@ -157,6 +158,10 @@ class TrainingRecord:
         Multiplier of a value model's predictions that calibrates their total,
         learned out of time (:mod:`churnclv.training._total_scale`); 1.0 for
         churn models and when none was learned.
+    event_vocabulary_ : dict or None
+        The event types its features were computed with (``event_types``,
+        ``valued_event_types``), chosen from the training window; scoring
+        computes the same columns. None: the default types, no values.
     """
 
     btyd_: dict[str, Any] | None
@@ -164,6 +169,7 @@ class TrainingRecord:
     label_end_: str | None
     evaluation_: dict[str, Any] | None
     total_scale_: float
+    event_vocabulary_: dict[str, list[str]] | None
 
     def _reset_record(self, btyd: dict[str, Any] | None = None) -> None:
         """Start the record afresh (called by ``fit``)."""
@@ -172,6 +178,7 @@ class TrainingRecord:
         self.label_end_ = None
         self.evaluation_ = None
         self.total_scale_ = 1.0
+        self.event_vocabulary_ = None
 
     def scaled(self, predicted: np.ndarray) -> np.ndarray:
         """``predicted`` times :attr:`total_scale_` (unchanged when it is 1)."""
@@ -181,10 +188,10 @@ class TrainingRecord:
     def attach(self, **record: Unpack[Record]) -> Self:
         """Record what training learned about the fitted model outside ``fit``.
 
-        Keywords ``btyd``, ``reference``, ``label_end``, ``evaluation`` and
-        ``total_scale`` set
-        the attribute of that name plus ``_``; one left out keeps its value, and
-        ``fit`` starts the record afresh. Returns ``self``.
+        Keywords ``btyd``, ``reference``, ``label_end``, ``evaluation``,
+        ``total_scale`` and ``event_vocabulary`` set the attribute of that name
+        plus ``_``; one left out keeps its value, and ``fit`` starts the record
+        afresh. Returns ``self``.
 
         Examples
         --------
@@ -207,6 +214,7 @@ class TrainingRecord:
             "label_end": getattr(self, "label_end_", None),
             "evaluation": getattr(self, "evaluation_", None),
             "total_scale": float(getattr(self, "total_scale_", 1.0)),
+            "event_vocabulary": getattr(self, "event_vocabulary_", None),
         }
 
     def _restore_record(self, schema: Mapping[str, Any]) -> None:
@@ -216,6 +224,7 @@ class TrainingRecord:
         self.label_end_ = schema.get("label_end")
         self.evaluation_ = schema.get("evaluation")
         self.total_scale_ = float(schema.get("total_scale", 1.0))
+        self.event_vocabulary_ = schema.get("event_vocabulary")
 
 
 def write_schema(folder: str | Path, schema: dict[str, Any]) -> Path:

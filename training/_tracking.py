@@ -162,6 +162,8 @@ def run_params(
         "churn_calibration_cutoff": churn.calibration_cutoff,
         "btyd_purchase_model": plan.purchase.model,
         **value.selection,
+        "event_types": ",".join(plan.vocabulary[0]) or "none",
+        "valued_event_types": ",".join(plan.vocabulary[1]) or "none",
         "seed": seed,
     }
 

@@ -39,12 +39,13 @@ which the champion gate uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from churnclv._io import InputTables, check_as_of
+from churnclv.features._vocabulary import DEFAULT_TOP_K, select_event_types
 from churnclv.training._evaluate import evaluate
 from churnclv.training._fit import (
     attach_scoring_state,
@@ -150,6 +151,8 @@ def train(
     keep_candidates: bool = False,
     refit_value: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    event_types: Sequence[str] = (),
+    event_top_k: int = DEFAULT_TOP_K,
 ) -> TrainResult:
     """Fit the churn and value models on monthly cutoffs and evaluate them out of time.
 
@@ -194,6 +197,16 @@ def train(
         aliases are set (which is also before the run can end FINISHED); when it
         returns True the training raises ``KeyboardInterrupt``, its run ends
         FAILED and no champion changes. None never stops.
+    event_types : sequence of str, optional
+        Event types that get their own features besides those chosen from
+        the data.
+    event_top_k : int, default 8
+        The most frequent event types before ``as_of`` that get their own
+        features (plus ``event_types`` and the survey types ``nps`` and
+        ``satisfaction`` when present); valued ones (a non-null ``value``)
+        also get value features. The choice is frozen with the models
+        (``event_vocabulary_``) and scoring computes the same columns; other
+        event types count only in the event totals.
 
     Returns
     -------
@@ -230,7 +243,10 @@ def train(
     as_of = pd.Timestamp(as_of)
     check_as_of(tables.transactions, as_of)
     horizons = (churn_horizon_days, value_horizon_days)
-    plan = plan_training(tables, as_of, horizons, max_cutoffs, cutoff_step_days, refit_value, say)
+    vocabulary = select_event_types(tables.events, as_of, top_k=event_top_k, named=event_types)
+    plan = plan_training(
+        tables, as_of, horizons, max_cutoffs, cutoff_step_days, refit_value, say, vocabulary
+    )
     fallbacks = untrainable(plan)
     churn = fit_churn(plan, fallbacks, churn_model, seed, say)
     value = fit_value(plan, fallbacks, value_model, keep_candidates, seed, say)

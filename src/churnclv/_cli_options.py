@@ -30,7 +30,10 @@ __all__ = [
     "Decimal",
     "Encoding",
     "Engine",
+    "EventTopK",
     "EventTypeCol",
+    "EventTypes",
+    "EventValueCol",
     "Events",
     "ExportModelUri",
     "GracefulShutdown",
@@ -75,6 +78,28 @@ AmountCol = Annotated[
     str, typer.Option(help="Source column holding the amount (negative = return).")
 ]
 EventTypeCol = Annotated[str, typer.Option(help="Source column holding the event type.")]
+EventValueCol = Annotated[
+    str | None,
+    typer.Option(
+        help="Source column holding the events' numeric value (survey score, NPS, minutes); "
+        "default: a column named 'value' when there is one."
+    ),
+]
+EventTypes = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated event types that get their own features besides the most "
+        "frequent ones (e.g. nps,complaint)."
+    ),
+]
+EventTopK = Annotated[
+    int,
+    typer.Option(
+        help="How many of the most frequent event types before --as-of get their own "
+        "features (frozen with the models; other types count only in event totals).",
+        min=0,
+    ),
+]
 QuantityCol = Annotated[
     str | None,
     typer.Option(help="With --price-col: amount = quantity x price (invoice-line exports)."),
@@ -246,6 +271,7 @@ def column_map(
     decimal: str | None = None,
     category_col: str | None = None,
     channel_col: str | None = None,
+    event_value_col: str | None = None,
 ) -> ColumnMap:
     """The :class:`ColumnMap` the column and CSV flags describe; InputError for flags that clash."""
     from churnclv import ColumnMap
@@ -269,6 +295,7 @@ def column_map(
         decimal=decimal,
         category_col=category_col or None,
         channel_col=channel_col or None,
+        event_value_col=event_value_col,
     )
 
 
@@ -286,10 +313,7 @@ def parse_as_of(value: str) -> Any:
 
 
 def columns_from(values: Mapping[str, Any]) -> ColumnMap:
-    """:func:`column_map` from a verb's parameters (its ``locals()``), by flag name."""
-    params = inspect.signature(column_map).parameters
-    given: dict[str, Any] = {
-        name: values[name] if p.default is inspect.Parameter.empty else values.get(name, p.default)
-        for name, p in params.items()
-    }
-    return column_map(**given)
+    """:func:`column_map` from a verb's parameters (its ``locals()``), by flag name
+    (flags a verb lacks keep their defaults)."""
+    names = inspect.signature(column_map).parameters
+    return column_map(**{name: values[name] for name in names if name in values})

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churnclv import _generate_campaigns as gc
+from churnclv import _generate_events as ge
 from churnclv._generate_breadth import CATEGORIES, order_categories
 from churnclv._generate_maths import US_PER_DAY, int_exp, int_phi, phi, to_us, two_state_flow
 
@@ -174,6 +175,8 @@ def generate(
     drift_at: int | str | pd.Timestamp | None = None,
     campaigns: bool = True,
     uplift: str = "heterogeneous",
+    event_vocabulary: Any = None,
+    survey_type: str | None = None,
 ) -> SyntheticData:
     """Generate a synthetic customer population with exact ground truth.
 
@@ -209,6 +212,9 @@ def generate(
         The true campaign effects: per customer (``discount_coupon`` hurts loyal
         frequent buyers, ``upgrade_offer`` grows engaged medium and low
         spenders), the same for everyone per action, or none.
+    event_vocabulary, survey_type : sequence of str and str, optional
+        Six names for the event types, and a survey type with 0-10 values
+        (:func:`churnclv._generate_events.finish_events`).
 
     Returns
     -------
@@ -525,6 +531,7 @@ def generate(
         }
     )
     log, log_truth = gc.frames(sim, cust_labels, as_of_ts) if sim is not None else (None, None)
+    events = ge.finish_events(events, transactions, as_of_ts, seed, event_vocabulary, survey_type)
     if drift_at is not None:
         transactions, events = _drift(transactions, events, as_of_ts, drift_at, seed)
     return SyntheticData(

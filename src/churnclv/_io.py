@@ -27,6 +27,7 @@ import pandas as pd
 
 from churnclv import _io_csv
 from churnclv._errors import InputError
+from churnclv._io_values import event_value_select
 
 __all__ = [
     "ColumnMap",
@@ -71,6 +72,9 @@ class ColumnMap:
         ``category`` / ``channel`` when the file has one. A named column the
         file lacks is an error; a column with no value at all is ignored (a
         note says so).
+    event_value_col : str or None
+        Source column of the events' numeric ``value`` (e.g. a survey score);
+        ``None`` uses a column named ``value`` when there is one.
 
     See Also
     --------
@@ -125,6 +129,7 @@ class ColumnMap:
     decimal: str | None = None
     category_col: str | None = None
     channel_col: str | None = None
+    event_value_col: str | None = None
 
     def transaction_columns(self) -> dict[str, str]:
         """The source columns a transactions table needs, by canonical name."""
@@ -400,7 +405,9 @@ def load_events(
     Returns
     -------
     pandas.DataFrame
-        ``customer_id`` (str), ``ts`` (datetime64), ``event_type`` (str, lower case).
+        ``customer_id`` (str), ``ts`` (datetime64), ``event_type`` (str, lower case)
+        and ``value`` (float, null where an event has none) when the events carry
+        one (:mod:`churnclv._io_values`).
     """
     cm = columns or ColumnMap()
     rep = report if report is not None else LoadReport()
@@ -416,6 +423,11 @@ def load_events(
     cid = _q(cm.customer_col)
     ts = _check_ts(con, _q(cm.ts_col), p, what, cm.ts_col)
     et = _q(cm.event_type_col)
+    try:
+        dec = _io_csv.normalize_decimal(cm.decimal)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    value = event_value_select(con, cm.event_value_col, cols, p, dec)
     bad = _sample(
         con, f"SELECT {et} FROM src WHERE {et} IS NULL OR trim(CAST({et} AS VARCHAR)) = ''"
     )
@@ -423,7 +435,7 @@ def load_events(
         raise InputError(f"{what} file {p}: column {cm.event_type_col!r} has empty values")
     select = (
         f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, "
-        f"lower(trim(CAST({et} AS VARCHAR))) AS event_type"
+        f"lower(trim(CAST({et} AS VARCHAR))) AS event_type{value}"
     )
     return _finish(con, select, f"{cid} IS NOT NULL", p, what, rep)
 

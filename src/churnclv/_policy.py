@@ -127,6 +127,13 @@ class Policy:
     holdout_share : float
         Share of scored customers held out at random (reproducibly, by a hash of
         customer id and as_of): they get ``none``, so campaigns keep a control group.
+    satisfaction_event_types : tuple of str
+        The satisfaction survey event types (section ``satisfaction``): the
+        latest value of any of them is ``satisfaction_score``.
+    satisfaction_high, satisfaction_medium : float
+        ``satisfaction_class`` is ``high`` at or above ``satisfaction_high``,
+        ``medium`` at or above ``satisfaction_medium``, else ``low`` (on a 0-10
+        NPS scale: promoters 9-10, passives 7-8, detractors 0-6).
 
     Examples
     --------
@@ -147,6 +154,9 @@ class Policy:
     actions: tuple[Action, ...] = ()
     monitoring: Monitoring = Monitoring()
     holdout_share: float = 0.10
+    satisfaction_event_types: tuple[str, ...] = ("nps", "satisfaction")
+    satisfaction_high: float = 9.0
+    satisfaction_medium: float = 7.0
 
 
 _MONITORING_KEYS = ("psi_watch", "psi_retrain", "auc_drop_watch", "auc_drop_retrain")
@@ -164,6 +174,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
         }
     ),
     "monitoring": frozenset({*_MONITORING_KEYS, "tier_change_watch"}),
+    "satisfaction": frozenset({"event_types", "high", "medium"}),
 }
 #: Top-level keys a policy file may hold.
 _TOP_KEYS = frozenset({*_SECTIONS, "actions", "holdout_share"})
@@ -217,6 +228,27 @@ def _num(
     if not lo <= val <= hi:
         raise InputError(f"policy {src}: '{name}' = {val} must be within [{lo}, {hi}]")
     return float(val)
+
+
+def _satisfaction(sec: dict[str, Any], src: str) -> dict[str, Any]:
+    """The ``satisfaction`` section (merged over the default's) as Policy keywords."""
+    types = sec.get("event_types")
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+        raise InputError(
+            f"policy {src}: 'satisfaction.event_types' must be a non-empty list of event types"
+        )
+    high = _num(sec, "satisfaction", "high", src, lo=-math.inf, hi=math.inf)
+    medium = _num(sec, "satisfaction", "medium", src, lo=-math.inf, hi=math.inf)
+    if medium > high:
+        raise InputError(
+            f"policy {src}: 'satisfaction.medium' ({medium}) must not exceed "
+            f"'satisfaction.high' ({high})"
+        )
+    return {
+        "satisfaction_event_types": tuple(t.strip().lower() for t in types),
+        "satisfaction_high": high,
+        "satisfaction_medium": medium,
+    }
 
 
 def _known_segment(seg: Any, src: str, what: str) -> None:
@@ -439,4 +471,5 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
         actions=tuple(actions),
         monitoring=_monitoring(doc.get("monitoring") or {}, src),
         holdout_share=_num(doc, "", "holdout_share", src, lo=0, hi=1),
+        **_satisfaction(doc.get("satisfaction") or {}, src),
     )

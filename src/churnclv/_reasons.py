@@ -22,6 +22,8 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from churnclv._reasons_events import value_label, value_text
+
 __all__ = ["ReasonTable", "feature_label", "reason_text", "reasons", "text_fn"]
 
 
@@ -75,6 +77,8 @@ def feature_label(feature: str) -> str:
     """
     if feature in _LABELS:
         return _LABELS[feature]
+    if (label := value_label(feature)) is not None:
+        return label
     for w in (7, 30, 90, 365):
         if feature == f"tx_count_{w}d":
             return f"purchases in the last {w} days"
@@ -227,6 +231,8 @@ def text_fn(feature: str) -> TextFn:
 
     Resolved once per feature, so a batch formats each reason with one call.
     """
+    if value_label(feature) is not None:  # an event-value feature (NPS, scores)
+        return lambda value, recency, gap, rc, rt: cast("str", value_text(feature, _num(value)))
     if feature in ("recency_days", "overdue_ratio"):
         return _recency_text(feature)
     if feature in ("gap_mean_days", "gap_std_days"):

@@ -40,6 +40,7 @@ from churnclv._report_figures import (
     value_at_risk,
     words,
 )
+from churnclv._satisfaction import satisfaction_section
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -531,6 +532,7 @@ def write_report(
         learned_actions_section(scored),
         _drivers(scored, detail),
         _migration_section(previous, scored),
+        satisfaction_section(scored),
         "<h2>Customer value</h2>",
         grid(
             [

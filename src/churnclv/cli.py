@@ -99,6 +99,20 @@ def generate(
             "hurts loyal frequent buyers), uniform (the same for everyone) or none."
         ),
     ] = "heterogeneous",
+    event_vocabulary: Annotated[
+        str | None,
+        typer.Option(
+            help="Six comma-separated names for the event types login, session, page_view, "
+            "email_open, support_ticket, complaint (e.g. app_open,video_play,...)."
+        ),
+    ] = None,
+    survey_type: Annotated[
+        str | None,
+        typer.Option(
+            help="Also emit satisfaction survey answers of this event type (e.g. nps) with a "
+            "0-10 value that falls as a customer nears churn."
+        ),
+    ] = None,
 ) -> None:
     """Write realistic synthetic histories, past campaigns and their ground truth.
 
@@ -112,16 +126,22 @@ def generate(
     ts, drift = opt.parse_as_of(as_of), _drift_date(drift_at)
     if uplift not in ("heterogeneous", "uniform", "none"):
         raise InputError(f"--uplift {uplift!r} is not one of heterogeneous, uniform, none")
+    vocabulary = [t.strip() for t in event_vocabulary.split(",")] if event_vocabulary else None
     with step(f"generating {customers:,} customers"):
-        data = churnclv.generate(
-            customers,
-            seed=seed,
-            as_of=ts,
-            history_days=history_days,
-            future_days=future_days,
-            drift_at=drift,
-            uplift=uplift,
-        )
+        try:
+            data = churnclv.generate(
+                customers,
+                seed=seed,
+                as_of=ts,
+                history_days=history_days,
+                future_days=future_days,
+                drift_at=drift,
+                uplift=uplift,
+                event_vocabulary=vocabulary,
+                survey_type=survey_type,
+            )
+        except ValueError as exc:  # the event vocabulary or survey type
+            raise InputError(f"--event-vocabulary/--survey-type: {exc}") from None
         paths = write_synthetic(data, out_dir)
     for name, p in paths.items():
         out.print(f"{name}: {p}")
@@ -200,6 +220,9 @@ def train(
     ts_col: opt.TsCol = "ts",
     amount_col: opt.AmountCol = "amount",
     event_type_col: opt.EventTypeCol = "event_type",
+    event_value_col: opt.EventValueCol = None,
+    event_types: opt.EventTypes = None,
+    event_top_k: opt.EventTopK = 8,
     quantity_col: opt.QuantityCol = None,
     price_col: opt.PriceCol = None,
     no_amount: opt.NoAmount = False,
@@ -237,6 +260,8 @@ def train(
             seed=seed,
             progress=update,
             should_stop=stop_requested,
+            event_types=[t.strip() for t in (event_types or "").split(",") if t.strip()],
+            event_top_k=event_top_k,
         )
     print_fallbacks(result)
     print_metrics(result)
@@ -297,6 +322,7 @@ def score(
     ts_col: opt.TsCol = "ts",
     amount_col: opt.AmountCol = "amount",
     event_type_col: opt.EventTypeCol = "event_type",
+    event_value_col: opt.EventValueCol = None,
     quantity_col: opt.QuantityCol = None,
     price_col: opt.PriceCol = None,
     no_amount: opt.NoAmount = False,

@@ -1,0 +1,62 @@
+"""The optional numeric ``value`` column of an events table (DESIGN §3, §13).
+
+A survey score, an NPS answer or session minutes: events may carry a number.
+The column is the one named by ``ColumnMap.event_value_col`` (``--event-value-col``),
+else a column called ``value`` when the file has one. Missing values are fine
+(most events carry none); a value that is present but not a finite number is an
+:class:`~churnclv.InputError` naming the file, the column and a sample.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+
+from churnclv._errors import InputError
+
+__all__ = ["event_value_select"]
+
+_SAMPLE = 5
+
+
+def event_value_select(
+    con: duckdb.DuckDBPyConnection,
+    name: str | None,
+    columns: dict[str, str],
+    p: Path,
+    decimal: str = ".",
+) -> str:
+    """The select item of the canonical ``value`` column (``""`` when the events have none).
+
+    ``name`` is the mapped source column (None: ``value`` when present);
+    ``columns`` the source columns and their types.
+    """
+    if name is None:
+        if "value" not in columns:
+            return ""
+        name = "value"
+    if name not in columns:
+        avail = ", ".join(list(columns)[:20])
+        raise InputError(
+            f"events file {p}: missing column {name!r} (for value, --event-value-col); "
+            f"columns found: {avail}"
+        )
+    col = '"' + name.replace('"', '""') + '"'
+    text = f"trim(CAST({col} AS VARCHAR))"
+    source = f"replace({text}, ',', '.')" if decimal == "," else text
+    num = f"TRY_CAST(nullif({source}, '') AS DOUBLE)"
+    rows = con.execute(
+        f"SELECT DISTINCT {col} FROM src WHERE {col} IS NOT NULL AND {text} <> '' "
+        f"AND ({num} IS NULL OR isnan({num}) OR isinf({num})) LIMIT {_SAMPLE}"
+    ).fetchall()
+    if rows:
+        bad = [repr(r[0]) for r in rows]
+        comma = decimal == "." and any(re.fullmatch(r"'-?\d*,\d+'", b) for b in bad)
+        hint = " (decimal commas? use --decimal ,)" if comma else ""
+        raise InputError(
+            f"events file {p}: column {name!r} (event value) has non-numeric values, "
+            f"e.g. {', '.join(bad)}{hint}; leave a value empty when an event has none"
+        )
+    return f", {num} AS value"
