@@ -249,6 +249,9 @@ _TYPES = {
     "ts": "timestamp",
     "amount": "double",
     "event_type": "string",
+    "value": "double",
+    "category": "string",
+    "channel": "string",
     "cutoff": "timestamp",
     "as_of": "timestamp",
 }
@@ -258,7 +261,8 @@ def register_inputs(spark: SparkSession, frames: dict[str, pd.DataFrame]) -> Non
     """Register each pandas frame of ``frames`` as a temporary view named by its key.
 
     Frames whose columns are all known (``customer_id``, ``ts``, ``amount``,
-    ``event_type``, ``cutoff``, ``as_of``) get an explicit schema when empty.
+    ``event_type``, ``value``, ``category``, ``channel``, ``cutoff``, ``as_of``)
+    get an explicit schema when empty.
     """
     for name, frame in frames.items():
         known = all(col in _TYPES for col in frame.columns)

@@ -20,13 +20,24 @@ AS_OF = datetime(2024, 1, 1)
 ACTIONS = ("email_reminder", "discount_coupon", "personal_call")
 
 
+def _known(row: dict, names: tuple[str, ...]) -> dict:
+    """The fields of ``row`` among ``names`` that hold a value."""
+    return {n: row[n] for n in names if n in row and not pd.isna(row[n])}
+
+
 def _customer(cid: str, tx: pd.DataFrame, ev: pd.DataFrame, cust: pd.DataFrame) -> CustomerIn:
     t, e, row = tx[tx["customer_id"] == cid], ev[ev["customer_id"] == cid], cust.loc[cid]
     return CustomerIn(
         customer_id=cid,
         as_of=AS_OF,
-        transactions=[{"ts": s, "amount": a} for s, a in zip(t["ts"], t["amount"], strict=True)],
-        events=[{"ts": s, "event_type": k} for s, k in zip(e["ts"], e["event_type"], strict=True)],
+        transactions=[  # with category and channel, as the batch scores read them
+            {"ts": r["ts"], "amount": r["amount"], **_known(r, ("category", "channel"))}
+            for r in t.to_dict("records")
+        ],
+        events=[
+            {"ts": r["ts"], "event_type": r["event_type"], **_known(r, ("value",))}
+            for r in e.to_dict("records")
+        ],
         attributes={c: row[c] for c in ("plan", "region", "acquisition_channel") if c in row},
         signup_ts=row.get("signup_ts"),
     )

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from churnclv import _generate_campaigns as gc
 from churnclv import _generate_events as ge
 from churnclv._generate_breadth import CATEGORIES, order_categories
+from churnclv._generate_drift import drift as _drift
 from churnclv._generate_maths import US_PER_DAY, int_exp, int_phi, phi, to_us, two_state_flow
 
 __all__ = ["SyntheticData", "generate", "write"]
@@ -543,26 +544,6 @@ def generate(
         campaigns=log,
         campaign_truth=log_truth,
     )
-
-
-_DRIFT_DROP, _DRIFT_PRICE = 0.7, 1.5  # after drift_at: share of events and orders lost, prices
-
-
-def _drift(
-    transactions: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp, drift_at: Any, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Drop 70% of the events and orders and raise amounts by 50% from ``drift_at`` on."""
-    days = isinstance(drift_at, int | np.integer) and not isinstance(drift_at, bool)
-    start = as_of - pd.Timedelta(days=int(drift_at)) if days else pd.Timestamp(drift_at)
-    rng = np.random.default_rng([seed, 21])  # its own stream: the undrifted data is unchanged
-    drop = (events["ts"] >= start).to_numpy() & (rng.random(len(events)) < _DRIFT_DROP)
-    events = events.loc[~drop].reset_index(drop=True)
-    orders = transactions.loc[transactions["ts"] >= start, "order_id"].unique()
-    gone = orders[rng.random(len(orders)) < _DRIFT_DROP]
-    transactions = transactions.loc[~transactions["order_id"].isin(gone)].reset_index(drop=True)
-    late = (transactions["ts"] >= start).to_numpy()
-    transactions.loc[late, "amount"] = (transactions.loc[late, "amount"] * _DRIFT_PRICE).round(2)
-    return transactions, events
 
 
 def write(data: SyntheticData, out_dir: str | Path) -> dict[str, Path]:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import duckdb
 import pandas as pd
 
 from churnclv import _io_csv
+from churnclv._atomic import atomic_write, atomic_write_parquet
 from churnclv._errors import InputError
 from churnclv._io_values import event_value_select
 
@@ -33,6 +32,7 @@ __all__ = [
     "ColumnMap",
     "InputTables",
     "LoadReport",
+    "atomic_write",
     "atomic_write_parquet",
     "check_as_of",
     "load_customers",
@@ -532,30 +532,6 @@ def load_inputs(
         events=load_events(events, columns, report) if events else None,
         customers=load_customers(customers, columns, report) if customers else None,
     )
-
-
-def atomic_write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``df`` to ``path`` through a temp file in the same folder and a rename.
-
-    An interrupted or failed write leaves either the old file or none, never a
-    partial one.
-    """
-    return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-
-
-def atomic_write(path: str | os.PathLike[str], writer: Callable[[str], object]) -> Path:
-    """Call ``writer(tmp_path)`` then rename the temp file onto ``path``."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
 
 
 def check_as_of(
