@@ -16,7 +16,6 @@ splitting them would scatter the contract a user reads in one place.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pandas as pd
 from churnclv import _io_csv
 from churnclv._atomic import atomic_write, atomic_write_parquet
 from churnclv._errors import InputError
-from churnclv._io_values import event_value_select
+from churnclv._io_values import decimal_hint, event_value_select
 
 __all__ = [
     "ColumnMap",
@@ -280,11 +279,9 @@ def _check_number(
         f"OR isnan({num}) OR isinf({num})",
     )
     if bad:
-        comma = decimal == "." and any(re.fullmatch(r"'-?\d*,\d+'", b) for b in bad)
-        hint = " (decimal commas? use --decimal ,)" if comma else ""
         raise InputError(
             f"{what} file {p}: column {name!r} has non-numeric or missing values, "
-            f"e.g. {', '.join(bad)}{hint}"
+            f"e.g. {', '.join(bad)}{decimal_hint(bad, decimal)}"
         )
     return f"CAST({source} AS DOUBLE)"
 

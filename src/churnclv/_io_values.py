@@ -16,7 +16,14 @@ import duckdb
 
 from churnclv._errors import InputError
 
-__all__ = ["event_value_select"]
+
+def decimal_hint(bad: list[str], decimal: str) -> str:
+    """A hint to pass ``--decimal ,`` when the bad values (quoted reprs) look like ``'1,5'``."""
+    comma = decimal == "." and any(re.fullmatch(r"'-?\d*,\d+'", b) for b in bad)
+    return " (decimal commas? use --decimal ,)" if comma else ""
+
+
+__all__ = ["decimal_hint", "event_value_select"]
 
 _SAMPLE = 5
 
@@ -53,10 +60,9 @@ def event_value_select(
     ).fetchall()
     if rows:
         bad = [repr(r[0]) for r in rows]
-        comma = decimal == "." and any(re.fullmatch(r"'-?\d*,\d+'", b) for b in bad)
-        hint = " (decimal commas? use --decimal ,)" if comma else ""
         raise InputError(
             f"events file {p}: column {name!r} (event value) has non-numeric values, "
-            f"e.g. {', '.join(bad)}{hint}; leave a value empty when an event has none"
+            f"e.g. {', '.join(bad)}{decimal_hint(bad, decimal)}; leave a value empty when an "
+            "event has none"
         )
     return f", {num} AS value"
