@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,21 @@ def _bad_number(value: Column) -> Column:
     return value.isNull() | F.isnan(value) | (F.abs(value) == F.lit(float("inf")))
 
 
+def _check_rows_and_ts(
+    stats: Mapping[str, Any], src: SparkDataFrame, ts_col: str, ts: Column, what: str, path: str
+) -> None:
+    """InputError for an empty file, or for timestamps that did not parse (``stats``:
+    ``rows`` and ``bad_ts`` counts of one pass over ``src``)."""
+    if stats["rows"] == 0:
+        raise InputError(f"{what} file is empty (no data rows): {path}")
+    if stats["bad_ts"]:
+        sample = _sample(src, ts_col, ts.isNull(), what, path)
+        raise InputError(
+            f"{what} file {path}: column {ts_col!r} has unparseable or missing timestamps, "
+            f"e.g. {sample}"
+        )
+
+
 def _sample(src: SparkDataFrame, name: str, bad: Column, what: str, path: str) -> str:
     rows = _collect(src.filter(bad).select(f"`{name}`").limit(_SAMPLE), what, path)
     return ", ".join(repr(r[0]) for r in rows)
@@ -209,14 +225,7 @@ def _transactions(
         _count(valid & (amount == 0)).alias("zeros"),
     ]
     stats = _collect(src.agg(*checks), what, path)[0].asDict()
-    if stats["rows"] == 0:
-        raise InputError(f"{what} file is empty (no data rows): {path}")
-    if stats["bad_ts"]:
-        sample = _sample(src, cm.ts_col, ts.isNull(), what, path)
-        raise InputError(
-            f"{what} file {path}: column {cm.ts_col!r} has unparseable or missing timestamps, "
-            f"e.g. {sample}"
-        )
+    _check_rows_and_ts(stats, src, cm.ts_col, ts, what, path)
     for i, (name, value) in enumerate(numbers.items()):
         if stats[f"bad_{i}"]:
             sample = _sample(src, name, _bad_number(value), what, path)
@@ -278,14 +287,7 @@ def _events(spark: SparkSession, path: str, cm: ColumnMap) -> SparkDataFrame:
         what,
         path,
     )[0]
-    if stats["rows"] == 0:
-        raise InputError(f"{what} file is empty (no data rows): {path}")
-    if stats["bad_ts"]:
-        sample = _sample(src, cm.ts_col, ts.isNull(), what, path)
-        raise InputError(
-            f"{what} file {path}: column {cm.ts_col!r} has unparseable or missing timestamps, "
-            f"e.g. {sample}"
-        )
+    _check_rows_and_ts(stats, src, cm.ts_col, ts, what, path)
     if stats["empty"]:
         raise InputError(f"{what} file {path}: column {cm.event_type_col!r} has empty values")
     value_col = cm.event_value_col or ("value" if "value" in src.columns else None)

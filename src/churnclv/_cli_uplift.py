@@ -14,6 +14,13 @@ import typer
 
 from churnclv import InputError
 from churnclv import _cli_options as opt
+from churnclv._cli_campaigns import (
+    CampaignCustomerCol,
+    CampaignIdCol,
+    CampaignTsCol,
+    TreatmentCol,
+    campaign_columns_from,
+)
 from churnclv._cli_output import load_tables, out, step
 
 __all__ = [
@@ -42,15 +49,6 @@ ResponseDays = Annotated[
 Control = Annotated[
     str, typer.Option("--control", help="The treatment label of the untreated (control) arm.")
 ]
-CampaignCustomerCol = Annotated[
-    str, typer.Option(help="Campaign log column holding the customer id.")
-]
-CampaignTsCol = Annotated[str, typer.Option(help="Campaign log column holding the send time.")]
-TreatmentCol = Annotated[str, typer.Option(help="Campaign log column holding the treatment.")]
-CampaignIdCol = Annotated[
-    str,
-    typer.Option(help="Campaign log column holding the campaign id (default: the send date)."),
-]
 LearnerOpt = Annotated[
     str,
     typer.Option(help="Uplift learner: dr (doubly robust DR-learner) or t (T-learner)."),
@@ -60,7 +58,7 @@ LearnerOpt = Annotated[
 def run_train_uplift(params: dict[str, Any]) -> None:
     """Run the verb with the parameters of the ``train-uplift`` command (its ``locals()``)."""
     from churnclv import check_as_of, load_policy, train_uplift
-    from churnclv._campaigns import CampaignColumns, load_campaigns
+    from churnclv._campaigns import load_campaigns
     from churnclv.training import tracking_uri_for
 
     if params["learner"] not in ("dr", "t"):
@@ -68,12 +66,7 @@ def run_train_uplift(params: dict[str, Any]) -> None:
     ts = opt.parse_as_of(params["as_of"])
     pol = load_policy(params["policy"])
     actions = [a.name for a in pol.actions]
-    columns = CampaignColumns(
-        customer_id=params["campaign_customer_col"],
-        ts=params["campaign_ts_col"],
-        treatment=params["treatment_col"],
-        campaign_id=params["campaign_id_col"],
-    )
+    columns = campaign_columns_from(params)
     campaigns = load_campaigns(
         params["campaigns"],
         columns=columns,
