@@ -73,6 +73,38 @@ def _true_value(action: pd.Series, truth: pd.DataFrame, costs: dict[str, float])
     return float(gain.mean())
 
 
+def _feature_oracle(data: Any, feats: pd.DataFrame) -> np.ndarray:
+    """The true effects as far as the features can tell them: ``E[effect | features]``.
+
+    A LightGBM regression of each send's *true* effect (``campaign_truth``, no
+    outcome noise) on the send's features as of its date, predicted as of
+    ``as_of``. The oracle knows each customer's hidden state (engaged, fading,
+    dead); no policy that sees only the features can beat this one by much,
+    so it is the ceiling a learner from noisy outcomes is measured against.
+    """
+    import lightgbm as lgb
+
+    truth = data.campaign_truth
+    dates = sorted(truth["ts"].dt.normalize().unique())
+    at = build_features(data.transactions, data.events, data.customers, as_of=list(dates))
+    keys = truth.assign(as_of=truth["ts"].dt.normalize().astype(at["as_of"].dtype))
+    rows = keys.merge(at, on=["customer_id", "as_of"], how="inner")
+    cols = [c for c in feats.columns if c not in ("customer_id", "as_of")]
+    cats = [c for c in cols if not pd.api.types.is_numeric_dtype(feats[c])]
+    x, xd = rows[cols].copy(), feats[cols].copy()
+    for c in cats:
+        x[c] = x[c].astype(str).astype("category")
+        xd[c] = pd.Categorical(xd[c].astype(str), categories=x[c].cat.categories)
+    params = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31}
+    params |= {"min_data_in_leaf": 50, "verbose": -1, "seed": 0}
+    return np.column_stack(
+        [
+            lgb.train(params, lgb.Dataset(x, rows[f"effect_{a}"].to_numpy()), 400).predict(xd)
+            for a in ACTIONS
+        ]
+    )
+
+
 def _gate(result: Any) -> dict[str, Any]:
     return {
         "basis": result.basis,
@@ -126,6 +158,8 @@ def _decisions(data: Any, pol: Policy, model: Any, basis: str, uniform: str) -> 
     out["learned_action"] = learned
     for j, a in enumerate(names):
         out[f"uplift_{a}"] = uplift[:, j]
+    seen, _ = choose_action(_feature_oracle(data, feats) - costs, ok, none, names)
+    out["feature_oracle_action"] = seen
     return out.merge(truth[["customer_id", *(f"effect_{a}" for a in ACTIONS)]], on="customer_id")
 
 
@@ -161,6 +195,7 @@ def heterogeneous(n: int, seed: int, learner: str, work: str) -> dict[str, Any]:
         "learned_if_kept_by_the_gate": _true_value(d["ungated_action"], d, costs),
         "oracle": _true_value(pd.Series(oracle), d, costs),
         "oracle_eligible": _true_value(pd.Series(oracle_eligible), d, costs),
+        "feature_oracle_eligible": _true_value(d["feature_oracle_action"], d, costs),
         "constant_uplift_policy": _true_value(d["action"], d, costs),
         "none": 0.0,
         **{f"all_{a}": float((d[f"effect_{a}"] - costs[a]).mean()) for a in ACTIONS},
@@ -175,15 +210,22 @@ def heterogeneous(n: int, seed: int, learner: str, work: str) -> dict[str, Any]:
         "true_value_per_customer": values,
         "learned_over_oracle": values["learned"] / values["oracle"],
         "learned_over_oracle_eligible": values["learned"] / values["oracle_eligible"],
+        "learned_over_feature_oracle_eligible": values["learned"]
+        / values["feature_oracle_eligible"],
+        "feature_oracle_over_oracle_eligible": values["feature_oracle_eligible"]
+        / values["oracle_eligible"],
         "learned_over_constant_uplift": values["learned"] / values["constant_uplift_policy"],
         "actions": {
             "learned": d["learned_action"].value_counts().to_dict(),
             "oracle": pd.Series(oracle).value_counts().to_dict(),
+            "oracle_eligible": pd.Series(oracle_eligible).value_counts().to_dict(),
+            "feature_oracle_eligible": d["feature_oracle_action"].value_counts().to_dict(),
             "constant_uplift_policy": d["action"].value_counts().to_dict(),
         },
         "harmed_by_coupon": int(harmed.sum()),
         "harmed_given_coupon_share": share("learned_action") if harmed.any() else 0.0,
         "harmed_given_coupon_share_policy": share("action") if harmed.any() else 0.0,
+        "harmed_given_coupon_share_if_kept": share("ungated_action") if harmed.any() else 0.0,
         "uplift_effect_correlation": corr,
         "gate": _gate(up),
         "seconds": {
@@ -248,6 +290,7 @@ def main() -> None:
             if variant == "heterogeneous":
                 h = result[variant] = heterogeneous(n, args.seed, args.learner, work)
                 keys = ("true_value_per_customer", "learned_over_oracle")
+                keys += ("learned_over_oracle_eligible", "learned_over_feature_oracle_eligible")
                 keys += ("learned_over_constant_uplift", "harmed_given_coupon_share")
                 print(json.dumps({k: h[k] for k in keys}, indent=2))
             else:

@@ -151,3 +151,25 @@ def test_gate_wants_the_learned_policy_to_beat_every_constant_policy() -> None:
     decision = gate(values, contrib, ["coupon"], n_boot=200)
     assert (decision.basis, decision.uniform_action) == ("best_uniform", "none")
     assert "coupon" in decision.reason
+
+
+def test_effects_in_units_of_the_basket_come_back_in_currency(tmp_path) -> None:
+    """A coupon that adds a third of an order: the model learns it per unit of basket
+    (``monetary_mean``) and answers in currency; saving keeps the unit and its floor."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    basket = rng.choice([10.0, 100.0], n)
+    frame = pd.DataFrame({"customer_id": [f"C{i}" for i in range(n)], "monetary_mean": basket})
+    arm = rng.choice(["control", "coupon"], n)
+    y = basket * (rng.poisson(1.0, n) + np.where(arm == "coupon", 1 / 3, 0.0))
+    model = UpliftModel(learner="t", seed=0).fit(frame, arm, y)
+    assert model.scale_feature_ == "monetary_mean" and model.scale_floor_ == 10.0
+    up = model.predict_uplift(pd.DataFrame({"monetary_mean": [10.0, 100.0, 0.0]}))[:, 0]
+    assert 1.5 < up[0] < 5 and 15 < up[1] < 50  # the truth: 3.33 and 33.3
+    assert up[2] == pytest.approx(up[0])  # no basket yet: the floor's unit
+    mu = model.predict_outcomes(pd.DataFrame({"monetary_mean": [100.0]}))
+    assert 80 < mu[0, 0] < 120  # outcome levels in currency too (one order of 100)
+    loaded = UpliftModel.load(model.save(tmp_path / "m"))
+    assert (loaded.scale_feature_, loaded.scale_floor_) == ("monetary_mean", 10.0)
+    plain = UpliftModel(learner="t", scale=None, seed=0).fit(frame, arm, y)
+    assert plain.scale_feature_ is None and plain.scale_floor_ == 1.0
