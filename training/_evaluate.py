@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from churnclv.training._metrics import churn_metrics, value_metrics
-from churnclv.training._plan import Plan
+from churnclv.training._plan import Plan, purchase_model_name
 from churnclv.training._scorable import ScorableModel
 
 __all__ = ["Evaluation", "baseline_metrics", "churn_worth", "evaluate", "recency_score"]
@@ -70,10 +70,16 @@ def evaluate(
         c_valid["churned"].to_numpy(int),
         v_valid["future_value"].to_numpy(float),
     )
+    btyd = purchase_model_name(plan.purchase.model)
     ev.p_churn = _judged(
-        ev, "churn", c_valid, None if "churn" in fallbacks else churn, "btyd_p_no_purchase_churn"
+        ev,
+        "churn",
+        c_valid,
+        None if "churn" in fallbacks else churn,
+        "btyd_p_no_purchase_churn",
+        btyd,
     )
-    ev.p_value = _judged(ev, "value", v_valid, value, "btyd_clv_value")
+    ev.p_value = _judged(ev, "value", v_valid, value, "btyd_clv_value", btyd)
     for kind, why in ev.reasons.items():
         if why.startswith("none"):
             say(f"no {kind} metrics ({why.removeprefix('none: ')})")
@@ -89,11 +95,16 @@ def evaluate(
 
 
 #: How a fallback is judged, by kind: the BTYD method fitted as of the validation cutoff.
-_BTYD_METHOD = {"churn": "BG/NBD", "value": "BG/NBD + Gamma-Gamma"}
+_BTYD_METHOD = {"churn": "{model}", "value": "{model} + Gamma-Gamma"}
 
 
 def _judged(
-    ev: Evaluation, kind: str, rows: pd.DataFrame, model: ScorableModel | None, column: str
+    ev: Evaluation,
+    kind: str,
+    rows: pd.DataFrame,
+    model: ScorableModel | None,
+    column: str,
+    btyd: str,
 ) -> np.ndarray | None:
     """The predictions ``kind`` is judged by on ``rows``: ``model``'s, else the BTYD column's.
 
@@ -106,9 +117,10 @@ def _judged(
     if model is not None:
         return model.predict(rows)
     if rows[column].notna().all():
-        ev.reasons[kind] = f"{_BTYD_METHOD[kind]} fitted as of the validation cutoff"
+        method = _BTYD_METHOD[kind].format(model=btyd)
+        ev.reasons[kind] = f"{method} fitted as of the validation cutoff"
         return rows[column].to_numpy(float)
-    ev.reasons[kind] = "none: BG/NBD cannot be fitted as of the validation cutoff"
+    ev.reasons[kind] = f"none: {btyd} cannot be fitted as of the validation cutoff"
     return None
 
 

@@ -203,7 +203,7 @@ def plan_training(
     # every column the models read: the value fallback ranks the churn model's scores on it
     now = build_features(tx, tables.events, tables.customers, as_of=as_of)
     purchase = choose_purchase_model(_choice_rows(frame, churn_cuts, churn_horizon_days, now))
-    say(f"{_NAMES[purchase.model]} + Gamma-Gamma per cutoff (hybrid features)")
+    say(f"{purchase_model_name(purchase.model)} + Gamma-Gamma per cutoff (hybrid features)")
     frame = stack_btyd(frame, churn_horizon_days, value_horizon_days, purchase_model=purchase.model)
     c_train, c_valid = (
         customer_holdout_split(frame, churn_cuts)
@@ -238,6 +238,11 @@ def plan_training(
 
 
 _NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD"}
+
+
+def purchase_model_name(model: str) -> str:
+    """The purchase model's name for people: ``"bgnbd"`` -> ``"BG/NBD"``."""
+    return _NAMES.get(model, model)
 
 
 def _choice_rows(

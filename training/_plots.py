@@ -28,6 +28,7 @@ _STYLES = {
     "RFM recency": {"color": "#3a9a3a", "linestyle": "-.", "linewidth": 1.4, "marker": "^",
                     "zorder": 2},
 }  # fmt: skip
+_STYLES["MBG/NBD"] = _STYLES["BG/NBD"]  # the purchase model chosen for the BTYD columns
 _BASELINE_COLORS = ("#e07b00", "#3a9a3a", "#8c564b", "#7f7f7f")
 #: Bar colours of the comparison chart: one colour per scorer in every panel.
 _BAR_COLORS = {"model": "#1f5fbf", "BG/NBD": "#e07b00", "RFM": "#3a9a3a"}

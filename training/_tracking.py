@@ -239,6 +239,7 @@ def _log_plots(
     import mlflow
 
     from churnclv.training import _plots as plots
+    from churnclv.training._plan import purchase_model_name
 
     c_valid, yc, p_churn = plan.c_valid, evaluation.yc, evaluation.p_churn
     figures = {
@@ -252,7 +253,8 @@ def _log_plots(
     if p_churn is not None:
         scores = {"model": p_churn, "RFM recency": recency_score(c_valid)}
         if c_valid["btyd_p_no_purchase_churn"].notna().all():
-            scores["BG/NBD"] = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
+            btyd = purchase_model_name(plan.purchase.model)
+            scores[btyd] = c_valid["btyd_p_no_purchase_churn"].to_numpy(float)
         if len(np.unique(yc)) == 2:  # no ROC curve for validation rows of one class
             figures["plots/churn_roc.png"] = plots.roc_plot(yc, scores)
         figures["plots/churn_calibration.png"] = plots.calibration_plot(yc, p_churn)

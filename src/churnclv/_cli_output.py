@@ -159,6 +159,9 @@ def print_campaign(scored: Any) -> None:
     from churnclv.decisions import campaign_summary
 
     s = campaign_summary(scored)
+    if not s["cost"] > 0:  # nobody selected (or only free actions): no return on cost to state
+        out.print(f"campaign: {int(s['customers']):,} customers, no paid action chosen")
+        return
     out.print(
         f"campaign: {int(s['customers']):,} customers, cost {s['cost']:,.0f}, expected saved value "
         f"{s['expected_saved_value']:,.0f}, expected net gain {s['expected_net_gain']:,.0f}, "
