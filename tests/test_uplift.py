@@ -119,7 +119,9 @@ def test_qini_ranks_responders_above_random() -> None:
 
 
 def test_learned_choice_and_rolling_folds() -> None:
-    from churnclv.training._train_uplift import _split, _train_mask, learned_choice
+    from churnclv.training._train_uplift import learned_choice
+    from churnclv.training._uplift_sends import held_out_folds as _split
+    from churnclv.training._uplift_sends import train_mask as _train_mask
 
     up = np.array([[1.0, 30.0], [0.2, 3.0], [2.0, -1.0]])
     assert learned_choice(up, np.array([0.5, 5.0])).tolist() == [2, 0, 1]
@@ -173,3 +175,38 @@ def test_effects_in_units_of_the_basket_come_back_in_currency(tmp_path) -> None:
     assert (loaded.scale_feature_, loaded.scale_floor_) == ("monetary_mean", 10.0)
     plain = UpliftModel(learner="t", scale=None, seed=0).fit(frame, arm, y)
     assert plain.scale_feature_ is None and plain.scale_floor_ == 1.0
+
+
+def test_sends_see_the_event_vocabulary_and_the_model_keeps_it(tmp_path) -> None:
+    """Features of the sends use the chosen event types; the model records them, so
+    scoring computes the same columns."""
+    from churnclv import InputTables
+    from churnclv.features._vocabulary import model_vocabulary
+    from churnclv.training._uplift_sends import send_features
+
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["A", "B"],
+            "ts": pd.to_datetime(["2024-01-02", "2024-01-03"]),
+            "amount": [10.0, 20.0],
+        }
+    )
+    ev = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "B"],
+            "ts": pd.to_datetime(["2024-01-05", "2024-01-06", "2024-02-10"]),
+            "event_type": ["app_open", "app_open", "app_open"],
+        }
+    )
+    sends = pd.DataFrame(
+        {"customer_id": ["A", "B"], "ts": pd.to_datetime(["2024-02-01 09:00"] * 2)}
+    )
+    frame, rows = send_features(InputTables(tx, ev), sends, (("app_open",), ()))
+    assert rows.tolist() == [0, 1]
+    assert frame["ev_app_open_30d"].tolist() == [2, 0]  # B's open comes after the send
+    assert "ev_login_30d" not in frame.columns
+    log, arm, y, _ = _log(600)
+    model = UpliftModel(learner="t", num_boost_round=20, seed=0).fit(log, arm, y)
+    model.event_vocabulary_ = {"event_types": ["app_open"], "valued_event_types": []}
+    loaded = UpliftModel.load(model.save(tmp_path / "m"))
+    assert model_vocabulary(loaded) == (("app_open",), ())

@@ -30,7 +30,7 @@ The stages of :func:`train_uplift`, in order:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from churnclv._errors import InputError
 from churnclv._io import InputTables
 from churnclv._policy import Policy, load_policy
 from churnclv.decisions import reference_distribution
+from churnclv.features._vocabulary import DEFAULT_TOP_K, select_event_types, vocabulary_record
 from churnclv.training._policy_value import PolicyValue, evaluate_policies, gate, qini
 from churnclv.training._registry import ALIAS, UPLIFT_MODEL
 from churnclv.training._tracking import fingerprint, git_sha, start_tracking, tracked_run
@@ -51,12 +52,11 @@ from churnclv.training._uplift_eligibility import (
     send_eligibility,
     value_champion,
 )
+from churnclv.training._uplift_sends import held_out_folds, send_features, train_mask
 
 __all__ = ["UpliftTrainResult", "learned_choice", "train_uplift"]
 
 Progress = Callable[[str], None]
-_HOLDOUT_SHARE = 0.3
-_EVAL_CAMPAIGNS = 3
 
 
 @dataclass
@@ -133,54 +133,6 @@ def _no_control_message(control: str) -> str:
     )
 
 
-def send_features(tables: InputTables, sends: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Features of each send as of its send date; rows of ``sends`` kept (no history dropped)."""
-    from churnclv.features import build_features
-
-    cutoff = sends["ts"].dt.normalize()
-    dates = sorted(cutoff.unique())
-    feats = build_features(tables.transactions, tables.events, tables.customers, as_of=list(dates))
-    feats = feats.rename(columns={"as_of": "_cutoff"})
-    keys = pd.DataFrame(
-        {
-            "customer_id": sends["customer_id"].astype(str).to_numpy(),
-            "_cutoff": cutoff.astype(feats["_cutoff"].dtype).to_numpy(),
-            "_row": np.arange(len(sends)),
-        }
-    )
-    joined = keys.merge(feats, on=["customer_id", "_cutoff"], how="inner").sort_values("_row")
-    rows = joined["_row"].to_numpy()
-    frame = joined.drop(columns=["_cutoff", "_row"]).reset_index(drop=True)
-    frame.insert(1, "as_of", sends["ts"].to_numpy()[rows])
-    return frame, rows
-
-
-def _split(sends: pd.DataFrame, seed: int) -> tuple[list[np.ndarray], str]:
-    """Held-out masks, oldest first; each fold trains on the sends before its campaign.
-
-    With several campaigns: the latest ``_EVAL_CAMPAIGNS`` campaigns (at most, and
-    each with at least one earlier campaign), rolling origin, always out of time.
-    With one campaign: 30% of its customers (by hash, customer-disjoint).
-    """
-    starts = sends.groupby("campaign_id")["ts"].min().sort_values()
-    if len(starts) >= 2:
-        held = list(starts.index[1:][-_EVAL_CAMPAIGNS:])
-        masks = [(sends["campaign_id"] == c).to_numpy() for c in held]
-        kind = f"campaign(s) {', '.join(map(str, held))} (out of time, rolling origin)"
-        return masks, kind
-    h = pd.util.hash_pandas_object(sends["customer_id"].astype(str), index=False).to_numpy()
-    mask = ((h + np.uint64(seed)) % np.uint64(100)) < _HOLDOUT_SHARE * 100
-    return [mask], f"{_HOLDOUT_SHARE:.0%} of customers (one campaign: customer-disjoint)"
-
-
-def _train_mask(sends: pd.DataFrame, held: np.ndarray) -> np.ndarray:
-    """The sends a fold trains on: those sent before its held-out sends (all others with
-    one campaign)."""
-    if sends.loc[held, "campaign_id"].nunique() == sends["campaign_id"].nunique():
-        return ~held
-    return (sends["ts"] < sends.loc[held, "ts"].min()).to_numpy()
-
-
 def train_uplift(
     tables: InputTables,
     campaigns: pd.DataFrame,
@@ -194,6 +146,8 @@ def train_uplift(
     seed: int = 0,
     learner: str = "dr",
     n_boot: int = 500,
+    event_types: Sequence[str] = (),
+    event_top_k: int = DEFAULT_TOP_K,
     progress: Progress | None = None,
 ) -> UpliftTrainResult:
     """Fit the multi-action uplift model on a campaign log, gate it and register it.
@@ -226,6 +180,10 @@ def train_uplift(
         The uplift learner (:class:`UpliftModel`).
     n_boot : int, default 500
         Bootstrap replicates of the CIs.
+    event_types, event_top_k : sequence of str, int
+        The event vocabulary of the features, chosen as ``train`` chooses it
+        (:func:`churnclv.features.select_event_types` as of ``as_of``) and
+        recorded with the model (``event_vocabulary_``), so scoring computes it.
     progress : callable, optional
         Called with a short message as each stage starts.
 
@@ -284,10 +242,11 @@ def train_uplift(
         raise InputError(_no_control_message(control) + " (none with a complete window)")
     say("computing outcomes and features as of each send")
     sends = campaign_outcomes(sends, tables.transactions, response_days=response_days)
-    frame, rows = send_features(tables, sends)
+    vocabulary = select_event_types(tables.events, as_of, top_k=event_top_k, named=event_types)
+    frame, rows = send_features(tables, sends, vocabulary)
     no_history = len(sends) - len(rows)
     sends = sends.iloc[rows].reset_index(drop=True)
-    folds, holdout_kind = _split(sends, seed)
+    folds, holdout_kind = held_out_folds(sends, seed)
     holdout = folds[-1]
     t = sends["treatment"].astype(str).to_numpy()
     y = sends["net_spend"].to_numpy(float)
@@ -307,7 +266,7 @@ def train_uplift(
 
     pooled: list[tuple[np.ndarray, ...]] = []
     for k, held in enumerate(folds):
-        train = _train_mask(sends, held)
+        train = train_mask(sends, held)
         latest = k == len(folds) - 1
         say(f"fitting the uplift model on {int(train.sum()):,} sends")
         model = UpliftModel(actions=actions, control=control, learner=learner, seed=seed)
@@ -353,6 +312,7 @@ def train_uplift(
     final = UpliftModel(actions=actions, control=control, learner=learner, seed=seed)
     final.fit(frame, t, y)
     final.reference_ = reference
+    final.event_vocabulary_ = vocabulary_record(vocabulary)
     final.decision_ = {
         **decision.as_dict(),
         "value": values[chosen].dr,
@@ -363,7 +323,7 @@ def train_uplift(
         "as_of": str(as_of),
     }
     n_sends = {
-        "train": int(_train_mask(sends, holdout).sum()),
+        "train": int(train_mask(sends, holdout).sum()),
         "holdout": int(holdout.sum()),
         "evaluated": int(n_eval),
         "dropped_window": dropped,

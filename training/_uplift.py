@@ -137,6 +137,9 @@ class UpliftModel(InputSchema, BaseEstimator):
         What the gate decided for this model (set by training, see
         :func:`churnclv.train_uplift`): ``basis`` (``learned`` | ``best_uniform``)
         and ``uniform_action``; empty until then.
+    event_vocabulary_ : dict or None
+        The event types (``event_types``, ``valued_event_types``) the features
+        were computed with (set by training; ``None``: the default types).
     reference_ : dict of str to list of float
         The population scoring ranks RFM scores against when no value champion
         gives one (set by training from the sends' features, see
@@ -279,6 +282,7 @@ class UpliftModel(InputSchema, BaseEstimator):
             ]
         self.decision_: dict[str, Any] = {}
         self.reference_: dict[str, list[float]] = {}
+        self.event_vocabulary_: dict[str, list[str]] | None = None
         return self
 
     def _clip(self, e: np.ndarray) -> np.ndarray:
@@ -441,6 +445,7 @@ class UpliftModel(InputSchema, BaseEstimator):
             "n_effect": len(self.effect_boosters_),
             "decision": self.decision_,
             "reference": getattr(self, "reference_", {}),
+            "event_vocabulary": getattr(self, "event_vocabulary_", None),
         }
         (out / "schema.json").write_text(json.dumps(schema, indent=2))
         return out
@@ -464,6 +469,7 @@ class UpliftModel(InputSchema, BaseEstimator):
         model.scale_floor_ = float(schema.get("scale_floor", 1.0))
         model.decision_ = schema.get("decision") or {}
         model.reference_ = schema.get("reference") or {}
+        model.event_vocabulary_ = schema.get("event_vocabulary")
         model.outcome_boosters_ = [
             lgb.Booster(model_file=str(path / f"outcome_{i}.txt")) for i in range(len(model.arms_))
         ]
