@@ -156,7 +156,7 @@ def feature_query(
     dialect: str,
 ) -> str:
     """The feature SQL for ``frames``; adds the bucket maps to ``frames`` when the bucketed
-    form applies (several midnight cutoffs, not SQLite). One cutoff on DuckDB takes the
+    form applies (several midnight cutoffs, not SQLite). One cutoff on DuckDB or Spark takes the
     one-cutoff form (one sort and one aggregate of the rows). ``event_types`` is the
     event types, or the pair (event types, valued event types)."""
     types, valued = split_vocabulary(event_types)
@@ -172,7 +172,7 @@ def feature_query(
         with_signup=with_signup,
         dialect=dialect,
         bucketed=bool(buckets),
-        cutoff=one_cutoff if dialect == "duckdb" and one_cutoff is not None else None,
+        cutoff=one_cutoff if dialect != "sqlite" and one_cutoff is not None else None,
         breadth=breadth_of(frames),
     )
 
