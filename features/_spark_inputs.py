@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["SparkInputs", "read_inputs"]
 
 _SAMPLE = 5
+#: Partitions of the rows shuffled by customer per partition of the input scan.
+_SPLITS = 8
 
 
 @dataclass(frozen=True)
@@ -270,12 +272,18 @@ def _by_customer(src: SparkDataFrame, valid: Column, canonical: list[Column]) ->
     within each partition after it: no map-side hash table of every row, and
     the rows already sit where every per-customer aggregate, window and join
     of the feature SQL needs them, so those run without another shuffle.
+    There are :data:`_SPLITS` partitions per partition of the file scan
+    (``spark.sql.files.maxPartitionBytes`` of input, 128 MiB by default), at
+    least ``spark.sql.shuffle.partitions``: each task's deduplication and
+    per-customer sort then fit a small executor's memory instead of spilling.
     """
     from pyspark.sql import functions as F
 
     key = "__churnclv_customer"
     rows = src.filter(valid).withColumn(key, canonical[0])
-    deduplicated = rows.repartition(F.col(key)).dropDuplicates()
+    shuffle = int(src.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1)
+    n = max(shuffle, _SPLITS * src.rdd.getNumPartitions())
+    deduplicated = rows.repartition(n, F.col(key)).dropDuplicates()
     return deduplicated.select(F.col(key).alias("customer_id"), *canonical[1:])
 
 
