@@ -23,6 +23,7 @@ live there) and hands the frames to Spark.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -281,8 +282,9 @@ def _by_customer(src: SparkDataFrame, valid: Column, canonical: list[Column]) ->
 
     key = "__churnclv_customer"
     rows = src.filter(valid).withColumn(key, canonical[0])
-    shuffle = int(src.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1)
-    n = max(shuffle, _SPLITS * src.rdd.getNumPartitions())
+    n = int(src.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1)
+    with contextlib.suppress(Exception):  # no RDD API (Spark Connect): shuffle partitions
+        n = max(n, _SPLITS * src.rdd.getNumPartitions())
     deduplicated = rows.repartition(n, F.col(key)).dropDuplicates()
     return deduplicated.select(F.col(key).alias("customer_id"), *canonical[1:])
 
