@@ -8,7 +8,7 @@ import pytest
 
 from churnclv._generate import SyntheticData, generate
 from churnclv.features import _build, rfm_summary
-from churnclv.features._rfm_arrays import rfm_frame
+from churnclv.features._rfm_arrays import _sorted_runs, rfm_frame
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,8 @@ def test_arrays_equal_the_sql_on_every_layout(
     want = _sql(tx, cutoffs, monkeypatch)
     assert len(want) > 100
     for name, frame in _layouts(tx).items():
+        sorted_ids = name.startswith("by-id") or name == "chunked"
+        assert (_sorted_runs(frame["customer_id"]) is not None) == sorted_ids, name
         got = rfm_frame(frame, pd.Series(pd.to_datetime(cutoffs)).astype("datetime64[us]"))
         assert got is not None, name
         pd.testing.assert_frame_equal(got, want, check_exact=False, atol=1e-9, rtol=0, obj=name)
