@@ -10,7 +10,12 @@ time span; then, interleaved and each the best of ``--repeat`` (default 3):
   :func:`churnclv.rfm_summary`; the peer every ratio is against;
 * ``rfm_summary``: :func:`churnclv.rfm_summary` on the frame;
 * ``build_features``: :func:`churnclv.build_features` on the frame
-  (transactions only: the full transaction-derived set).
+  (transactions only: the full transaction-derived set);
+* ``pandas_shuffled`` and ``rfm_summary_shuffled``: the first two on the same
+  rows in a random order. The generated frame comes sorted by customer and
+  time, which ``rfm_summary`` turns into runs without hashing the ids; the
+  shuffled pair shows the ratio when the ids must be hashed (the goals are
+  judged on the frame as generated).
 
 Both wall time and process CPU time (every thread) are recorded: on a
 machine shared with other jobs wall times swing with the load, while CPU time
@@ -92,10 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     tx = data.transactions[["customer_id", "ts", "amount"]].copy()
     first, last = tx["ts"].min(), tx["ts"].max()
     as_of = (first + 0.8 * (last - first)).floor("us")
+    shuffled = tx.sample(frac=1.0, random_state=args.seed).reset_index(drop=True)
     calls = {
         "pandas": lambda: pandas_rfm(tx, as_of),
         "rfm_summary": lambda: churnclv.rfm_summary(tx, observation_period_end=as_of),
         "build_features": lambda: churnclv.build_features(tx, as_of=as_of),
+        "pandas_shuffled": lambda: pandas_rfm(shuffled, as_of),
+        "rfm_summary_shuffled": lambda: churnclv.rfm_summary(
+            shuffled, observation_period_end=as_of
+        ),
     }
     outputs = {name: fn() for name, fn in calls.items()}  # warm-up, and the values checked
     wall: dict[str, list[float]] = {name: [] for name in calls}
@@ -111,12 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     agreement = {
         "rfm_summary_vs_pandas": _max_difference(outputs["rfm_summary"], outputs["pandas"]),
         "build_features_vs_pandas": _max_difference(outputs["build_features"], outputs["pandas"]),
+        "rfm_summary_shuffled_vs_pandas": _max_difference(
+            outputs["rfm_summary_shuffled"], outputs["pandas"]
+        ),
     }
     ratios = {
         "pandas_over_rfm_summary": best["pandas"] / best["rfm_summary"],
         "build_features_over_pandas": best["build_features"] / best["pandas"],
         "cpu_pandas_over_rfm_summary": best_cpu["pandas"] / best_cpu["rfm_summary"],
         "cpu_build_features_over_pandas": best_cpu["build_features"] / best_cpu["pandas"],
+        "shuffled_pandas_over_rfm_summary": best["pandas_shuffled"] / best["rfm_summary_shuffled"],
+        "cpu_shuffled_pandas_over_rfm_summary": best_cpu["pandas_shuffled"]
+        / best_cpu["rfm_summary_shuffled"],
     }
     import duckdb
 
@@ -164,13 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     for name in calls:
-        print(f"{name:<15} wall {best[name] * 1e3:8.1f} ms   cpu {best_cpu[name] * 1e3:8.1f} ms")
+        print(f"{name:<21} wall {best[name] * 1e3:8.1f} ms   cpu {best_cpu[name] * 1e3:8.1f} ms")
     print(
         f"pandas / rfm_summary: {ratios['pandas_over_rfm_summary']:.2f}x wall "
         f"({ratios['cpu_pandas_over_rfm_summary']:.2f}x cpu); build_features / pandas: "
         f"{ratios['build_features_over_pandas']:.2f}x wall "
         f"({ratios['cpu_build_features_over_pandas']:.2f}x cpu); "
-        f"max difference {max(agreement.values()):.1e}"
+        f"max difference {max(agreement.values()):.1e}; rows shuffled: pandas / rfm_summary "
+        f"{ratios['shuffled_pandas_over_rfm_summary']:.2f}x wall "
+        f"({ratios['cpu_shuffled_pandas_over_rfm_summary']:.2f}x cpu)"
     )
     print(f"load average {load_start} -> {report['machine']['load_avg_at_end']}; results: {out}")
     return 0

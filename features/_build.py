@@ -21,6 +21,7 @@ from churnclv.features._inputs import (
     encode_customer_ids,
     input_relations,
 )
+from churnclv.features._rfm_arrays import rfm_frame
 from churnclv.features._sql import DEFAULT_EVENT_TYPES, feature_sql, label_sql, rfm_sql
 from churnclv.features._vocabulary import split_vocabulary, with_value_column
 
@@ -42,6 +43,8 @@ ENGINES = ("duckdb", "spark", "sqlite")
 
 
 NON_FEATURE_COLUMNS = ("customer_id", "as_of")
+
+_RFM_INPUTS = {"customer_id", "ts", "amount"}
 
 
 def build_features(
@@ -153,7 +156,7 @@ def feature_query(
     dialect: str,
 ) -> str:
     """The feature SQL for ``frames``; adds the bucket maps to ``frames`` when the bucketed
-    form applies (several midnight cutoffs, not SQLite). One cutoff on DuckDB takes the
+    form applies (several midnight cutoffs, not SQLite). One cutoff on DuckDB or Spark takes the
     one-cutoff form (one sort and one aggregate of the rows). ``event_types`` is the
     event types, or the pair (event types, valued event types)."""
     types, valued = split_vocabulary(event_types)
@@ -169,7 +172,7 @@ def feature_query(
         with_signup=with_signup,
         dialect=dialect,
         bucketed=bool(buckets),
-        cutoff=one_cutoff if dialect == "duckdb" and one_cutoff is not None else None,
+        cutoff=one_cutoff if dialect != "sqlite" and one_cutoff is not None else None,
         breadth=breadth_of(frames),
     )
 
@@ -179,14 +182,18 @@ def rfm_summary(
     *,
     observation_period_end: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
 ) -> pd.DataFrame:
-    """The RFM subset of the feature vector, as of one or more cutoffs (DuckDB).
+    """The RFM subset of the feature vector, as of one or more cutoffs.
 
     The columns equal those of :func:`build_features` (``recency_days``,
     ``tenure_days``, ``frequency`` in repeat purchase days, ``n_purchases``,
     ``monetary_total``, ``monetary_mean``) without computing the rest: the
     input of BG/NBD and Gamma-Gamma, in the style of ``rfm_summary`` of
     lifetimes and PyMC-Marketing. Only rows with ``ts < observation_period_end``
-    are read.
+    are read. A pandas frame in the canonical dtypes (string or integer ids,
+    ``datetime64[us]`` times, float amounts, no missing values) is aggregated
+    on arrays, one pass over the ids (none when the rows are sorted by id and
+    time); Parquet paths and other frames run the RFM SQL on DuckDB. Both give
+    the same values.
 
     Parameters
     ----------
@@ -215,6 +222,10 @@ def rfm_summary(
     1           y         10.0          0            1            8.0
     """
     cut = cutoff_frame(observation_period_end)
+    if isinstance(transactions, pd.DataFrame) and set(transactions.columns) >= _RFM_INPUTS:
+        out = rfm_frame(transactions, cut["cutoff"])
+        if out is not None:
+            return out
     frames, _, _ = input_relations(transactions, None, None, cut)
     one = cut["cutoff"].iloc[0] if len(cut) == 1 else None
     if one is not None:

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 MASTER_ENV = "CHURNCLV_SPARK_MASTER"
+#: The last clause of the feature SQL (:func:`churnclv.features._sql.feature_sql`).
+_FINAL_ORDER = "ORDER BY b.as_of, b.customer_id"
 _DEFAULT_MASTER = "local[2]"
 _MISSING = "the spark engine needs pyspark and Java 17+: pip install 'churnclv[spark]'"
 _LOG4J = """\
@@ -319,7 +321,15 @@ def input_features(
     for name, table in tables.items():
         table.createOrReplaceTempView(name)
     register_inputs(spark, {k: v for k, v in frames.items() if k not in tables})
-    return spark.sql(sql), static
+    # The inputs arrive partitioned by customer, so the feature rows end their stage without
+    # a shuffle, and the range-partition sample of the SQL's final ORDER BY would run that
+    # whole stage a second time; the rows are shuffled once unsorted, then sorted, so the
+    # sample reads the shuffled rows.
+    text = sql.rstrip()
+    if text.endswith(_FINAL_ORDER):
+        text = text[: -len(_FINAL_ORDER)]
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
+    return spark.sql(text).repartition(partitions).orderBy("as_of", "customer_id"), static
 
 
 def write_folder(sdf: SparkDataFrame, folder: str) -> str:

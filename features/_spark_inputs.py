@@ -11,9 +11,10 @@ sample of offending values when one fails), so nothing but counts, minima and
 those samples reach the driver. The messages are those of the DuckDB loader.
 
 As in :mod:`churnclv._io`, exact duplicate source rows are dropped and rows
-without a customer id skipped; the notes count skipped rows, returns and
-zero amounts on the source rows (duplicates included: counting the distinct
-rows would cost another shuffle).
+without a customer id skipped (transactions and events in one shuffle by
+customer, which the per-customer aggregates of the feature SQL then reuse);
+the notes count skipped rows, returns and zero amounts on the source rows
+(duplicates included: counting the distinct rows would cost another shuffle).
 
 CSV inputs are not read here: :func:`read_inputs` loads them on the driver
 through :func:`churnclv.load_inputs` (CSV dialects, encodings and date formats
@@ -22,6 +23,7 @@ live there) and hands the frames to Spark.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["SparkInputs", "read_inputs"]
 
 _SAMPLE = 5
+#: Partitions of the rows shuffled by customer per partition of the input scan.
+_SPLITS = 8
 
 
 @dataclass(frozen=True)
@@ -251,17 +255,38 @@ def _transactions(
         if not stats[f"known_{canon}"]:
             report.add(empty_note(name, breadth_sources(src.columns, cm, path)[canon], canon))
             del breadth[canon]
-    frame = (
-        src.dropDuplicates()
-        .filter(valid)
-        .select(
-            cid.alias("customer_id"),
-            ts.alias("ts"),
-            amount.cast("double").alias("amount"),
-            *(v.alias(k) for k, v in breadth.items()),
-        )
-    )
+    canonical = [
+        cid.alias("customer_id"),
+        ts.alias("ts"),
+        amount.cast("double").alias("amount"),
+        *(v.alias(k) for k, v in breadth.items()),
+    ]
+    frame = _by_customer(src, valid, canonical)
     return frame, _stamp(stats["first_purchase"]), _stamp(stats["first_ts"])
+
+
+def _by_customer(src: SparkDataFrame, valid: Column, canonical: list[Column]) -> SparkDataFrame:
+    """The canonical rows of ``src``'s distinct valid rows, hash-partitioned by customer.
+
+    One shuffle of the rows by customer id, and the exact duplicate source
+    rows (every source column compared, as the DuckDB loader does) dropped
+    within each partition after it: no map-side hash table of every row, and
+    the rows already sit where every per-customer aggregate, window and join
+    of the feature SQL needs them, so those run without another shuffle.
+    There are :data:`_SPLITS` partitions per partition of the file scan
+    (``spark.sql.files.maxPartitionBytes`` of input, 128 MiB by default), at
+    least ``spark.sql.shuffle.partitions``: each task's deduplication and
+    per-customer sort then fit a small executor's memory instead of spilling.
+    """
+    from pyspark.sql import functions as F
+
+    key = "__churnclv_customer"
+    rows = src.filter(valid).withColumn(key, canonical[0])
+    n = int(src.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1)
+    with contextlib.suppress(Exception):  # no RDD API (Spark Connect): shuffle partitions
+        n = max(n, _SPLITS * src.rdd.getNumPartitions())
+    deduplicated = rows.repartition(n, F.col(key)).dropDuplicates()
+    return deduplicated.select(F.col(key).alias("customer_id"), *canonical[1:])
 
 
 def _stamp(value: Any) -> pd.Timestamp | None:
@@ -292,13 +317,13 @@ def _events(spark: SparkSession, path: str, cm: ColumnMap) -> SparkDataFrame:
         raise InputError(f"{what} file {path}: column {cm.event_type_col!r} has empty values")
     value_col = cm.event_value_col or ("value" if "value" in src.columns else None)
     value = [F.col(f"`{value_col}`").cast("double").alias("value")] if value_col else []
-    return (
-        src.dropDuplicates()
-        .filter(cid.isNotNull())
-        .select(
-            cid.alias("customer_id"), ts.alias("ts"), F.lower(etype).alias("event_type"), *value
-        )
-    )
+    canonical = [
+        cid.alias("customer_id"),
+        ts.alias("ts"),
+        F.lower(etype).alias("event_type"),
+        *value,
+    ]
+    return _by_customer(src, cid.isNotNull(), canonical)
 
 
 def _customers(spark: SparkSession, path: str, cm: ColumnMap) -> SparkDataFrame:

@@ -217,6 +217,17 @@ def test_parquet_inputs_are_scanned_by_spark_not_the_driver(
     plan = feats._jdf.queryExecution().executedPlan().toString()
     for path in paths.values():
         assert re.search(rf"FileScan parquet [^\n]*Location: [^\n]*{re.escape(str(path))}", plan)
+    # the rows are shuffled once per read, by customer, and the per-customer aggregates of
+    # the feature SQL (per customer and cutoff, per customer and day) run without a shuffle
+    reads = sum(
+        len(re.findall(rf"FileScan parquet [^\n]*{re.escape(str(paths[name]))}", plan))
+        for name in ("transactions", "events")
+    )
+    by_customer = re.findall(r"Exchange hashpartitioning\(__churnclv_customer#\d+, \d+\)", plan)
+    assert len(by_customer) == reads > 0
+    assert not re.search(
+        r"Exchange hashpartitioning\(customer_id#\d+, (day#|cutoff#\d+, ce#)", plan
+    )
     assert set(sent) <= {"cutoffs", "tx_buckets", "ev_buckets"}, sent
     got = finish_features(_spark.to_pandas(feats), static)
     _assert_same(duck, got)
