@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,8 @@ from churnclv._io import ColumnMap, LoadReport, check_as_of, load_customers, loa
 from churnclv._io import load_transactions as load_transactions_frame
 from churnclv._io_breadth import breadth_sources, empty_note
 from churnclv._io_csv import is_csv
+from churnclv._io_values import missing_value_column, non_numeric_values
+from churnclv.features._vocabulary import DEFAULT_TOP_K, Vocabulary, choose_event_types
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, SparkSession
@@ -64,6 +66,8 @@ class SparkInputs:
         The transactions path (named in messages).
     first_purchase, first_ts : pandas.Timestamp or None
         The earliest purchase (``amount > 0``) and the earliest row.
+    events_source : str or None
+        The events path (named in messages).
     """
 
     transactions: SparkDataFrame
@@ -72,6 +76,7 @@ class SparkInputs:
     source: str
     first_purchase: pd.Timestamp | None
     first_ts: pd.Timestamp | None
+    events_source: str | None = None
 
     def check_as_of(self, as_of: pd.Timestamp) -> None:
         """:func:`churnclv.check_as_of` on the minima found while validating (no Spark job)."""
@@ -80,6 +85,28 @@ class SparkInputs:
         else:
             probe = pd.DataFrame({"ts": [self.first_ts], "amount": [0.0]})
         check_as_of(probe, as_of, source=self.source)
+
+    def select_event_types(
+        self, as_of: pd.Timestamp, *, top_k: int = DEFAULT_TOP_K, named: Iterable[str] = ()
+    ) -> Vocabulary:
+        """:func:`churnclv.features.select_event_types` of the events, counted by Spark.
+
+        One aggregate per event type (rows before ``as_of``, and rows with a
+        finite ``value``); only those counts, one row per type, reach the driver.
+        """
+        from pyspark.sql import functions as F
+
+        if self.events is None:
+            return choose_event_types({}, (), top_k=top_k, named=named)
+        past = self.events.filter(F.col("ts") < F.lit(as_of.isoformat()).cast("timestamp"))
+        aggs = [F.count(F.lit(1)).alias("n")]
+        if "value" in past.columns:
+            value = F.col("value")
+            aggs.append(_count(value.isNotNull() & ~F.isnan(value)).alias("valued"))
+        rows = _collect(past.groupBy("event_type").agg(*aggs), "events", str(self.events_source))
+        counts = {str(r["event_type"]): int(r["n"]) for r in rows}
+        valued = {str(r["event_type"]) for r in rows if r.asDict().get("valued")}
+        return choose_event_types(counts, valued, top_k=top_k, named=named)
 
 
 def _has_scheme(path: str) -> bool:
@@ -303,11 +330,16 @@ def _events(spark: SparkSession, path: str, cm: ColumnMap) -> SparkDataFrame:
     cid, ts = _id(src, cm.customer_col), _ts(src, cm.ts_col)
     etype = F.trim(F.col(f"`{cm.event_type_col}`").cast("string"))
     empty = etype.isNull() | (etype == "")
+    value_col = cm.event_value_col or ("value" if "value" in src.columns else None)
+    if value_col is not None and value_col not in src.columns:
+        raise missing_value_column(path, value_col, src.columns)
+    value, bad_value = _event_value(value_col, cm.decimal or ".")
     stats = _collect(
         src.agg(
             F.count(F.lit(1)).alias("rows"),
             _count(ts.isNull()).alias("bad_ts"),
             _count(empty).alias("empty"),
+            _count(bad_value).alias("bad_value"),
         ),
         what,
         path,
@@ -315,15 +347,35 @@ def _events(spark: SparkSession, path: str, cm: ColumnMap) -> SparkDataFrame:
     _check_rows_and_ts(stats, src, cm.ts_col, ts, what, path)
     if stats["empty"]:
         raise InputError(f"{what} file {path}: column {cm.event_type_col!r} has empty values")
-    value_col = cm.event_value_col or ("value" if "value" in src.columns else None)
-    value = [F.col(f"`{value_col}`").cast("double").alias("value")] if value_col else []
+    if stats["bad_value"]:
+        bad = src.filter(bad_value).select(f"`{value_col}`").distinct().limit(_SAMPLE)
+        sample = [r[0] for r in _collect(bad, what, path)]
+        raise non_numeric_values(path, str(value_col), sample, cm.decimal or ".")
     canonical = [
         cid.alias("customer_id"),
         ts.alias("ts"),
         F.lower(etype).alias("event_type"),
-        *value,
+        *([value.alias("value")] if value_col else []),
     ]
     return _by_customer(src, cid.isNotNull(), canonical)
+
+
+def _event_value(name: str | None, decimal: str) -> tuple[Column, Column]:
+    """The events' numeric ``value`` and the condition of a present but non-numeric one.
+
+    As :func:`churnclv._io_values.event_value_select`: the source is read as
+    trimmed text (decimal commas replaced with ``decimal=","``); empty text
+    is a missing value, text that is no finite number a bad one.
+    """
+    from pyspark.sql import functions as F
+
+    if name is None:
+        return F.lit(None).cast("double"), F.lit(False)
+    raw = F.col(f"`{name}`")
+    text = F.trim(raw.cast("string"))
+    source = F.regexp_replace(text, ",", ".") if decimal == "," else text
+    value = F.when(text != "", source).cast("double")
+    return value, raw.isNotNull() & (text != "") & _bad_number(value)
 
 
 def _customers(spark: SparkSession, path: str, cm: ColumnMap) -> SparkDataFrame:
@@ -394,6 +446,7 @@ def _on_driver(
         transactions,
         None if purchases.empty else pd.Timestamp(purchases.min()),
         pd.Timestamp(tx["ts"].min()),
+        events,
     )
 
 
@@ -439,4 +492,5 @@ def read_inputs(
         paths[0],  # type: ignore[arg-type]
         first_purchase,
         first_ts,
+        paths[1],
     )

@@ -13,7 +13,7 @@ the totals (``events_30d``, ...). A model saved without a vocabulary uses
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_TOP_K",
     "SURVEY_EVENT_TYPES",
     "Vocabulary",
+    "choose_event_types",
     "model_vocabulary",
     "select_event_types",
     "split_vocabulary",
@@ -107,23 +108,34 @@ def select_event_types(
     >>> select_event_types(events, "2024-02-01", top_k=1, named=["nps"])
     (('nps', 'app_open'), ('nps',))
     """
-    if top_k < 0:
-        raise InputError(f"--event-top-k must be 0 or more, got {top_k}")
-    chosen = list(dict.fromkeys(_check_name(str(n).strip().lower()) for n in named))
     if events is None or events.empty:
-        return tuple(chosen), ()
+        return choose_event_types({}, (), top_k=top_k, named=named)
     past = events[events["ts"] < pd.Timestamp(as_of)]
     counts = past["event_type"].astype(str).value_counts()
-    chosen += [t for t in SURVEY_EVENT_TYPES if t in counts.index and t not in chosen]
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    ranked = [(name, n) for name, n in ranked if _usable(name) and name not in chosen]
-    chosen += [name for name, _n in ranked[:top_k]]
-    valued: tuple[str, ...] = ()
+    seen: set[str] = set()
     if "value" in past.columns:
         values = pd.to_numeric(past["value"], errors="coerce")
         seen = set(past.loc[values.notna().to_numpy(), "event_type"].astype(str))
-        valued = tuple(t for t in chosen if t in seen)
-    return tuple(chosen), valued
+    return choose_event_types(counts.to_dict(), seen, top_k=top_k, named=named)
+
+
+def choose_event_types(
+    counts: Mapping[str, int],
+    with_values: Collection[str],
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    named: Iterable[str] = (),
+) -> Vocabulary:
+    """:func:`select_event_types` from the window's counts per event type and the types
+    with a value (an engine computes those two; the choice is made here)."""
+    if top_k < 0:
+        raise InputError(f"--event-top-k must be 0 or more, got {top_k}")
+    chosen = list(dict.fromkeys(_check_name(str(n).strip().lower()) for n in named))
+    chosen += [t for t in SURVEY_EVENT_TYPES if t in counts and t not in chosen]
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ranked = [(name, n) for name, n in ranked if _usable(name) and name not in chosen]
+    chosen += [name for name, _n in ranked[:top_k]]
+    return tuple(chosen), tuple(t for t in chosen if t in with_values)
 
 
 def split_vocabulary(

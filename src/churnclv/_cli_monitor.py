@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from churnclv._policy import Monitoring
+    from churnclv.features._vocabulary import Vocabulary
 
 __all__ = [
     "EXPERIMENT",
     "History",
+    "champion_vocabulary",
     "log_monitor",
     "monitor",
     "print_monitor",
@@ -81,6 +83,7 @@ def monitor(
             workdir=workdir,
             thresholds=thresholds,
             reference_auc=reference_auc(uri, workdir, ts),
+            event_vocabulary=champion_vocabulary(uri),
         )
     for problem in result["warnings"]:
         note(problem)
@@ -113,6 +116,31 @@ def reference_auc(tracking_uri: str, workdir: Path, as_of: pd.Timestamp) -> floa
     except Exception:  # a bundle-scored snapshot or another store: fall back to the backtest
         return None
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def champion_vocabulary(tracking_uri: str) -> Vocabulary | None:
+    """The event vocabulary of the registry's champion models; None without a champion.
+
+    Drift is measured on the features the champion reads: its event types
+    (:func:`churnclv.features._vocabulary.model_vocabulary`), the ones scoring
+    computed for the snapshots it scored. Both snapshots compared get the same
+    columns, so a snapshot scored by an earlier version (or from a bundle)
+    is still compared column for column. Without a champion in the store (or
+    with one that cannot be loaded, noted) the default event types are used,
+    as for a model saved without a vocabulary.
+    """
+    from churnclv import ChurnclvError, InputError
+    from churnclv.features._vocabulary import model_vocabulary
+    from churnclv.training import load_champion
+
+    try:
+        champion = load_champion(tracking_uri)
+    except InputError:  # no champion registered
+        return None
+    except ChurnclvError as exc:  # a champion whose artifact cannot be loaded
+        note(f"{exc}; drift uses the default event types")
+        return None
+    return model_vocabulary(champion.churn, champion.value, champion.uplift)
 
 
 @dataclass(frozen=True)

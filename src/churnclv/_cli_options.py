@@ -55,7 +55,9 @@ __all__ = [
     "Workdir",
     "column_map",
     "columns_from",
+    "event_type_list",
     "parse_as_of",
+    "vocabulary_kwargs",
 ]
 
 DEFAULT_WORKDIR = Path("churnclv-work")
@@ -297,6 +299,16 @@ def column_map(
         channel_col=channel_col or None,
         event_value_col=event_value_col,
     )
+
+
+def event_type_list(value: str | None) -> list[str]:
+    """``--event-types`` as a list (empty items dropped)."""
+    return [t.strip() for t in (value or "").split(",") if t.strip()]
+
+
+def vocabulary_kwargs(vocabulary: tuple[Any, Any]) -> dict[str, Any]:
+    """An event vocabulary ``(event types, valued types)`` as feature-building keywords."""
+    return {"event_types": vocabulary[0], "valued_event_types": vocabulary[1]}
 
 
 def parse_as_of(value: str) -> Any:

@@ -84,13 +84,25 @@ def spark_inputs(
     return inputs
 
 
-def spark_features(inputs: Any, as_of: pd.Timestamp, target: Path, folder: bool) -> None:
-    """Compute the features on Spark; write them (a folder by Spark, or a file)."""
+def spark_features(
+    inputs: Any,
+    as_of: pd.Timestamp,
+    target: Path,
+    folder: bool,
+    vocabulary: tuple[tuple[str, ...], tuple[str, ...]] | None = None,
+) -> None:
+    """Compute the features on Spark; write them (a folder by Spark, or a file).
+
+    ``vocabulary``: the event types and valued event types (default: the
+    default types, no values).
+    """
+    from churnclv._cli_options import vocabulary_kwargs
     from churnclv.features import finish_features
     from churnclv.features._spark import input_features, to_pandas, write_folder
 
+    kw = {} if vocabulary is None else vocabulary_kwargs(vocabulary)
     with step("computing features (spark)"):
-        feats, static = input_features(inputs, as_of=as_of)
+        feats, static = input_features(inputs, as_of=as_of, **kw)
         if folder:
             write_folder(feats, str(target))
             n_rows, n_cols = _folder_shape(target)

@@ -23,9 +23,27 @@ def decimal_hint(bad: list[str], decimal: str) -> str:
     return " (decimal commas? use --decimal ,)" if comma else ""
 
 
-__all__ = ["decimal_hint", "event_value_select"]
+__all__ = ["decimal_hint", "event_value_select", "missing_value_column", "non_numeric_values"]
 
 _SAMPLE = 5
+
+
+def missing_value_column(path: object, name: str, columns: list[str]) -> InputError:
+    """The error for a ``--event-value-col`` the events file lacks."""
+    return InputError(
+        f"events file {path}: missing column {name!r} (for value, --event-value-col); "
+        f"columns found: {', '.join(columns[:20])}"
+    )
+
+
+def non_numeric_values(path: object, name: str, values: list[object], decimal: str) -> InputError:
+    """The error for event values that are present but not finite numbers (a sample)."""
+    bad = [repr(v) for v in values]
+    return InputError(
+        f"events file {path}: column {name!r} (event value) has non-numeric values, "
+        f"e.g. {', '.join(bad)}{decimal_hint(bad, decimal)}; leave a value empty when an "
+        "event has none"
+    )
 
 
 def event_value_select(
@@ -45,11 +63,7 @@ def event_value_select(
             return ""
         name = "value"
     if name not in columns:
-        avail = ", ".join(list(columns)[:20])
-        raise InputError(
-            f"events file {p}: missing column {name!r} (for value, --event-value-col); "
-            f"columns found: {avail}"
-        )
+        raise missing_value_column(p, name, list(columns))
     col = '"' + name.replace('"', '""') + '"'
     text = f"trim(CAST({col} AS VARCHAR))"
     source = f"replace({text}, ',', '.')" if decimal == "," else text
@@ -59,10 +73,5 @@ def event_value_select(
         f"AND ({num} IS NULL OR isnan({num}) OR isinf({num})) LIMIT {_SAMPLE}"
     ).fetchall()
     if rows:
-        bad = [repr(r[0]) for r in rows]
-        raise InputError(
-            f"events file {p}: column {name!r} (event value) has non-numeric values, "
-            f"e.g. {', '.join(bad)}{decimal_hint(bad, decimal)}; leave a value empty when an "
-            "event has none"
-        )
+        raise non_numeric_values(p, name, [r[0] for r in rows], decimal)
     return f", {num} AS value"

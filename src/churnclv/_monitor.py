@@ -20,13 +20,16 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from churnclv._io import atomic_write_parquet
 from churnclv._policy import Monitoring
+
+if TYPE_CHECKING:
+    from churnclv.features._vocabulary import Vocabulary
 
 __all__ = [
     "SNAPSHOT_COLUMNS",
@@ -234,16 +237,18 @@ def verdict(
 ) -> tuple[str, list[str]]:
     """``ok``, ``watch`` or ``retrain`` and the reasons, by the policy's thresholds.
 
-    PSI: the largest of any feature or score. AUC: the latest backtest churn
-    AUC against ``reference_auc`` (the champion's validation AUC), or the first
-    backtest when that is unknown.
+        PSI: the largest of any feature or score. AUC: the latest backtest churn
+        AUC against ``reference_auc`` (the champion's validation AUC), or the first
+        backtest when that is unknown.
 
-    Examples
-    --------
-    >>> from churnclv._policy import Monitoring
-    >>> from churnclv._monitor import verdict
-    >>> verdict([], {"psi": {"x": 0.3}, "tier_change_share": 0.0}, Monitoring())
-    ('retrain', ['PSI of x is 0.300 (retrain at 0.25)'])
+        Examples
+        --------
+        >>> from churnclv._policy import Monitoring
+    from churnclv.features._sql_events import DEFAULT_EVENT_TYPES
+    from churnclv.features._vocabulary import Vocabulary
+        >>> from churnclv._monitor import verdict
+        >>> verdict([], {"psi": {"x": 0.3}, "tier_change_share": 0.0}, Monitoring())
+        ('retrain', ['PSI of x is 0.300 (retrain at 0.25)'])
     """
     level, reasons = 0, []
 
@@ -274,12 +279,24 @@ def verdict(
 
 
 # ---- the whole check -------------------------------------------------------------------------
-def _features_at(tables: Any, snap: pd.DataFrame) -> pd.DataFrame:
-    """The snapshot's customers with their point-in-time features and scores."""
-    from churnclv.features import build_features
+def _features_at(tables: Any, snap: pd.DataFrame, vocabulary: Vocabulary | None) -> pd.DataFrame:
+    """The snapshot's customers with their point-in-time features and scores.
+
+    ``vocabulary``: the event types (and valued types) with their own features;
+    None: the default types, no values.
+    """
+    from churnclv.features import DEFAULT_EVENT_TYPES, build_features
 
     as_of = pd.Timestamp(snap["as_of"].iloc[0])
-    frame = build_features(tables.transactions, tables.events, tables.customers, as_of=as_of)
+    types, valued = vocabulary or (DEFAULT_EVENT_TYPES, ())
+    frame = build_features(
+        tables.transactions,
+        tables.events,
+        tables.customers,
+        as_of=as_of,
+        event_types=types,
+        valued_event_types=valued,
+    )
     frame = frame.drop(columns=["as_of"])
     return snap.merge(frame, on="customer_id", how="left")
 
@@ -291,8 +308,14 @@ def monitor(
     workdir: str | Path,
     thresholds: Monitoring | None = None,
     reference_auc: float | None = None,
+    event_vocabulary: Vocabulary | None = None,
 ) -> dict[str, Any]:
     """Backtest every ended snapshot, measure drift of the latest one and give a verdict.
+
+    ``event_vocabulary`` (event types, valued event types) names the event
+    types whose features the drift compares: the champion's
+    (:func:`churnclv.features._vocabulary.model_vocabulary`), so the drift
+    covers the columns the models read; None: the default types, no values.
 
     Returns the JSON-ready report: ``as_of``, ``verdict``, ``reasons``,
     ``backtest`` (one row per snapshot whose churn horizon ended), ``drift``
@@ -320,7 +343,11 @@ def monitor(
     version = latest["model_version"].iloc[0]
     reference = next(s for s in snaps if s["model_version"].iloc[0] == version)
     previous = snaps[-2] if len(snaps) > 1 else None
-    drifted = drift(_features_at(tables, reference), _features_at(tables, latest), previous)
+    drifted = drift(
+        _features_at(tables, reference, event_vocabulary),
+        _features_at(tables, latest, event_vocabulary),
+        previous,
+    )
     report["drift"] = {
         "reference_as_of": report["snapshots"][snaps.index(reference)],
         "current_as_of": report["snapshots"][-1],

@@ -159,6 +159,9 @@ def features(
     ts_col: opt.TsCol = "ts",
     amount_col: opt.AmountCol = "amount",
     event_type_col: opt.EventTypeCol = "event_type",
+    event_value_col: opt.EventValueCol = None,
+    event_types: opt.EventTypes = None,
+    event_top_k: opt.EventTopK = 8,
     quantity_col: opt.QuantityCol = None,
     price_col: opt.PriceCol = None,
     no_amount: opt.NoAmount = False,
@@ -171,28 +174,29 @@ def features(
     tracking_uri: opt.TrackingUri = None,
     spark_conf: opt.SparkConf = None,
 ) -> None:
-    """Compute the point-in-time feature frame of every customer as of a date."""
-    from churnclv.features import build_features
+    """Compute the point-in-time feature frame of every customer as of a date.
+
+    Event types get their own features as `train` picks them (--event-top-k, --event-types).
+    """
+    from churnclv.features import build_features, select_event_types
 
     ts = opt.parse_as_of(as_of)
     out_path, folder = spk.out_target(out_file, engine)
+    named = opt.event_type_list(event_types)
     if engine == "spark":
         conf = spk.spark_conf(spark_conf)
         inputs = spk.spark_inputs(
             transactions, events, customers, opt.columns_from(locals()), ts, conf
         )
-        spk.spark_features(inputs, ts, out_path, folder)
+        vocab = inputs.select_event_types(ts, top_k=event_top_k, named=named)
+        spk.spark_features(inputs, ts, out_path, folder, vocab)
         return
-    tables = _inputs(
-        transactions,
-        events,
-        customers,
-        opt.columns_from(locals()),
-        ts,
-    )
+    tables = _inputs(transactions, events, customers, opt.columns_from(locals()), ts)
+    vocab = select_event_types(tables.events, ts, top_k=event_top_k, named=named)
+    kw = opt.vocabulary_kwargs(vocab)
     with step("computing features"):
         frame = build_features(
-            tables.transactions, tables.events, tables.customers, as_of=ts, engine=engine
+            tables.transactions, tables.events, tables.customers, as_of=ts, engine=engine, **kw
         )
     write_table(frame, out_path)
     before = tables.transactions.loc[tables.transactions["ts"] < ts, "customer_id"]
