@@ -299,6 +299,39 @@ def test_spark_validation_errors_equal_duckdb(
         assert len(errors[0]) == 1 and expected in errors[0][0], (case, errors[0])
 
 
+def test_spark_event_values_and_vocabulary(spark: object, tmp_path: Path) -> None:
+    """A non-numeric event value fails on Spark with DuckDB's message (file, column,
+    sample); the vocabulary Spark counts is the one :func:`select_event_types` picks."""
+    from churnclv._io import load_events
+    from churnclv.features import select_event_types
+    from churnclv.features._spark_inputs import SparkInputs, _events
+
+    ev = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c1", "c1"],
+            "ts": pd.to_datetime(["2024-01-06", "2024-01-07", "2024-01-08", "2024-03-01"]),
+            "event_type": ["app_open", "app_open", "nps", "late"],
+            "score": [" ", None, "9", "very happy"],
+        }
+    )
+    cm = ColumnMap(event_value_col="score")
+    path = _write_parquet(tmp_path, events=ev)["events"]
+    with pytest.raises(InputError) as duck:
+        load_events(path, cm)
+    with pytest.raises(InputError) as on_spark:
+        _events(spark, str(path), cm)  # type: ignore[arg-type]
+    assert str(on_spark.value) == str(duck.value)
+    assert str(path) in str(duck.value) and "'score'" in str(duck.value)
+    assert "e.g. 'very happy';" in str(duck.value)
+    good = ev.iloc[:3].rename(columns={"score": "value"}).assign(value=[None, None, 9.0])
+    events = _spark.register_frame(spark, "vocabulary_events", good)  # type: ignore[arg-type]
+    inputs = SparkInputs(events, events, None, "", None, None)
+    as_of = pd.Timestamp("2024-02-01")
+    expected = select_event_types(good, as_of, top_k=1, named=["x"])
+    assert expected == (("x", "nps", "app_open"), ("nps",))
+    assert inputs.select_event_types(as_of, top_k=1, named=["x"]) == expected
+
+
 @pytest.mark.slow
 def test_score_spark_matches_duckdb_scoring(
     demo_workdir: Path, tmp_path: Path, spark: object
