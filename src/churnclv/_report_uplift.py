@@ -170,7 +170,7 @@ def learned_actions_section(
     header = ["Action", "Customers given it"]
     if formula is not None:
         header.append("Policy formula would give it")
-    header += ["Mean estimated uplift", "Middle 80% of customers"]
+    header += ["Mean estimated uplift", "Uplift range (middle 80%)"]
     numeric = set(range(1, len(header) - 1))
     note = (
         f"The actions were chosen by {chose}. Uplift = expected incremental net spend in the "
