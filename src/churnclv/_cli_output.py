@@ -159,10 +159,11 @@ def print_campaign(scored: Any) -> None:
     from churnclv.decisions import campaign_summary
 
     s = campaign_summary(scored)
+    roi = f"{s['roi']:.1f}x" if s["roi"] == s["roi"] else "-"  # no cost, no ROI
     out.print(
         f"campaign: {int(s['customers']):,} customers, cost {s['cost']:,.0f}, expected saved value "
         f"{s['expected_saved_value']:,.0f}, expected net gain {s['expected_net_gain']:,.0f}, "
-        f"ROI {s['roi']:.1f}x"
+        f"ROI {roi}"
     )
 
 

@@ -177,9 +177,11 @@ def _headline(scored: pd.DataFrame, summary: Mapping[str, float]) -> str:
     )
     k = int(summary.get("customers", 0))
     if k == 0:
+        from churnclv._report_uplift import nothing_pays
+
         return (
             f"{money(at_risk)} of predicted value is at risk across {count(len(scored))} "
-            f"customers, and no retention action pays for itself at the current costs.{where}"
+            f"customers, and {nothing_pays(scored)}.{where}"
         )
     return (
         f"Contacting {count(k)} of {count(len(scored))} customers costs "

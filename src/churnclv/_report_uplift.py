@@ -18,7 +18,7 @@ import pandas as pd
 
 from churnclv._report_figures import count, pct, words
 
-__all__ = ["basis_sentence", "gate_sentence", "learned_actions_section"]
+__all__ = ["basis_sentence", "gate_sentence", "learned_actions_section", "nothing_pays"]
 
 #: ``action_basis`` values in words.
 BASIS_WORDS = {
@@ -117,6 +117,24 @@ def gate_sentence(decision: Mapping[str, Any]) -> str:
         f"{_amount(abs(d))} {way} per customer than the closest constant policy (95% interval "
         f"{_amount(lo)} to {_amount(hi)}){verdict}."
     )
+
+
+def nothing_pays(scored: pd.DataFrame) -> str:
+    """Why no customer is contacted, for the report's headline.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> nothing_pays(pd.DataFrame({"action_basis": ["policy"]}))
+    'no retention action pays for itself at the current costs'
+    """
+    basis = scored["action_basis"].astype(str) if "action_basis" in scored else pd.Series([])
+    if len(basis) and (basis == "best_uniform").all():
+        return (
+            "no action is recommended (on held-out campaigns, no action's learned effect "
+            "paid for its cost beyond noise)"
+        )
+    return "no retention action pays for itself at the current costs"
 
 
 def _contacted(scored: pd.DataFrame) -> pd.Series:
