@@ -240,15 +240,22 @@ ax.set_xticks(
     ],
 )
 ax.set_title("Retention actions: cost vs expected saved value")
-ax.legend()
-ax.grid(alpha=0.3, axis="y")
-plt.tight_layout()
 summary = campaign_summary(scored)
-answer = (
-    f"Taking every action that pays reaches {summary['customers']:,.0f} customers, costs "
-    f"{summary['cost']:,.0f} and is expected to save {summary['expected_saved_value']:,.0f}: "
-    f"a return of {summary['roi']:.1f}x on cost."
-)
+if paid.empty:  # an empty chart would read as a broken one
+    ax.text(
+        0.5, 0.5, "No customer is given an action", ha="center", va="center", transform=ax.transAxes
+    )
+    ax.set_axis_off()
+    answer = "No action pays for any customer, so nothing is spent (see why below)."
+else:
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    answer = (
+        f"Taking every action that pays reaches {summary['customers']:,.0f} customers, costs "
+        f"{summary['cost']:,.0f} and is expected to save {summary['expected_saved_value']:,.0f}: "
+        f"a return of {summary['roi']:.1f}x on cost."
+    )
+plt.tight_layout()
 display(captioned_figure(fig, "Retention actions: cost vs expected saved value", answer))
 display(Markdown(answer))
 readable_table(
@@ -677,19 +684,32 @@ ax.plot(curve.index, curve["cost"], ls="--", color="grey", label="cost")
 ax.set_xlabel("campaign budget")
 ax.set_ylabel("amount")
 ax.set_title("What-if: campaign budget (greedy by gain per cost)")
-ax.grid(alpha=0.3)
-ax.legend()
-plt.tight_layout()
 step_gain = curve["expected_saved_value"].diff().fillna(curve["expected_saved_value"])
-answer = (
-    f"The first {budgets[0]:,.0f} of budget buys {step_gain.iloc[0]:,.0f} of expected saved "
-    f"value, the last step {step_gain.iloc[-1]:,.0f}"
-    + (
-        ": extra budget buys less and less."
-        if step_gain.iloc[-1] < step_gain.iloc[0]
-        else ", as much as the first."
+if full_cost > 0:
+    ax.grid(alpha=0.3)
+    ax.legend()
+    answer = (
+        f"The first {budgets[0]:,.0f} of budget buys {step_gain.iloc[0]:,.0f} of expected saved "
+        f"value, the last step {step_gain.iloc[-1]:,.0f}"
+        + (
+            ": extra budget buys less and less."
+            if step_gain.iloc[-1] < step_gain.iloc[0]
+            else ", as much as the first."
+        )
     )
-)
+else:
+    ax.cla()
+    ax.text(
+        0.5,
+        0.5,
+        "No action pays: there is no budget to spend",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+    )
+    ax.set_axis_off()
+    answer = "No action pays for any customer, so a budget would buy nothing."
+plt.tight_layout()
 display(captioned_figure(fig, "What-if: campaign budget", answer))
 display(Markdown(answer))
 readable_table(

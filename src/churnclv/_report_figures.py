@@ -189,7 +189,14 @@ def _actions(scored: pd.DataFrame) -> Figure:
     g = g.sort_values("saved")
     ax.set_title("Campaign actions: cost vs expected saved value")
     if g.empty:  # an empty chart would read as a broken one
-        ax.text(0.5, 0.5, "No customer is selected for an action", ha="center", va="center")
+        ax.text(
+            0.5,
+            0.5,
+            "No customer is selected for an action",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         ax.set_axis_off()
         return fig
     y = np.arange(len(g))
