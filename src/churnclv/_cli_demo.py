@@ -3,8 +3,9 @@ truth, what the learned, the policy formula's and the oracle's actions are worth
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from rich.table import Table
 
 from churnclv._cli_output import out
@@ -12,7 +13,16 @@ from churnclv._cli_output import out
 if TYPE_CHECKING:
     from churnclv._demo import DemoResult
 
-__all__ = ["print_learned_actions"]
+__all__ = ["DemoUplift", "print_learned_actions"]
+
+DemoUplift = Annotated[
+    bool,
+    typer.Option(
+        "--uplift/--no-uplift",
+        help="Learn the actions from the generated campaign log (train-uplift --promote) "
+        "and score with the uplift model; --no-uplift keeps the policy formula.",
+    ),
+]
 
 _HEADERS = {
     "learned": "uplift model",

@@ -19,7 +19,7 @@ from churnclv import _cli_options as opt
 from churnclv import _cli_spark as spk
 from churnclv import _cli_uplift as upl
 from churnclv._cli_campaigns import evaluate_campaign_verb
-from churnclv._cli_demo import print_learned_actions
+from churnclv._cli_demo import DemoUplift, print_learned_actions
 from churnclv._cli_models import models_app
 from churnclv._cli_monitor import monitor as monitor_verb
 from churnclv._cli_output import (
@@ -412,14 +412,7 @@ def demo(
     policy: opt.PolicyOpt = None,
     budget: opt.Budget = None,
     tracking_uri: opt.TrackingUri = None,
-    uplift: Annotated[
-        bool,
-        typer.Option(
-            "--uplift/--no-uplift",
-            help="Learn the actions from the generated campaign log (train-uplift --promote) "
-            "and score with the uplift model; --no-uplift keeps the policy formula.",
-        ),
-    ] = True,
+    uplift: DemoUplift = True,
 ) -> None:
     """The main job on embedded defaults.
 
