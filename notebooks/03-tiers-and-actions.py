@@ -20,9 +20,12 @@
 # 1. the value tier × churn risk matrix (customers and predicted value);
 # 2. the lifecycle mix of each tier;
 # 3. the action mix with its expected cost and expected saved value;
-# 4. what-ifs: a different high-risk threshold, and a campaign budget (customers chosen
+# 4. the actions learned from past campaigns (with an uplift champion): learned effects per
+#    action, value tier and RFM segment beside the effects the randomized campaigns measured,
+#    with their 95% intervals, and the campaign evaluation (`churnclv evaluate-campaign`);
+# 5. what-ifs: a different high-risk threshold, and a campaign budget (customers chosen
 #    greedily by expected gain per unit of cost, as `--budget` does);
-# 5. how tiers and lifecycle stages moved since the previous score snapshot.
+# 6. how tiers and lifecycle stages moved since the previous score snapshot.
 
 # %% tags=["parameters"]
 import os
@@ -38,6 +41,10 @@ TRANSACTIONS = os.environ.get("CHURNCLV_TRANSACTIONS", str(DATA / "transactions.
 EVENTS = os.environ.get("CHURNCLV_EVENTS", str(DATA / "events.parquet"))
 CUSTOMERS = os.environ.get("CHURNCLV_CUSTOMERS", str(DATA / "customers.parquet"))
 TRACKING_URI = os.environ.get("CHURNCLV_TRACKING_URI", "")
+# The campaign log the uplift model learned from (customer_id, ts, treatment, campaign_id).
+CAMPAIGNS = os.environ.get("CHURNCLV_CAMPAIGNS", str(DATA / "campaigns.parquet"))
+# Response window of the campaign evaluation; empty = the uplift champion's, else 30 days.
+RESPONSE_DAYS = os.environ.get("CHURNCLV_RESPONSE_DAYS", "")
 # What-if grids.
 HIGH_RISK_THRESHOLDS = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 BUDGET_STEPS = 12
@@ -51,7 +58,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from churnclv import (
+    InputError,
     captioned_figure,
+    evaluate_campaign,
+    load_campaigns,
     migration_matrix,
     migration_summary,
     readable_table,
@@ -202,7 +212,8 @@ readable_table(
 # ## Action mix: expected cost and expected saved value
 #
 # Each customer gets the action with the best expected net gain = P(churn) × predicted value
-# × uplift − cost, or `none` when nothing pays.
+# × uplift − cost, or `none` when nothing pays; with an uplift champion, the action comes from
+# learned uplift instead (next section).
 
 # %%
 mix = (
@@ -229,15 +240,22 @@ ax.set_xticks(
     ],
 )
 ax.set_title("Retention actions: cost vs expected saved value")
-ax.legend()
-ax.grid(alpha=0.3, axis="y")
-plt.tight_layout()
 summary = campaign_summary(scored)
-answer = (
-    f"Taking every action that pays reaches {summary['customers']:,.0f} customers, costs "
-    f"{summary['cost']:,.0f} and is expected to save {summary['expected_saved_value']:,.0f}: "
-    f"a return of {summary['roi']:.1f}x on cost."
-)
+if paid.empty:  # an empty chart would read as a broken one
+    ax.text(
+        0.5, 0.5, "No customer is given an action", ha="center", va="center", transform=ax.transAxes
+    )
+    ax.set_axis_off()
+    answer = "No action pays for any customer, so nothing is spent (see why below)."
+else:
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    answer = (
+        f"Taking every action that pays reaches {summary['customers']:,.0f} customers, costs "
+        f"{summary['cost']:,.0f} and is expected to save {summary['expected_saved_value']:,.0f}: "
+        f"a return of {summary['roi']:.1f}x on cost."
+    )
+plt.tight_layout()
 display(captioned_figure(fig, "Retention actions: cost vs expected saved value", answer))
 display(Markdown(answer))
 readable_table(
@@ -246,6 +264,282 @@ readable_table(
     digits=1,
     labels={"roi": "Return on cost (x)", "customers": "Customers"},
 )
+
+# %% [markdown]
+# ## Actions learned from campaigns
+#
+# With an uplift champion (`churnclv train-uplift --promote`; the demo trains one), every scored
+# customer carries `uplift_<action>`: the expected incremental net spend in the response window
+# after a send of that action. The model chooses actions only where it beat every constant policy
+# on held-out campaigns (its gate); otherwise the best constant action goes to every eligible
+# customer. Below: the gate's verdict, then the learned effects per value tier and RFM segment
+# beside the effects the randomized campaigns measured for the same customers (difference in mean
+# net spend between the action's arm and the control arm, Welch 95% interval), then the campaign
+# evaluation itself.
+
+# %%
+from churnclv import load_champion, load_inputs
+from churnclv.training import tracking_uri_for
+
+uplift_cols = [c for c in scored.columns if c.startswith("uplift_")]
+try:
+    uplift_model = load_champion(tracking_uri_for(WORKDIR, TRACKING_URI or None)).uplift
+except InputError:  # no champion in this store
+    uplift_model = None
+decision = dict(uplift_model.decision_) if uplift_model is not None else {}
+days = int(RESPONSE_DAYS or decision.get("response_days") or 30)
+log = None
+if Path(CAMPAIGNS).exists() and Path(TRANSACTIONS).exists():
+    log = load_campaigns(CAMPAIGNS, actions=[a.name for a in policy.actions])
+    transactions = load_inputs(TRANSACTIONS).transactions
+
+
+def action_words(code):
+    return code.replace("_", " ")
+
+
+def pooled_rows(evaluation):
+    """The rows of all campaigns pooled (``all``), or the one campaign's rows."""
+    pooled = evaluation["campaign_id"] == "all"
+    return evaluation[pooled] if pooled.any() else evaluation
+
+
+if not uplift_cols:
+    verdict = (
+        "No uplift champion scored these customers, so the actions follow the policy formula "
+        "(`action_basis` = policy). Train one on a campaign log with "
+        "`churnclv train-uplift --campaigns FILE --promote` and score again."
+    )
+elif decision.get("basis") == "learned":
+    verdict = (
+        f"On held-out campaigns the learned actions beat the closest constant policy by "
+        f"{decision['difference']:,.2f} per customer (95% interval "
+        f"{decision['difference_low']:,.2f} to {decision['difference_high']:,.2f}), so each "
+        "customer gets the eligible action with the largest uplift minus cost."
+    )
+else:
+    uniform = decision.get("uniform_action", "none")
+    verdict = (
+        f"On held-out campaigns the learned actions could not be told from the closest constant "
+        f"policy (difference {decision.get('difference', float('nan')):,.2f} per customer, 95% "
+        f"interval {decision.get('difference_low', float('nan')):,.2f} to "
+        f"{decision.get('difference_high', float('nan')):,.2f}), so "
+        + (
+            "no one is contacted on their basis."
+            if uniform == "none"
+            else f"every eligible customer gets the best constant action, {action_words(uniform)}."
+        )
+    )
+display(Markdown(verdict))
+
+
+def measured_effects(groups):
+    """Per group and action: the campaigns' measured effect (all campaigns pooled) and 95% CI."""
+    rows = []
+    for name, ids in groups.items():
+        try:
+            ev = evaluate_campaign(
+                log[log["customer_id"].isin(ids)], transactions, response_days=days, policy=policy
+            )
+        except InputError:  # e.g. no control sends in this group
+            continue
+        pooled = pooled_rows(ev)
+        for r in pooled[pooled["treatment"] != "control"].itertuples():
+            rows.append((name, r.treatment, r.customers, r.difference, r.ci_low, r.ci_high))
+    columns = ["group", "action", "sends", "measured", "measured_low", "measured_high"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def learned_vs_measured(by):
+    """Learned uplift (mean over the group's scored customers, 95% CI) beside the measured one."""
+    rows = []
+    for col in uplift_cols:
+        x = scored.groupby(by)[col]
+        mean, sem, n = x.mean(), x.sem(), x.count()
+        for g in mean.index:
+            rows.append(
+                {
+                    "group": g,
+                    "action": col.removeprefix("uplift_"),
+                    "customers": int(n[g]),
+                    "learned": mean[g],
+                    "learned_low": mean[g] - 1.96 * sem[g],
+                    "learned_high": mean[g] + 1.96 * sem[g],
+                }
+            )
+    out = pd.DataFrame(rows)
+    if log is not None:
+        ids = scored.groupby(by)["customer_id"].apply(list).to_dict()
+        out = out.merge(measured_effects(ids), on=["group", "action"], how="left")
+        out["agrees"] = np.where(
+            out["measured_low"].notna(),
+            np.where(
+                (out["learned"] >= out["measured_low"]) & (out["learned"] <= out["measured_high"]),
+                "yes",
+                "no",
+            ),
+            "-",
+        )
+    return out
+
+
+if uplift_cols:
+    by_tier = learned_vs_measured("value_tier")
+    names = [c.removeprefix("uplift_") for c in uplift_cols]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.8), sharey=False)
+    for ax, action in zip(np.atleast_1d(axes), names, strict=True):
+        part = by_tier[by_tier["action"] == action].set_index("group").reindex(VALUE_TIERS)
+        x = np.arange(len(part))
+        ax.errorbar(
+            x - 0.1,
+            part["learned"],
+            yerr=[part["learned"] - part["learned_low"], part["learned_high"] - part["learned"]],
+            fmt="o",
+            color="tab:blue",
+            label="learned (model)",
+        )
+        if "measured" in part:
+            ax.errorbar(
+                x + 0.1,
+                part["measured"],
+                yerr=[
+                    part["measured"] - part["measured_low"],
+                    part["measured_high"] - part["measured"],
+                ],
+                fmt="s",
+                color="tab:orange",
+                label="measured (campaigns)",
+            )
+        cost = next(a.cost for a in policy.actions if a.name == action)
+        ax.axhline(cost, color="grey", ls=":", label="cost")
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set_xticks(x, [f"{t} value" for t in VALUE_TIERS])
+        ax.set_title(action_words(action))
+        ax.grid(alpha=0.3, axis="y")
+    np.atleast_1d(axes)[0].set_ylabel(f"incremental net spend in {days} days")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    plt.tight_layout()
+    known = by_tier.dropna(subset=["measured"]) if "measured" in by_tier else by_tier.iloc[:0]
+    best = by_tier.loc[by_tier["learned"].idxmax()]
+    answer = (
+        f"The largest learned effect is {action_words(best['action'])} for {best['group']}-value "
+        f"customers: {best['learned']:,.2f} per customer against a cost of "
+        f"{next(a.cost for a in policy.actions if a.name == best['action']):,.2f}."
+        + (
+            f" The learned mean lies inside the campaigns' 95% interval in "
+            f"{(known['agrees'] == 'yes').sum()} of {len(known)} tier and action cells."
+            if len(known)
+            else ""
+        )
+    )
+    display(captioned_figure(fig, "Learned vs measured effect per action and value tier", answer))
+    display(Markdown(answer))
+    labels = {
+        "customers": "Customers scored",
+        "learned": "Learned uplift",
+        "learned_low": "Learned, 95% low",
+        "learned_high": "Learned, 95% high",
+        "sends": "Campaign sends",
+        "measured": "Measured effect",
+        "measured_low": "Measured, 95% low",
+        "measured_high": "Measured, 95% high",
+        "agrees": "Learned inside measured interval",
+    }
+    order = {t: i for i, t in enumerate(VALUE_TIERS)}
+    show = (
+        by_tier.assign(action=by_tier["action"].map(action_words))
+        .sort_values(["action", "group"], key=lambda c: c.map(order) if c.name == "group" else c)
+        .set_index(["action", "group"])
+        .rename_axis(["Action", "Value tier"])
+    )
+    display(readable_table(show, digits=2, labels=labels))
+
+
+def cell(row):
+    """Learned uplift / measured effect (95% interval) as one cell."""
+    learned = f"{row['learned']:,.2f}"
+    if "measured" not in row or pd.isna(row["measured"]):
+        return f"{learned} / -"
+    ci = (
+        f" ({row['measured_low']:,.1f} to {row['measured_high']:,.1f})"
+        if pd.notna(row["measured_low"])
+        else ""
+    )
+    return f"{learned} / {row['measured']:,.1f}{ci}"
+
+
+if uplift_cols:
+    by_segment = learned_vs_measured("rfm_segment")
+    grid = (
+        by_segment.assign(cell=by_segment.apply(cell, axis=1))
+        .pivot(index="group", columns="action", values="cell")
+        .rename(index=action_words, columns=action_words)
+        .rename_axis(index="RFM segment", columns=None)
+    )
+    sizes = scored["rfm_segment"].value_counts().rename(index=action_words)
+    grid.insert(0, "customers", sizes.reindex(grid.index).fillna(0).astype(int).map("{:,}".format))
+    display(
+        Markdown(
+            "Per RFM segment: learned uplift / measured effect (95% interval) per action. "
+            "Segments are today's, while the campaigns were sent earlier; small segments have "
+            "wide intervals."
+        )
+    )
+    display(grid)
+
+# %% [markdown]
+# ### Campaign evaluation
+#
+# Each past campaign's arms against its control arm (`churnclv evaluate-campaign`): customers,
+# response rate, mean net spend in the response window, the difference with its 95% interval,
+# incremental revenue, cost and return on cost; the `all` rows pool the campaigns.
+
+# %%
+if log is None:
+    display(
+        Markdown(f"No campaign log at `{CAMPAIGNS}`: set `CHURNCLV_CAMPAIGNS` to evaluate one.")
+    )
+else:
+    evaluation = evaluate_campaign(log, transactions, response_days=days, policy=policy)
+    pooled = pooled_rows(evaluation)
+    arms = pooled[pooled["treatment"] != "control"]
+    top = arms.loc[arms["difference"].idxmax()]
+    clear = arms[arms["ci_low"] > 0]["treatment"].map(action_words).tolist()
+    display(
+        Markdown(
+            f"Over {log['campaign_id'].nunique()} campaign"
+            + ("s" if log["campaign_id"].nunique() > 1 else "")
+            + f" and {len(log):,} sends, "
+            f"{action_words(top['treatment'])} raised mean net spend the most: "
+            f"{top['difference']:,.2f} per customer in {days} days (95% interval "
+            f"{top['ci_low']:,.2f} to {top['ci_high']:,.2f}), a return of {top['roi']:,.1f}x on "
+            "its cost. "
+            + (
+                f"Clearly above zero: {', '.join(clear)}."
+                if clear
+                else "No action's effect is clearly above zero (every interval includes 0)."
+            )
+        )
+    )
+    table = evaluation.assign(treatment=evaluation["treatment"].map(action_words)).set_index(
+        ["campaign_id", "treatment"]
+    )
+    display(
+        readable_table(
+            table,
+            money_cols=["mean_net_spend", "incremental_revenue", "cost"],
+            share_cols=["response_rate"],
+            digits=2,
+            labels={
+                "campaign_id": "Campaign",
+                "treatment": "Arm",
+                "ci_low": "95% low",
+                "ci_high": "95% high",
+                "p_value": "P-value",
+                "roi": "Return on cost (x)",
+            },
+        )
+    )
 
 # %% [markdown]
 # ## What-if: the high-risk threshold
@@ -390,19 +684,32 @@ ax.plot(curve.index, curve["cost"], ls="--", color="grey", label="cost")
 ax.set_xlabel("campaign budget")
 ax.set_ylabel("amount")
 ax.set_title("What-if: campaign budget (greedy by gain per cost)")
-ax.grid(alpha=0.3)
-ax.legend()
-plt.tight_layout()
 step_gain = curve["expected_saved_value"].diff().fillna(curve["expected_saved_value"])
-answer = (
-    f"The first {budgets[0]:,.0f} of budget buys {step_gain.iloc[0]:,.0f} of expected saved "
-    f"value, the last step {step_gain.iloc[-1]:,.0f}"
-    + (
-        ": extra budget buys less and less."
-        if step_gain.iloc[-1] < step_gain.iloc[0]
-        else ", as much as the first."
+if full_cost > 0:
+    ax.grid(alpha=0.3)
+    ax.legend()
+    answer = (
+        f"The first {budgets[0]:,.0f} of budget buys {step_gain.iloc[0]:,.0f} of expected saved "
+        f"value, the last step {step_gain.iloc[-1]:,.0f}"
+        + (
+            ": extra budget buys less and less."
+            if step_gain.iloc[-1] < step_gain.iloc[0]
+            else ", as much as the first."
+        )
     )
-)
+else:
+    ax.cla()
+    ax.text(
+        0.5,
+        0.5,
+        "No action pays: there is no budget to spend",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+    )
+    ax.set_axis_off()
+    answer = "No action pays for any customer, so a budget would buy nothing."
+plt.tight_layout()
 display(captioned_figure(fig, "What-if: campaign budget", answer))
 display(Markdown(answer))
 readable_table(
@@ -447,6 +754,12 @@ else:
 #   churned; silent high-value customers are the early-warning list.
 # - **Action mix**: what the policy spends per action against the value it expects to save;
 #   `none` customers are those for whom no action pays.
+# - **Learned vs measured effects**: the uplift model's mean effect per action and value tier
+#   (dots, with the 95% interval of the group's mean estimate) beside the effect the randomized
+#   campaigns measured for the same customers (squares); the dotted line is the action's cost,
+#   so an action pays for a group whose effect sits above it.
+# - **Campaign evaluation**: each campaign's arms against its control arm, pooled in the `all`
+#   rows.
 # - **Threshold what-if**: how many customers the early-warning list flags and what a
 #   high-band-only campaign would earn as `risk_band.high` moves; the dotted line is the
 #   current policy.

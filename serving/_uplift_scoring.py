@@ -44,6 +44,15 @@ def uplift_feature_columns(champion: Champion) -> list[str]:
     return [] if champion.uplift is None else list(champion.uplift.features_)
 
 
+def _may_be_absent(column: str) -> bool:
+    """Inputs the model reads as null when absent, as the churn and value models do:
+    breadth features (no category or channel column) and event values."""
+    from churnclv.features._sql_breadth import BREADTH_COLUMNS
+    from churnclv.features._sql_events import is_value_feature
+
+    return is_value_feature(column) or any(column in c for c in BREADTH_COLUMNS.values())
+
+
 def uplift_decisions(
     features: Columns, decided: Mapping[str, Any], champion: Champion, policy: Policy
 ) -> dict[str, np.ndarray]:
@@ -60,7 +69,7 @@ def uplift_decisions(
     model = champion.uplift
     if model is None:
         return {}
-    lacking = [c for c in model.features_ if c not in features]
+    lacking = [c for c in model.features_ if c not in features and not _may_be_absent(c)]
     if lacking:
         raise InputError(
             f"the uplift champion reads features these inputs lack ({', '.join(lacking[:5])}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -23,9 +25,14 @@ def generated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A work directory after `churnclv demo` on 1,500 customers."""
+    """A work directory after `churnclv demo` on 1,500 customers; what it printed is in
+    ``demo_output.txt`` there."""
     work = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--workdir", str(work), "--customers", "1500", "--seed", "3"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["demo", "--workdir", str(work), "--customers", "1500", "--seed", "3"])
+    (work / "demo_output.txt").write_text(printed.getvalue(), encoding="utf-8")
+    assert code == 0, printed.getvalue()
     return work
 
 

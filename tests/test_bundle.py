@@ -50,12 +50,14 @@ def bundle(demo_workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_export_writes_mlflow_model_dirs_policy_reference_and_schema(
     bundle: Path, demo_workdir: Path
 ) -> None:
-    """The bundle holds both MLflow model directories, the policy, reference and schema."""
+    """The bundle holds every champion's MLflow model directory (the demo's uplift model
+    too), the policy, reference and schema."""
     champion = load_champion(tracking_uri_for(demo_workdir))
     assert bundle.name == (
         f"churnclv-churn-v{champion.churn_version}-value-v{champion.value_version}"
+        f"-uplift-v{champion.uplift_version}"
     )
-    for kind in ("churn", "value"):
+    for kind in ("churn", "value", "uplift"):
         assert (bundle / kind / "MLmodel").is_file()
     manifest = json.loads((bundle / "bundle.json").read_text())
     assert manifest["model_version"] == champion.model_version
@@ -90,17 +92,19 @@ def test_bundle_scores_equal_registry_champion_on_fresh_workdir(
 
 
 def test_load_bundle_and_models_uris_give_the_champion(bundle: Path, demo_workdir: Path) -> None:
-    """A bundle, an alias URI and a version URI all load the registry's champion pair."""
+    """A bundle, an alias URI and a version URI all load the registry's champion pair (the
+    bundle and the alias URI with the uplift champion too; a version URI names the pair)."""
     uri = tracking_uri_for(demo_workdir)
     champion = load_champion(uri)
-    for other in (
-        load_bundle(bundle),
-        champion_from_uri(uri, f"file://{bundle}"),
-        champion_from_uri(uri, "models:/churnclv-value@champion"),
-        champion_from_uri(uri, f"models:/churnclv-value/{champion.value_version}"),
-        champion_from_uri(uri, f"models:/churnclv-churn/{champion.churn_version}"),
+    pair = f"churn:v{champion.churn_version}+value:v{champion.value_version}"
+    for other, version in (
+        (load_bundle(bundle), champion.model_version),
+        (champion_from_uri(uri, f"file://{bundle}"), champion.model_version),
+        (champion_from_uri(uri, "models:/churnclv-value@champion"), champion.model_version),
+        (champion_from_uri(uri, f"models:/churnclv-value/{champion.value_version}"), pair),
+        (champion_from_uri(uri, f"models:/churnclv-churn/{champion.churn_version}"), pair),
     ):
-        assert other.model_version == champion.model_version
+        assert other.model_version == version
         assert (other.churn_run_id, other.value_run_id) == (
             champion.churn_run_id,
             champion.value_run_id,

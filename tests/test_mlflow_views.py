@@ -41,7 +41,11 @@ def test_training_run_reads_as_a_model_development_run(demo_workdir: Path) -> No
     assert exp is not None
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     assert exp.tags["mlflow.note.content"]
-    run = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    run = client.search_runs(  # the training run, not the demo's uplift run
+        [exp.experiment_id],
+        "attributes.run_name LIKE 'train %'",
+        order_by=["attributes.start_time DESC"],
+    )[0]
     assert re.fullmatch(r"train \d{4}-\d{2}-\d{2} churn\d+ value\d+", run.info.run_name)
     note = run.data.tags["mlflow.note.content"]
     assert "Training as of" in note and "ROC AUC" in note and "Promotion" in note

@@ -139,15 +139,16 @@ def test_state_reload_swaps_whole_and_survives_a_broken_champion(
     try:
         first = state.live
         assert first is not None and state.reload() is None  # nothing moved
+        u = "+uplift:v1"  # the demo's uplift champion, served alongside
         v2 = new_version(work)
         promote_version(uri, CHURN_MODEL, v2)
         with caplog.at_level("INFO", logger="bentoml.churnclv"):
             assert state.reload() is first.batcher  # the caller closes it once drained
-        assert any("swapped churn:v1+value:v1 -> churn:v2+value:v1" in r.getMessage()
+        assert any(f"swapped churn:v1+value:v1{u} -> churn:v2+value:v1{u}" in r.getMessage()
                    for r in caplog.records)  # fmt: skip
         assert state.live is not first and state.live is not None
-        assert first.scorer.champion.model_version == "churn:v1+value:v1"  # never mutated
-        assert state.info is not None and state.info["model_version"] == "churn:v2+value:v1"
+        assert first.scorer.champion.model_version == f"churn:v1+value:v1{u}"  # never mutated
+        assert state.info is not None and state.info["model_version"] == f"churn:v2+value:v1{u}"
         asyncio.run(first.batcher.aclose(timeout_s=1))
 
         client = _client(work)
@@ -159,11 +160,11 @@ def test_state_reload_swaps_whole_and_survives_a_broken_champion(
         served = state.live
         assert state.reload() is None and state.live is served and state.ready
         assert state.info is not None and "reload_error" in state.info
-        assert f"churn:v{broken.version}+value:v1 not loaded" in state.info["reload_error"]
+        assert f"churn:v{broken.version}+value:v1{u} not loaded" in state.info["reload_error"]
         rollback_champion(uri, CHURN_MODEL)  # back to v2, what is served
         assert state.reload() is None and state.info is not None
         assert "reload_error" not in state.info
-        assert state.info["model_version"] == "churn:v2+value:v1"
+        assert state.info["model_version"] == f"churn:v2+value:v1{u}"
     finally:
         state.close()
 

@@ -282,12 +282,23 @@ def test_response_models_document_the_new_fields() -> None:
     )
 
 
-def test_demo_scores_carry_growth_holdout_and_potential(demo_workdir: Path) -> None:
-    """On the demo: about 10% held out (all with none), the growth action reaches a sizeable
-    share of medium-tier active customers, and high-risk customers never get it."""
+def test_demo_scores_carry_growth_holdout_and_potential(demo_workdir: Path, tmp_path: Path) -> None:
+    """On the demo's customers decided by the policy formula (scored with the churn/value pair,
+    not the demo's uplift model): about 10% held out (all with none), the growth action reaches
+    a sizeable share of medium-tier active customers, and high-risk customers never get it."""
+    from churnclv.cli import main
     from churnclv.serving import SCORE_COLUMNS
+    from churnclv.training import load_champion, tracking_uri_for
 
-    scores = pd.read_parquet(demo_workdir / "scores.parquet")
+    uri = tracking_uri_for(demo_workdir)
+    pair = f"models:/churnclv-churn/{load_champion(uri).churn_version}"  # no uplift model
+    data, out = demo_workdir / "data", tmp_path / "scores.parquet"
+    args = ["score", "--as-of", "2024-01-01", "--out", str(out), "--workdir", str(tmp_path)]
+    args += ["--tracking-uri", uri, "--model-uri", pair]
+    for kind in ("transactions", "events", "customers"):
+        args += [f"--{kind}", str(data / f"{kind}.parquet")]
+    assert main(args) == 0
+    scores = pd.read_parquet(out)
     assert list(scores.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
     assert {"potential_high_value", "holdout", "action_basis"} <= set(scores.columns)
     assert abs(scores["holdout"].mean() - 0.1) < 0.035

@@ -160,7 +160,10 @@ def test_train_records_and_registers_the_winning_value_model(demo_workdir: Path)
 
     uri = tracking_uri_for(demo_workdir)
     mlflow.set_tracking_uri(uri)
-    run = mlflow.search_runs(experiment_names=["churnclv"]).iloc[0]
+    # the training run (the demo's uplift run is in the same experiment)
+    run = mlflow.search_runs(
+        experiment_names=["churnclv"], filter_string="attributes.run_name LIKE 'train %'"
+    ).iloc[0]
     kind = run["params.value_model_kind"]
     assert kind in ("tweedie", "two_part")
     g = {k: run[f"metrics.value_candidate_{k}_gini"] for k in ("tweedie", "two_part")}
@@ -189,7 +192,9 @@ def test_registered_value_model_is_refitted_through_the_validation_cutoff(
 
     uri = tracking_uri_for(demo_workdir)
     mlflow.set_tracking_uri(uri)
-    run = mlflow.search_runs(experiment_names=["churnclv"]).iloc[0]
+    run = mlflow.search_runs(
+        experiment_names=["churnclv"], filter_string="attributes.run_name LIKE 'train %'"
+    ).iloc[0]
     valid = run["params.value_validation_cutoff"]
     refit = run["params.value_refit_cutoffs"].split(",")
     assert refit[-1] == valid

@@ -9,12 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _uplift_data import add_campaigns
+from mlflow import MlflowClient
 
 from churnclv.cli import main
 from churnclv.decisions import load_policy
 from churnclv.serving._requests import CustomerIn
 from churnclv.serving._scorer import OnlineScorer
 from churnclv.training import champion_versions, load_champion, tracking_uri_for
+from churnclv.training._registry import ALIAS, UPLIFT_MODEL
 
 AS_OF = datetime(2024, 1, 1)
 ACTIONS = ("email_reminder", "discount_coupon", "personal_call")
@@ -46,6 +48,8 @@ def _customer(cid: str, tx: pd.DataFrame, ev: pd.DataFrame, cust: pd.DataFrame) 
 def test_train_uplift_then_score_and_predict_agree(demo_workdir: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     shutil.copytree(demo_workdir, work, ignore=shutil.ignore_patterns("*.lock"))
+    uri = tracking_uri_for(work)  # this log's model is the first uplift champion, not the demo's
+    MlflowClient(uri, uri).delete_registered_model_alias(UPLIFT_MODEL, ALIAS)
     data = work / "data"
     tx, log = add_campaigns(pd.read_parquet(data / "transactions.parquet"), pd.Timestamp(AS_OF))
     ev = pd.read_parquet(data / "events.parquet")

@@ -277,27 +277,3 @@ def test_train_uplift_bad_logs_exit_2_without_output(
     err = " ".join(capsys.readouterr().err.split())
     assert message in err and "Traceback" not in err
     assert not work.exists()
-
-
-def test_report_section_on_learned_actions_is_computed_from_the_scores() -> None:
-    from churnclv._report_uplift import basis_sentence, learned_actions_section
-
-    scored = pd.DataFrame(
-        {
-            "action": ["discount_coupon", "none", "discount_coupon", "none"],
-            "action_basis": ["best_uniform"] * 4,
-            "uplift_discount_coupon": [6.0, 6.0, 6.0, 6.0],
-            "uplift_personal_call": [np.nan] * 4,
-        }
-    )
-    assert "best constant action, discount_coupon (4 customers)" in basis_sentence(scored)
-    html = learned_actions_section(scored)
-    assert "best_uniform: 4" in html and "not estimated" in html and "6.00" in html
-    learned = scored.assign(action_basis=["learned", "learned", "policy", "policy"])
-    assert "chose the action of 2 customers (50%)" in basis_sentence(learned)
-    assert (
-        learned_actions_section(
-            scored.drop(columns=["uplift_discount_coupon", "uplift_personal_call"])
-        )
-        == ""
-    )

@@ -1,7 +1,8 @@
-"""The demo pipeline: synthetic data -> train and register -> batch score -> report.
+"""The demo pipeline: synthetic data -> train and register -> learn actions -> score -> report.
 
 :func:`run_demo` does the work and returns a :class:`DemoResult`; ``churnclv demo``
-prints it. Progress goes through the ``step`` and ``note`` callbacks.
+prints it. Progress goes through the ``step`` and ``note`` callbacks. The uplift
+step and its check against truth live in :mod:`churnclv._demo_uplift`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from churnclv import Policy, SyntheticData
+    from churnclv import Policy, SyntheticData, UpliftTrainResult
+    from churnclv._demo_uplift import ActionComparison
     from churnclv.training import Champion, TrainResult
 
 __all__ = ["DemoResult", "realised_saved_value", "run_demo"]
@@ -43,10 +45,20 @@ class DemoResult:
     tracking_uri: str
     realised_value: float
     predicted_saved_value: float
+    uplift: UpliftTrainResult | None = None
+    policy_scored: pd.DataFrame | None = None
+    comparison: ActionComparison | None = None
 
     @property
     def note(self) -> str:
-        """The ground-truth sentence the report and the CLI print."""
+        """The ground-truth sentence the report and the CLI print.
+
+        With learned actions (an uplift champion scored the customers) it
+        compares their true value with the policy formula's and the oracle's;
+        otherwise it checks the campaign's predicted saved value.
+        """
+        if self.comparison is not None:
+            return self.comparison.sentence()
         return _truth_note(self.realised_value, self.predicted_saved_value)
 
 
@@ -106,11 +118,20 @@ def run_demo(
     step: Step = _quiet_step,
     note: Callable[[str], None] = lambda message: None,
     should_stop: Callable[[], bool] | None = None,
+    uplift: bool = True,
 ) -> DemoResult:
-    """Generate synthetic customers, train and promote, score them and write the report.
+    """Generate synthetic customers, train and promote, learn the actions, score, report.
 
     Writes ``data/``, ``mlruns.db`` (unless ``tracking_uri``), ``scores.parquet``,
     ``snapshots/<as_of>.parquet`` and ``report.html`` under ``workdir``.
+
+    The customers are scored with the churn and value champions first (the
+    policy formula's actions); with ``uplift``, the uplift model is then
+    trained on the generated campaign log and promoted (as ``train-uplift
+    --promote``), and the customers are scored again with it: those scores
+    (``action_basis`` ``learned`` or ``best_uniform``) are the ones written,
+    and :attr:`DemoResult.comparison` values both decisions and the oracle's
+    on the generator's true effects.
 
     Parameters
     ----------
@@ -132,10 +153,15 @@ def run_demo(
     should_stop : callable, optional
         Passed to :func:`churnclv.train`: training stops (``KeyboardInterrupt``)
         before registering or promoting when it returns True.
+    uplift : bool, default True
+        Train the uplift model on the generated campaigns and score with it.
+        ``realised_value`` and ``predicted_saved_value`` always check the
+        policy formula's campaign.
     """
     import pandas as pd
 
     from churnclv import generate, load_champion, load_inputs, load_policy, score, train
+    from churnclv._demo_uplift import compare_with_truth, train_demo_uplift
     from churnclv._generate import write
     from churnclv._io import LoadReport, atomic_write_parquet
     from churnclv._monitor import write_snapshot
@@ -171,18 +197,38 @@ def run_demo(
         champion = load_champion(uri)
     with step("batch scoring"):
         scored = score(tables, as_of=as_of, champion=champion, policy=pol, budget=budget)
-        scores_path = atomic_write_parquet(scored, work / "scores.parquet")
-        write_snapshot(scored, champion, work)
-    realised = realised_saved_value(scored, data.truth, pol)
-    predicted = float(scored.loc[scored["selected"].to_numpy(), "expected_saved_value"].sum())
+    by_policy, trained, comparison = scored, None, None
+    if uplift and "campaigns" in paths:
+        with step("learning actions from the campaign log") as update:
+            trained = train_demo_uplift(
+                tables,
+                paths["campaigns"],
+                as_of=as_of,
+                tracking_uri=uri,
+                policy=pol,
+                seed=seed,
+                progress=update,
+                note=note,
+            )
+        if trained is not None:
+            with step("batch scoring with the uplift model"):
+                champion = load_champion(uri)
+                scored = score(tables, as_of=as_of, champion=champion, policy=pol, budget=budget)
+            comparison = compare_with_truth(scored, by_policy, data.truth, pol)
+    scores_path = atomic_write_parquet(scored, work / "scores.parquet")
+    write_snapshot(scored, champion, work)
+    realised = realised_saved_value(by_policy, data.truth, pol)
+    predicted = float(by_policy.loc[by_policy["selected"].to_numpy(), "expected_saved_value"].sum())
+    notes = [comparison.sentence() if comparison else _truth_note(realised, predicted)]
     with step("report"):
         report_path = write_decision_report(
             scored,
             work / "report.html",
             uri,
             champion,
-            notes=[_truth_note(realised, predicted)],
+            notes=notes,
             workdir=work,
+            policy_scored=by_policy if trained is not None else None,
         )
     return DemoResult(
         data=data,
@@ -194,4 +240,7 @@ def run_demo(
         tracking_uri=uri,
         realised_value=realised,
         predicted_saved_value=predicted,
+        uplift=trained,
+        policy_scored=by_policy if trained is not None else None,
+        comparison=comparison,
     )

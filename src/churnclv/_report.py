@@ -177,9 +177,11 @@ def _headline(scored: pd.DataFrame, summary: Mapping[str, float]) -> str:
     )
     k = int(summary.get("customers", 0))
     if k == 0:
+        from churnclv._report_uplift import nothing_pays
+
         return (
             f"{money(at_risk)} of predicted value is at risk across {count(len(scored))} "
-            f"customers, and no retention action pays for itself at the current costs.{where}"
+            f"customers, and {nothing_pays(scored)}.{where}"
         )
     return (
         f"Contacting {count(k)} of {count(len(scored))} customers costs "
@@ -462,6 +464,8 @@ def write_report(
     notes: list[str] | None = None,
     model_metrics: Mapping[str, float] | None = None,
     previous: pd.DataFrame | None = None,
+    uplift_decision: Mapping[str, Any] | None = None,
+    policy_scored: pd.DataFrame | None = None,
 ) -> Path:
     """Write the HTML report of a scores frame and the CSV of its selected customers.
 
@@ -488,6 +492,12 @@ def write_report(
         The champion runs' metrics (model and ``baseline_*``), for the quality table.
     previous : pandas.DataFrame, optional
         The score snapshot before this one: adds the tier migration section.
+    uplift_decision : mapping, optional
+        The uplift champion's gate decision (``UpliftModel.decision_``), for
+        the section on learned actions.
+    policy_scored : pandas.DataFrame, optional
+        The same customers scored without the uplift model: that section then
+        counts the policy formula's actions beside the learned ones.
 
     Returns
     -------
@@ -529,7 +539,7 @@ def write_report(
         "<h2>Where the value at risk is</h2>",
         grid(["tier_risk_matrix.png", "action_mix.png"], figs),
         _actions_section(scored, detail, csv.name),
-        learned_actions_section(scored),
+        learned_actions_section(scored, uplift_decision, policy_scored),
         _drivers(scored, detail),
         _migration_section(previous, scored),
         satisfaction_section(scored),

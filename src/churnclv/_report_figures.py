@@ -187,12 +187,23 @@ def _actions(scored: pd.DataFrame) -> Figure:
         saved=("expected_saved_value", "sum"),
     )
     g = g.sort_values("saved")
+    ax.set_title("Campaign actions: cost vs expected saved value")
+    if g.empty:  # an empty chart would read as a broken one
+        ax.text(
+            0.5,
+            0.5,
+            "No customer is selected for an action",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+        ax.set_axis_off()
+        return fig
     y = np.arange(len(g))
     ax.barh(y - 0.2, g["cost"], height=0.4, label="Cost", color="#9e9e9e")
     ax.barh(y + 0.2, g["saved"], height=0.4, label="Expected saved value", color="#2e7d32")
     ax.set_yticks(y, [f"{words(a)}\n({count(k)} customers)" for a, k in g["customers"].items()])
     _money_axis(ax.xaxis)
-    ax.set_title("Campaign actions: cost vs expected saved value")
     ax.legend(loc="lower right", fontsize=8)
     return fig
 

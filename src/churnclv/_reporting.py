@@ -20,6 +20,7 @@ def write_decision_report(
     champion: Champion | None,
     notes: list[str] | None = None,
     workdir: str | Path | None = None,
+    policy_scored: pd.DataFrame | None = None,
 ) -> Path:
     """Write the HTML decision report of ``scored``; log it to MLflow when a champion is known.
 
@@ -29,6 +30,9 @@ def write_decision_report(
     next to it. With ``workdir``, the tier migration since its latest earlier
     score snapshot is shown. With a champion, report, CSV, figures and ``campaign_*``
     totals are logged to the ``churnclv-scoring`` experiment at ``tracking_uri``.
+    With an uplift champion, its gate decision is shown with the learned
+    actions, beside the policy formula's actions of ``policy_scored`` (the
+    same customers scored without the uplift model) when given.
 
     Returns
     -------
@@ -52,6 +56,8 @@ def write_decision_report(
         figures=figures,
         notes=notes,
         model_metrics=metrics,
+        uplift_decision=champion.uplift.decision_ if champion and champion.uplift else None,
+        policy_scored=policy_scored,
         previous=(
             previous_snapshot(workdir, scored["as_of"].iloc[0])
             if workdir is not None and "as_of" in scored and len(scored)

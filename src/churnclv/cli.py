@@ -19,6 +19,7 @@ from churnclv import _cli_options as opt
 from churnclv import _cli_spark as spk
 from churnclv import _cli_uplift as upl
 from churnclv._cli_campaigns import evaluate_campaign_verb
+from churnclv._cli_demo import DemoUplift, print_learned_actions
 from churnclv._cli_models import models_app
 from churnclv._cli_monitor import monitor as monitor_verb
 from churnclv._cli_output import (
@@ -418,10 +419,13 @@ def demo(
     policy: opt.PolicyOpt = None,
     budget: opt.Budget = None,
     tracking_uri: opt.TrackingUri = None,
+    uplift: DemoUplift = True,
 ) -> None:
     """The main job on embedded defaults.
 
-    generate -> features -> train -> register -> batch score -> tier/action summary.
+    generate -> features -> train -> register -> learn actions from the campaign log ->
+    batch score -> tier/action summary, with learned vs policy-formula actions checked on
+    the synthetic truth.
     """
     started = time.perf_counter()
     result = run_demo(
@@ -434,10 +438,12 @@ def demo(
         step=step,
         note=note,
         should_stop=stop_requested,
+        uplift=uplift,
     )
     print_metrics(result.train)
     print_summary(result.scored)
     print_campaign(result.scored)
+    print_learned_actions(result)
     out.print(result.note)
     out.print(f"report: {result.report_path}")
     out.print(
