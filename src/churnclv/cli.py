@@ -20,6 +20,7 @@ from churnclv import _cli_spark as spk
 from churnclv import _cli_uplift as upl
 from churnclv._cli_campaigns import evaluate_campaign_verb
 from churnclv._cli_demo import DemoUplift, print_learned_actions
+from churnclv._cli_features import run_features
 from churnclv._cli_models import models_app
 from churnclv._cli_monitor import monitor as monitor_verb
 from churnclv._cli_output import (
@@ -179,35 +180,7 @@ def features(
 
     Event types get their own features as `train` picks them (--event-top-k, --event-types).
     """
-    from churnclv.features import build_features, select_event_types
-
-    ts = opt.parse_as_of(as_of)
-    out_path, folder = spk.out_target(out_file, engine)
-    named = opt.event_type_list(event_types)
-    if engine == "spark":
-        conf = spk.spark_conf(spark_conf)
-        inputs = spk.spark_inputs(
-            transactions, events, customers, opt.columns_from(locals()), ts, conf
-        )
-        vocab = inputs.select_event_types(ts, top_k=event_top_k, named=named)
-        spk.spark_features(inputs, ts, out_path, folder, vocab)
-        return
-    tables = _inputs(transactions, events, customers, opt.columns_from(locals()), ts)
-    vocab = select_event_types(tables.events, ts, top_k=event_top_k, named=named)
-    kw = opt.vocabulary_kwargs(vocab)
-    with step("computing features"):
-        frame = build_features(
-            tables.transactions, tables.events, tables.customers, as_of=ts, engine=engine, **kw
-        )
-    write_table(frame, out_path)
-    before = tables.transactions.loc[tables.transactions["ts"] < ts, "customer_id"]
-    without = before.nunique() - len(frame)
-    if without:
-        note(
-            f"{without:,} customers with rows before as_of have no purchase "
-            "(returns or zero amounts only) and therefore no feature row"
-        )
-    out.print(f"{len(frame):,} customers x {frame.shape[1] - 2} features -> {out_path}")
+    run_features(dict(locals()))
 
 
 @app.command()
