@@ -58,6 +58,9 @@ def _check_page(page: Page, report: Path, scored: pd.DataFrame) -> None:
             assert not any(re.search(r"\d+\.00", c) for c in cells)
         assert not any("_" in name for name in header), header
     csv_links = [h for h in page.links if h.endswith(".csv")]
+    if not scored["selected"].any():  # nobody to contact: nothing to download
+        assert not csv_links and pd.read_csv(selected_csv_path(report)).empty
+        return
     assert len(csv_links) == 1
     target = (report.parent / csv_links[0]).resolve()
     assert target == selected_csv_path(report).resolve() and target.exists()
