@@ -10,6 +10,7 @@ import pandas as pd
 
 from churnclv._clv_fields import CLV_COLUMNS, clv_columns
 from churnclv._reasons import ReasonTable
+from churnclv._reasons_batch import top_contributions
 from churnclv._satisfaction import SATISFACTION_COLUMNS, satisfaction_columns
 from churnclv.decisions import Policy, decide, select_under_budget
 from churnclv.serving._uplift_scoring import uplift_decisions
@@ -49,6 +50,9 @@ SCORE_COLUMNS = (
     "action",
     "expected_net_gain",
 )
+
+#: Reasons (largest churn-model contributions) per customer in batch scores.
+REASONS_PER_ROW = 3
 
 #: Decision columns after the DESIGN §7 ones, in batch scores and service answers alike.
 DECISION_EXTRAS = ("potential_high_value", "holdout", "action_basis")
@@ -168,9 +172,13 @@ def score_features(
         why = (
             None  # no churn champion: no churn drivers
             if churn is None or x_churn is None
-            else ReasonTable.build(features, churn.contributions(features, x_churn))
+            else ReasonTable.from_top(
+                features,
+                *top_contributions(churn.contribution_matrix, x_churn, REASONS_PER_ROW),
+                churn.features_,
+            )
         )
-        scored["reasons"] = [""] * len(scored) if why is None else why.joined()
+        scored["reasons"] = [""] * len(scored) if why is None else why.joined_array()
         extra.append("reasons")
     out = scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
     if with_reasons:
