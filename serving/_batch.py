@@ -10,7 +10,7 @@ import pandas as pd
 
 from churnclv._clv_fields import CLV_COLUMNS, clv_columns
 from churnclv._reasons import ReasonTable
-from churnclv._reasons_batch import top_contributions
+from churnclv._reasons_batch import top_contributions, top_k
 from churnclv._satisfaction import SATISFACTION_COLUMNS, satisfaction_columns
 from churnclv.decisions import Policy, decide, select_under_budget
 from churnclv.serving._uplift_scoring import uplift_decisions
@@ -73,16 +73,45 @@ def predict(
     Without a churn (value) champion the matrix is None and P(churn) (the
     predicted value) is NaN.
     """
+    features, x_churn, p, v, _ = _predict(features, champion, predictions, 0)
+    return features, x_churn, p, v
+
+
+def _predict(
+    features: Columns,
+    champion: Champion,
+    predictions: tuple[np.ndarray, np.ndarray] | None,
+    reasons: int,
+) -> tuple[Columns, np.ndarray | None, np.ndarray, np.ndarray, Any]:
+    """:func:`predict`, plus each row's ``reasons`` top churn-model contributions
+    ``(columns, values)`` when asked (0: not) and the model gives them in the same pass
+    over its trees as P(churn) (``predict_explained``), else None."""
     n = len(features["customer_id"])
     if champion.base is not None:
         features = champion.base.with_btyd(features)
     churn, value = champion.churn, champion.value
     x_churn = None if churn is None else churn.matrix(features)
     if predictions is not None:
-        return features, x_churn, *predictions
-    p = np.full(n, np.nan) if churn is None else churn.predict(x_churn)
+        return features, x_churn, *predictions, None
+    top = None
+    if churn is None:
+        p = np.full(n, np.nan)
+    elif reasons and x_churn is not None and hasattr(churn, "predict_explained"):
+        p, parts = churn.predict_explained(x_churn, lambda c: top_k(c, reasons))
+        top = _stacked(parts, x_churn, len(churn.features_), reasons)
+    else:
+        p = churn.predict(x_churn)
     v = np.full(n, np.nan) if value is None else value.predict(value.matrix(features))
-    return features, x_churn, p, v
+    return features, x_churn, p, v, top
+
+
+def _stacked(
+    parts: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, width: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks' ``(columns, values)`` of :func:`top_k` as one pair of arrays."""
+    if not parts:
+        return top_k(np.zeros((len(x), width)), k)
+    return np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts])
 
 
 def null_missing(decided: MutableMapping[str, Any], champion: Champion, n: int) -> None:
@@ -142,8 +171,9 @@ def score_features(
     # Decisions read a few columns; copying only those keeps a one-customer call cheap.
     keep = [c for c in features.columns if c in _DECISION_COLUMNS]
     scored = features[keep].copy()
-    features, x_churn, scored["churn_probability"], scored["predicted_value"] = predict(
-        features, champion, predictions
+    k = REASONS_PER_ROW if with_reasons else 0
+    features, x_churn, scored["churn_probability"], scored["predicted_value"], top = _predict(
+        features, champion, predictions, k
     )
     scored = decide(
         scored,
@@ -174,7 +204,7 @@ def score_features(
             if churn is None or x_churn is None
             else ReasonTable.from_top(
                 features,
-                *top_contributions(churn.contribution_matrix, x_churn, REASONS_PER_ROW),
+                *(top or top_contributions(churn.contribution_matrix, x_churn, k)),
                 churn.features_,
             )
         )
