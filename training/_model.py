@@ -263,8 +263,18 @@ def _booster_output(booster: lgb.Booster, raw: np.ndarray) -> np.ndarray | None:
         return raw
     if objective != "binary":
         return None
-    sigmoid = float(params.get("sigmoid", 1.0))
-    return np.array([1.0 / (1.0 + math.exp(-sigmoid * r)) for r in raw.tolist()])
+    z = -float(params.get("sigmoid", 1.0)) * raw
+    return np.array(
+        [1.0 / (1.0 + math.exp(v)) if v < 709.0 else _sigmoid_tail(v) for v in z.tolist()]
+    )
+
+
+def _sigmoid_tail(z: float) -> float:
+    """``1 / (1 + exp(z))`` where ``exp(z)`` may overflow (to inf in C: the output is 0)."""
+    try:
+        return 1.0 / (1.0 + math.exp(z))
+    except OverflowError:
+        return 0.0
 
 
 def _level_factor(booster: lgb.Booster, x: np.ndarray, y: np.ndarray) -> float:
