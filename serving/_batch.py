@@ -101,8 +101,23 @@ def _predict(
         top = _stacked(parts, x_churn, len(churn.features_), reasons)
     else:
         p = churn.predict(x_churn)
-    v = np.full(n, np.nan) if value is None else value.predict(value.matrix(features))
+    v = (
+        np.full(n, np.nan)
+        if value is None
+        else value.predict(_value_matrix(value, churn, x_churn, features))
+    )
     return features, x_churn, p, v, top
+
+
+def _value_matrix(value: Any, churn: Any, x_churn: np.ndarray | None, features: Columns) -> Any:
+    """The value model's input matrix: the churn model's when both read the same columns
+    with the same categories (the same matrix, built once), else its own."""
+    same = (
+        x_churn is not None
+        and getattr(value, "features_", None) == getattr(churn, "features_", 0)
+        and getattr(value, "categories_", None) == getattr(churn, "categories_", 0)
+    )
+    return x_churn if same else value.matrix(features)
 
 
 def _stacked(
@@ -208,7 +223,7 @@ def score_features(
                 churn.features_,
             )
         )
-        scored["reasons"] = [""] * len(scored) if why is None else why.joined_array()
+        scored["reasons"] = [""] * len(scored) if why is None else why.joined_strings()
         extra.append("reasons")
     out = scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
     if with_reasons:

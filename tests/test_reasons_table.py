@@ -106,3 +106,15 @@ def test_top_k_equals_a_stable_sort_of_magnitudes() -> None:
     np.testing.assert_array_equal(picked, np.take_along_axis(contrib, want, axis=1))
     top2, _ = top_contributions(lambda x: x, contrib, 3)
     np.testing.assert_array_equal(top2, want)
+
+
+def test_joined_strings_equal_the_joined_texts() -> None:
+    """The Arrow-joined batch column holds the same strings, as pandas' str dtype."""
+    frame = _frame(50, 5)
+    contrib = np.round(np.random.default_rng(6).normal(size=(50, len(COLUMNS))), 1)
+    table = ReasonTable.build(frame, contrib, 3, columns=COLUMNS)
+    column = pd.Series(table.joined_strings())
+    assert column.dtype == pd.Series(table.joined()).dtype
+    assert column.tolist() == table.joined()
+    empty = ReasonTable.build(frame.head(0), contrib[:0], 3, columns=COLUMNS)
+    assert pd.Series(empty.joined_strings()).tolist() == []

@@ -127,8 +127,9 @@ class PathExplainer:
         values = self._leaf_values
         assert values is not None
         raw = np.zeros(len(leaf))
-        for t in range(leaf.shape[1]):
-            raw += values[t][leaf[:, t]]
+        by_tree = np.ascontiguousarray(leaf.T)  # each tree's leaves contiguous
+        for t in range(len(by_tree)):
+            raw += values[t][by_tree[t]]
         return raw
 
     def contributions(self, x: np.ndarray) -> np.ndarray:

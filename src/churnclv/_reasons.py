@@ -462,6 +462,23 @@ class ReasonTable:
         """Per row, the reasons' texts (with their direction) joined by ``"; "``."""
         return self.joined_array().tolist()
 
+    def joined_strings(self) -> Any:
+        """:meth:`joined` as a pandas string array, joined by Arrow (a batch column: no
+        Python string per row is built, and pandas takes the Arrow array as it is)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not self.top.shape[1] or not len(self):
+            return pd.array(self.joined(), dtype="str")
+        parts: list[Any] = []
+        raises, lowers = pa.scalar(": raises churn risk"), pa.scalar(": lowers churn risk")
+        for r in range(self.top.shape[1]):
+            if r:
+                parts.append(pa.scalar("; "))
+            parts.append(pa.array(self.texts[r], pa.string()))
+            parts.append(pc.if_else(pa.array(self.contributions[:, r] > 0), raises, lowers))
+        return pd.array(pc.binary_join_element_wise(*parts, pa.scalar("")), dtype="str")
+
     def joined_array(self) -> np.ndarray:
         """:meth:`joined` as an object array."""
         if not self.top.shape[1]:
