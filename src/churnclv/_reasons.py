@@ -137,6 +137,7 @@ def _numeric(fn: Callable[[float], str], feature: str) -> TextFn:
         x = _num(value)
         return fn(x) if x is not None else _fmt_value(label, x, value)
 
+    text.finite = fn  # type: ignore[attr-defined]  # the text of a finite float, directly
     return text
 
 

@@ -16,6 +16,7 @@ group of rows at a time. The functions here make that cheap on a million rows:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -139,7 +140,8 @@ def group_texts(
         Its text function (:func:`churnclv._reasons.text_fn`): ``fn(value, recency,
         gap, returns_count, returns_total)``.
     value_of : callable
-        A raw value -> the reason's ``value`` field.
+        A raw value -> the reason's ``value`` field (for a numeric column: the
+        float, None when not finite).
     raw : callable
         The group's raw values as an object array (built only when needed).
     numeric : ndarray or None
@@ -157,8 +159,16 @@ def group_texts(
     reads = _reads(feature)
     if numeric is None or reads == "returns":
         return _generic(fn, value_of, raw(), context, reads)
-    values = _mapped(numeric, value_of)
+    # a number's value is the float itself, None when not finite (as value_of gives)
+    values = numeric.astype(object)
+    values[~np.isfinite(numeric)] = None
     if reads == "value":
+        finite = getattr(fn, "finite", None)
+        if finite is not None:  # skips re-checking each (already float) value
+            return _mapped(
+                numeric,
+                lambda v: finite(v) if math.isfinite(v) else fn(v, None, None, None, None),
+            ), values
         return _mapped(numeric, lambda v: fn(v, None, None, None, None)), values
     # recency_days / overdue_ratio: words from the row's recency and usual gap
     rec, gap = context("recency_days"), context("gap_mean_days")
