@@ -111,7 +111,10 @@ class InputSchema:
         for i in numeric:
             values = frame[self.features_[i]]
             try:
-                xt[i] = values.to_numpy(dtype=float, na_value=np.nan)
+                if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iufb":
+                    xt[i] = values.to_numpy()  # cast while copied: no temporary column
+                else:
+                    xt[i] = values.to_numpy(dtype=float, na_value=np.nan)
             except (TypeError, ValueError):
                 xt[i] = pd.to_numeric(values, errors="coerce").to_numpy(float, na_value=np.nan)
         for col, cats in self.categories_.items():

@@ -528,11 +528,14 @@ def load_inputs(
     ...     print(err)
     transactions file not found: nowhere.csv
     """
-    return InputTables(
-        transactions=load_transactions(transactions, columns, report),
-        events=load_events(events, columns, report) if events else None,
-        customers=load_customers(customers, columns, report) if customers else None,
-    )
+    from churnclv._pages import ordinary_pages
+
+    with ordinary_pages():  # large columns, each touched once: see _pages
+        return InputTables(
+            transactions=load_transactions(transactions, columns, report),
+            events=load_events(events, columns, report) if events else None,
+            customers=load_customers(customers, columns, report) if customers else None,
+        )
 
 
 def check_as_of(
