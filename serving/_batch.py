@@ -214,15 +214,12 @@ def score_features(
     extra.extend(SATISFACTION_COLUMNS)
     if with_reasons:
         churn = champion.churn
-        why = (
-            None  # no churn champion: no churn drivers
-            if churn is None or x_churn is None
-            else ReasonTable.from_top(
-                features,
-                *(top or top_contributions(churn.contribution_matrix, x_churn, k)),
-                churn.features_,
+        why = None  # no churn champion: no churn drivers
+        if churn is not None and x_churn is not None:
+            columns, values = (
+                top if top is not None else top_contributions(churn.contribution_matrix, x_churn, k)
             )
-        )
+            why = ReasonTable.from_top(features, columns, values, churn.features_)
         scored["reasons"] = [""] * len(scored) if why is None else why.joined_strings()
         extra.append("reasons")
     out = scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)

@@ -14,22 +14,26 @@ numpy's own choice.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 __all__ = ["ordinary_pages"]
 
 
-def _setter() -> object | None:
+def _setter() -> Callable[[bool], bool] | None:
     """numpy's switch of the huge-page advice (None where numpy has none)."""
-    try:
-        from numpy._core.multiarray import _set_madvise_hugepage
-    except ImportError:  # pragma: no cover - numpy < 2
+    import importlib
+
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):
         try:
-            from numpy.core.multiarray import _set_madvise_hugepage  # type: ignore[no-redef]
-        except ImportError:
-            return None
-    return _set_madvise_hugepage
+            module = importlib.import_module(name)
+        except ImportError:  # pragma: no cover - the other numpy major version
+            continue
+        setter = getattr(module, "_set_madvise_hugepage", None)
+        if setter is not None:
+            return cast("Callable[[bool], bool]", setter)
+    return None  # pragma: no cover
 
 
 @contextmanager
@@ -49,8 +53,8 @@ def ordinary_pages() -> Iterator[None]:
     if setter is None or "NUMPY_MADVISE_HUGEPAGE" in os.environ:
         yield
         return
-    previous = setter(False)  # type: ignore[operator]
+    previous = setter(False)
     try:
         yield
     finally:
-        setter(previous)  # type: ignore[operator]
+        setter(previous)
