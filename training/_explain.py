@@ -122,12 +122,15 @@ class PathExplainer:
     def raw_score(self, leaf: np.ndarray) -> np.ndarray:
         """The booster's raw score from :meth:`leaves`: leaf values summed tree by tree,
         in LightGBM's order (so the sums are the same floats)."""
+        return self._raw(np.ascontiguousarray(leaf.T, dtype=np.intp))
+
+    def _raw(self, by_tree: np.ndarray) -> np.ndarray:
+        """:meth:`raw_score` of leaves laid out tree by tree (``(n_trees, n_rows)``)."""
         if self._table is None:
             self._table = self._build()
         values = self._leaf_values
         assert values is not None
-        raw = np.zeros(len(leaf))
-        by_tree = np.ascontiguousarray(leaf.T)  # each tree's leaves contiguous
+        raw = np.zeros(by_tree.shape[1])
         for t in range(len(by_tree)):
             raw += values[t][by_tree[t]]
         return raw
@@ -147,14 +150,17 @@ class PathExplainer:
         the others' entries are zero, and adding a zero to a sum that started at
         ``0.0`` leaves it unchanged, so the sums equal those over every feature.
         """
+        return self._contributions(np.ascontiguousarray(leaf.T, dtype=np.intp))
+
+    def _contributions(self, by_tree: np.ndarray) -> np.ndarray:
+        """:meth:`leaf_contributions` of leaves laid out tree by tree."""
         tables = self._paired()
         columns = self._columns()
         leaves = self._table.shape[1] if self._table is not None else 1
+        index = by_tree
         if self._group == 2:
-            if leaf.shape[1] % 2:  # the last pair's second tree is all zeros
-                leaf = np.concatenate([leaf, np.zeros((len(leaf), 1), np.intp)], axis=1)
-            leaf = leaf[:, 0::2] * leaves + leaf[:, 1::2]
-        index = np.ascontiguousarray(leaf.T)
+            index = by_tree[0::2] * leaves
+            index[: len(by_tree) // 2] += by_tree[1::2]  # an odd last tree pairs with leaf 0
         n = index.shape[1]
         out = np.empty((n, tables.shape[2]))
         buf = np.empty(min(CHUNK_ROWS, n))
@@ -194,8 +200,10 @@ class PathExplainer:
 
         def task(start: int) -> tuple[np.ndarray, T]:
             part = x[start : start + SCAN_ROWS]
-            leaf = self.leaves(part, num_threads=1) if threads > 1 else self.leaves(part)
-            return self.raw_score(leaf), reduce(self.leaf_contributions(leaf))
+            params = {"num_threads": 1} if threads > 1 else {}
+            leaf = np.asarray(self.booster.predict(part, pred_leaf=True, **params))
+            by_tree = np.ascontiguousarray(leaf.reshape(len(part), -1).T, dtype=np.intp)
+            return self._raw(by_tree), reduce(self._contributions(by_tree))
 
         starts = range(0, len(x), SCAN_ROWS)
         if threads > 1 and len(starts) > 1:
