@@ -12,16 +12,20 @@ with its wall time and peak RSS (``VmHWM``, reset between stages through
 1. ``read``: :func:`churnclv.load_inputs` of the three Parquet files;
 2. ``features``: :func:`churnclv.build_features` as of the cutoff;
 3. ``btyd``: the champion's BG/NBD and Gamma-Gamma columns (``with_btyd``);
-4. ``models``: both models' matrices and predictions;
-5. ``decisions``: :func:`churnclv.decide` on the predictions and the
-   churn model's contributions (the input of the reasons);
+4. ``models``: both models' matrices and predictions; the churn model's
+   per-feature contributions come from the same pass over its trees
+   (``predict_explained``);
+5. ``decisions``: :func:`churnclv.decide` on the predictions;
 6. ``score``: :func:`churnclv.score` from the loaded tables, end to end
-   (features, models, decisions, reasons: what ``churnclv score`` runs),
-   the figure the goal is judged on together with ``read`` and ``write``;
+   (features, models, decisions, the marketer fields and the reasons in words:
+   what ``churnclv score`` runs), the figure the goal is judged on together
+   with ``read`` and ``write``;
 7. ``write``: the scores to Parquet.
 
-Stages 2-5 are the breakdown of stage 6, which recomputes them. Only public
-names are used. Results go to ``benchmarks/results/score.json``.
+Stages 2-5 break stage 6 down (it recomputes them and adds the marketer
+fields and the reasons in words). Each stage also records its CPU seconds
+(all threads): the machine may be shared. Only public names are used.
+Results go to ``benchmarks/results/score.json``.
 
 Usage::
 
@@ -157,14 +161,18 @@ def _child(args: argparse.Namespace) -> int:
     def stage(name: str, fn: Any) -> Any:
         _reset_peak()
         before = _status_bytes("VmRSS")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         stages[name] = {
             "wall_s": round(time.perf_counter() - t0, 3),
+            "cpu_s": round(time.process_time() - c0, 3),
             "rss_before_bytes": before,
             "peak_rss_bytes": _status_bytes("VmHWM"),
         }
-        print(f"    {name}: {stages[name]['wall_s']:.2f} s", file=sys.stderr, flush=True)
+        s = stages[name]
+        print(
+            f"    {name}: {s['wall_s']:.2f} s (cpu {s['cpu_s']:.2f} s)", file=sys.stderr, flush=True
+        )
         return out
 
     tables = stage(
@@ -182,10 +190,11 @@ def _child(args: argparse.Namespace) -> int:
     state["btyd"] = stage("btyd", lambda: champion.churn.with_btyd(state["feats"]))
 
     def models() -> Any:
-        x = state["x"] = champion.churn.matrix(state["btyd"])
-        return champion.churn.predict(x), champion.value.predict(
-            champion.value.matrix(state["btyd"])
-        )
+        # P(churn) and the contributions (reduced here to nothing; score keeps each row's
+        # top three) come from one pass over the churn model's trees
+        x = champion.churn.matrix(state["btyd"])
+        p, _ = champion.churn.predict_explained(x, lambda c: None)
+        return p, champion.value.predict(champion.value.matrix(state["btyd"]))
 
     p, v = stage("models", models)
 
@@ -193,14 +202,12 @@ def _child(args: argparse.Namespace) -> int:
         keep = ["customer_id", "as_of", "recency_days", "tenure_days", "gap_mean_days"]
         keep += ["frequency", "monetary_total"]
         scored = state["feats"][keep].assign(churn_probability=p, predicted_value=v)
-        out = churnclv.decide(
+        return churnclv.decide(
             scored,
             policy,
             churn_horizon_days=champion.churn_horizon_days,
             reference=champion.value.reference_ or None,
         )
-        champion.churn.contributions(state["btyd"], state["x"])
-        return out
 
     stage("decisions", decisions)
     state.clear()  # the breakdown's frames, before the end-to-end run
@@ -292,9 +299,9 @@ def _parent(args: argparse.Namespace) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     out = Path(args.out) if args.out else RESULTS
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{'stage':<10} {'wall s':>8} {'peak RSS':>10}")
+    print(f"{'stage':<10} {'wall s':>8} {'cpu s':>8} {'peak RSS':>10}")
     for name, s in child["stages"].items():
-        print(f"{name:<10} {s['wall_s']:>8.2f} {_gib(s['peak_rss_bytes']):>10}")
+        print(f"{name:<10} {s['wall_s']:>8.2f} {s['cpu_s']:>8.2f} {_gib(s['peak_rss_bytes']):>10}")
     print(f"end to end (read + score + write): {total:.1f} s; {child['customers_scored']:,} scored")
     print(f"results: {out}")
     return 0

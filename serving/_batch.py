@@ -10,6 +10,7 @@ import pandas as pd
 
 from churnclv._clv_fields import CLV_COLUMNS, clv_columns
 from churnclv._reasons import ReasonTable
+from churnclv._reasons_batch import top_contributions, top_k
 from churnclv._satisfaction import SATISFACTION_COLUMNS, satisfaction_columns
 from churnclv.decisions import Policy, decide, select_under_budget
 from churnclv.serving._uplift_scoring import uplift_decisions
@@ -50,6 +51,9 @@ SCORE_COLUMNS = (
     "expected_net_gain",
 )
 
+#: Reasons (largest churn-model contributions) per customer in batch scores.
+REASONS_PER_ROW = 3
+
 #: Decision columns after the DESIGN §7 ones, in batch scores and service answers alike.
 DECISION_EXTRAS = ("potential_high_value", "holdout", "action_basis")
 
@@ -69,16 +73,60 @@ def predict(
     Without a churn (value) champion the matrix is None and P(churn) (the
     predicted value) is NaN.
     """
+    features, x_churn, p, v, _ = _predict(features, champion, predictions, 0)
+    return features, x_churn, p, v
+
+
+def _predict(
+    features: Columns,
+    champion: Champion,
+    predictions: tuple[np.ndarray, np.ndarray] | None,
+    reasons: int,
+) -> tuple[Columns, np.ndarray | None, np.ndarray, np.ndarray, Any]:
+    """:func:`predict`, plus each row's ``reasons`` top churn-model contributions
+    ``(columns, values)`` when asked (0: not) and the model gives them in the same pass
+    over its trees as P(churn) (``predict_explained``), else None."""
     n = len(features["customer_id"])
     if champion.base is not None:
         features = champion.base.with_btyd(features)
     churn, value = champion.churn, champion.value
     x_churn = None if churn is None else churn.matrix(features)
     if predictions is not None:
-        return features, x_churn, *predictions
-    p = np.full(n, np.nan) if churn is None else churn.predict(x_churn)
-    v = np.full(n, np.nan) if value is None else value.predict(value.matrix(features))
-    return features, x_churn, p, v
+        return features, x_churn, *predictions, None
+    top = None
+    if churn is None:
+        p = np.full(n, np.nan)
+    elif reasons and x_churn is not None and hasattr(churn, "predict_explained"):
+        p, parts = churn.predict_explained(x_churn, lambda c: top_k(c, reasons))
+        top = _stacked(parts, x_churn, len(churn.features_), reasons)
+    else:
+        p = churn.predict(x_churn)
+    v = (
+        np.full(n, np.nan)
+        if value is None
+        else value.predict(_value_matrix(value, churn, x_churn, features))
+    )
+    return features, x_churn, p, v, top
+
+
+def _value_matrix(value: Any, churn: Any, x_churn: np.ndarray | None, features: Columns) -> Any:
+    """The value model's input matrix: the churn model's when both read the same columns
+    with the same categories (the same matrix, built once), else its own."""
+    same = (
+        x_churn is not None
+        and getattr(value, "features_", None) == getattr(churn, "features_", 0)
+        and getattr(value, "categories_", None) == getattr(churn, "categories_", 0)
+    )
+    return x_churn if same else value.matrix(features)
+
+
+def _stacked(
+    parts: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, width: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks' ``(columns, values)`` of :func:`top_k` as one pair of arrays."""
+    if not parts:
+        return top_k(np.zeros((len(x), width)), k)
+    return np.concatenate([q[0] for q in parts]), np.concatenate([q[1] for q in parts])
 
 
 def null_missing(decided: MutableMapping[str, Any], champion: Champion, n: int) -> None:
@@ -138,8 +186,9 @@ def score_features(
     # Decisions read a few columns; copying only those keeps a one-customer call cheap.
     keep = [c for c in features.columns if c in _DECISION_COLUMNS]
     scored = features[keep].copy()
-    features, x_churn, scored["churn_probability"], scored["predicted_value"] = predict(
-        features, champion, predictions
+    k = REASONS_PER_ROW if with_reasons else 0
+    features, x_churn, scored["churn_probability"], scored["predicted_value"], top = _predict(
+        features, champion, predictions, k
     )
     scored = decide(
         scored,
@@ -165,12 +214,13 @@ def score_features(
     extra.extend(SATISFACTION_COLUMNS)
     if with_reasons:
         churn = champion.churn
-        why = (
-            None  # no churn champion: no churn drivers
-            if churn is None or x_churn is None
-            else ReasonTable.build(features, churn.contributions(features, x_churn))
-        )
-        scored["reasons"] = [""] * len(scored) if why is None else why.joined()
+        why = None  # no churn champion: no churn drivers
+        if churn is not None and x_churn is not None:
+            columns, values = (
+                top if top is not None else top_contributions(churn.contribution_matrix, x_churn, k)
+            )
+            why = ReasonTable.from_top(features, columns, values, churn.features_)
+        scored["reasons"] = [""] * len(scored) if why is None else why.joined_strings()
         extra.append("reasons")
     out = scored[[*SCORE_COLUMNS, *extra]].reset_index(drop=True)
     if with_reasons:

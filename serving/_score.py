@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from churnclv._io import InputTables, check_as_of
+from churnclv._pages import ordinary_pages
 from churnclv.decisions import Policy
 from churnclv.features import build_features
 from churnclv.features._vocabulary import model_vocabulary
@@ -87,13 +88,14 @@ def score(
     if engine == "spark":
         return score_spark(tables, as_of=as_of, champion=champion, policy=policy, budget=budget)
     types, valued = model_vocabulary(champion.churn, champion.value, champion.uplift)
-    feats = build_features(
-        tables.transactions,
-        tables.events,
-        tables.customers,
-        as_of=as_of,
-        engine=engine,
-        event_types=types,
-        valued_event_types=valued,
-    )
-    return score_features(feats, champion, policy, budget=budget)
+    with ordinary_pages():  # a batch's large arrays, each touched once: see _pages
+        feats = build_features(
+            tables.transactions,
+            tables.events,
+            tables.customers,
+            as_of=as_of,
+            engine=engine,
+            event_types=types,
+            valued_event_types=valued,
+        )
+        return score_features(feats, champion, policy, budget=budget)

@@ -64,3 +64,57 @@ def test_a_category_reason_carries_its_value_as_words() -> None:
         ("pro", "plan is pro: raises churn risk"),
         (None, "plan unknown: lowers churn risk"),
     ]
+
+
+def test_grouped_texts_keep_every_value_spelling() -> None:
+    """Values formatted once per distinct value still read as row by row: -0.0 and 0.0,
+    infinities, integers, missing categories, absent columns and overdue_ratio's words."""
+    cols = ["spend_trend_90d", "overdue_ratio", "tx_count_30d", "ev_nps_value_last", "plan"]
+    frame = pd.DataFrame(
+        {
+            "spend_trend_90d": [-0.0, 0.0, np.inf, np.nan, -0.0, 1.5],
+            "overdue_ratio": [2.0, np.nan, 1.0, 3.0, np.inf, 0.5],
+            "recency_days": [10.0, np.inf, -0.0, np.nan, 4.0, 10.0],
+            "gap_mean_days": [4.0, 2.0, 0.0, 1.0, -1.0, 4.0],
+            "tx_count_30d": np.array([1, 0, 3, 1, 0, 2]),
+            "plan": pd.Series(["a", None, "b", "a", None, "b"], dtype=object),
+        }
+    )
+    rows = frame.to_dict("records")
+    for j, col in enumerate(cols):
+        contrib = np.zeros((len(frame), len(cols)))
+        contrib[:, j] = np.where(np.arange(len(frame)) % 2, 1.0, -1.0)
+        got = reasons(frame, contrib, 1, columns=cols)
+        want = [
+            f"{reason_text(col, row)}: {'raises' if i % 2 else 'lowers'} churn risk"
+            for i, row in enumerate(rows)
+        ]
+        assert [items[0]["text"] for items in got] == want
+
+
+def test_top_k_equals_a_stable_sort_of_magnitudes() -> None:
+    """Ties go to the lower column and NaNs come last, as with a stable argsort."""
+    from churnclv._reasons_batch import top_contributions, top_k
+
+    rng = np.random.default_rng(3)
+    contrib = np.round(rng.normal(size=(500, 7)), 1)
+    contrib[rng.random(contrib.shape) < 0.05] = np.nan
+    contrib[rng.random(contrib.shape) < 0.05] = -0.0
+    want = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :3]
+    top, picked = top_k(contrib, 3)
+    np.testing.assert_array_equal(top, want)
+    np.testing.assert_array_equal(picked, np.take_along_axis(contrib, want, axis=1))
+    top2, _ = top_contributions(lambda x: x, contrib, 3)
+    np.testing.assert_array_equal(top2, want)
+
+
+def test_joined_strings_equal_the_joined_texts() -> None:
+    """The Arrow-joined batch column holds the same strings, as pandas' str dtype."""
+    frame = _frame(50, 5)
+    contrib = np.round(np.random.default_rng(6).normal(size=(50, len(COLUMNS))), 1)
+    table = ReasonTable.build(frame, contrib, 3, columns=COLUMNS)
+    column = pd.Series(table.joined_strings())
+    assert column.dtype == pd.Series(table.joined()).dtype
+    assert column.tolist() == table.joined()
+    empty = ReasonTable.build(frame.head(0), contrib[:0], 3, columns=COLUMNS)
+    assert pd.Series(empty.joined_strings()).tolist() == []

@@ -12,9 +12,10 @@ the registry unpickles nothing but a tiny wrapper class.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -25,6 +26,8 @@ from churnclv.training._booster import GBM_COMMON, MIN_ROWS, BoosterBase
 from churnclv.training._calibration import apply_calibrator, choose_calibrator
 from churnclv.training._explain import PathExplainer
 from churnclv.training._scorable import Columns, load_model, read_schema
+
+T = TypeVar("T")
 
 __all__ = [
     "CHURN_MONOTONE",
@@ -167,7 +170,31 @@ class BoosterModel(BoosterBase):
     def predict(self, frame: Columns | np.ndarray) -> np.ndarray:
         """P(churn) (calibrated when a calibrator was fitted) or expected future value
         (the booster's output times :attr:`level_` and ``total_scale_``)."""
-        raw = self.predict_raw(frame)
+        return self._from_output(self.predict_raw(frame))
+
+    def predict_explained(
+        self, x: np.ndarray, reduce: Callable[[np.ndarray], T]
+    ) -> tuple[np.ndarray, list[T]]:
+        """:meth:`predict` of a :meth:`matrix` and ``reduce`` of its contributions, chunk by
+        chunk (:meth:`.PathExplainer.scan`), from one pass over the trees.
+
+        The booster's output is recomputed from the leaves (the raw score summed in
+        LightGBM's order, then the binary objective's sigmoid through the C library's
+        ``exp``) when a sample of rows shows it equal to LightGBM's own to the bit;
+        otherwise LightGBM predicts the rows again.
+        """
+        explainer = self._path_explainer()
+        raw, parts = explainer.scan(x, reduce)
+        output = _booster_output(self.booster_, raw)
+        sample = slice(0, min(len(x), 512))
+        if output is None or not np.array_equal(
+            output[sample], np.asarray(self.booster_.predict(x[sample]), dtype=float)
+        ):
+            output = np.asarray(self.booster_.predict(x), dtype=float)
+        return self._from_output(output), parts
+
+    def _from_output(self, raw: np.ndarray) -> np.ndarray:
+        """:meth:`predict` from the booster's own output."""
         if self.calibrator_ is not None:
             return apply_calibrator(self.calibrator_, raw)
         return self.scaled(raw * self.level_ if self.level_ != 1.0 else raw)
@@ -199,10 +226,13 @@ class BoosterModel(BoosterBase):
 
     def contribution_matrix(self, x: np.ndarray) -> np.ndarray:
         """:meth:`contributions` of a :meth:`matrix` as an array (columns: ``features_``)."""
+        return self._path_explainer().contributions(x)
+
+    def _path_explainer(self) -> PathExplainer:
         explainer: PathExplainer | None = getattr(self, "_explainer", None)
         if explainer is None or explainer.booster is not self.booster_:
             explainer = self._explainer = PathExplainer(self.booster_)
-        return explainer.contributions(x)
+        return explainer
 
     def importance(self) -> pd.Series:
         """Total gain per feature, highest first."""
@@ -222,6 +252,29 @@ class BoosterModel(BoosterBase):
         model.level_ = float(schema.get("level", 1.0))
         model.booster_ = lgb.Booster(model_file=str(Path(folder) / "booster.txt"))
         return model
+
+
+def _booster_output(booster: lgb.Booster, raw: np.ndarray) -> np.ndarray | None:
+    """LightGBM's output from raw scores for the objectives whose transform is known
+    (binary: ``1 / (1 + exp(-sigmoid * raw))``; regression: the raw score), else None."""
+    params = booster.params or {}
+    objective = str(params.get("objective", ""))
+    if objective in ("regression", "regression_l2", "l2", "mean_squared_error", "mse"):
+        return raw
+    if objective != "binary":
+        return None
+    z = -float(params.get("sigmoid", 1.0)) * raw
+    return np.array(
+        [1.0 / (1.0 + math.exp(v)) if v < 709.0 else _sigmoid_tail(v) for v in z.tolist()]
+    )
+
+
+def _sigmoid_tail(z: float) -> float:
+    """``1 / (1 + exp(z))`` where ``exp(z)`` may overflow (to inf in C: the output is 0)."""
+    try:
+        return 1.0 / (1.0 + math.exp(z))
+    except OverflowError:
+        return 0.0
 
 
 def _level_factor(booster: lgb.Booster, x: np.ndarray, y: np.ndarray) -> float:

@@ -213,8 +213,13 @@ def _dates(as_of: Any, days: np.ndarray) -> list[str | None]:
     """ISO dates ``as_of + days`` (None where ``days`` is NaN)."""
     base = pd.to_datetime(pd.Series(np.asarray(as_of)).reset_index(drop=True))
     offset = pd.to_timedelta(pd.Series(np.where(np.isfinite(days), days, 0.0)), unit="D")
-    when = (base + offset).dt.strftime("%Y-%m-%d").tolist()
-    return [w if np.isfinite(d) else None for w, d in zip(when, days, strict=True)]
+    # Each distinct day is written once (a batch has a few hundred), then mapped to the rows.
+    codes, distinct = pd.factorize((base + offset).dt.normalize())
+    words = np.empty(len(distinct) + 1, dtype=object)  # code -1 (no date) -> None
+    words[:-1] = pd.Series(distinct).dt.strftime("%Y-%m-%d").tolist()
+    out = words[codes]
+    out[~np.isfinite(np.asarray(days, dtype=float))] = None
+    return list(out.tolist())
 
 
 def clv_columns(

@@ -304,19 +304,23 @@ def _finish(
     """
     # Exact duplicates are judged on the source rows (every column), before mapping: two
     # invoice lines of one customer at one time with equal amounts are distinct rows.
-    total = con.execute("SELECT count(*) FROM src").fetchone()[0]  # type: ignore[index]
-    con.execute("CREATE TEMP TABLE srcd AS SELECT DISTINCT * FROM src")
-    distinct = con.execute("SELECT count(*) FROM srcd").fetchone()[0]  # type: ignore[index]
+    # One pipeline deduplicates, maps and sorts the kept rows; the rows without an id are
+    # counted apart (few), so the distinct rows are never materialized.
+    total = con.execute("SELECT count(*) FROM src").fetchall()[0][0]
+    ordered = f"SELECT {select} FROM (SELECT DISTINCT * FROM src) WHERE {where} ORDER BY ALL"
+    df = con.sql(ordered).to_arrow_table().to_pandas() if arrow else con.execute(ordered).df()
+    kept = len(df)
+    no_id = con.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT * FROM src WHERE NOT ({where}))"
+    ).fetchall()[0][0]
+    distinct = kept + no_id
     if total - distinct:
         report.add(f"{what} {p.name}: {total - distinct:,} exact duplicate rows dropped")
-    con.execute(f"CREATE TEMP TABLE mapped AS SELECT {select} FROM srcd WHERE {where}")
-    kept = con.execute("SELECT count(*) FROM mapped").fetchall()[0][0]
     if distinct - kept:
         report.add(f"{what} {p.name}: {distinct - kept:,} rows without a customer id skipped")
     if kept == 0:
+        con.close()
         raise InputError(f"{what} file {p}: no rows with a customer id")
-    ordered = "SELECT * FROM mapped ORDER BY ALL"
-    df = con.sql(ordered).to_arrow_table().to_pandas() if arrow else con.execute(ordered).df()
     con.close()
     return df
 
@@ -524,11 +528,14 @@ def load_inputs(
     ...     print(err)
     transactions file not found: nowhere.csv
     """
-    return InputTables(
-        transactions=load_transactions(transactions, columns, report),
-        events=load_events(events, columns, report) if events else None,
-        customers=load_customers(customers, columns, report) if customers else None,
-    )
+    from churnclv._pages import ordinary_pages
+
+    with ordinary_pages():  # large columns, each touched once: see _pages
+        return InputTables(
+            transactions=load_transactions(transactions, columns, report),
+            events=load_events(events, columns, report) if events else None,
+            customers=load_customers(customers, columns, report) if customers else None,
+        )
 
 
 def check_as_of(

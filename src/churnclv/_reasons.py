@@ -22,6 +22,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from churnclv._reasons_batch import float_column, group_texts, numpy_numbers, top_k
 from churnclv._reasons_events import value_label, value_text
 
 __all__ = ["ReasonTable", "feature_label", "reason_text", "reasons", "text_fn"]
@@ -136,6 +137,7 @@ def _numeric(fn: Callable[[float], str], feature: str) -> TextFn:
         x = _num(value)
         return fn(x) if x is not None else _fmt_value(label, x, value)
 
+    text.finite = fn  # type: ignore[attr-defined]  # the text of a finite float, directly
     return text
 
 
@@ -333,15 +335,6 @@ def reasons(
     return ReasonTable.build(features, contributions, k, columns=columns).records()
 
 
-def _cleaned(values: Any) -> np.ndarray:
-    """A numeric column as an object array of floats, None where not finite."""
-    x = pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce")
-    x = x.to_numpy(dtype=float, na_value=np.nan)
-    out = x.astype(object)
-    out[~np.isfinite(x)] = None
-    return out
-
-
 def _column(features: pd.DataFrame | Mapping[str, Any], name: str) -> np.ndarray:
     """One feature column as an object array of plain Python values."""
     values = features[name]
@@ -361,8 +354,8 @@ class ReasonTable:
         self,
         top: np.ndarray,
         contributions: np.ndarray,
-        texts: list[list[str]],
-        values: list[list[Any]],
+        texts: list[np.ndarray],
+        values: list[np.ndarray],
         columns: Sequence[str],
     ) -> None:
         self.top, self.contributions, self.texts = top, contributions, texts
@@ -385,12 +378,24 @@ class ReasonTable:
             raise ValueError("reasons: pass columns= with an array of contributions")
         else:
             contrib, cols = np.asarray(contributions, dtype=float), list(columns)
-        n = len(contrib)
-        top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
-        picked = np.take_along_axis(contrib, top, axis=1)
-        context = {
-            name: (_cleaned(features[name]) if name in features else np.full(n, None, object))
-            for name in ("recency_days", "gap_mean_days")
+        top, picked = top_k(contrib, k)
+        return cls.from_top(features, top, picked, cols)
+
+    @classmethod
+    def from_top(
+        cls,
+        features: pd.DataFrame | Mapping[str, Any],
+        top: np.ndarray,
+        picked: np.ndarray,
+        columns: Sequence[str],
+    ) -> ReasonTable:
+        """The table from each row's top contributions: ``top`` (column indices into
+        ``columns``, largest first) and ``picked`` (their values), e.g. from
+        :func:`~churnclv._reasons_batch.top_contributions`."""
+        cols = list(columns)
+        n = len(top)
+        floats = {
+            name: float_column(features, name, n) for name in ("recency_days", "gap_mean_days")
         }
         cache: dict[str, np.ndarray] = {}
 
@@ -401,8 +406,9 @@ class ReasonTable:
                 )
             return cache[name]
 
-        texts: list[list[str]] = []
-        values: list[list[Any]] = []
+        numbers: dict[str, np.ndarray | None] = {}
+        texts: list[np.ndarray] = []
+        values: list[np.ndarray] = []
         for r in range(top.shape[1]):
             text_r = np.empty(n, dtype=object)
             value_r = np.empty(n, dtype=object)
@@ -410,22 +416,21 @@ class ReasonTable:
             starts = np.flatnonzero(np.r_[True, np.diff(top[order, r]) != 0])
             for rows in np.split(order, starts[1:]) if n else []:
                 feat = cols[top[rows[0], r]]
-                raw = column(feat)[rows].tolist()
-                fn = text_fn(feat)
-                text_r[rows] = [
-                    fn(v, a, b, c, d)
-                    for v, a, b, c, d in zip(
-                        raw,
-                        context["recency_days"][rows].tolist(),
-                        context["gap_mean_days"][rows].tolist(),
-                        column("returns_count")[rows].tolist(),
-                        column("returns_total")[rows].tolist(),
-                        strict=True,
-                    )
-                ]
-                value_r[rows] = [_reason_value(v) for v in raw]
-            texts.append(text_r.tolist())
-            values.append(value_r.tolist())
+                if feat not in numbers:
+                    numbers[feat] = numpy_numbers(features, feat)
+                num = numbers[feat]
+                text_r[rows], value_r[rows] = group_texts(
+                    feat,
+                    text_fn(feat),
+                    _reason_value,
+                    lambda feat=feat, rows=rows: column(feat)[rows],  # type: ignore[misc]
+                    None if num is None else num[rows],
+                    lambda name, rows=rows: (  # type: ignore[misc]
+                        floats[name][rows] if name in floats else column(name)[rows]
+                    ),
+                )
+            texts.append(text_r)
+            values.append(value_r)
         return cls(top, picked, texts, values, cols)
 
     def __len__(self) -> int:
@@ -456,14 +461,36 @@ class ReasonTable:
 
     def joined(self) -> list[str]:
         """Per row, the reasons' texts (with their direction) joined by ``"; "``."""
+        return self.joined_array().tolist()
+
+    def joined_strings(self) -> Any:
+        """:meth:`joined` as a pandas string array, joined by Arrow (a batch column: no
+        Python string per row is built, and pandas takes the Arrow array as it is)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not self.top.shape[1] or not len(self):
+            return pd.array(self.joined(), dtype="str")
+        parts: list[Any] = []
+        raises, lowers = pa.scalar(": raises churn risk"), pa.scalar(": lowers churn risk")
+        for r in range(self.top.shape[1]):
+            if r:
+                parts.append(pa.scalar("; "))
+            parts.append(pa.array(self.texts[r], pa.string()))
+            parts.append(pc.if_else(pa.array(self.contributions[:, r] > 0), raises, lowers))
+        return pd.array(pc.binary_join_element_wise(*parts, pa.scalar("")), dtype="str")
+
+    def joined_array(self) -> np.ndarray:
+        """:meth:`joined` as an object array."""
+        if not self.top.shape[1]:
+            out = np.empty(len(self), dtype=object)
+            out[:] = ""
+            return out
         ways = np.where(self.contributions > 0, ": raises churn risk", ": lowers churn risk")
-        parts = [
-            [t + w for t, w in zip(self.texts[r], ways[:, r].tolist(), strict=True)]
-            for r in range(self.top.shape[1])
-        ]
-        if not parts:
-            return [""] * len(self)
-        return ["; ".join(items) for items in zip(*parts, strict=True)]
+        out = self.texts[0] + ways[:, 0].astype(object)
+        for r in range(1, self.top.shape[1]):
+            out = out + "; " + self.texts[r] + ways[:, r].astype(object)
+        return out
 
 
 def _reason_value(raw: Any) -> Any:

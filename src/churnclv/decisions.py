@@ -458,7 +458,7 @@ def decide(
     cols = decide_columns(
         scored, policy, churn_horizon_days=churn_horizon_days, reference=reference
     )
-    out = scored.copy()
+    out = scored.copy(deep=False)  # copy-on-write: the caller's frame is never changed
     rescored = {c: cols.pop(c) for c in _RFM_SCORES if c in out and c in cols}
     if rescored:  # existing score columns in place, keeping the column order
         out = out.assign(**rescored)
@@ -498,7 +498,7 @@ def select_under_budget(
     """
     if budget is not None and (not math.isfinite(budget) or budget < 0):
         raise InputError(f"budget must be a non-negative number, got {budget}")
-    out = decided.copy()
+    out = decided.copy(deep=False)  # copy-on-write: the caller's frame is never changed
     if "action_cost" not in out or "expected_saved_value" not in out:
         # Frames decided elsewhere (older score files): gain = saved value - cost.
         cost = {a.name: a.cost for a in policy.actions}
