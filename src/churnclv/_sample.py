@@ -79,7 +79,7 @@ def sample_tables(tables: InputTables, n: int, seed: int = 0) -> tuple[InputTabl
         return tables, sample
     ids = set(sample.ids)
     kept = InputTables(
-        _keep(tables.transactions, ids),  # type: ignore[arg-type]
+        _keep(tables.transactions, ids),
         _keep(tables.events, ids),
         _keep(tables.customers, ids),
     )
@@ -131,7 +131,7 @@ def spark_sample_tables(
         return _naive(to_pandas(keyed))
 
     tables = InputTables(
-        rows(inputs.transactions),  # type: ignore[arg-type]
+        rows(inputs.transactions),
         rows(inputs.events),
         rows(inputs.customers),
     )
