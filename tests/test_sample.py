@@ -74,3 +74,11 @@ def test_train_on_a_sample(generated_dir: Path, tmp_path: Path) -> None:
     assert run.data.params["sample_customers"] == "300"
     assert run.data.params["sample_customers_total"] == "600"
     assert run.data.tags["sample_rule"] == SAMPLE_RULE
+
+
+def test_train_rejects_a_sample_below_one_and_other_engines(generated_dir: Path) -> None:
+    base = ["train", "--transactions", str(generated_dir / "transactions.parquet")]
+    base += ["--as-of", "2024-01-01"]
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main([*base, "--sample-customers", "0"]) == 2
+        assert main([*base, "--engine", "sqlite"]) == 2
