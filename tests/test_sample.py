@@ -62,7 +62,7 @@ def test_train_on_a_sample(generated_dir: Path, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     inputs = [f"--{name}" for name in ("transactions", "events", "customers")]
-    args = ["train", "--as-of", "2024-01-01", "--max-cutoffs", "3", "--sample-customers", "300"]
+    args = ["train", "--as-of", "2024-01-01", "--max-cutoffs", "2", "--sample-customers", "300"]
     for flag in inputs:
         args += [flag, str(generated_dir / f"{flag[2:]}.parquet")]
     printed = io.StringIO()
