@@ -59,7 +59,8 @@ def test_spark_and_duckdb_sample_the_same_rows(tmp_path: Path) -> None:
 
     _spark.get_spark()
     paths = _write(tmp_path)
-    duck, duck_sample = sample_tables(load_tables(*paths, ColumnMap()), 9, seed=4)
+    loaded = load_tables(*paths, ColumnMap())
+    duck, duck_sample = sample_tables(loaded, 9, seed=4)
     inputs = read_inputs(*paths)
     spark, spark_sample = spark_sample_tables(inputs, 9, seed=4)
     assert spark_sample is not None
@@ -71,3 +72,8 @@ def test_spark_and_duckdb_sample_the_same_rows(tmp_path: Path) -> None:
     ):
         pd.testing.assert_frame_equal(_canonical(ours), _canonical(theirs))
     assert set(spark.transactions["customer_id"]) == set(spark_sample.ids)
+    everything, no_sample = spark_sample_tables(inputs, None)
+    assert no_sample is None
+    pd.testing.assert_frame_equal(
+        _canonical(everything.transactions), _canonical(loaded.transactions)
+    )
