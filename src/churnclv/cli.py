@@ -39,6 +39,7 @@ from churnclv._cli_output import (
     write_table,
 )
 from churnclv._cli_process import exec_mlflow_ui, require_bentoml, run_bentoml_serve
+from churnclv._cli_train import SampleCustomers, log_sample, train_inputs
 from churnclv._cli_uplift import run_train_uplift
 from churnclv._demo import run_demo
 from churnclv._interrupt import handle_interrupts, interrupted, stop_requested
@@ -211,19 +212,16 @@ def train(
     channel_col: opt.ChannelCol = None,
     workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     tracking_uri: opt.TrackingUri = None,
+    sample_customers: SampleCustomers = None,
+    engine: opt.Engine = "duckdb",
+    spark_conf: opt.SparkConf = None,
 ) -> None:
     """Fit, evaluate out of time, log to MLflow and register the churn and value models."""
     from churnclv.training import tracking_uri_for
     from churnclv.training import train as fit
 
     ts = opt.parse_as_of(as_of)
-    tables = _inputs(
-        transactions,
-        events,
-        customers,
-        opt.columns_from(locals()),
-        ts,
-    )
+    tables, sample = train_inputs(dict(locals()), ts)
     workdir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri_for(workdir, tracking_uri)
     with step("training") as update:
@@ -241,6 +239,7 @@ def train(
             event_types=[t.strip() for t in (event_types or "").split(",") if t.strip()],
             event_top_k=event_top_k,
         )
+    log_sample(result.run_id, uri, sample)
     print_fallbacks(result)
     print_metrics(result)
     out.print(f"run {result.run_id} in {uri}")

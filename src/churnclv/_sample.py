@@ -1,0 +1,138 @@
+"""The seeded customer sample of ``churnclv train --sample-customers N``.
+
+One rule picks the sample on every engine: each distinct customer id (as a
+string) gets the key ``blake2b(f"{seed}:{id}", digest_size=8)`` read as an
+unsigned big-endian integer, and the ``N`` ids with the smallest keys (ties
+broken by the id) are the sample. The key of a customer depends only on its
+id and the seed, so the sample does not depend on row order, on the engine, or
+on which other customers are present beyond their count. DuckDB and Spark only
+supply the distinct ids (one column, O(customers)); the keys are computed here.
+
+:func:`sample_tables` filters in-memory tables to the sample; with Spark,
+:func:`spark_sample_tables` filters the rows on the executors (a broadcast
+semi-join) and collects only the sampled customers' rows. Features of a
+customer depend on that customer's rows alone, so the training frames built
+from those rows equal the sampled customers' rows of the full frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from churnclv._io import InputTables
+
+__all__ = ["SAMPLE_RULE", "Sample", "sample_customers", "sample_tables", "spark_sample_tables"]
+
+#: The rule in words (logged with the training run).
+SAMPLE_RULE = "smallest blake2b-64('<seed>:<customer_id>') keys, ties by id"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The sampled customer ids and how many customers there were to sample from."""
+
+    ids: list[str]
+    total: int
+    requested: int
+    seed: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether the sample holds every customer (``requested >= total``)."""
+        return len(self.ids) == self.total
+
+
+def _key(seed: int, customer_id: str) -> int:
+    digest = hashlib.blake2b(f"{seed}:{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def sample_customers(ids: Iterable[Any], n: int, seed: int = 0) -> Sample:
+    """The ``n`` customers of ``ids`` with the smallest seeded keys (all when fewer).
+
+    ``ids`` may repeat and come in any order; missing values are ignored. The
+    returned ids are sorted.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    distinct = {str(i) for i in ids if i is not None and not (isinstance(i, float) and i != i)}
+    chosen = heapq.nsmallest(n, distinct, key=lambda i: (_key(seed, i), i))
+    return Sample(sorted(chosen), len(distinct), n, seed)
+
+
+def _keep(frame: pd.DataFrame | None, ids: set[str]) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    return frame[frame["customer_id"].astype(str).isin(ids)].reset_index(drop=True)
+
+
+def sample_tables(tables: InputTables, n: int, seed: int = 0) -> tuple[InputTables, Sample]:
+    """``tables`` restricted to the sample of the customers with transactions."""
+    sample = sample_customers(tables.transactions["customer_id"].unique(), n, seed)
+    if sample.complete:
+        return tables, sample
+    ids = set(sample.ids)
+    kept = InputTables(
+        _keep(tables.transactions, ids),
+        _keep(tables.events, ids),
+        _keep(tables.customers, ids),
+    )
+    return kept, sample
+
+
+def _collect_ids(frame: Any) -> list[Any]:
+    return [row[0] for row in frame.select("customer_id").distinct().collect()]
+
+
+def _naive(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps naive (UTC) as the DuckDB loader gives them; ids as strings."""
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
+    out["customer_id"] = out["customer_id"].astype(str)
+    return out
+
+
+def spark_sample_tables(
+    inputs: Any, n: int | None, seed: int = 0
+) -> tuple[InputTables, Sample | None]:
+    """The sampled customers' rows of Spark inputs, collected to pandas.
+
+    ``inputs`` is a :class:`~churnclv.features._spark_inputs.SparkInputs`. Only
+    the distinct customer ids of the transactions and then the sampled
+    customers' rows reach the driver: the rows are filtered by a broadcast
+    semi-join on the executors. ``n`` None collects every row (no sample).
+    """
+    from pyspark.sql import functions as F
+
+    from churnclv.features._spark import get_spark, to_pandas
+
+    sample = None
+    chosen = None
+    if n is not None:
+        sample = sample_customers(_collect_ids(inputs.transactions), n, seed)
+        if not sample.complete:
+            frame = get_spark().createDataFrame([(i,) for i in sample.ids], "customer_id string")
+            chosen = F.broadcast(frame)
+
+    def rows(frame: Any) -> pd.DataFrame | None:
+        if frame is None:
+            return None
+        keyed = frame.withColumn("customer_id", F.col("customer_id").cast("string"))
+        if chosen is not None:
+            keyed = keyed.join(chosen, "customer_id", "left_semi")
+        return _naive(to_pandas(keyed))
+
+    tables = InputTables(
+        rows(inputs.transactions),
+        rows(inputs.events),
+        rows(inputs.customers),
+    )
+    return tables, sample
