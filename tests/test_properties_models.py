@@ -263,7 +263,8 @@ def test_scored_outputs_are_finite_valid_and_ignore_late_rows(
     STATS["scored_rows"] += len(clean)
     STATS["late_row_examples"] += 1
     _check_outputs(h, clean, policy)
-    pd.testing.assert_frame_equal(clean, with_late, check_exact=True)
+    # equal up to the order DuckDB adds a customer's amounts in (a late row may move it)
+    pd.testing.assert_frame_equal(clean, with_late, check_exact=False, rtol=1e-12, atol=1e-9)
     # monotone sanity: the `+` copy has one extra purchase 1 day before as_of
     p = clean.set_index("customer_id")["churn_probability"]
     for c in h["ids"]:

@@ -339,13 +339,16 @@ def test_score_spark_matches_duckdb_scoring(
     """`score --engine spark` on Parquet paths (features, models and decisions on the
     executors, scores written by Spark to a folder) equals DuckDB scoring to 1e-6, with and
     without a budget; so does score(engine="spark") on in-memory frames."""
-    from churnclv import load_inputs
+    from churnclv import champion_from_uri, load_inputs
     from churnclv.cli import main
     from churnclv.decisions import load_policy
     from churnclv.serving import score
     from churnclv.training import load_champion, tracking_uri_for
 
-    champion = load_champion(tracking_uri_for(demo_workdir))
+    uri = tracking_uri_for(demo_workdir)
+    # the churn/value pair without the demo's uplift model, so the policy formula selects
+    pair = f"models:/churnclv-churn/{load_champion(uri).churn_version}"
+    champion = champion_from_uri(uri, pair)
     folder = demo_workdir / "data"
     paths = {name: folder / f"{name}.parquet" for name in ("transactions", "events", "customers")}
     # the tables as the DuckDB CLI path reads them (exact duplicate rows dropped, as Spark does)
@@ -377,7 +380,9 @@ def test_score_spark_matches_duckdb_scoring(
             "--workdir",
             str(work),
             "--tracking-uri",
-            tracking_uri_for(demo_workdir),
+            uri,
+            "--model-uri",
+            pair,
         ]
     )
     assert code == 0
