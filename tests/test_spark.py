@@ -6,27 +6,22 @@ session serves the whole test session.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from _spark_env import require_spark
 
 from churnclv._errors import InputError
 from churnclv._generate import SyntheticData, generate
 from churnclv._io import ColumnMap, load_transactions
 from churnclv.features import build_features, build_labels, finish_features
 
-if importlib.util.find_spec("pyspark") is None:
-    pytest.skip("pyspark is not installed (pip install 'churnclv[spark]')", allow_module_level=True)
+require_spark()
 
-from churnclv.features import _spark
-
-_JAVA = _spark._java_problem()
-if _JAVA is not None:
-    pytest.skip(f"the spark engine needs Java 17+: {_JAVA}", allow_module_level=True)
+from churnclv.features import _spark  # noqa: E402
 
 pytestmark = pytest.mark.spark
 

@@ -5,24 +5,19 @@ Skipped when pyspark or Java 17+ is missing; shares the session's Spark session.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from _spark_env import require_spark
 
 from churnclv._cli_output import load_tables
 from churnclv._io import ColumnMap
 from churnclv._sample import sample_tables, spark_sample_tables
 
-if importlib.util.find_spec("pyspark") is None:
-    pytest.skip("pyspark is not installed (pip install 'churnclv[spark]')", allow_module_level=True)
+require_spark()
 
-from churnclv.features import _spark
-
-_JAVA = _spark._java_problem()
-if _JAVA is not None:
-    pytest.skip(f"the spark engine needs Java 17+: {_JAVA}", allow_module_level=True)
+from churnclv.features import _spark  # noqa: E402
 
 pytestmark = pytest.mark.spark
 

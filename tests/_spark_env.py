@@ -1,0 +1,20 @@
+"""Skip a Spark test module where the engine cannot run (no pyspark, no Java 17+)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+
+def require_spark() -> None:
+    """Skip the calling module (at import) unless pyspark and Java 17+ are available."""
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip(
+            "pyspark is not installed (pip install 'churnclv[spark]')", allow_module_level=True
+        )
+    from churnclv.features import _spark
+
+    problem = _spark._java_problem()
+    if problem is not None:
+        pytest.skip(f"the spark engine needs Java 17+: {problem}", allow_module_level=True)
