@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,15 @@ def _drop_bentoml_metrics() -> None:
             registry.unregister(collector)
 
 
-@pytest.fixture(scope="module")
-def client(demo_workdir: Path) -> Iterator[TestClient]:
-    """The service in-process on the shared demo work directory."""
+@contextmanager
+def service_client(workdir: Path) -> Iterator[TestClient]:
+    """The service in-process on ``workdir``, with the service's environment variables
+    cleared for the duration and restored after."""
     from churnclv.serving.service import ChurnService
 
     keys = ("CHURNCLV_WORKDIR", "CHURNCLV_TRACKING_URI", "CHURNCLV_POLICY", "CHURNCLV_API_KEY")
     old = {k: os.environ.pop(k, None) for k in keys}
-    os.environ["CHURNCLV_WORKDIR"] = str(demo_workdir)
+    os.environ["CHURNCLV_WORKDIR"] = str(workdir)
     _drop_bentoml_metrics()
     try:
         with TestClient(ChurnService.to_asgi(), raise_server_exceptions=False) as c:
@@ -87,6 +89,13 @@ def client(demo_workdir: Path) -> Iterator[TestClient]:
             os.environ.pop(k, None)
             if v is not None:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def client(demo_workdir: Path) -> Iterator[TestClient]:
+    """The service in-process on the shared demo work directory."""
+    with service_client(demo_workdir) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

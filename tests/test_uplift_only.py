@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -178,24 +177,10 @@ def test_learned_actions_from_uplift_alone_batch_equals_online(
 @pytest.fixture
 def client(uplift_only: Path) -> Iterator[object]:
     pytest.importorskip("bentoml")
-    from starlette.testclient import TestClient
-    from test_openapi import _drop_bentoml_metrics
+    from test_openapi import service_client
 
-    from churnclv.serving.service import ChurnService
-
-    keys = ("CHURNCLV_WORKDIR", "CHURNCLV_TRACKING_URI", "CHURNCLV_POLICY", "CHURNCLV_API_KEY")
-    old = {k: os.environ.pop(k, None) for k in keys}
-    os.environ["CHURNCLV_WORKDIR"] = str(uplift_only)
-    _drop_bentoml_metrics()
-    try:
-        with TestClient(ChurnService.to_asgi(), raise_server_exceptions=False) as c:
-            yield c
-    finally:
-        _drop_bentoml_metrics()
-        for k, v in old.items():
-            os.environ.pop(k, None)
-            if v is not None:
-                os.environ[k] = v
+    with service_client(uplift_only) as c:
+        yield c
 
 
 def test_predict_with_only_an_uplift_champion_equals_score(

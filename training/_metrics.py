@@ -18,6 +18,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 
 __all__ = [
     "churn_metrics",
+    "decile_ratios",
     "expected_calibration_error",
     "normalized_gini",
     "top_decile_lift",
@@ -140,23 +141,41 @@ def churn_metrics(
     return out
 
 
+def decile_ratios(actual: np.ndarray, predicted: np.ndarray) -> list[float]:
+    """Predicted over actual total in each decile of ``predicted`` (first: the highest).
+
+    NaN for a decile whose actual total is not positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.arange(20.0)
+    >>> [round(r, 2) for r in decile_ratios(p * 2, p)]
+    [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    """
+    a = np.asarray(actual, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    order = np.argsort(-p, kind="stable")
+    out = []
+    for chunk in np.array_split(order, 10):
+        total = a[chunk].sum()
+        out.append(float(p[chunk].sum() / total) if len(chunk) and total > 0 else float("nan"))
+    return out
+
+
 def value_metrics(actual: np.ndarray, pred: np.ndarray, prefix: str = "value_") -> dict[str, float]:
     """Normalized Gini, Spearman, decile MAPE, RMSE and total predicted / total actual."""
     actual = np.asarray(actual, dtype=float)
     pred = np.asarray(pred, dtype=float)
-    order = np.argsort(-pred, kind="stable")
-    apes = []
-    for chunk in np.array_split(order, 10):
-        a = actual[chunk].sum()
-        if len(chunk) and a > 0:
-            apes.append(abs(pred[chunk].sum() - a) / a)
+    ratios = np.array(decile_ratios(actual, pred))
+    apes = np.abs(ratios[np.isfinite(ratios)] - 1.0)  # |predicted - actual| / actual per decile
     varies = np.std(pred) > 0 and np.std(actual) > 0
     rho = spearmanr(actual, pred).statistic if varies else float("nan")
     tot = actual.sum()
     return {
         f"{prefix}gini": normalized_gini(actual, pred),
         f"{prefix}spearman": float(rho),
-        f"{prefix}decile_mape": float(np.mean(apes)) if apes else float("nan"),
+        f"{prefix}decile_mape": float(np.mean(apes)) if apes.size else float("nan"),
         f"{prefix}rmse": float(np.sqrt(np.mean((actual - pred) ** 2))),
         f"{prefix}total_ratio": float(pred.sum() / tot) if tot != 0 else float("nan"),
     }

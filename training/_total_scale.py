@@ -29,6 +29,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from churnclv.training._metrics import decile_ratios
+
 __all__ = ["PRIOR_SD", "decile_ratios", "total_scale", "window_drift"]
 
 #: Prior standard deviation of the log of actual over predicted total between windows.
@@ -82,28 +84,6 @@ def total_scale(
         "scale": math.exp(weight * math.log(ratio)),
         "rows": float(len(a)),
     }
-
-
-def decile_ratios(actual: np.ndarray, predicted: np.ndarray) -> list[float]:
-    """Predicted over actual total in each decile of ``predicted`` (first: the highest).
-
-    NaN for a decile whose actual total is not positive.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> p = np.arange(20.0)
-    >>> [round(r, 2) for r in decile_ratios(p * 2, p)]
-    [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
-    """
-    a = np.asarray(actual, dtype=float)
-    p = np.asarray(predicted, dtype=float)
-    order = np.argsort(-p, kind="stable")
-    out = []
-    for chunk in np.array_split(order, 10):
-        total = a[chunk].sum()
-        out.append(float(p[chunk].sum() / total) if len(chunk) and total > 0 else float("nan"))
-    return out
 
 
 def window_drift(frame: pd.DataFrame, horizon: float, label: str = "future_value") -> float:
