@@ -95,7 +95,7 @@ def run_train_uplift(params: dict[str, Any]) -> None:
             promote=params["promote"],
             seed=params["seed"],
             learner=params["learner"],
-            event_types=[t.strip() for t in (params["event_types"] or "").split(",") if t.strip()],
+            event_types=opt.event_type_list(params["event_types"]),
             event_top_k=params["event_top_k"],
             progress=update,
         )

@@ -236,7 +236,7 @@ def train(
             seed=seed,
             progress=update,
             should_stop=stop_requested,
-            event_types=[t.strip() for t in (event_types or "").split(",") if t.strip()],
+            event_types=opt.event_type_list(event_types),
             event_top_k=event_top_k,
         )
     log_sample(result.run_id, uri, sample)
