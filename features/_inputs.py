@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from churnclv._errors import InputError
+from churnclv._io_scan import Scan
 from churnclv.features._sql import EVENT_BUCKET_BOUNDS, TX_BUCKET_BOUNDS
 from churnclv.features._sql_breadth import BREADTH_INPUTS
 
@@ -23,14 +24,16 @@ __all__ = [
     "cutoff_frame",
     "decode_customer_ids",
     "encode_customer_ids",
+    "input_columns",
     "input_relations",
     "parquet_columns",
     "relation",
 ]
 
 
-#: An input relation: a frame, or the path of a Parquet file in the canonical schema.
-Input: TypeAlias = pd.DataFrame | str | os.PathLike[str]
+#: An input relation: a frame, the path of a Parquet file in the canonical schema, or a
+#: validated input file (:func:`churnclv.scan_inputs`).
+Input: TypeAlias = pd.DataFrame | Scan | str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,32 @@ def parquet_columns(path: str | os.PathLike[str], what: str) -> list[str]:
         raise InputError(f"{what}: {src} is not a readable Parquet file ({exc})") from None
 
 
+def input_columns(value: Input, what: str) -> list[str]:
+    """The column names of a frame, a :class:`~churnclv.Scan` or a Parquet path input."""
+    if isinstance(value, pd.DataFrame):
+        return list(value.columns)
+    if isinstance(value, Scan):
+        return list(value.names)
+    return parquet_columns(value, what)
+
+
 def as_frame(value: Input | None, what: str) -> pd.DataFrame | None:
-    """A path input read into pandas (for the engines that need frames)."""
+    """A path or scan input read into pandas (for the engines that need frames)."""
     if value is None or isinstance(value, pd.DataFrame):
         return value
+    if isinstance(value, Scan):
+        return value.frame()
     parquet_columns(value, what)
     return pd.read_parquet(os.fspath(value))
 
 
 def relation(value: Input, columns: Sequence[str] | None, what: str) -> Any:
-    """A frame (its ``columns``) or a :class:`Parquet` scan of a path input."""
+    """A frame (its ``columns``), a projected :class:`~churnclv.Scan`, or a :class:`Parquet`
+    scan of a path input."""
     if isinstance(value, pd.DataFrame):
         return value if columns is None else value[list(columns)]
+    if isinstance(value, Scan):
+        return value if columns is None else value.project(columns)
     names = parquet_columns(value, what)
     wanted = names if columns is None else list(columns)
     missing = [c for c in wanted if c not in names]
@@ -88,11 +105,7 @@ def input_relations(
 
     Events keep their optional ``value`` column (the event-value features read it).
     """
-    names = (
-        transactions.columns
-        if isinstance(transactions, pd.DataFrame)
-        else parquet_columns(transactions, "transactions")
-    )
+    names = input_columns(transactions, "transactions")
     tx_cols = ["customer_id", "ts", "amount", *(c for c in BREADTH_INPUTS if c in names)]
     frames: dict[str, Any] = {
         "transactions": relation(transactions, tx_cols, "transactions"),
@@ -102,11 +115,11 @@ def input_relations(
     with_signup = False
     if customers is not None:
         frames["customers"] = relation(customers, None, "customers")
-        names = list(frames["customers"].columns)  # a frame's or the Parquet scan's
+        names = input_columns(customers, "customers")
         with_signup = "signup_ts" in names
         static = [c for c in names if c not in ("customer_id", "signup_ts")]
     if events is not None:
-        names = events.columns if isinstance(events, pd.DataFrame) else parquet_columns(events, "")
+        names = input_columns(events, "events")
         cols = ["customer_id", "ts", "event_type", *(["value"] if "value" in names else [])]
         frames["events"] = relation(events, cols, "events")
     return frames, static, with_signup

@@ -260,7 +260,8 @@ ev AS (
 
 
 def _direct_event_ctes(d: Dialect, event_types: Sequence[str]) -> str:
-    """``eagg`` and ``edays``: every event joined to every later cutoff (any cutoff time)."""
+    """``eagg`` and ``edays``: every event joined to every later cutoff (any cutoff time).
+    Event days start 90 days before the first cutoff: no window of any cutoff sees older ones."""
     return f"""{_ev_cte(d)}
 eagg AS (
     SELECT
@@ -270,7 +271,8 @@ eagg AS (
 ),
 eday AS (
     SELECT customer_id, day, min(es) AS first_es, max(es) AS last_es
-    FROM ev GROUP BY customer_id, day
+    FROM ev WHERE es >= (SELECT min(ce) FROM cut) - {90 * _DAY}
+    GROUP BY customer_id, day
 ),
 edays AS (
     SELECT d.customer_id, c.cutoff,

@@ -154,7 +154,11 @@ def with_value_column(events: Any, valued: Sequence[str]) -> Any:
         return events
     if isinstance(events, pd.DataFrame):
         return events if "value" in events.columns else events.assign(value=np.nan)
+    from churnclv._io_scan import Scan
     from churnclv.features._inputs import parquet_columns
+
+    if isinstance(events, Scan):
+        return events.with_null("value")
 
     if "value" in parquet_columns(events, "events"):
         return events

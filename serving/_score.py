@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from churnclv._io import InputTables, check_as_of
+from churnclv._as_of import check_as_of
+from churnclv._io import InputTables
+from churnclv._io_scan import InputScans
 from churnclv._pages import ordinary_pages
 from churnclv.decisions import Policy
 from churnclv.features import build_features
@@ -17,7 +19,7 @@ __all__ = ["score"]
 
 
 def score(
-    tables: InputTables,
+    tables: InputTables | InputScans,
     *,
     as_of: pd.Timestamp | str,
     champion: Champion,
@@ -29,8 +31,11 @@ def score(
 
     Parameters
     ----------
-    tables : InputTables
-        Transactions, optional events and customers (:func:`churnclv.load_inputs`).
+    tables : InputTables or InputScans
+        Transactions, optional events and customers (:func:`churnclv.load_inputs`),
+        or the validated files themselves (:func:`churnclv.scan_inputs`: the
+        feature engine then reads their rows in place, the fastest way to
+        score a large batch).
     as_of : timestamp or str
         The cutoff; rows at or after it are ignored.
     champion : Champion
@@ -86,6 +91,8 @@ def score(
     as_of = pd.Timestamp(as_of)
     check_as_of(tables.transactions, as_of)
     if engine == "spark":
+        if isinstance(tables, InputScans):
+            tables = tables.to_tables()
         return score_spark(tables, as_of=as_of, champion=champion, policy=policy, budget=budget)
     types, valued = model_vocabulary(champion.churn, champion.value, champion.uplift)
     with ordinary_pages():  # a batch's large arrays, each touched once: see _pages

@@ -23,10 +23,12 @@ from churnclv._errors import ChurnclvError, InputError
 from churnclv._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from churnclv._as_of import check_as_of
     from churnclv._campaign_eval import evaluate_campaign
     from churnclv._campaigns import load_campaigns
     from churnclv._generate import SyntheticData, generate
-    from churnclv._io import ColumnMap, InputTables, check_as_of, load_inputs
+    from churnclv._io import ColumnMap, InputTables, load_inputs
+    from churnclv._io_scan import InputScans, Scan, scan_inputs
     from churnclv._migration import migration_matrix, migration_summary
     from churnclv._narrative import champion_vs_baselines_sentence, value_at_risk_sentence
     from churnclv._notebook import CaptionedFigure, captioned_figure, readable_table
@@ -57,7 +59,10 @@ _OWNERS: dict[str, str] = {
     "load_inputs": "churnclv._io",
     "ColumnMap": "churnclv._io",
     "InputTables": "churnclv._io",
-    "check_as_of": "churnclv._io",
+    "check_as_of": "churnclv._as_of",
+    "scan_inputs": "churnclv._io_scan",
+    "InputScans": "churnclv._io_scan",
+    "Scan": "churnclv._io_scan",
     "build_features": "churnclv.features",
     "build_labels": "churnclv.features",
     "rfm_summary": "churnclv.features",
@@ -106,10 +111,12 @@ __all__ = [
     "CustomerIn",
     "GammaGammaFitter",
     "InputError",
+    "InputScans",
     "InputTables",
     "ModifiedBetaGeoFitter",
     "OnlineScorer",
     "Policy",
+    "Scan",
     "SyntheticData",
     "TrainResult",
     "UpliftModel",
@@ -136,6 +143,7 @@ __all__ = [
     "readable_table",
     "rfm_segment",
     "rfm_summary",
+    "scan_inputs",
     "score",
     "stack_btyd",
     "train",

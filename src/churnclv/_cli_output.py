@@ -75,14 +75,25 @@ def note_missing_models(champion: Any) -> None:
 
 
 def load_tables(
-    transactions: Path, events: Path | None, customers: Path | None, columns: Any
+    transactions: Path,
+    events: Path | None,
+    customers: Path | None,
+    columns: Any,
+    *,
+    scan: bool = False,
 ) -> Any:
-    """Load the input tables under a spinner, then print what loading noted."""
+    """Load the input tables under a spinner, then print what loading noted.
+
+    ``scan`` validates them with :func:`churnclv.scan_inputs` instead: Parquet
+    rows stay in their files for the feature engine to read.
+    """
     from churnclv._io import LoadReport, load_inputs
+    from churnclv._io_scan import scan_inputs
 
     report = LoadReport()
-    with step("loading inputs"):
-        tables = load_inputs(transactions, events, customers, columns, report)
+    with step("checking inputs" if scan else "loading inputs"):
+        read = scan_inputs if scan else load_inputs
+        tables = read(transactions, events, customers, columns, report)
     for message in report.notes:
         note(message)
     return tables

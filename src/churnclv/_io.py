@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from churnclv import _io_csv
+from churnclv._as_of import check_as_of
 from churnclv._atomic import atomic_write, atomic_write_parquet
 from churnclv._errors import InputError
 from churnclv._io_values import decimal_hint, event_value_select
@@ -211,6 +212,7 @@ def _open(
     rep = report if report is not None else LoadReport()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # a long scan would draw on stdout
     try:
         if _io_csv.is_csv(p):
             n = _io_csv.read_csv(con, p, what, cm.encoding, cm.sep, rep.add)
@@ -325,6 +327,64 @@ def _finish(
     return df
 
 
+@dataclass
+class Plan:
+    """A validated input file, open: the canonical ``select`` of its ``src`` rows ``where`` kept.
+
+    The loaders (:func:`load_transactions`, :func:`load_events`) fetch it into a
+    frame; :func:`churnclv.scan_inputs` leaves the rows in the file.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    path: Path
+    what: str
+    select: str
+    where: str
+
+
+def note_amounts(report: LoadReport, p: Path, returns: int, zeros: int) -> None:
+    """Report the kept return and zero-amount rows of a transactions file."""
+    if returns:
+        report.add(
+            f"transactions {p.name}: {returns:,} return rows (negative amount, e.g. cancelled "
+            "invoices) kept: they reduce monetary totals and net future value"
+        )
+    if zeros:
+        report.add(
+            f"transactions {p.name}: {zeros:,} zero-amount rows kept (they are not purchases)"
+        )
+
+
+def plan_transactions(
+    path: str | os.PathLike[str], columns: ColumnMap | None, report: LoadReport
+) -> Plan:
+    """Open and validate a transactions file (see :func:`load_transactions`)."""
+    cm = columns or ColumnMap()
+    what = "transactions"
+    try:
+        dec = _io_csv.normalize_decimal(cm.decimal)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    con, p = _open(path, what, cm, report)
+    cols = _columns(con)
+    _require(cols, cm.transaction_columns(), p, what)
+    cid = _q(cm.customer_col)
+    ts = _check_ts(con, _q(cm.ts_col), p, what, cm.ts_col)
+    if cm.no_amount:
+        amount = "CAST(1.0 AS DOUBLE)"
+    elif cm.quantity_col and cm.price_col:
+        qty = _check_number(con, _q(cm.quantity_col), p, what, cm.quantity_col, dec)
+        price = _check_number(con, _q(cm.price_col), p, what, cm.price_col, dec)
+        amount = f"{qty} * {price}"
+    else:
+        amount = _check_number(con, _q(cm.amount_col), p, what, cm.amount_col, dec)
+    select = (
+        f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, {amount} AS amount"
+    )
+    select += _breadth_select(con, cols, cm, p, report)
+    return Plan(con, p, what, select, f"{cid} IS NOT NULL")
+
+
 def load_transactions(
     path: str | os.PathLike[str], columns: ColumnMap | None = None, report: LoadReport | None = None
 ) -> pd.DataFrame:
@@ -351,41 +411,10 @@ def load_transactions(
         Missing, empty or undecodable file, missing column, unparseable timestamp,
         non-numeric amount.
     """
-    cm = columns or ColumnMap()
     rep = report if report is not None else LoadReport()
-    what = "transactions"
-    try:
-        dec = _io_csv.normalize_decimal(cm.decimal)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    con, p = _open(path, what, cm, rep)
-    cols = _columns(con)
-    needed = cm.transaction_columns()
-    _require(cols, needed, p, what)
-    cid = _q(cm.customer_col)
-    ts = _check_ts(con, _q(cm.ts_col), p, what, cm.ts_col)
-    if cm.no_amount:
-        amount = "CAST(1.0 AS DOUBLE)"
-    elif cm.quantity_col and cm.price_col:
-        qty = _check_number(con, _q(cm.quantity_col), p, what, cm.quantity_col, dec)
-        price = _check_number(con, _q(cm.price_col), p, what, cm.price_col, dec)
-        amount = f"{qty} * {price}"
-    else:
-        amount = _check_number(con, _q(cm.amount_col), p, what, cm.amount_col, dec)
-    select = (
-        f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, {amount} AS amount"
-    )
-    select += _breadth_select(con, cols, cm, p, rep)
-    df = _finish(con, select, f"{cid} IS NOT NULL", p, what, rep)
-    returns = int((df["amount"] < 0).sum())
-    zeros = int((df["amount"] == 0).sum())
-    if returns:
-        rep.add(
-            f"{what} {p.name}: {returns:,} return rows (negative amount, e.g. cancelled invoices) "
-            "kept: they reduce monetary totals and net future value"
-        )
-    if zeros:
-        rep.add(f"{what} {p.name}: {zeros:,} zero-amount rows kept (they are not purchases)")
+    plan = plan_transactions(path, columns, rep)
+    df = _finish(plan.con, plan.select, plan.where, plan.path, plan.what, rep)
+    note_amounts(rep, plan.path, int((df["amount"] < 0).sum()), int((df["amount"] == 0).sum()))
     return df
 
 
@@ -398,22 +427,13 @@ def _breadth_select(
     return breadth_select(con, cols, cm, p, rep)
 
 
-def load_events(
-    path: str | os.PathLike[str], columns: ColumnMap | None = None, report: LoadReport | None = None
-) -> pd.DataFrame:
-    """Load and validate an engagement events table.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``customer_id`` (str), ``ts`` (datetime64), ``event_type`` (str, lower case)
-        and ``value`` (float, null where an event has none) when the events carry
-        one (:mod:`churnclv._io_values`).
-    """
+def plan_events(
+    path: str | os.PathLike[str], columns: ColumnMap | None, report: LoadReport
+) -> Plan:
+    """Open and validate an events file (see :func:`load_events`)."""
     cm = columns or ColumnMap()
-    rep = report if report is not None else LoadReport()
     what = "events"
-    con, p = _open(path, what, cm, rep)
+    con, p = _open(path, what, cm, report)
     cols = _columns(con)
     _require(
         cols,
@@ -438,7 +458,24 @@ def load_events(
         f"{_id_expr(cid, cols[cm.customer_col])} AS customer_id, {ts} AS ts, "
         f"lower(trim(CAST({et} AS VARCHAR))) AS event_type{value}"
     )
-    return _finish(con, select, f"{cid} IS NOT NULL", p, what, rep)
+    return Plan(con, p, what, select, f"{cid} IS NOT NULL")
+
+
+def load_events(
+    path: str | os.PathLike[str], columns: ColumnMap | None = None, report: LoadReport | None = None
+) -> pd.DataFrame:
+    """Load and validate an engagement events table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id`` (str), ``ts`` (datetime64), ``event_type`` (str, lower case)
+        and ``value`` (float, null where an event has none) when the events carry
+        one (:mod:`churnclv._io_values`).
+    """
+    rep = report if report is not None else LoadReport()
+    plan = plan_events(path, columns, rep)
+    return _finish(plan.con, plan.select, plan.where, plan.path, plan.what, rep)
 
 
 def load_customers(
@@ -536,53 +573,3 @@ def load_inputs(
             events=load_events(events, columns, report) if events else None,
             customers=load_customers(customers, columns, report) if customers else None,
         )
-
-
-def check_as_of(
-    transactions: pd.DataFrame,
-    as_of: pd.Timestamp | str,
-    *,
-    source: str | os.PathLike[str] | None = None,
-) -> None:
-    """Check that some purchase (``amount > 0``) lies before ``as_of``.
-
-    Parameters
-    ----------
-    transactions : pandas.DataFrame
-        ``ts`` and ``amount`` columns (the canonical transactions).
-    as_of : timestamp or str
-        The cutoff.
-    source : str or path, optional
-        The transactions file; the message then names it and the column.
-
-    Raises
-    ------
-    InputError
-        When no purchase is before ``as_of`` (the message gives the first one).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> tx = pd.DataFrame({"ts": pd.to_datetime(["2024-03-01"]), "amount": [5.0]})
-    >>> check_as_of(tx, "2024-06-01")
-    >>> check_as_of(tx, "2024-01-01")
-    Traceback (most recent call last):
-    ...
-    churnclv._errors.InputError: as_of 2024-01-01 00:00:00 is before all purchases (first transaction 2024-03-01 00:00:00)
-    >>> check_as_of(tx, "2024-01-01", source="tx.csv")
-    Traceback (most recent call last):
-    ...
-    churnclv._errors.InputError: transactions file tx.csv: as_of 2024-01-01 is before all data (column 'ts': first purchase 2024-03-01 00:00:00)
-    """  # noqa: E501
-    as_of = pd.Timestamp(as_of)
-    purchases = transactions.loc[transactions["amount"] > 0, "ts"]
-    if not (purchases.empty or purchases.min() >= as_of):
-        return
-    if source is None:
-        first = transactions["ts"].min()
-        raise InputError(f"as_of {as_of} is before all purchases (first transaction {first})")
-    first = purchases.min() if not purchases.empty else transactions["ts"].min()
-    raise InputError(
-        f"transactions file {os.fspath(source)}: as_of {as_of.date()} is before all data "
-        f"(column 'ts': first purchase {first})"
-    )

@@ -64,10 +64,17 @@ app.command(name="evaluate-campaign")(evaluate_campaign_verb)
 
 
 def _inputs(
-    transactions: Path, events: Path | None, customers: Path | None, columns: object, as_of: object
+    transactions: Path,
+    events: Path | None,
+    customers: Path | None,
+    columns: object,
+    as_of: object,
+    *,
+    scan: bool = False,
 ) -> Any:
-    """Load the input tables and check ``as_of`` falls after their first purchase."""
-    tables = load_tables(transactions, events, customers, columns)
+    """Load (``scan``: validate, leaving Parquet rows in place) the input tables and check
+    ``as_of`` falls after their first purchase."""
+    tables = load_tables(transactions, events, customers, columns, scan=scan)
     check_as_of(tables.transactions, as_of, source=transactions)
     return tables
 
@@ -333,8 +340,8 @@ def score(
     if engine == "spark":
         conf = spk.spark_conf(spark_conf)
         tables = spk.spark_inputs(transactions, events, customers, columns, ts, conf)
-    else:
-        tables = _inputs(transactions, events, customers, columns, ts)
+    else:  # DuckDB reads validated Parquet inputs in place (churnclv.scan_inputs)
+        tables = _inputs(transactions, events, customers, columns, ts, scan=engine == "duckdb")
     uri = tracking_uri_for(workdir, tracking_uri)
     with step("loading champion"):
         champion = champion_from_uri(uri, model_uri)
