@@ -198,20 +198,27 @@ def test_bad_model_uri_exits_2(
 def test_monitor_measures_drift_on_the_event_types_of_the_model_uri(
     bundle: Path, demo_workdir: Path, tmp_path: Path
 ) -> None:
-    """`monitor --model-uri <bundle>` in a work directory without a store compares the
-    event features the bundle's models read (their valued types too), not the defaults."""
+    """`monitor --model-uri <bundle>` against a store without champions compares the event
+    features the bundle's models read (their valued types too), not the default types."""
+    from mlflow import MlflowClient
+
     from churnclv._cli_monitor import champion_vocabulary
     from churnclv.features._vocabulary import model_vocabulary
 
     fresh = tmp_path / "fresh"
-    named = ["--model-uri", str(bundle), "--workdir", str(fresh)]
-    scores = ["score", *_inputs(demo_workdir), "--out", str(tmp_path / "s.parquet")]
-    assert main([*scores, *named]) == 0
-    assert main(["monitor", *_inputs(demo_workdir), *named]) == 0
+    shutil.copytree(demo_workdir / "snapshots", fresh / "snapshots")  # scored by these models
+    shutil.copy(demo_workdir / "mlruns.db", tmp_path / "mlruns.db")
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for name in (CHURN_MODEL, VALUE_MODEL, UPLIFT_MODEL):
+        client.delete_registered_model_alias(name, "champion")
+    assert champion_vocabulary(uri) is None  # without --model-uri: the default event types
     models = load_bundle(bundle)
     types, valued = model_vocabulary(models.churn, models.value, models.uplift)
     assert valued  # the demo's models read event values, which the default types lack
-    assert champion_vocabulary("sqlite:///unused.db", str(bundle)) == (types, valued)
+    assert champion_vocabulary(uri, str(bundle)) == (types, valued)
+    args = ["monitor", *_inputs(demo_workdir), "--model-uri", str(bundle)]
+    assert main([*args, "--workdir", str(fresh), "--tracking-uri", uri]) == 0
     psi = json.loads((fresh / "monitor.json").read_text())["drift"]["psi"]
     assert {f"ev_{t}_30d" for t in types} | {f"ev_{t}_value_last" for t in valued} <= set(psi)
 
