@@ -233,12 +233,12 @@ def champion_from_uri(tracking_uri: str, model_uri: str | None = None) -> Champi
           three models, as ``@champion`` does.
         - ``models:/churnclv-churn/N`` or ``models:/churnclv-value/N``: that
           version and the other model registered by the same training run, as
-          ``churnclv train`` registers them. A version names no uplift model:
+          ``churnclv train`` registers them. A version pairs no uplift model:
+          the partner is found by training run, not by alias, and
           ``churnclv-uplift`` versions are registered by their own
-          ``train-uplift`` runs, so no run pairs one with a churn or value
-          version, and the current uplift champion is not a partner of an
-          older (or any named) version either. Scoring then chooses actions by
-          the policy formula; when the registry has an uplift champion,
+          ``train-uplift`` runs; the uplift champion is not taken instead, as
+          the value champion is not. Scoring then chooses actions by the
+          policy formula; when the registry has an uplift champion,
           :attr:`Champion.uplift_note` says it was left out (the CLI prints it).
 
     Returns
