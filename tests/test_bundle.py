@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,11 @@ import pytest
 
 from churnclv import champion_from_uri, export_bundle, load_bundle, load_champion
 from churnclv.cli import main
-from churnclv.training import bundle_policy, run_record, tracking_uri_for
+from churnclv.training import CHURN_MODEL, VALUE_MODEL, bundle_policy, run_record, tracking_uri_for
 
 pytestmark = pytest.mark.slow
+
+UPLIFT_MODEL = "churnclv-uplift"
 
 
 def _inputs(work: Path) -> list[str]:
@@ -111,6 +114,53 @@ def test_load_bundle_and_models_uris_give_the_champion(bundle: Path, demo_workdi
         )
         assert other.churn_horizon_days == champion.churn_horizon_days
         assert other.value.features_ == champion.value.features_
+        assert (other.uplift is None) == (version == pair)
+        assert (other.uplift_note is None) == (version != pair)
+
+
+def test_an_alias_pairs_the_uplift_model_at_that_alias(demo_workdir: Path, tmp_path: Path) -> None:
+    """models:/churnclv-churn@ALIAS loads churnclv-uplift@ALIAS with the pair, as @champion
+    does; without that alias the uplift champion is left out, and the note says so."""
+    from mlflow import MlflowClient
+
+    shutil.copy(demo_workdir / "mlruns.db", tmp_path / "mlruns.db")  # artifacts stay shared
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    champion = load_champion(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for name, version in (
+        (CHURN_MODEL, champion.churn_version),
+        (VALUE_MODEL, champion.value_version),
+        (UPLIFT_MODEL, champion.uplift_version),
+    ):
+        client.set_registered_model_alias(name, "challenger", str(version))
+    paired = champion_from_uri(uri, f"models:/{CHURN_MODEL}@challenger")
+    assert paired.model_version == champion.model_version
+    assert paired.uplift.actions_ == champion.uplift.actions_
+    assert paired.uplift_note is None
+    client.delete_registered_model_alias(UPLIFT_MODEL, "challenger")
+    alone = champion_from_uri(uri, f"models:/{VALUE_MODEL}@challenger")
+    assert alone.uplift is None
+    assert f"{UPLIFT_MODEL} has no alias 'challenger'" in alone.uplift_note
+
+
+def test_score_with_a_version_uri_notes_the_uplift_champion_left_out(
+    demo_workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`score --model-uri models:/churnclv-churn/N` scores by the policy formula and says
+    why the registry's uplift champion is not used."""
+    champion = load_champion(tracking_uri_for(demo_workdir))
+    out = tmp_path / "s.parquet"
+    uri = f"models:/{CHURN_MODEL}/{champion.churn_version}"
+    args = ["score", *_inputs(demo_workdir), "--out", str(out), "--model-uri", uri]
+    store = ["--tracking-uri", tracking_uri_for(demo_workdir), "--workdir", str(tmp_path)]
+    capsys.readouterr()
+    assert main([*args, *store]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{uri} pairs no uplift model" in err
+    assert f"{UPLIFT_MODEL}@champion v{champion.uplift_version} is left out" in err
+    scored = pd.read_parquet(out)
+    assert set(scored["action_basis"]) == {"policy"}
+    assert not [c for c in scored.columns if c.startswith("uplift_")]
 
 
 def test_export_bundle_replaces_an_older_bundle(bundle: Path, demo_workdir: Path) -> None:
@@ -143,3 +193,49 @@ def test_bad_model_uri_exits_2(
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_monitor_measures_drift_on_the_event_types_of_the_model_uri(
+    bundle: Path, demo_workdir: Path, tmp_path: Path
+) -> None:
+    """`monitor --model-uri <bundle>` against a store without champions compares the event
+    features the bundle's models read (their valued types too), not the default types."""
+    from mlflow import MlflowClient
+
+    from churnclv._cli_monitor import champion_vocabulary
+    from churnclv.features._vocabulary import model_vocabulary
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(demo_workdir / "snapshots", fresh / "snapshots")  # scored by these models
+    shutil.copy(demo_workdir / "mlruns.db", tmp_path / "mlruns.db")
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for name in (CHURN_MODEL, VALUE_MODEL, UPLIFT_MODEL):
+        client.delete_registered_model_alias(name, "champion")
+    assert champion_vocabulary(uri) is None  # without --model-uri: the default event types
+    models = load_bundle(bundle)
+    types, valued = model_vocabulary(models.churn, models.value, models.uplift)
+    assert valued  # the demo's models read event values, which the default types lack
+    assert champion_vocabulary(uri, str(bundle)) == (types, valued)
+    args = ["monitor", *_inputs(demo_workdir), "--model-uri", str(bundle)]
+    assert main([*args, "--workdir", str(fresh), "--tracking-uri", uri]) == 0
+    psi = json.loads((fresh / "monitor.json").read_text())["drift"]["psi"]
+    assert {f"ev_{t}_30d" for t in types} | {f"ev_{t}_value_last" for t in valued} <= set(psi)
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("no-such-folder", "no-such-folder is not a churnclv bundle"),
+        ("models:/churnclv-churn/999", "not found"),
+    ],
+)
+def test_monitor_with_a_bad_model_uri_exits_2_before_writing(
+    uri: str, message: str, demo_workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --model-uri naming no models stops `monitor` with exit 2 and writes no report."""
+    args = ["monitor", *_inputs(demo_workdir), "--model-uri", uri, "--workdir", str(tmp_path)]
+    assert main([*args, "--tracking-uri", tracking_uri_for(demo_workdir)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "monitor.json").exists()
+    assert not (tmp_path / "monitoring").exists()

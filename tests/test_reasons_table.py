@@ -92,6 +92,35 @@ def test_grouped_texts_keep_every_value_spelling() -> None:
         assert [items[0]["text"] for items in got] == want
 
 
+def test_missing_values_of_nullable_columns_read_unknown_as_row_by_row() -> None:
+    """pd.NA in nullable Int64 / Float64 / boolean / string columns, None and NaN all read
+    "<label> unknown" in batch texts, exactly as reason_text writes the row."""
+    cols = ["plan_level", "tenure_days", "monetary_mean", "is_member", "plan", "ev_nps_value_last"]
+    frame = pd.DataFrame(
+        {
+            "plan_level": pd.array([2, pd.NA, 5], dtype="Int64"),
+            "tenure_days": pd.array([30, pd.NA, 1], dtype="Int64"),
+            "monetary_mean": pd.array([1.5, pd.NA, None], dtype="Float64"),
+            "is_member": pd.array([True, pd.NA, False], dtype="boolean"),
+            "plan": pd.array(["basic", pd.NA, None], dtype="string"),
+            "ev_nps_value_last": pd.array([9, pd.NA, 3], dtype="Int64"),
+        }
+    )
+    contrib = np.tile(np.arange(len(cols), 0, -1, dtype=float), (len(frame), 1))
+    got = reasons(frame, contrib, len(cols), columns=cols)
+    for i in range(len(frame)):
+        row = {c: frame[c].iloc[i] for c in cols}
+        want = [f"{reason_text(c, row)}: raises churn risk" for c in cols]
+        assert [r["text"] for r in got[i]] == want
+    assert [r["text"] for r in got[1][:2]] == [
+        "plan level unknown: raises churn risk",
+        "days since first purchase unknown: raises churn risk",
+    ]
+    assert all("<NA>" not in r["text"] and r["value"] is None for r in got[1])
+    assert reason_text("plan_level", {"plan_level": None}) == "plan level unknown"
+    assert reason_text("plan_level", {"plan_level": np.nan}) == "plan level unknown"
+
+
 def test_top_k_equals_a_stable_sort_of_magnitudes() -> None:
     """Ties go to the lower column and NaNs come last, as with a stable argsort."""
     from churnclv._reasons_batch import top_contributions, top_k

@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,7 @@ def export_bundle(
     from churnclv.decisions import load_policy
 
     load_policy(policy)  # a bad policy fails before anything is written
-    pairs = _registry_pair(tracking_uri, model_uri)
-    alias = ALIAS if model_uri is None else _parse_models_uri(model_uri)[1]
-    if alias is not None:  # the aliases' models: the uplift champion too
-        pairs.update(_uplift_champion(tracking_uri, alias))
+    pairs = _uri_models(tracking_uri, model_uri)
     if not pairs:
         raise InputError(
             f"no champion in {tracking_uri} to export; run `churnclv train --promote` "
@@ -216,7 +214,8 @@ def load_bundle(path: str | os.PathLike[str]) -> Champion:
 
 
 def champion_from_uri(tracking_uri: str, model_uri: str | None = None) -> Champion:
-    """The champion pair a model URI names.
+    """The models a model URI names: the churn and value pair, and the uplift model paired
+    with them.
 
     Parameters
     ----------
@@ -224,12 +223,23 @@ def champion_from_uri(tracking_uri: str, model_uri: str | None = None) -> Champi
         MLflow tracking (and registry) URI, used for ``models:/`` URIs and
         when ``model_uri`` is None.
     model_uri : str, optional
-        - None: both ``@champion`` models of the registry (:func:`load_champion`).
-        - A bundle folder (or ``file://`` URI) written by :func:`export_bundle`.
+        - None or ``models:/churnclv-churn@champion``: every ``@champion`` model
+          of the registry, the uplift one included (:func:`load_champion`).
+        - A bundle folder (or ``file://`` URI) written by :func:`export_bundle`:
+          the models it holds (the uplift model when it was exported with one).
         - ``models:/churnclv-churn@ALIAS`` or ``models:/churnclv-value@ALIAS``:
-          the pair ``churnclv-churn@ALIAS`` + ``churnclv-value@ALIAS``.
+          ``churnclv-churn@ALIAS`` + ``churnclv-value@ALIAS`` and
+          ``churnclv-uplift@ALIAS`` when that alias exists. An alias pairs the
+          three models, as ``@champion`` does.
         - ``models:/churnclv-churn/N`` or ``models:/churnclv-value/N``: that
-          version and the other model registered by the same training run.
+          version and the other model registered by the same training run, as
+          ``churnclv train`` registers them. A version pairs no uplift model:
+          the partner is found by training run, not by alias, and
+          ``churnclv-uplift`` versions are registered by their own
+          ``train-uplift`` runs; the uplift champion is not taken instead, as
+          the value champion is not. Scoring then chooses actions by the
+          policy formula; when the registry has an uplift champion,
+          :attr:`Champion.uplift_note` says it was left out (the CLI prints it).
 
     Returns
     -------
@@ -252,8 +262,12 @@ def champion_from_uri(tracking_uri: str, model_uri: str | None = None) -> Champi
         return load_champion(tracking_uri)
     if model_uri.startswith("models:/"):
         if _parse_models_uri(model_uri)[1] == ALIAS:
-            return load_champion(tracking_uri)  # the pair the service and `score` use
-        return _load_registered(tracking_uri, _registry_pair(tracking_uri, model_uri))
+            return load_champion(tracking_uri)  # the models the service and `score` use
+        pairs = _uri_models(tracking_uri, model_uri)
+        champion = _load_registered(tracking_uri, pairs)
+        if "uplift" in pairs:
+            return champion
+        return replace(champion, uplift_note=_unpaired_uplift(tracking_uri, model_uri))
     return load_bundle(_local_path(model_uri))
 
 
@@ -383,6 +397,35 @@ def _registry_pair(tracking_uri: str, model_uri: str | None) -> dict[str, tuple[
     return found
 
 
+def _uri_models(tracking_uri: str, model_uri: str | None) -> dict[str, tuple[str, str, str]]:
+    """kind -> (registered name, version, run id) of every model ``model_uri`` names: the
+    churn and value pair (:func:`_registry_pair`) and, for an alias (None: ``@champion``),
+    ``churnclv-uplift`` at that alias (see :func:`champion_from_uri`)."""
+    pairs = _registry_pair(tracking_uri, model_uri)
+    alias = ALIAS if model_uri is None else _parse_models_uri(model_uri)[1]
+    if alias is not None:
+        pairs.update(_uplift_champion(tracking_uri, alias))
+    return pairs
+
+
+def _unpaired_uplift(tracking_uri: str, model_uri: str) -> str | None:
+    """Why ``model_uri`` scores without the registry's uplift champion; None without one."""
+    champion = _uplift_champion(tracking_uri, ALIAS).get("uplift")
+    if champion is None:
+        return None
+    alias = _parse_models_uri(model_uri)[1]
+    why = (
+        f"{UPLIFT_MODEL} has no alias {alias!r}"
+        if alias is not None
+        else f"{UPLIFT_MODEL} versions come from their own train-uplift runs"
+    )
+    return (
+        f"{model_uri} pairs no uplift model ({why}), so {UPLIFT_MODEL}@{ALIAS} "
+        f"v{champion[1]} is left out and actions follow the policy formula; "
+        f"models:/{CHURN_MODEL}@{ALIAS} scores with it"
+    )
+
+
 def _by_alias(client: Any, name: str, alias: str) -> Any:
     """The version of ``name`` holding ``alias``, or None."""
     from mlflow.exceptions import MlflowException
@@ -403,7 +446,7 @@ def _uplift_champion(tracking_uri: str, alias: str) -> dict[str, tuple[str, str,
 
 
 def _load_registered(tracking_uri: str, pairs: dict[str, tuple[str, str, str]]) -> Champion:
-    """The Champion of a registered pair (any alias or version)."""
+    """The Champion of registered models (any alias or version; an uplift one optional)."""
     models: dict[str, BoosterModel] = {}
     params: dict[str, dict[str, Any]] = {}
     for kind, (name, version, run_id) in pairs.items():
@@ -417,17 +460,24 @@ def _load_registered(tracking_uri: str, pairs: dict[str, tuple[str, str, str]]) 
                 registry_uri=tracking_uri,
             )
             models[kind] = _load_pyfunc(Path(path), f"{name} version {version}")
-        params[kind] = run_record(tracking_uri, run_id)
+        if kind in _KINDS:  # the horizons are the churn and value runs' params
+            params[kind] = run_record(tracking_uri, run_id)
     empty: dict[str, Any] = {"params": {}}
+
+    def registered(kind: str) -> str | None:
+        return pairs[kind][1] if kind in pairs else None
+
     return Champion(
         churn=models.get("churn"),
         value=models.get("value"),
-        churn_version=pairs["churn"][1] if "churn" in pairs else None,
-        value_version=pairs["value"][1] if "value" in pairs else None,
+        churn_version=registered("churn"),
+        value_version=registered("value"),
         churn_run_id=pairs["churn"][2] if "churn" in pairs else None,
         value_run_id=pairs["value"][2] if "value" in pairs else None,
         churn_horizon_days=_horizon(params.get("churn", empty), "churn_horizon_days", 90),
         value_horizon_days=_horizon(params.get("value", empty), "value_horizon_days", 365),
+        uplift=models.get("uplift"),
+        uplift_version=registered("uplift"),
     )
 
 

@@ -35,6 +35,10 @@ class Champion:
         then chooses actions from learned uplift (:func:`churnclv.train_uplift`).
     uplift_version : str or None
         Its version in the registry.
+    uplift_note : str or None
+        Why the registry's uplift champion is left out of these models (a
+        model URI that pairs no uplift model, see
+        :func:`churnclv.champion_from_uri`); None otherwise. The CLI prints it.
 
     Examples
     --------
@@ -58,6 +62,7 @@ class Champion:
     value_horizon_days: float = 365.0
     uplift: Any = None
     uplift_version: str | None = None
+    uplift_note: str | None = None
 
     @property
     def model_version(self) -> str:

@@ -163,13 +163,36 @@ def decile_ratios(actual: np.ndarray, predicted: np.ndarray) -> list[float]:
     return out
 
 
+def _varies(x: np.ndarray) -> bool:
+    """Whether ``x`` holds two different values (False with a NaN: its rank is undefined).
+
+    Compares the values themselves: ``np.std`` of a constant array can be a rounding
+    error above 0 (``np.std([0.1] * 3) > 0``).
+    """
+    return x.size > 1 and bool(np.ptp(x) > 0)
+
+
 def value_metrics(actual: np.ndarray, pred: np.ndarray, prefix: str = "value_") -> dict[str, float]:
-    """Normalized Gini, Spearman, decile MAPE, RMSE and total predicted / total actual."""
+    """Normalized Gini, Spearman, decile MAPE, RMSE and total predicted / total actual.
+
+    A metric that is undefined on these rows is NaN, without a warning: Spearman
+    when ``actual`` or ``pred`` is constant (or holds a NaN), the Gini when the
+    actual values sum to 0, the decile MAPE and the total ratio when no actual
+    total is positive (non-zero).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from churnclv.training._metrics import value_metrics
+    >>> m = value_metrics(np.array([0.0, 5.0, 10.0]), np.full(3, 0.1))  # constant predictions
+    >>> m["value_spearman"], round(m["value_total_ratio"], 2)
+    (nan, 0.02)
+    """
     actual = np.asarray(actual, dtype=float)
     pred = np.asarray(pred, dtype=float)
     ratios = np.array(decile_ratios(actual, pred))
     apes = np.abs(ratios[np.isfinite(ratios)] - 1.0)  # |predicted - actual| / actual per decile
-    varies = np.std(pred) > 0 and np.std(actual) > 0
+    varies = _varies(pred) and _varies(actual)
     rho = spearmanr(actual, pred).statistic if varies else float("nan")
     tot = actual.sum()
     return {

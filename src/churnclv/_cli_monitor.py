@@ -59,23 +59,26 @@ def monitor(
     channel_col: opt.ChannelCol = None,
     workdir: opt.Workdir = opt.DEFAULT_WORKDIR,
     tracking_uri: opt.TrackingUri = None,
+    model_uri: opt.ModelUri = None,
 ) -> None:
     """Backtest the stored score snapshots, measure drift and say whether to retrain.
 
     Reads <workdir>/snapshots/ (written by `score` and `demo`). Verdict ok | watch |
     retrain by the policy's monitoring thresholds; exit code 3 for retrain. Each
     verdict is added to <workdir>/monitoring/history.parquet, charted in
-    <workdir>/monitoring/history.png.
+    <workdir>/monitoring/history.png. Drift is measured on the event features of the
+    models that scored the snapshots: pass the --model-uri given to `score`.
     """
     from churnclv import check_as_of, load_policy
     from churnclv._monitor import monitor as check
-    from churnclv.training import tracking_uri_for
+    from churnclv.training import bundle_policy, tracking_uri_for
 
     ts = opt.parse_as_of(as_of)
-    thresholds = load_policy(policy).monitoring
+    thresholds = load_policy(policy or bundle_policy(model_uri)).monitoring
+    uri = tracking_uri_for(workdir, tracking_uri)
+    vocabulary = champion_vocabulary(uri, model_uri)  # a bad --model-uri stops here
     tables = load_tables(transactions, events, customers, opt.columns_from(locals()))
     check_as_of(tables.transactions, ts, source=transactions)
-    uri = tracking_uri_for(workdir, tracking_uri)
     with step("monitoring"):
         result = check(
             tables,
@@ -83,7 +86,7 @@ def monitor(
             workdir=workdir,
             thresholds=thresholds,
             reference_auc=reference_auc(uri, workdir, ts),
-            event_vocabulary=champion_vocabulary(uri),
+            event_vocabulary=vocabulary,
         )
     for problem in result["warnings"]:
         note(problem)
@@ -118,21 +121,29 @@ def reference_auc(tracking_uri: str, workdir: Path, as_of: pd.Timestamp) -> floa
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def champion_vocabulary(tracking_uri: str) -> Vocabulary | None:
-    """The event vocabulary of the registry's champion models; None without a champion.
+def champion_vocabulary(tracking_uri: str, model_uri: str | None = None) -> Vocabulary | None:
+    """The event vocabulary of the models that scored the snapshots; None without them.
 
-    Drift is measured on the features the champion reads: its event types
+    Drift is measured on the features those models read: their event types
     (:func:`churnclv.features._vocabulary.model_vocabulary`), the ones scoring
-    computed for the snapshots it scored. Both snapshots compared get the same
-    columns, so a snapshot scored by an earlier version (or from a bundle)
-    is still compared column for column. Without a champion in the store (or
-    with one that cannot be loaded, noted) the default event types are used,
-    as for a model saved without a vocabulary.
+    computed for the snapshots. Both snapshots compared get the same columns,
+    so a snapshot scored by an earlier version is still compared column for
+    column.
+
+    ``model_uri`` names the models as ``score --model-uri`` does (a bundle
+    folder, ``models:/NAME@ALIAS`` or ``models:/NAME/N``, resolved by
+    :func:`churnclv.champion_from_uri`); a URI naming no models raises its
+    ``InputError``. Without it the registry's ``@champion`` models are read:
+    with no champion in the store (or one that cannot be loaded, noted) the
+    default event types are used, as for a model saved without a vocabulary.
     """
     from churnclv import ChurnclvError, InputError
     from churnclv.features._vocabulary import model_vocabulary
-    from churnclv.training import load_champion
+    from churnclv.training import champion_from_uri, load_champion
 
+    if model_uri is not None:  # the user named these models: their errors stand
+        named = champion_from_uri(tracking_uri, model_uri)
+        return model_vocabulary(named.churn, named.value, named.uplift)
     try:
         champion = load_champion(tracking_uri)
     except InputError:  # no champion registered

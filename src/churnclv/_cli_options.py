@@ -253,8 +253,9 @@ ModelUri = Annotated[
         help="The models to use instead of the registry's @champion pair: a bundle folder "
         "written by `churnclv export` (its policy applies unless --policy is given), "
         "models:/churnclv-churn@ALIAS or models:/churnclv-value@ALIAS (the pair "
-        "churnclv-churn@ALIAS + churnclv-value@ALIAS of the --tracking-uri registry), or "
-        "models:/churnclv-churn/N (version N and the value model of the same training run)."
+        "churnclv-churn@ALIAS + churnclv-value@ALIAS of the --tracking-uri registry, with "
+        "churnclv-uplift@ALIAS when set), or models:/churnclv-churn/N (version N and the "
+        "value model of the same training run; no uplift model)."
     ),
 ]
 

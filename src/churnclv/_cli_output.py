@@ -66,12 +66,13 @@ def note(message: str) -> None:
 
 
 def note_missing_models(champion: Any) -> None:
-    """One note naming the missing churn / value champions (nothing when both exist)."""
+    """A note naming the missing churn / value champions (nothing when both exist), and
+    one when the models leave the registry's uplift champion out (``uplift_note``)."""
     from churnclv.serving._batch import missing_note
 
-    message = missing_note(champion)
-    if message:
-        note(message)
+    for message in (missing_note(champion), getattr(champion, "uplift_note", None)):
+        if message:
+            note(message)
 
 
 def load_tables(

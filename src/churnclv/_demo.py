@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from churnclv import Policy, SyntheticData, UpliftTrainResult
+    from churnclv import InputTables, Policy, SyntheticData, UpliftTrainResult
     from churnclv._demo_uplift import ActionComparison
     from churnclv.training import Champion, TrainResult
 
@@ -107,6 +107,47 @@ def realised_saved_value(
     return float(saved[sel].sum())
 
 
+def _score_both(
+    tables: InputTables,
+    as_of: pd.Timestamp,
+    champion: Champion,
+    policy: Policy,
+    budget: float | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scores with ``champion`` and those by the policy formula (its churn and value
+    models without the uplift one), from one feature frame.
+
+    The features carry the event types of all of ``champion``'s models
+    (``score`` computes the same frame for it); the churn and value models run
+    once, for the policy formula's scores, and the uplift scores reuse their
+    predictions. Without an uplift model both are the same frame.
+    """
+    import dataclasses
+
+    from churnclv._pages import ordinary_pages
+    from churnclv.features import build_features
+    from churnclv.features._vocabulary import model_vocabulary
+    from churnclv.serving import score_features
+
+    formula = dataclasses.replace(champion, uplift=None, uplift_version=None)
+    types, valued = model_vocabulary(champion.churn, champion.value, champion.uplift)
+    with ordinary_pages():  # as in score: a batch's large arrays, each touched once
+        feats = build_features(
+            tables.transactions,
+            tables.events,
+            tables.customers,
+            as_of=as_of,
+            event_types=types,
+            valued_event_types=valued,
+        )
+        by_policy = score_features(feats, formula, policy, budget=budget)
+        if champion.uplift is None:
+            return by_policy, by_policy
+        p, v = (by_policy[c].to_numpy(float) for c in ("churn_probability", "predicted_value"))
+        scored = score_features(feats, champion, policy, budget=budget, predictions=(p, v))
+    return scored, by_policy
+
+
 def run_demo(
     workdir: str | os.PathLike[str],
     *,
@@ -125,13 +166,14 @@ def run_demo(
     Writes ``data/``, ``mlruns.db`` (unless ``tracking_uri``), ``scores.parquet``,
     ``snapshots/<as_of>.parquet`` and ``report.html`` under ``workdir``.
 
-    The customers are scored with the churn and value champions first (the
-    policy formula's actions); with ``uplift``, the uplift model is then
+    After the churn and value models, with ``uplift`` the uplift model is
     trained on the generated campaign log and promoted (as ``train-uplift
-    --promote``), and the customers are scored again with it: those scores
-    (``action_basis`` ``learned`` or ``best_uniform``) are the ones written,
-    and :attr:`DemoResult.comparison` values both decisions and the oracle's
-    on the generator's true effects.
+    --promote``). The customers' features are then computed once and scored
+    two ways (:func:`_score_both`): with the churn and value champions alone
+    (the policy formula's actions) and with the uplift champion too. The
+    latter scores (``action_basis`` ``learned`` or ``best_uniform``) are the
+    ones written, and :attr:`DemoResult.comparison` values both decisions and
+    the oracle's on the generator's true effects.
 
     Parameters
     ----------
@@ -160,7 +202,7 @@ def run_demo(
     """
     import pandas as pd
 
-    from churnclv import generate, load_champion, load_inputs, load_policy, score, train
+    from churnclv import generate, load_champion, load_inputs, load_policy, train
     from churnclv._demo_uplift import compare_with_truth, train_demo_uplift
     from churnclv._generate import write
     from churnclv._io import LoadReport, atomic_write_parquet
@@ -193,11 +235,7 @@ def run_demo(
             progress=update,
             should_stop=should_stop,
         )
-    with step("loading champion"):
-        champion = load_champion(uri)
-    with step("batch scoring"):
-        scored = score(tables, as_of=as_of, champion=champion, policy=pol, budget=budget)
-    by_policy, trained, comparison = scored, None, None
+    trained, comparison = None, None
     if uplift and "campaigns" in paths:
         with step("learning actions from the campaign log") as update:
             trained = train_demo_uplift(
@@ -210,11 +248,12 @@ def run_demo(
                 progress=update,
                 note=note,
             )
-        if trained is not None:
-            with step("batch scoring with the uplift model"):
-                champion = load_champion(uri)
-                scored = score(tables, as_of=as_of, champion=champion, policy=pol, budget=budget)
-            comparison = compare_with_truth(scored, by_policy, data.truth, pol)
+    with step("loading champion"):
+        champion = load_champion(uri)
+    with step("batch scoring"):
+        scored, by_policy = _score_both(tables, as_of, champion, pol, budget)
+    if trained is not None:
+        comparison = compare_with_truth(scored, by_policy, data.truth, pol)
     scores_path = atomic_write_parquet(scored, work / "scores.parquet")
     write_snapshot(scored, champion, work)
     realised = realised_saved_value(by_policy, data.truth, pol)

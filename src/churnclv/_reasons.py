@@ -121,12 +121,18 @@ def _btyd_text(feature: str, x: float) -> str | None:
 TextFn = Callable[[Any, "float | None", "float | None", Any, Any], str]
 
 
+def _missing(value: Any) -> bool:
+    """True for every spelling of a missing scalar: None, NaN, ``pd.NA``, ``NaT``."""
+    return value is None or bool(pd.api.types.is_scalar(value) and pd.isna(value))
+
+
 def _fmt_value(label: str, x: float | None, value: Any) -> str:
-    if x is None and value is not None and not (isinstance(value, float) and math.isnan(value)):
-        return f"{label} is {value}"
-    if x is None:
+    """``"<label> <number>"``, ``"<label> unknown"`` when missing, else ``"<label> is <value>"``."""
+    if x is not None:
+        return f"{label} {x:,.4g}"
+    if _missing(value):
         return f"{label} unknown"
-    return f"{label} {x:,.4g}"
+    return f"{label} is {value}"
 
 
 def _numeric(fn: Callable[[float], str], feature: str) -> TextFn:
@@ -282,7 +288,15 @@ def reason_text(feature: str, row: Mapping[str, Any]) -> str:
     -------
     str
         E.g. ``"no purchase for 94 days, 3.1x the usual gap"``; other features
-        read ``"<label> <value>"`` (``"plan is basic"``).
+        read ``"<label> <value>"`` (``"plan is basic"``), and ``"<label> unknown"``
+        when the value is missing (None, NaN, ``pd.NA`` or ``NaT``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from churnclv._reasons import reason_text
+    >>> reason_text("plan", {"plan": "basic"}), reason_text("plan", {"plan": pd.NA})
+    ('plan is basic', 'plan unknown')
     """
     return text_fn(feature)(
         row.get(feature),

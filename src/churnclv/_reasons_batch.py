@@ -212,9 +212,9 @@ def _generic(
     context: Callable[[str], np.ndarray],
     reads: str,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Texts of a column of any type, formatted once per distinct value (missing values
-    once per type and spelling: ``None``, ``NaN`` and ``pd.NA`` may read differently),
-    or, for the returns features, row by row."""
+    """Texts of a column of any type, formatted once per distinct value (the missing
+    values, which :func:`pandas.factorize` leaves out, once per type and spelling), or,
+    for the returns features, row by row."""
     n = len(raw)
     texts = np.empty(n, dtype=object)
     values = np.empty(n, dtype=object)
