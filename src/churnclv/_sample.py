@@ -9,10 +9,11 @@ on which other customers are present beyond their count. DuckDB and Spark only
 supply the distinct ids (one column, O(customers)); the keys are computed here.
 
 :func:`sample_tables` filters in-memory tables to the sample; with Spark,
-:func:`spark_sample_tables` filters the rows on the executors (a broadcast
-semi-join) and collects only the sampled customers' rows. Features of a
-customer depend on that customer's rows alone, so the training frames built
-from those rows equal the sampled customers' rows of the full frames.
+:func:`spark_sample_inputs` filters the rows on the executors (a broadcast
+semi-join) and keeps them there: training computes the features and labels
+of the sample on Spark too. Features of a customer depend on that customer's
+rows alone, so the training frames built from the sampled rows equal the
+sampled customers' rows of the full frames.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pandas as pd
 
 from churnclv._io import InputTables
 
-__all__ = ["SAMPLE_RULE", "Sample", "sample_customers", "sample_tables", "spark_sample_tables"]
+__all__ = ["SAMPLE_RULE", "Sample", "sample_customers", "sample_tables", "spark_sample_inputs"]
 
 #: The rule in words (logged with the training run).
 SAMPLE_RULE = "smallest blake2b-64('<seed>:<customer_id>') keys, ties by id"
@@ -90,49 +91,40 @@ def _collect_ids(frame: Any) -> list[Any]:
     return [row[0] for row in frame.select("customer_id").distinct().collect()]
 
 
-def _naive(frame: pd.DataFrame) -> pd.DataFrame:
-    """Timestamps naive (UTC) as the DuckDB loader gives them; ids as strings."""
-    out = frame.copy()
-    for col in out.columns:
-        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
-            out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
-    out["customer_id"] = out["customer_id"].astype(str)
-    return out
-
-
-def spark_sample_tables(
-    inputs: Any, n: int | None, seed: int = 0
-) -> tuple[InputTables, Sample | None]:
-    """The sampled customers' rows of Spark inputs, collected to pandas.
+def spark_sample_inputs(inputs: Any, n: int | None, seed: int = 0) -> tuple[Any, Sample | None]:
+    """Spark inputs restricted to the sample, still on Spark.
 
     ``inputs`` is a :class:`~churnclv.features._spark_inputs.SparkInputs`. Only
-    the distinct customer ids of the transactions and then the sampled
-    customers' rows reach the driver: the rows are filtered by a broadcast
-    semi-join on the executors. ``n`` None collects every row (no sample).
+    the distinct customer ids of the transactions reach the driver; each table
+    is filtered by a broadcast semi-join on the sampled ids and persisted on
+    the executors (memory, then disk), as every training job reads it again.
+    ``n`` None, or a sample of every customer, returns ``inputs`` unchanged.
     """
+    if n is None:
+        return inputs, None
+    from dataclasses import replace
+
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from churnclv.features._spark import get_spark, to_pandas
+    from churnclv.features._spark import get_spark
 
-    sample = None
-    chosen = None
-    if n is not None:
-        sample = sample_customers(_collect_ids(inputs.transactions), n, seed)
-        if not sample.complete:
-            frame = get_spark().createDataFrame([(i,) for i in sample.ids], "customer_id string")
-            chosen = F.broadcast(frame)
+    sample = sample_customers(_collect_ids(inputs.transactions), n, seed)
+    if sample.complete:
+        return inputs, sample
+    ids = get_spark().createDataFrame([(i,) for i in sample.ids], "customer_id string")
+    chosen = F.broadcast(ids)
 
-    def rows(frame: Any) -> pd.DataFrame | None:
+    def keep(frame: Any) -> Any:
         if frame is None:
             return None
-        keyed = frame.withColumn("customer_id", F.col("customer_id").cast("string"))
-        if chosen is not None:
-            keyed = keyed.join(chosen, "customer_id", "left_semi")
-        return _naive(to_pandas(keyed))
+        kept = frame.join(chosen, "customer_id", "left_semi")
+        return kept.persist(StorageLevel.MEMORY_AND_DISK)
 
-    tables = InputTables(
-        rows(inputs.transactions),
-        rows(inputs.events),
-        rows(inputs.customers),
+    sampled = replace(
+        inputs,
+        transactions=keep(inputs.transactions),
+        events=keep(inputs.events),
+        customers=keep(inputs.customers),
     )
-    return tables, sample
+    return sampled, sample
