@@ -90,8 +90,9 @@ def _runs(workdir: Path) -> Any:
 
 
 def _no_input_rows(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Fail any load of an input on the driver and any collect of a frame with input
-    columns (``ts``, ``amount``); returns the columns of every frame collected to pandas."""
+    """Fail any load of an input on the driver, any frame but the cutoffs sent to Spark and
+    any collect of a frame with input columns (``ts``, ``amount``); returns the columns of
+    every frame collected to pandas."""
     from churnclv import _io
     from churnclv.features import _inputs
 
@@ -106,6 +107,13 @@ def _no_input_rows(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         (pd, "read_parquet"),
     ):
         monkeypatch.setattr(module, name, forbidden)
+    register = _spark.register_frame
+
+    def send(spark: Any, name: str, *args: Any) -> Any:
+        assert name in {"cutoffs", "tx_buckets", "ev_buckets"}, f"{name} sent from the driver"
+        return register(spark, name, *args)
+
+    monkeypatch.setattr(_spark, "register_frame", send)
     collected: list[list[str]] = []
     frame_class = type(_spark.get_spark().range(1))  # the classic DataFrame, not its base
 

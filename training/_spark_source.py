@@ -94,9 +94,3 @@ class SparkSource:
             "data_window": f"{self.stats.first_ts} .. {as_of}",
             "feature_engine": self.engine,
         }
-
-    def release(self) -> None:
-        """Drop the persisted input tables from the executors (a no-op when none is)."""
-        for frame in (self.inputs.transactions, self.inputs.events, self.inputs.customers):
-            if frame is not None and frame.is_cached:
-                frame.unpersist()
