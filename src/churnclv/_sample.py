@@ -5,8 +5,10 @@ string) gets the key ``blake2b(f"{seed}:{id}", digest_size=8)`` read as an
 unsigned big-endian integer, and the ``N`` ids with the smallest keys (ties
 broken by the id) are the sample. The key of a customer depends only on its
 id and the seed, so the sample does not depend on row order, on the engine, or
-on which other customers are present beyond their count. DuckDB and Spark only
-supply the distinct ids (one column, O(customers)); the keys are computed here.
+on which other customers are present beyond their count. DuckDB supplies the
+distinct ids (one column, O(customers)) and the keys are computed here; on
+Spark the executors compute the keys and only the sampled ids reach the
+driver (:func:`spark_sample`).
 
 :func:`sample_tables` filters in-memory tables to the sample; with Spark,
 :func:`spark_sample_inputs` filters the rows on the executors (a broadcast
@@ -28,7 +30,14 @@ import pandas as pd
 
 from churnclv._io import InputTables
 
-__all__ = ["SAMPLE_RULE", "Sample", "sample_customers", "sample_tables", "spark_sample_inputs"]
+__all__ = [
+    "SAMPLE_RULE",
+    "Sample",
+    "sample_customers",
+    "sample_tables",
+    "spark_sample",
+    "spark_sample_inputs",
+]
 
 #: The rule in words (logged with the training run).
 SAMPLE_RULE = "smallest blake2b-64('<seed>:<customer_id>') keys, ties by id"
@@ -87,15 +96,39 @@ def sample_tables(tables: InputTables, n: int, seed: int = 0) -> tuple[InputTabl
     return kept, sample
 
 
-def _collect_ids(frame: Any) -> list[Any]:
-    return [row[0] for row in frame.select("customer_id").distinct().collect()]
+def _key_hex(seed: int, customer_id: str) -> str:
+    """:func:`_key` as 16 hex digits: ordered as strings as the keys are as numbers."""
+    return hashlib.blake2b(f"{seed}:{customer_id}".encode(), digest_size=8).hexdigest()
+
+
+def spark_sample(transactions: Any, n: int, seed: int = 0) -> Sample:
+    """:func:`sample_customers` of a Spark frame's customer ids, picked on the executors.
+
+    The keys are computed by the executors' Python workers (a pandas UDF of
+    the same blake2b key, as 16 hex digits) and Spark keeps the ``n``
+    smallest (key, id) pairs, a top-``n`` per partition merged on the driver;
+    only those ``n`` ids and the count of distinct ids reach the driver.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    from pyspark.sql import functions as F
+
+    @F.pandas_udf("string")  # type: ignore[call-overload]
+    def key(ids: pd.Series) -> pd.Series:
+        return ids.map(lambda i: _key_hex(seed, i))
+
+    ids = transactions.select("customer_id").where(F.col("customer_id").isNotNull()).distinct()
+    keyed = ids.select(key("customer_id").alias("key"), "customer_id")
+    chosen = [r["customer_id"] for r in keyed.orderBy("key", "customer_id").limit(n).collect()]
+    total = len(chosen) if len(chosen) < n else ids.count()
+    return Sample(sorted(chosen), total, n, seed)
 
 
 def spark_sample_inputs(inputs: Any, n: int | None, seed: int = 0) -> tuple[Any, Sample | None]:
     """Spark inputs restricted to the sample, still on Spark.
 
     ``inputs`` is a :class:`~churnclv.features._spark_inputs.SparkInputs`. Only
-    the distinct customer ids of the transactions reach the driver; each table
+    the sampled customer ids reach the driver (:func:`spark_sample`); each table
     is filtered by a broadcast semi-join on the sampled ids and persisted on
     the executors (memory, then disk), as every training job reads it again.
     ``n`` None, or a sample of every customer, returns ``inputs`` unchanged.
@@ -109,7 +142,7 @@ def spark_sample_inputs(inputs: Any, n: int | None, seed: int = 0) -> tuple[Any,
 
     from churnclv.features._spark import get_spark
 
-    sample = sample_customers(_collect_ids(inputs.transactions), n, seed)
+    sample = spark_sample(inputs.transactions, n, seed)
     if sample.complete:
         return inputs, sample
     ids = get_spark().createDataFrame([(i,) for i in sample.ids], "customer_id string")
