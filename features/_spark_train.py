@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from churnclv._errors import InputError
 from churnclv.features._sql import label_sql
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ def labelled_features(
     )
 
     if horizons[0] <= 0 or horizons[1] <= 0:
-        from churnclv._errors import InputError
-
         raise InputError("horizons must be positive numbers of days")
     feats, static = unsorted_features(
         inputs, as_of=list(cutoffs), event_types=vocabulary[0], valued_event_types=vocabulary[1]
@@ -82,11 +81,28 @@ def labelled_features(
 
 
 def collect_features(sdf: SparkDataFrame, static: Sequence[str]) -> pd.DataFrame:
-    """Collect a (labelled) feature frame to pandas in the engine-independent dtypes."""
+    """Collect a (labelled) feature frame to pandas in the engine-independent dtypes.
+
+    Raises
+    ------
+    InputError
+        When the rows exceed ``spark.driver.maxResultSize`` (the message says
+        how to raise it or sample fewer customers).
+    """
     from churnclv.features._build import finish_features
     from churnclv.features._spark import to_pandas
 
-    out = finish_features(to_pandas(sdf), static)
+    try:
+        rows = to_pandas(sdf)
+    except Exception as exc:
+        if "maxResultSize" not in str(exc):
+            raise
+        raise InputError(
+            "the training features of the customers are larger than spark.driver.maxResultSize: "
+            "raise it (--spark-conf spark.driver.maxResultSize=8g, with the driver memory to "
+            "hold them) or train on fewer customers (--sample-customers)"
+        ) from None
+    out = finish_features(rows, static)
     if "churned" in out.columns:
         out["churned"] = out["churned"].astype(bool)
     return out

@@ -49,3 +49,19 @@ def test_tables_source_gives_the_labelled_features_of_the_tables() -> None:
 def test_train_rejects_what_is_no_source() -> None:
     with pytest.raises(TypeError, match="InputTables or a feature source"):
         as_source(pd.DataFrame())
+
+
+def test_a_spark_result_over_max_result_size_is_an_input_error() -> None:
+    """Collecting more than spark.driver.maxResultSize says how to get around it."""
+    from churnclv._errors import InputError
+    from churnclv.features._spark_train import collect_features
+
+    class TooLarge:
+        def toPandas(self) -> pd.DataFrame:
+            raise RuntimeError(
+                "Job aborted: Total size of serialized results of 3 tasks (1100.0 MiB) is "
+                "bigger than spark.driver.maxResultSize (1024.0 MiB)"
+            )
+
+    with pytest.raises(InputError, match=r"--spark-conf spark\.driver\.maxResultSize"):
+        collect_features(TooLarge(), [])  # type: ignore[arg-type]
