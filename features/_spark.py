@@ -42,7 +42,10 @@ __all__ = [
     "quiet_pandas_warnings",
     "register_frame",
     "register_inputs",
+    "sort_rows",
     "to_pandas",
+    "unsorted_features",
+    "without_final_order",
     "write_folder",
 ]
 
@@ -297,6 +300,36 @@ def input_features(
     valued_event_types : sequence of str
         Event types with value features (events without ``value`` count as null).
     """
+    feats, static = unsorted_features(
+        inputs, as_of=as_of, event_types=event_types, valued_event_types=valued_event_types
+    )
+    return sort_rows(feats), static
+
+
+def sort_rows(sdf: SparkDataFrame) -> SparkDataFrame:
+    """``sdf`` sorted by ``as_of`` then ``customer_id``, after one unsorted shuffle.
+
+    The inputs arrive partitioned by customer, so the feature rows end their
+    stage without a shuffle, and the range-partition sample of a plain
+    ``ORDER BY`` would run that whole stage a second time; the rows are
+    shuffled once unsorted, then sorted, so the sample reads the shuffled rows.
+    """
+    partitions = int(sdf.sparkSession.conf.get("spark.sql.shuffle.partitions") or 1)
+    return sdf.repartition(partitions).orderBy("as_of", "customer_id")
+
+
+def unsorted_features(
+    inputs: SparkInputs,
+    *,
+    as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
+    event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
+    valued_event_types: Sequence[str] = (),
+) -> tuple[SparkDataFrame, list[str]]:
+    """:func:`input_features` without the final sort (for frames joined further on Spark).
+
+    Registers the input tables as the views ``transactions``, ``events`` and
+    ``customers`` (what the feature and label SQL read).
+    """
     from churnclv.features._build import feature_query
     from churnclv.features._inputs import cutoff_frame
 
@@ -321,15 +354,13 @@ def input_features(
     for name, table in tables.items():
         table.createOrReplaceTempView(name)
     register_inputs(spark, {k: v for k, v in frames.items() if k not in tables})
-    # The inputs arrive partitioned by customer, so the feature rows end their stage without
-    # a shuffle, and the range-partition sample of the SQL's final ORDER BY would run that
-    # whole stage a second time; the rows are shuffled once unsorted, then sorted, so the
-    # sample reads the shuffled rows.
+    return spark.sql(without_final_order(sql, _FINAL_ORDER)), static
+
+
+def without_final_order(sql: str, clause: str) -> str:
+    """``sql`` without its last clause ``clause`` (an ``ORDER BY``), when it ends with it."""
     text = sql.rstrip()
-    if text.endswith(_FINAL_ORDER):
-        text = text[: -len(_FINAL_ORDER)]
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
-    return spark.sql(text).repartition(partitions).orderBy("as_of", "customer_id"), static
+    return text[: -len(clause)] if text.endswith(clause) else text
 
 
 def write_folder(sdf: SparkDataFrame, folder: str) -> str:

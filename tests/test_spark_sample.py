@@ -1,11 +1,14 @@
-"""Spark picks the same customer sample as DuckDB and collects only its rows.
+"""Spark picks the same customer sample as DuckDB and trains on it without collecting rows.
 
 Skipped when pyspark or Java 17+ is missing; shares the session's Spark session.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -13,7 +16,8 @@ from _spark_env import require_spark
 
 from churnclv._cli_output import load_tables
 from churnclv._io import ColumnMap
-from churnclv._sample import sample_tables, spark_sample_tables
+from churnclv._sample import SAMPLE_RULE, sample_tables, spark_sample_inputs
+from churnclv.cli import main
 
 require_spark()
 
@@ -49,6 +53,10 @@ def _canonical(frame: pd.DataFrame | None) -> pd.DataFrame:
     return out
 
 
+def _rows(frame: Any) -> pd.DataFrame | None:
+    return None if frame is None else _spark.to_pandas(frame)
+
+
 def test_spark_and_duckdb_sample_the_same_rows(tmp_path: Path) -> None:
     from churnclv.features._spark_inputs import read_inputs
 
@@ -57,7 +65,7 @@ def test_spark_and_duckdb_sample_the_same_rows(tmp_path: Path) -> None:
     loaded = load_tables(*paths, ColumnMap())
     duck, duck_sample = sample_tables(loaded, 9, seed=4)
     inputs = read_inputs(*paths)
-    spark, spark_sample = spark_sample_tables(inputs, 9, seed=4)
+    spark, spark_sample = spark_sample_inputs(inputs, 9, seed=4)
     assert spark_sample is not None
     assert spark_sample.ids == duck_sample.ids and spark_sample.total == 30
     for ours, theirs in zip(
@@ -65,10 +73,90 @@ def test_spark_and_duckdb_sample_the_same_rows(tmp_path: Path) -> None:
         (duck.transactions, duck.events, duck.customers),
         strict=True,
     ):
-        pd.testing.assert_frame_equal(_canonical(ours), _canonical(theirs))
-    assert set(spark.transactions["customer_id"]) == set(spark_sample.ids)
-    everything, no_sample = spark_sample_tables(inputs, None)
-    assert no_sample is None
-    pd.testing.assert_frame_equal(
-        _canonical(everything.transactions), _canonical(loaded.transactions)
-    )
+        assert ours.is_cached  # every training job reads the sample again
+        pd.testing.assert_frame_equal(_canonical(_rows(ours)), _canonical(theirs))
+    assert set(_rows(spark.transactions)["customer_id"]) == set(spark_sample.ids)
+    assert spark_sample_inputs(inputs, None) == (inputs, None)
+    everything, complete = spark_sample_inputs(inputs, 30)
+    assert everything is inputs and complete is not None and complete.complete
+
+
+def _runs(workdir: Path) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir}/mlruns.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("churnclv").experiment_id])
+    return run.data
+
+
+def _no_input_rows(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Fail any load of an input on the driver, any frame but the cutoffs sent to Spark and
+    any collect of a frame with input columns (``ts``, ``amount``); returns the columns of
+    every frame collected to pandas."""
+    from churnclv import _io
+    from churnclv.features import _inputs
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an input was loaded on the driver")
+
+    for module, name in (
+        (_io, "load_transactions"),
+        (_io, "load_events"),
+        (_io, "load_customers"),
+        (_inputs, "as_frame"),
+        (pd, "read_parquet"),
+    ):
+        monkeypatch.setattr(module, name, forbidden)
+    register = _spark.register_frame
+
+    def send(spark: Any, name: str, *args: Any) -> Any:
+        assert name in {"cutoffs", "tx_buckets", "ev_buckets"}, f"{name} sent from the driver"
+        return register(spark, name, *args)
+
+    monkeypatch.setattr(_spark, "register_frame", send)
+    collected: list[list[str]] = []
+    frame_class = type(_spark.get_spark().range(1))  # the classic DataFrame, not its base
+
+    def guard(method: Any, record: bool) -> Any:
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            columns = self.columns
+            assert not {"ts", "amount"} & set(columns), f"input rows collected: {columns}"
+            if record:
+                collected.append(columns)
+            return method(self, *args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(frame_class, "toPandas", guard(frame_class.toPandas, True))
+    monkeypatch.setattr(frame_class, "collect", guard(frame_class.collect, False))
+    return collected
+
+
+def test_spark_training_on_a_sample_equals_duckdb(
+    generated_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train --engine spark --sample-customers` computes the features and labels on Spark
+    (no input row collected) and trains the models of the in-process DuckDB training on
+    the same sample: every metric and param equal."""
+    _spark.get_spark()
+    args = ["train", "--as-of", "2024-01-01", "--max-cutoffs", "2", "--sample-customers", "300"]
+    for name in ("transactions", "events", "customers"):
+        args += [f"--{name}", str(generated_dir / f"{name}.parquet")]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*args, "--workdir", str(tmp_path / "duckdb")]) == 0
+    collected = _no_input_rows(monkeypatch)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main([*args, "--workdir", str(tmp_path / "spark"), "--engine", "spark"]) == 0
+    monkeypatch.undo()
+    assert "training on 300 of 600 customers (seeded sample)" in printed.getvalue()
+    assert "features and labels: spark" in printed.getvalue()
+    # what reached the driver as frames: the labelled features and the features as of as_of
+    assert len(collected) == 2 and all("recency_days" in c for c in collected)
+    assert "churned" in collected[0] and "churned" not in collected[1]
+    duck, spark = _runs(tmp_path / "duckdb"), _runs(tmp_path / "spark")
+    assert len(duck.metrics) > 50 and spark.metrics == duck.metrics
+    assert spark.params == duck.params and spark.params["sample_customers"] == "300"
+    assert spark.tags["data_window"] == duck.tags["data_window"]
+    assert (duck.tags["feature_engine"], spark.tags["feature_engine"]) == ("duckdb", "spark")
+    assert spark.tags["sample_rule"] == SAMPLE_RULE

@@ -9,11 +9,11 @@ from typing import Any
 import pandas as pd
 
 from churnclv._io import InputTables
-from churnclv.features import build_features, build_labels
 from churnclv.features._vocabulary import Vocabulary, model_vocabulary
 from churnclv.training._btyd_select import PurchaseModelChoice, choose_purchase_model
 from churnclv.training._holdout import CUSTOMER_HOLDOUT, OUT_OF_TIME, customer_holdout_split
 from churnclv.training._hybrid import fit_params, stack_btyd
+from churnclv.training._source import FeatureSource, as_source
 
 __all__ = ["Plan", "cutoffs", "plan_training", "purged_split", "refit_cutoffs"]
 
@@ -139,7 +139,7 @@ class Plan:
 
 
 def plan_training(
-    tables: InputTables,
+    tables: InputTables | FeatureSource,
     as_of: pd.Timestamp,
     horizons: tuple[float, float],
     max_cutoffs: int,
@@ -160,11 +160,12 @@ def plan_training(
     computed once for the union of all cutoffs, with one BG/NBD + Gamma-Gamma pair fitted per
     cutoff on its own history. ``vocabulary`` (event types, valued event types)
     names the event types with their own features (default: the default
-    types, no values).
+    types, no values). The frames come from ``tables``' feature source
+    (:mod:`churnclv.training._source`): one row per customer and cutoff.
     """
+    source = as_source(tables)
     churn_horizon_days, value_horizon_days = horizons
-    tx = tables.transactions
-    first_ts = tx.loc[tx["amount"] > 0, "ts"].min()
+    first_ts = source.first_purchase()
     churn_cuts, churn_short = cutoffs(
         first_ts, as_of, churn_horizon_days, "churn", max_cutoffs, cutoff_step_days
     )
@@ -186,22 +187,11 @@ def plan_training(
         else []
     )
     all_cuts = sorted(set(churn_cuts) | set(value_cuts) | set(refit_cuts))
-    say(f"features for {len(all_cuts)} cutoffs")
+    say(f"features for {len(all_cuts)} cutoffs ({source.engine})")
     vocabulary = vocabulary or model_vocabulary()
-    frame = build_features(
-        tx,
-        tables.events,
-        tables.customers,
-        as_of=all_cuts,
-        event_types=vocabulary[0],
-        valued_event_types=vocabulary[1],
-    )
-    labels = build_labels(
-        tx, frame, churn_horizon_days=churn_horizon_days, value_horizon_days=value_horizon_days
-    )
-    frame = frame.merge(labels, on=["customer_id", "as_of"], how="left", validate="one_to_one")
+    frame = source.labelled_features(all_cuts, vocabulary, horizons)
     # every column the models read: the value fallback ranks the churn model's scores on it
-    now = build_features(tx, tables.events, tables.customers, as_of=as_of)
+    now = source.features(as_of, model_vocabulary())
     purchase = choose_purchase_model(_choice_rows(frame, churn_cuts, churn_horizon_days, now))
     say(f"{purchase_model_name(purchase.model)} + Gamma-Gamma per cutoff (hybrid features)")
     frame = stack_btyd(frame, churn_horizon_days, value_horizon_days, purchase_model=purchase.model)

@@ -169,7 +169,7 @@ def run_params(
 
 
 def log_run(
-    tables: InputTables,
+    data: Mapping[str, str],
     plan: Plan,
     churn: ChurnFit,
     value: ValueFit,
@@ -180,7 +180,8 @@ def log_run(
 ) -> None:
     """Log to the active run its params, tags, metrics, model details and plots.
 
-    Tags: the data fingerprint and window, the git SHA, why each fallback was
+    Tags: ``data`` (the feature source's ``data_fingerprint``, ``data_window`` and
+    ``feature_engine``), the git SHA, why each fallback was
     used (``fallback_<kind>``), how each kind was evaluated
     (``evaluation_<kind>``) and the run's description in words
     (``mlflow.note.content``). Metrics: every finite one of ``evaluation``,
@@ -199,8 +200,7 @@ def log_run(
     }
     mlflow.set_tags(
         {
-            "data_fingerprint": fingerprint(tables),
-            "data_window": f"{tables.transactions['ts'].min()} .. {plan.as_of}",
+            **data,
             "git_sha": git_sha(),
             **{f"fallback_{k}": why for k, why in fallbacks.items()},
             **{f"evaluation_{k}": why for k, why in evaluation.reasons.items()},

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from churnclv._io import InputTables, check_as_of
-from churnclv.features._vocabulary import DEFAULT_TOP_K, select_event_types
+from churnclv._io import InputTables
+from churnclv.features._vocabulary import DEFAULT_TOP_K
 from churnclv.training._evaluate import evaluate
 from churnclv.training._fit import (
     attach_scoring_state,
@@ -60,6 +60,7 @@ from churnclv.training._plan import plan_training
 from churnclv.training._registry import crown, judge, register_models
 from churnclv.training._scorable import TrainableModel
 from churnclv.training._settle import design_note, log_design, settle_design
+from churnclv.training._source import FeatureSource, as_source
 from churnclv.training._tracking import (
     checkpoint,
     log_run,
@@ -135,7 +136,7 @@ class TrainResult:
 
 
 def train(
-    tables: InputTables,
+    tables: InputTables | FeatureSource,
     *,
     as_of: pd.Timestamp | str,
     tracking_uri: str,
@@ -165,7 +166,10 @@ def train(
     ----------
     tables : InputTables
         Transactions (and optionally events and customers), e.g. from
-        :func:`churnclv.load_inputs`.
+        :func:`churnclv.load_inputs`. The features and labels are computed
+        from them in process (DuckDB). ``churnclv train --engine spark``
+        passes a feature source instead, which computes them on Spark and
+        hands over one row per customer and cutoff.
     as_of : pandas.Timestamp or str
         The training date: every label window ends by it, and the BTYD pair the
         models score with is fitted on the history before it.
@@ -241,11 +245,12 @@ def train(
     """
     say = progress or (lambda _msg: None)
     as_of = pd.Timestamp(as_of)
-    check_as_of(tables.transactions, as_of)
+    source = as_source(tables)
+    source.check_as_of(as_of)
     horizons = (churn_horizon_days, value_horizon_days)
-    vocabulary = select_event_types(tables.events, as_of, top_k=event_top_k, named=event_types)
+    vocabulary = source.event_vocabulary(as_of, top_k=event_top_k, named=event_types)
     plan = plan_training(
-        tables, as_of, horizons, max_cutoffs, cutoff_step_days, refit_value, say, vocabulary
+        source, as_of, horizons, max_cutoffs, cutoff_step_days, refit_value, say, vocabulary
     )
     fallbacks = untrainable(plan)
     churn = fit_churn(plan, fallbacks, churn_model, seed, say)
@@ -260,7 +265,7 @@ def train(
     say("logging to MLflow")
     start_tracking(tracking_uri)
     with tracked_run(training_run_name(as_of, *horizons), tracking_uri) as run:
-        log_run(tables, plan, churn, value, ev, fallbacks, kinds, seed)
+        log_run(source.data_tags(as_of), plan, churn, value, ev, fallbacks, kinds, seed)
         log_design(plan)
         # An interrupt raised inside one of MLflow's finalizers is lost: the stop callback
         # is asked again before each step that must not happen once a stop was requested.

@@ -5,14 +5,17 @@ string) gets the key ``blake2b(f"{seed}:{id}", digest_size=8)`` read as an
 unsigned big-endian integer, and the ``N`` ids with the smallest keys (ties
 broken by the id) are the sample. The key of a customer depends only on its
 id and the seed, so the sample does not depend on row order, on the engine, or
-on which other customers are present beyond their count. DuckDB and Spark only
-supply the distinct ids (one column, O(customers)); the keys are computed here.
+on which other customers are present beyond their count. DuckDB supplies the
+distinct ids (one column, O(customers)) and the keys are computed here; on
+Spark the executors compute the keys and only the sampled ids reach the
+driver (:func:`spark_sample`).
 
 :func:`sample_tables` filters in-memory tables to the sample; with Spark,
-:func:`spark_sample_tables` filters the rows on the executors (a broadcast
-semi-join) and collects only the sampled customers' rows. Features of a
-customer depend on that customer's rows alone, so the training frames built
-from those rows equal the sampled customers' rows of the full frames.
+:func:`spark_sample_inputs` filters the rows on the executors (a broadcast
+semi-join) and keeps them there: training computes the features and labels
+of the sample on Spark too. Features of a customer depend on that customer's
+rows alone, so the training frames built from the sampled rows equal the
+sampled customers' rows of the full frames.
 """
 
 from __future__ import annotations
@@ -27,7 +30,14 @@ import pandas as pd
 
 from churnclv._io import InputTables
 
-__all__ = ["SAMPLE_RULE", "Sample", "sample_customers", "sample_tables", "spark_sample_tables"]
+__all__ = [
+    "SAMPLE_RULE",
+    "Sample",
+    "sample_customers",
+    "sample_tables",
+    "spark_sample",
+    "spark_sample_inputs",
+]
 
 #: The rule in words (logged with the training run).
 SAMPLE_RULE = "smallest blake2b-64('<seed>:<customer_id>') keys, ties by id"
@@ -86,53 +96,68 @@ def sample_tables(tables: InputTables, n: int, seed: int = 0) -> tuple[InputTabl
     return kept, sample
 
 
-def _collect_ids(frame: Any) -> list[Any]:
-    return [row[0] for row in frame.select("customer_id").distinct().collect()]
+def _key_hex(seed: int, customer_id: str) -> str:
+    """:func:`_key` as 16 hex digits: ordered as strings as the keys are as numbers."""
+    return hashlib.blake2b(f"{seed}:{customer_id}".encode(), digest_size=8).hexdigest()
 
 
-def _naive(frame: pd.DataFrame) -> pd.DataFrame:
-    """Timestamps naive (UTC) as the DuckDB loader gives them; ids as strings."""
-    out = frame.copy()
-    for col in out.columns:
-        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
-            out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
-    out["customer_id"] = out["customer_id"].astype(str)
-    return out
+def spark_sample(transactions: Any, n: int, seed: int = 0) -> Sample:
+    """:func:`sample_customers` of a Spark frame's customer ids, picked on the executors.
 
-
-def spark_sample_tables(
-    inputs: Any, n: int | None, seed: int = 0
-) -> tuple[InputTables, Sample | None]:
-    """The sampled customers' rows of Spark inputs, collected to pandas.
-
-    ``inputs`` is a :class:`~churnclv.features._spark_inputs.SparkInputs`. Only
-    the distinct customer ids of the transactions and then the sampled
-    customers' rows reach the driver: the rows are filtered by a broadcast
-    semi-join on the executors. ``n`` None collects every row (no sample).
+    The keys are computed by the executors' Python workers (a pandas UDF of
+    the same blake2b key, as 16 hex digits) and Spark keeps the ``n``
+    smallest (key, id) pairs, a top-``n`` per partition merged on the driver;
+    only those ``n`` ids and the count of distinct ids reach the driver.
     """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
     from pyspark.sql import functions as F
 
-    from churnclv.features._spark import get_spark, to_pandas
+    @F.pandas_udf("string")  # type: ignore[call-overload]
+    def key(ids: pd.Series) -> pd.Series:
+        return ids.map(lambda i: _key_hex(seed, i))
 
-    sample = None
-    chosen = None
-    if n is not None:
-        sample = sample_customers(_collect_ids(inputs.transactions), n, seed)
-        if not sample.complete:
-            frame = get_spark().createDataFrame([(i,) for i in sample.ids], "customer_id string")
-            chosen = F.broadcast(frame)
+    ids = transactions.select("customer_id").where(F.col("customer_id").isNotNull()).distinct()
+    keyed = ids.select(key("customer_id").alias("key"), "customer_id")
+    chosen = [r["customer_id"] for r in keyed.orderBy("key", "customer_id").limit(n).collect()]
+    total = len(chosen) if len(chosen) < n else ids.count()
+    return Sample(sorted(chosen), total, n, seed)
 
-    def rows(frame: Any) -> pd.DataFrame | None:
+
+def spark_sample_inputs(inputs: Any, n: int | None, seed: int = 0) -> tuple[Any, Sample | None]:
+    """Spark inputs restricted to the sample, still on Spark.
+
+    ``inputs`` is a :class:`~churnclv.features._spark_inputs.SparkInputs`. Only
+    the sampled customer ids reach the driver (:func:`spark_sample`); each table
+    is filtered by a broadcast semi-join on the sampled ids and persisted on
+    the executors (memory, then disk), as every training job reads it again.
+    ``n`` None, or a sample of every customer, returns ``inputs`` unchanged.
+    """
+    if n is None:
+        return inputs, None
+    from dataclasses import replace
+
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from churnclv.features._spark import get_spark
+
+    sample = spark_sample(inputs.transactions, n, seed)
+    if sample.complete:
+        return inputs, sample
+    ids = get_spark().createDataFrame([(i,) for i in sample.ids], "customer_id string")
+    chosen = F.broadcast(ids)
+
+    def keep(frame: Any) -> Any:
         if frame is None:
             return None
-        keyed = frame.withColumn("customer_id", F.col("customer_id").cast("string"))
-        if chosen is not None:
-            keyed = keyed.join(chosen, "customer_id", "left_semi")
-        return _naive(to_pandas(keyed))
+        kept = frame.join(chosen, "customer_id", "left_semi")
+        return kept.persist(StorageLevel.MEMORY_AND_DISK)
 
-    tables = InputTables(
-        rows(inputs.transactions),
-        rows(inputs.events),
-        rows(inputs.customers),
+    sampled = replace(
+        inputs,
+        transactions=keep(inputs.transactions),
+        events=keep(inputs.events),
+        customers=keep(inputs.customers),
     )
-    return tables, sample
+    return sampled, sample
