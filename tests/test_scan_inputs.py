@@ -16,6 +16,7 @@ from churnclv import (
     InputScans,
     InputTables,
     Scan,
+    _io_scan,
     build_features,
     check_as_of,
     load_champion,
@@ -72,7 +73,11 @@ def _both(tmp_path: Path, tx: pd.DataFrame, columns: ColumnMap | None = None, **
     return tables, loaded, scans, scanned
 
 
-def test_scan_gives_the_rows_and_notes_of_load_inputs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sort_max_rows", [100, 0], ids=["hashes sorted", "hashes counted"])
+def test_scan_gives_the_rows_and_notes_of_load_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sort_max_rows: int
+) -> None:
+    monkeypatch.setattr(_io_scan, "SORT_MAX_ROWS", sort_max_rows)
     tables, loaded, scans, scanned = _both(tmp_path, TX, COLUMNS)
     assert isinstance(scans.transactions, Scan)
     assert scans.transactions.distinct
