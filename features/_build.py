@@ -37,6 +37,7 @@ __all__ = [
     "finish_features",
     "rfm_summary",
     "spark_features",
+    "table_features",
 ]
 
 ENGINES = ("duckdb", "spark", "sqlite")
@@ -146,6 +147,28 @@ def build_features(
         ids = encode_customer_ids(frames)
         out = decode_customer_ids(duckdb_query(frames, sql), ids)
     return finish_features(out, static)
+
+
+def table_features(
+    tables: Any,
+    *,
+    as_of: pd.Timestamp | str,
+    vocabulary: tuple[Sequence[str], Sequence[str]],
+    engine: str = "duckdb",
+) -> pd.DataFrame:
+    """:func:`build_features` of the tables of ``tables`` (:class:`~churnclv.InputTables` or
+    :class:`~churnclv.InputScans`) with ``vocabulary`` (event types, valued event types), e.g.
+    a champion's (:func:`~churnclv.features.model_vocabulary`)."""
+    types, valued = vocabulary
+    return build_features(
+        tables.transactions,
+        tables.events,
+        tables.customers,
+        as_of=as_of,
+        engine=engine,
+        event_types=types,
+        valued_event_types=valued,
+    )
 
 
 def feature_query(

@@ -12,6 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from churnclv._duckdb import prepare
 from churnclv._errors import InputError
 from churnclv._io_scan import Scan
 from churnclv.features._inputs import Parquet
@@ -96,9 +97,7 @@ def connect() -> duckdb.DuckDBPyConnection:
                     f"{MEMORY_LIMIT_ENV} and {TEMP_DIRECTORY_ENV}"
                 ) from None
         con = _DATABASE[0].cursor()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # a long query would draw on stdout
-    return con
+    return prepare(con)
 
 
 def duckdb_query(frames: dict[str, Any], sql: str, *, arrow: bool = False) -> pd.DataFrame:

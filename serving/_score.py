@@ -9,7 +9,7 @@ from churnclv._io import InputTables
 from churnclv._io_scan import InputScans
 from churnclv._pages import ordinary_pages
 from churnclv.decisions import Policy
-from churnclv.features import build_features
+from churnclv.features._build import table_features
 from churnclv.features._vocabulary import model_vocabulary
 from churnclv.serving._batch import score_features
 from churnclv.serving._spark import score_spark
@@ -94,15 +94,7 @@ def score(
         if isinstance(tables, InputScans):
             tables = tables.to_tables()
         return score_spark(tables, as_of=as_of, champion=champion, policy=policy, budget=budget)
-    types, valued = model_vocabulary(champion.churn, champion.value, champion.uplift)
+    vocabulary = model_vocabulary(champion.churn, champion.value, champion.uplift)
     with ordinary_pages():  # a batch's large arrays, each touched once: see _pages
-        feats = build_features(
-            tables.transactions,
-            tables.events,
-            tables.customers,
-            as_of=as_of,
-            engine=engine,
-            event_types=types,
-            valued_event_types=valued,
-        )
+        feats = table_features(tables, as_of=as_of, vocabulary=vocabulary, engine=engine)
         return score_features(feats, champion, policy, budget=budget)

@@ -18,3 +18,23 @@ def require_spark() -> None:
     problem = _spark._java_problem()
     if problem is not None:
         pytest.skip(f"the spark engine needs Java 17+: {problem}", allow_module_level=True)
+
+
+def forbid_driver_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every way of loading an input on the driver fail the test."""
+    import pandas as pd
+
+    from churnclv import _io
+    from churnclv.features import _inputs
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an input was loaded on the driver")
+
+    for module, name in (
+        (_io, "load_transactions"),
+        (_io, "load_events"),
+        (_io, "load_customers"),
+        (_inputs, "as_frame"),
+        (pd, "read_parquet"),
+    ):
+        monkeypatch.setattr(module, name, forbidden)

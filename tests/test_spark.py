@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _spark_env import require_spark
+from _spark_env import forbid_driver_loads, require_spark
 
 from churnclv._errors import InputError
 from churnclv._generate import SyntheticData, generate
@@ -182,26 +182,13 @@ def test_parquet_inputs_are_scanned_by_spark_not_the_driver(
 ) -> None:
     """Parquet paths are scanned by Spark (FileScan parquet of each path in the physical
     plan); no pandas loader runs and no input frame is sent from the driver."""
-    from churnclv import _io
-    from churnclv.features import _inputs
     from churnclv.features._spark_inputs import read_inputs
 
     paths = _write_parquet(
         tmp_path, transactions=data.transactions, events=data.events, customers=data.customers
     )
     duck = build_features(*paths.values(), as_of="2023-10-01")
-
-    def forbidden(*args: object, **kwargs: object) -> None:
-        raise AssertionError("an input was loaded on the driver")
-
-    for module, name in (
-        (_io, "load_transactions"),
-        (_io, "load_events"),
-        (_io, "load_customers"),
-        (_inputs, "as_frame"),
-        (pd, "read_parquet"),
-    ):
-        monkeypatch.setattr(module, name, forbidden)
+    forbid_driver_loads(monkeypatch)
     sent: list[str] = []
     register = _spark.register_frame
     monkeypatch.setattr(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from _spark_env import require_spark
+from _spark_env import forbid_driver_loads, require_spark
 
 from churnclv._cli_output import load_tables
 from churnclv._io import ColumnMap
@@ -93,20 +93,7 @@ def _no_input_rows(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Fail any load of an input on the driver, any frame but the cutoffs sent to Spark and
     any collect of a frame with input columns (``ts``, ``amount``); returns the columns of
     every frame collected to pandas."""
-    from churnclv import _io
-    from churnclv.features import _inputs
-
-    def forbidden(*args: object, **kwargs: object) -> None:
-        raise AssertionError("an input was loaded on the driver")
-
-    for module, name in (
-        (_io, "load_transactions"),
-        (_io, "load_events"),
-        (_io, "load_customers"),
-        (_inputs, "as_frame"),
-        (pd, "read_parquet"),
-    ):
-        monkeypatch.setattr(module, name, forbidden)
+    forbid_driver_loads(monkeypatch)
     register = _spark.register_frame
 
     def send(spark: Any, name: str, *args: Any) -> Any:

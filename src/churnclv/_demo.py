@@ -125,21 +125,14 @@ def _score_both(
     import dataclasses
 
     from churnclv._pages import ordinary_pages
-    from churnclv.features import build_features
+    from churnclv.features._build import table_features
     from churnclv.features._vocabulary import model_vocabulary
     from churnclv.serving import score_features
 
     formula = dataclasses.replace(champion, uplift=None, uplift_version=None)
-    types, valued = model_vocabulary(champion.churn, champion.value, champion.uplift)
+    vocabulary = model_vocabulary(champion.churn, champion.value, champion.uplift)
     with ordinary_pages():  # as in score: a batch's large arrays, each touched once
-        feats = build_features(
-            tables.transactions,
-            tables.events,
-            tables.customers,
-            as_of=as_of,
-            event_types=types,
-            valued_event_types=valued,
-        )
+        feats = table_features(tables, as_of=as_of, vocabulary=vocabulary)
         by_policy = score_features(feats, formula, policy, budget=budget)
         if champion.uplift is None:
             return by_policy, by_policy

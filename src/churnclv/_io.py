@@ -25,6 +25,7 @@ import pandas as pd
 from churnclv import _io_csv
 from churnclv._as_of import check_as_of
 from churnclv._atomic import atomic_write, atomic_write_parquet
+from churnclv._duckdb import prepare
 from churnclv._errors import InputError
 from churnclv._io_values import decimal_hint, event_value_select
 
@@ -210,9 +211,7 @@ def _open(
         raise InputError(f"{what} file is empty: {p}")
     cm = cm or ColumnMap()
     rep = report if report is not None else LoadReport()
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # a long scan would draw on stdout
+    con = prepare(duckdb.connect())
     try:
         if _io_csv.is_csv(p):
             n = _io_csv.read_csv(con, p, what, cm.encoding, cm.sep, rep.add)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from churnclv import _io_csv
+from churnclv._duckdb import prepare
 from churnclv._errors import InputError
 from churnclv._io import (
     ColumnMap,
@@ -141,9 +142,8 @@ class Scan:
 
     def frame(self) -> pd.DataFrame:
         """The rows in pandas, as :func:`~churnclv.load_inputs` gives them (sorted)."""
-        con = duckdb.connect()
+        con = prepare(duckdb.connect())
         try:
-            con.execute("SET TimeZone = 'UTC'")
             return con.sql(f"{self.sql()} ORDER BY ALL").to_arrow_table().to_pandas()
         finally:
             con.close()

@@ -285,18 +285,11 @@ def _features_at(tables: Any, snap: pd.DataFrame, vocabulary: Vocabulary | None)
     ``vocabulary``: the event types (and valued types) with their own features;
     None: the default types, no values.
     """
-    from churnclv.features import DEFAULT_EVENT_TYPES, build_features
+    from churnclv.features import DEFAULT_EVENT_TYPES
+    from churnclv.features._build import table_features
 
     as_of = pd.Timestamp(snap["as_of"].iloc[0])
-    types, valued = vocabulary or (DEFAULT_EVENT_TYPES, ())
-    frame = build_features(
-        tables.transactions,
-        tables.events,
-        tables.customers,
-        as_of=as_of,
-        event_types=types,
-        valued_event_types=valued,
-    )
+    frame = table_features(tables, as_of=as_of, vocabulary=vocabulary or (DEFAULT_EVENT_TYPES, ()))
     frame = frame.drop(columns=["as_of"])
     return snap.merge(frame, on="customer_id", how="left")
 
