@@ -244,3 +244,26 @@ def test_history_appends_replaces_and_tells_the_trend(tmp_path: Path) -> None:
     _, history, problem = append_history(reports[0], tmp_path)
     assert problem is not None and "history.parquet cannot be read" in problem
     assert len(history) == 1
+
+
+def test_a_snapshot_never_carries_the_scores_structured_reasons(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from churnclv._monitor import write_snapshot
+
+    scored = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "as_of": pd.to_datetime(["2024-01-01"] * 2),
+            "model_version": ["churn:v1+value:v1"] * 2,
+            "churn_probability": [0.1, 0.9],
+            "predicted_value": [10.0, 20.0],
+            "value_tier": ["low", "high"],
+            "lifecycle_stage": ["active", "silent"],
+        }
+    )
+    scored.attrs["reasons_detail"] = [[{"feature": "recency_days", "value": 200.0}]] * 2
+    champion = type("C", (), {"churn_horizon_days": 90.0, "value_horizon_days": 365.0})()
+    path = write_snapshot(scored, champion, tmp_path)
+    assert b"reasons_detail" not in pq.read_schema(path).metadata[b"pandas"]
+    assert scored.attrs  # the caller's scores keep them

@@ -262,14 +262,3 @@ def test_two_trainings_at_once_share_one_store(tiny_data: Path, tmp_path: Path) 
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         db.close()
-
-
-def test_parquet_outputs_never_carry_the_frame_attrs(tmp_path: Path) -> None:
-    import pyarrow.parquet as pq
-
-    scored = pd.DataFrame({"customer_id": ["a", "b"], "churn_probability": [0.1, 0.9]})
-    scored.attrs["reasons_detail"] = [[{"feature": "recency_days", "value": 200.0}]] * 2
-    path = atomic_write_parquet(scored[["customer_id"]].copy(), tmp_path / "snap.parquet")
-    assert b"reasons_detail" not in pq.read_schema(path).metadata[b"pandas"]
-    pd.testing.assert_frame_equal(pd.read_parquet(path), scored[["customer_id"]])
-    assert scored.attrs  # the caller's frame keeps them

@@ -16,13 +16,8 @@ def atomic_write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path
     """Write ``df`` to ``path`` through a temp file in the same folder and a rename.
 
     An interrupted or failed write leaves either the old file or none, never a
-    partial one. ``DataFrame.attrs`` are not written: pandas would store them
-    as JSON in the file's metadata (a scores frame's attrs hold every
-    customer's structured reasons, which are not columns).
+    partial one.
     """
-    if df.attrs:
-        df = df.copy(deep=False)
-        df.attrs = {}
     return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
