@@ -66,9 +66,10 @@ def build_features(
         ``customer_id``, ``ts``, ``amount`` (negative = return), optional
         ``category`` and ``channel`` (breadth features: ``n_categories``,
         ``top_category_share``, ``n_channels``, ``top_channel_share``). Each input may
-        also be the path of a Parquet file with these columns: DuckDB then
-        scans it directly, so the rows never sit in pandas (the lowest peak
-        memory; ``benchmarks/features.py`` measures both).
+        also be the path of a Parquet file with these columns, or a validated
+        input file (a :class:`~churnclv.Scan` from :func:`~churnclv.scan_inputs`):
+        DuckDB then scans it directly, so the rows never sit in pandas (the
+        lowest peak memory; ``benchmarks/features.py`` measures both).
     events : pandas.DataFrame or path, optional
         ``customer_id``, ``ts``, ``event_type``.
     customers : pandas.DataFrame or path, optional
