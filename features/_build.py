@@ -153,7 +153,7 @@ def build_features(
 def table_features(
     tables: Any,
     *,
-    as_of: pd.Timestamp | str,
+    as_of: Sequence[pd.Timestamp | str] | pd.Timestamp | str,
     vocabulary: tuple[Sequence[str], Sequence[str]],
     engine: str = "duckdb",
 ) -> pd.DataFrame:

@@ -22,7 +22,8 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 
 from churnclv._io import InputTables, check_as_of
-from churnclv.features import build_features, build_labels
+from churnclv.features import build_labels
+from churnclv.features._build import table_features
 from churnclv.features._vocabulary import DEFAULT_TOP_K, Vocabulary, select_event_types
 
 __all__ = ["FeatureSource", "TablesSource", "as_source"]
@@ -108,15 +109,7 @@ class TablesSource:
     def features(
         self, as_of: pd.Timestamp | Sequence[pd.Timestamp], vocabulary: Vocabulary
     ) -> pd.DataFrame:
-        t = self.tables
-        return build_features(
-            t.transactions,
-            t.events,
-            t.customers,
-            as_of=as_of,
-            event_types=vocabulary[0],
-            valued_event_types=vocabulary[1],
-        )
+        return table_features(self.tables, as_of=as_of, vocabulary=vocabulary)
 
     def data_tags(self, as_of: pd.Timestamp) -> dict[str, str]:
         from churnclv.training._tracking import fingerprint
